@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The kernel/user ABI of dpdbg's datapath: every struct and constant that
+ * crosses the boundary between bpf/datapath.c and the Rust core lives here.
+ * The Rust mirrors in src/abi/ are checked against the BTF of the compiled
+ * object by tests/abi_layout.rs, so a change here that is not mirrored fails
+ * the build's tests rather than corrupting maps at run time.
+ */
+#ifndef DPDBG_ABI_H
+#define DPDBG_ABI_H
+
+#include <linux/types.h>
+
+/* Address families as they appear in keys (not AF_*: one byte, stable). */
+#define DPDBG_FAMILY_IPV4 4
+#define DPDBG_FAMILY_IPV6 6
+
+/* Direction, from the endpoint's point of view (cilium's meaning). */
+#define DPDBG_DIR_INGRESS 0 /* towards the endpoint: tc egress of the host veth */
+#define DPDBG_DIR_EGRESS 1  /* from the endpoint: tc ingress of the host veth */
+
+/* Reserved identities. 0 is never a real identity: in policy keys it means "any". */
+#define DPDBG_IDENTITY_ANY 0
+#define DPDBG_IDENTITY_HOST 1
+#define DPDBG_IDENTITY_WORLD 2
+
+/* endpoint.flags */
+#define DPDBG_EP_ENFORCE_INGRESS 0x1
+#define DPDBG_EP_ENFORCE_EGRESS 0x2
+
+/* endpoints: IP address -> endpoint. IPv4 addresses use addr[0..4]. */
+struct endpoint_key {
+	__u8 addr[16];
+	__u8 family;
+	__u8 pad[3];
+};
+
+struct endpoint_info {
+	__u32 endpoint_id;
+	__u32 identity;
+	__u32 ifindex;
+	__u8 mac[6];
+	__u16 flags;
+};
+
+/*
+ * ipcache: LPM trie. prefixlen counts the family and pad bytes too
+ * (32 bits), so a /24 IPv4 CIDR is stored with prefixlen 56; the family
+ * byte thereby keeps IPv4 and IPv6 prefixes apart in one trie.
+ */
+struct ipcache_key {
+	__u32 prefixlen;
+	__u8 family;
+	__u8 pad[3];
+	__u8 addr[16];
+};
+
+struct ipcache_value {
+	__u32 identity;
+	__u32 flags;
+};
+
+/* policy: identity 0 = any peer; dport 0 with proto 0 = any port and protocol. */
+struct policy_key {
+	__u32 endpoint_id;
+	__u32 identity;
+	__u16 dport; /* host byte order */
+	__u8 proto;
+	__u8 direction;
+};
+
+#define DPDBG_POLICY_ALLOW 0
+#define DPDBG_POLICY_DENY 1
+
+struct policy_value {
+	__u8 action;
+	__u8 pad[7];
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* Which policy lookup matched (policy verdict events, hubble's match kinds). */
+#define DPDBG_MATCH_NONE 0
+#define DPDBG_MATCH_L3_L4 1
+#define DPDBG_MATCH_L3_ONLY 2
+#define DPDBG_MATCH_L4_ONLY 3
+#define DPDBG_MATCH_ALL 4
+
+/*
+ * Conntrack keys are stored in the orientation of the packet that opened the
+ * connection, ports in host byte order. ICMP echo uses the identifier as the
+ * source port of requests and the destination port of replies, so a reply's
+ * reversed tuple finds its request's entry. direction keeps the egress entry
+ * of one endpoint apart from the ingress entry of its peer on the same node.
+ */
+struct ct4_key {
+	__u32 saddr;
+	__u32 daddr;
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 direction;
+	__u16 pad;
+};
+
+struct ct6_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 direction;
+	__u16 pad;
+};
+
+/* ct_entry.flags */
+#define DPDBG_CT_F_SEEN_NON_SYN 0x01
+#define DPDBG_CT_F_CLOSING_FWD 0x02
+#define DPDBG_CT_F_CLOSING_REV 0x04
+#define DPDBG_CT_F_REPLY_SEEN 0x08
+
+/* Lifetimes in seconds after last_seen_ns. */
+#define DPDBG_CT_LIFETIME_TCP_SYN 60
+#define DPDBG_CT_LIFETIME_TCP 21600
+#define DPDBG_CT_LIFETIME_CLOSE 10
+#define DPDBG_CT_LIFETIME_NONTCP 60
+
+/* Times are CLOCK_MONOTONIC_COARSE nanoseconds (bpf_ktime_get_coarse_ns). */
+struct ct_entry {
+	__u64 created_ns;
+	__u64 last_seen_ns;
+	__u64 packets_fwd;
+	__u64 bytes_fwd;
+	__u64 packets_rev;
+	__u64 bytes_rev;
+	__u32 lifetime_s;
+	__u32 src_identity;
+	__u8 tcp_flags_fwd;
+	__u8 tcp_flags_rev;
+	__u8 flags;
+	__u8 pad[5];
+};
+
+/* CT state carried by events. */
+#define DPDBG_CT_NEW 1
+#define DPDBG_CT_ESTABLISHED 2
+#define DPDBG_CT_REPLY 3
+
+/*
+ * Reasons, the metrics key and the drop event's subtype. Numbers below 240
+ * are cilium's drop reasons for the same cause; 240 and up are dpdbg's own.
+ */
+#define DPDBG_REASON_FORWARDED 0
+#define DPDBG_REASON_INVALID_SOURCE_IP 132
+#define DPDBG_REASON_POLICY_DENIED 133
+#define DPDBG_REASON_INVALID_PACKET 134
+#define DPDBG_REASON_CT_TRUNCATED 135
+#define DPDBG_REASON_UNROUTABLE 151
+#define DPDBG_REASON_CT_MAP_INSERT 155
+#define DPDBG_REASON_POLICY_DENYLIST 181
+#define DPDBG_REASON_PASS_OTHER_L3 240 /* not IPv4/IPv6 (ARP, ...): passed */
+#define DPDBG_REASON_PASS_OTHER_L4 241 /* IP protocol we do not track: passed */
+#define DPDBG_REASON_EVENT_LOST 242    /* event not written: buffer full */
+
+/* metrics is a per-CPU array indexed by reason * 2 + direction. */
+#define DPDBG_METRICS_MAX (256 * 2)
+
+struct metrics_value {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* Event types, hubble's CiliumEventType numbers. */
+#define DPDBG_EVENT_DROP 1
+#define DPDBG_EVENT_TRACE 4
+#define DPDBG_EVENT_POLICY_VERDICT 5
+
+/* Trace observation points (event subtype), cilium's numbers. */
+#define DPDBG_TRACE_TO_ENDPOINT 0
+#define DPDBG_TRACE_FROM_ENDPOINT 5
+
+/* Verdicts, hubble's numbers. */
+#define DPDBG_VERDICT_FORWARDED 1
+#define DPDBG_VERDICT_DROPPED 2
+
+#define DPDBG_SNAPLEN_MAX 256 /* a power of two: the datapath masks with it */
+
+/*
+ * Every event starts with this header, followed by cap_len bytes of the
+ * packet. subtype: drop reason, trace observation point, or the policy
+ * match kind. Timestamps are CLOCK_MONOTONIC nanoseconds.
+ */
+struct event_hdr {
+	__u64 timestamp_ns;
+	__u8 type;
+	__u8 subtype;
+	__u8 verdict;
+	__u8 ct_state;
+	__u8 direction;
+	__u8 family;
+	__u8 proto;
+	__u8 pad;
+	__u32 ifindex;
+	__u32 endpoint_id;
+	__u32 src_identity;
+	__u32 dst_identity;
+	__u32 orig_len;
+	__u32 cap_len;
+};
+
+/* Event transports. */
+#define DPDBG_TRANSPORT_RINGBUF 0
+#define DPDBG_TRANSPORT_PERF 1
+
+/* Aggregation levels for trace events. */
+#define DPDBG_AGG_NONE 0   /* a trace event for every forwarded packet */
+#define DPDBG_AGG_MEDIUM 1 /* new connections and changes of TCP flags */
+#define DPDBG_AGG_MAX 2    /* no trace events; drops and verdicts only */
+
+/* Load-time settings: one const volatile global, set by the loader. */
+struct dp_config {
+	__u32 event_transport;
+	__u32 snaplen;
+	__u32 aggregation;
+	__u32 debug;
+};
+
+#endif

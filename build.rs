@@ -1,0 +1,60 @@
+//! Compiles the C datapath in bpf/ into one BPF object with BTF, embedded
+//! into the core library. No compiler is needed on the node that runs dpdbg.
+
+use std::env;
+use std::path::PathBuf;
+use std::process::{Command, exit};
+
+const SOURCES: &[&str] = &["bpf/datapath.c", "bpf/include/dpdbg.h"];
+
+fn fail(msg: &str) -> ! {
+    println!("cargo::error={msg}");
+    exit(1);
+}
+
+fn find_clang() -> String {
+    if let Ok(c) = env::var("CLANG") {
+        return c;
+    }
+    for c in ["clang", "clang-19", "clang-18", "clang-17", "clang-16", "clang-15", "clang-14"] {
+        if Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()) {
+            return c.to_string();
+        }
+    }
+    fail("clang not found: the BPF datapath needs it to build; install it with `apt-get install -y clang llvm libbpf-dev` or set CLANG=/path/to/clang");
+}
+
+fn main() {
+    for s in SOURCES {
+        println!("cargo::rerun-if-changed={s}");
+    }
+    println!("cargo::rerun-if-env-changed=CLANG");
+
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("datapath.o");
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    // Debian keeps asm/types.h under the multiarch include dir, which clang
+    // does not search when targeting bpf.
+    let multiarch = match arch.as_str() {
+        "x86_64" => "x86_64-linux-gnu",
+        "aarch64" => "aarch64-linux-gnu",
+        other => other,
+    };
+    if !std::path::Path::new("/usr/include/bpf/bpf_helpers.h").exists() {
+        fail("bpf/bpf_helpers.h not found: install it with `apt-get install -y libbpf-dev`");
+    }
+    let clang = find_clang();
+    let output = Command::new(&clang)
+        .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror"])
+        .arg(format!("-I/usr/include/{multiarch}"))
+        .args(["-c", "bpf/datapath.c", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap_or_else(|e| fail(&format!("running {clang}: {e}")));
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        for line in stderr.lines() {
+            println!("cargo::warning={line}");
+        }
+        fail(&format!("{clang} failed to compile bpf/datapath.c (see the warnings above)"));
+    }
+}

@@ -1,0 +1,193 @@
+//! `dpdbg datapath …`
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+use clap::Subcommand;
+use dpdbg::datapath::{self, Aggregation, AttachMode, Settings, Transport};
+
+use crate::output::{table, Printer};
+
+const COL_INTERFACE: &str = "INTERFACE";
+const COL_IFINDEX: &str = "IFINDEX";
+const COL_HOOK: &str = "HOOK";
+const COL_PROGRAM: &str = "PROGRAM";
+const COL_MODE: &str = "MODE";
+const COL_STATE: &str = "STATE";
+
+#[derive(Debug, Subcommand)]
+pub enum DatapathCmd {
+    /// Load the datapath and pin its programs and maps under <bpffs>/dpdbg/.
+    Load {
+        /// Where events go: a BPF ring buffer, or a perf event array (one buffer per CPU).
+        #[arg(long = "events", default_value = "ringbuf", value_name = "ringbuf|perf")]
+        transport: Transport,
+        /// Bytes of each packet copied into its event (0 to 256).
+        #[arg(long, default_value_t = 128)]
+        snaplen: u32,
+        /// Trace events: none = every packet, medium = new connections and TCP flag changes, maximum = no traces.
+        #[arg(long, default_value = "medium", value_name = "none|medium|maximum")]
+        aggregation: Aggregation,
+        /// Print drop reasons to the kernel trace pipe as well.
+        #[arg(long)]
+        debug: bool,
+        /// Override a map's size, e.g. --map-size ct4=1048576 (repeatable).
+        #[arg(long = "map-size", value_name = "MAP=ENTRIES", value_parser = parse_map_size)]
+        map_sizes: Vec<(String, u32)>,
+    },
+    /// Detach from every interface and remove every program, link and map pin.
+    Unload,
+    /// Attach the datapath to the TC ingress and egress of each interface.
+    Attach {
+        /// Interfaces to attach to (the host side of each endpoint's veth).
+        #[arg(required = true, value_name = "IFACE")]
+        interfaces: Vec<String>,
+        /// tcx (kernel 6.6+, default when available) or clsact.
+        #[arg(long, value_name = "tcx|clsact")]
+        mode: Option<AttachMode>,
+    },
+    /// Detach the datapath from each interface.
+    Detach {
+        #[arg(required = true, value_name = "IFACE")]
+        interfaces: Vec<String>,
+    },
+    /// Show what is loaded: programs, attached interfaces, maps, settings.
+    Status,
+}
+
+fn parse_map_size(s: &str) -> Result<(String, u32), String> {
+    let (name, n) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected MAP=ENTRIES"))?;
+    let n: u32 = n.parse().map_err(|_| format!("{s:?}: {n:?} is not a number of entries"))?;
+    Ok((name.to_string(), n))
+}
+
+impl DatapathCmd {
+    pub fn run(self, bpffs: &Path, p: &Printer) -> anyhow::Result<()> {
+        match self {
+            DatapathCmd::Load { transport, snaplen, aggregation, debug, map_sizes } => {
+                let settings = Settings { transport, snaplen, aggregation, debug, max_entries: map_sizes };
+                let r = datapath::load(bpffs, &settings).context("datapath load")?;
+                p.print(&r, || {
+                    let mut s = format!(
+                        "Loaded the datapath: events via {}, snaplen {}, aggregation {}\n",
+                        format!("{:?}", r.settings.transport).to_lowercase(),
+                        r.settings.snaplen,
+                        format!("{:?}", r.settings.aggregation).to_lowercase()
+                    );
+                    for prog in &r.programs {
+                        let _ = writeln!(s, "  program {} (id {}) pinned at {}", prog.name, prog.id, prog.pin.display());
+                    }
+                    let _ = write!(s, "Next: dpdbg datapath attach IFACE…");
+                    s
+                })
+            }
+            DatapathCmd::Unload => {
+                let r = datapath::unload(bpffs).context("datapath unload")?;
+                p.print(&r, || {
+                    format!("Unloaded the datapath: detached {} interface(s), removed {} pin(s)", r.detached.len(), r.removed_pins)
+                })
+            }
+            DatapathCmd::Attach { interfaces, mode } => {
+                let mut all = Vec::new();
+                for i in &interfaces {
+                    all.extend(datapath::attach(bpffs, i, mode).with_context(|| format!("datapath attach {i}"))?);
+                }
+                p.print(&all, || {
+                    let mut t = table(&[COL_INTERFACE, COL_IFINDEX, COL_HOOK, COL_PROGRAM, COL_MODE]);
+                    for a in &all {
+                        t.add_row(vec![
+                            a.interface.clone(),
+                            a.ifindex.to_string(),
+                            a.hook.as_str().to_string(),
+                            a.program.to_string(),
+                            format!("{:?}", a.mode).to_lowercase(),
+                        ]);
+                    }
+                    t.to_string()
+                })
+            }
+            DatapathCmd::Detach { interfaces } => {
+                for i in &interfaces {
+                    datapath::detach(bpffs, i).with_context(|| format!("datapath detach {i}"))?;
+                }
+                p.print(&serde_json::json!({ "detached": interfaces }), || format!("Detached {}", interfaces.join(", ")))
+            }
+            DatapathCmd::Status => {
+                let st = datapath::status(bpffs).context("datapath status")?;
+                p.print(&st, || render_status(&st))
+            }
+        }
+    }
+}
+
+fn render_status(st: &datapath::Status) -> String {
+    let mut s = String::new();
+    let f = &st.features;
+    let _ = writeln!(
+        s,
+        "Kernel:      {} (tcx: {}, ringbuf: {})",
+        f.kernel,
+        if f.tcx { "yes" } else { "no" },
+        if f.ringbuf { "yes" } else { "no" }
+    );
+    let _ = writeln!(s, "Pin dir:     {}", st.pin_dir.display());
+    if !st.loaded {
+        let _ = writeln!(s, "Datapath:    not loaded (run `dpdbg datapath load`)");
+        return s;
+    }
+    let _ = writeln!(s, "Datapath:    loaded");
+    if let Some(c) = &st.settings {
+        let _ = writeln!(
+            s,
+            "Events:      {} (snaplen {}, aggregation {}{})",
+            format!("{:?}", c.transport).to_lowercase(),
+            c.snaplen,
+            format!("{:?}", c.aggregation).to_lowercase(),
+            if c.debug { ", debug" } else { "" }
+        );
+    }
+    let _ = writeln!(s, "\nPrograms:");
+    let mut t = table(&["NAME", "ID", "TAG", "PIN"]);
+    for pr in &st.programs {
+        t.add_row(vec![pr.name.clone(), pr.id.to_string(), pr.tag.clone(), pr.pin.display().to_string()]);
+    }
+    let _ = writeln!(s, "{t}");
+    let _ = writeln!(s, "\nInterfaces:");
+    if st.interfaces.is_empty() {
+        let _ = writeln!(s, "  none attached (run `dpdbg datapath attach IFACE`)");
+    } else {
+        let mut t = table(&[COL_INTERFACE, COL_IFINDEX, COL_HOOK, COL_PROGRAM, COL_MODE, COL_STATE]);
+        for a in &st.interfaces {
+            t.add_row(vec![
+                a.interface.clone(),
+                a.ifindex.map_or("-".into(), |i| i.to_string()),
+                a.hook.as_str().to_string(),
+                a.program.to_string(),
+                format!("{:?}", a.mode).to_lowercase(),
+                if a.attached { "attached" } else { "stale (interface gone or link detached)" }.to_string(),
+            ]);
+        }
+        let _ = writeln!(s, "{t}");
+    }
+    let _ = writeln!(s, "\nMaps:");
+    let mut t = table(&["NAME", "ID", "TYPE", "KEY", "VALUE", "MAX", "ENTRIES", "FILL"]);
+    for m in &st.maps {
+        let fill = match m.entries {
+            Some(e) if m.max_entries > 0 && !m.map_type.contains("array") => format!("{:.1}%", e as f64 * 100.0 / m.max_entries as f64),
+            _ => "-".into(),
+        };
+        t.add_row(vec![
+            m.name.clone(),
+            m.id.to_string(),
+            m.map_type.clone(),
+            m.key_size.to_string(),
+            m.value_size.to_string(),
+            m.max_entries.to_string(),
+            m.entries.map_or("-".into(), |e| e.to_string()),
+            fill,
+        ]);
+    }
+    let _ = write!(s, "{t}");
+    s
+}

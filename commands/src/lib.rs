@@ -1,0 +1,48 @@
+//! The `dpdbg` command line: the clap tree, one module per command group,
+//! rendering as tables or JSON. All kernel work goes through the core.
+
+pub mod datapath;
+pub mod generated;
+pub mod lab;
+pub mod output;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub use output::Printer;
+
+/// dpdbg: inspect and debug an eBPF networking datapath — load it, attach it,
+/// read its maps and events, and run a lab to try it.
+#[derive(Debug, Parser)]
+#[command(name = "dpdbg", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/).
+    #[arg(long, global = true, env = "DPDBG_BPFFS", default_value = "/sys/fs/bpf", value_name = "DIR")]
+    pub bpffs: PathBuf,
+
+    /// Output format: a table for people, json for scripts.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = output::Format::Table)]
+    pub output: output::Format,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load, attach, detach, unload and inspect the datapath.
+    #[command(subcommand)]
+    Datapath(datapath::DatapathCmd),
+    /// The built-in lab: endpoints in network namespaces with the datapath attached.
+    #[command(subcommand)]
+    Lab(lab::LabCmd),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let printer = Printer::new(cli.output);
+    match cli.command {
+        Command::Datapath(c) => c.run(&cli.bpffs, &printer),
+        Command::Lab(c) => c.run(&cli.bpffs, &printer),
+    }
+}

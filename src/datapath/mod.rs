@@ -1,0 +1,422 @@
+//! Load, attach, detach, unload and describe the datapath. Everything lives
+//! pinned under `<bpffs>/dpdbg/` so it outlives the process that put it there:
+//! `maps/<name>`, `progs/<name>`, `links/<ifname>-<ingress|egress>`.
+
+mod pins;
+mod status;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::tc::{self, TcAttachOptions};
+use aya::programs::{LinkOrder, ProgramError, SchedClassifier, TcAttachType};
+use aya::EbpfLoader;
+use serde::Serialize;
+
+pub use pins::Pins;
+pub use status::{status, AttachmentStatus, MapStatus, ProgramStatus, Status};
+
+use crate::abi::{self, DpConfig};
+use crate::{sys, Error, Result};
+
+/// The maps the object defines, each pinned as `maps/<name>`.
+pub const MAPS: &[&str] = &["endpoints", "ipcache", "policy", "ct4", "ct6", "metrics", "events", "events_perf"];
+/// The object's `.rodata` (the `cfg` settings) is pinned under this name so
+/// `status` can show what the loaded datapath was configured with.
+pub const CONFIG_MAP: &str = "config";
+/// The programs, each pinned as `progs/<name>`.
+pub const PROG_FROM_ENDPOINT: &str = "from_endpoint";
+pub const PROG_TO_ENDPOINT: &str = "to_endpoint";
+
+/// Where events go: chosen at load time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    #[default]
+    Ringbuf,
+    Perf,
+}
+
+impl FromStr for Transport {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "ringbuf" => Ok(Transport::Ringbuf),
+            "perf" => Ok(Transport::Perf),
+            _ => Err(Error::InvalidInput(format!("unknown event transport {s:?}: use ringbuf or perf"))),
+        }
+    }
+}
+
+/// How many trace events the datapath emits (drops and verdicts are always sent).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregation {
+    /// A trace event for every forwarded packet.
+    None,
+    /// Trace new connections and changes of TCP flags.
+    #[default]
+    Medium,
+    /// No trace events.
+    Maximum,
+}
+
+impl FromStr for Aggregation {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "none" => Ok(Aggregation::None),
+            "medium" => Ok(Aggregation::Medium),
+            "maximum" | "max" => Ok(Aggregation::Maximum),
+            _ => Err(Error::InvalidInput(format!("unknown aggregation level {s:?}: use none, medium or maximum"))),
+        }
+    }
+}
+
+/// Load-time settings.
+#[derive(Clone, Debug, Serialize)]
+pub struct Settings {
+    pub transport: Transport,
+    /// Packet bytes copied into each event, 0..=256.
+    pub snaplen: u32,
+    pub aggregation: Aggregation,
+    pub debug: bool,
+    /// Overrides of map sizes (entries), by map name.
+    #[serde(skip)]
+    pub max_entries: Vec<(String, u32)>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { transport: Transport::Ringbuf, snaplen: 128, aggregation: Aggregation::Medium, debug: false, max_entries: vec![] }
+    }
+}
+
+impl Settings {
+    pub fn to_config(&self) -> DpConfig {
+        DpConfig {
+            event_transport: match self.transport {
+                Transport::Ringbuf => abi::TRANSPORT_RINGBUF,
+                Transport::Perf => abi::TRANSPORT_PERF,
+            },
+            snaplen: self.snaplen,
+            aggregation: match self.aggregation {
+                Aggregation::None => abi::AGG_NONE,
+                Aggregation::Medium => abi::AGG_MEDIUM,
+                Aggregation::Maximum => abi::AGG_MAX,
+            },
+            debug: self.debug as u32,
+        }
+    }
+
+    pub fn from_config(c: &DpConfig) -> Settings {
+        Settings {
+            transport: if c.event_transport == abi::TRANSPORT_PERF { Transport::Perf } else { Transport::Ringbuf },
+            snaplen: c.snaplen,
+            aggregation: match c.aggregation {
+                abi::AGG_NONE => Aggregation::None,
+                abi::AGG_MAX => Aggregation::Maximum,
+                _ => Aggregation::Medium,
+            },
+            debug: c.debug != 0,
+            max_entries: vec![],
+        }
+    }
+}
+
+/// How a program is attached to an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachMode {
+    /// A TCX link (kernel 6.6+), pinned under links/.
+    Tcx,
+    /// A clsact qdisc filter (older kernels), remembered by a marker under links/.
+    Clsact,
+}
+
+impl FromStr for AttachMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "tcx" => Ok(AttachMode::Tcx),
+            "clsact" | "tc" => Ok(AttachMode::Clsact),
+            _ => Err(Error::InvalidInput(format!("unknown attach mode {s:?}: use tcx or clsact"))),
+        }
+    }
+}
+
+/// The TC hook a program sits on, named as tc names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hook {
+    Ingress,
+    Egress,
+}
+
+impl Hook {
+    pub const BOTH: [Hook; 2] = [Hook::Ingress, Hook::Egress];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hook::Ingress => "ingress",
+            Hook::Egress => "egress",
+        }
+    }
+
+    /// The host veth's tc ingress sees what the endpoint sends.
+    pub fn program(self) -> &'static str {
+        match self {
+            Hook::Ingress => PROG_FROM_ENDPOINT,
+            Hook::Egress => PROG_TO_ENDPOINT,
+        }
+    }
+
+    fn tc(self) -> TcAttachType {
+        match self {
+            Hook::Ingress => TcAttachType::Ingress,
+            Hook::Egress => TcAttachType::Egress,
+        }
+    }
+}
+
+/// What `load` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct LoadReport {
+    pub pin_dir: PathBuf,
+    pub programs: Vec<ProgramStatus>,
+    pub settings: Settings,
+}
+
+fn verifier_error(program: &str, e: ProgramError) -> Error {
+    match e {
+        ProgramError::LoadError { io_error, verifier_log } => {
+            let log = verifier_log.to_string();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+            Error::VerifierRejected { program: program.to_string(), reason: io_error.to_string(), log_tail: tail }
+        }
+        other => Error::bpf(format!("loading program {program}"), other),
+    }
+}
+
+fn check_settings(s: &Settings) -> Result<()> {
+    if s.snaplen > abi::SNAPLEN_MAX {
+        return Err(Error::InvalidInput(format!("snaplen {} is too large: at most {}", s.snaplen, abi::SNAPLEN_MAX)));
+    }
+    for (name, n) in &s.max_entries {
+        if !MAPS.contains(&name.as_str()) {
+            return Err(Error::InvalidInput(format!("no map named {name:?} (maps: {})", MAPS.join(", "))));
+        }
+        if *n == 0 {
+            return Err(Error::InvalidInput(format!("map {name}: max entries must be at least 1")));
+        }
+    }
+    Ok(())
+}
+
+/// Loads the built-in datapath object and pins its maps and programs.
+pub fn load(bpffs: &Path, settings: &Settings) -> Result<LoadReport> {
+    load_object(bpffs, settings, crate::DATAPATH_OBJECT)
+}
+
+/// Loads `object` (a datapath build with the same maps and programs).
+pub fn load_object(bpffs: &Path, settings: &Settings, object: &[u8]) -> Result<LoadReport> {
+    sys::require_privileges("loading the datapath")?;
+    sys::require_bpffs(bpffs)?;
+    check_settings(settings)?;
+    let pins = Pins::new(bpffs);
+    if pins.is_loaded() {
+        return Err(Error::AlreadyLoaded { dir: pins.root().to_path_buf() });
+    }
+    if settings.transport == Transport::Ringbuf && !sys::features().ringbuf {
+        return Err(Error::InvalidInput("this kernel has no BPF ring buffer (5.8+): load with --events perf".into()));
+    }
+    pins.create_dirs()?;
+    let result = load_pinned(&pins, settings, object);
+    if result.is_err() {
+        // A failed load leaves nothing half-pinned behind.
+        let _ = pins.remove_all();
+    }
+    result
+}
+
+fn load_pinned(pins: &Pins, settings: &Settings, object: &[u8]) -> Result<LoadReport> {
+    let config = settings.to_config();
+    let map_paths: Vec<(&str, PathBuf)> = MAPS.iter().map(|m| (*m, pins.map(m))).collect();
+    let mut loader = EbpfLoader::new();
+    loader.override_global("cfg", &config, true);
+    for (name, path) in &map_paths {
+        loader.map_pin_path(name, path.as_path());
+    }
+    // The ring buffer is only worth its memory when it is the transport.
+    if settings.transport == Transport::Perf {
+        loader.map_max_entries("events", 4096);
+    }
+    for (name, n) in &settings.max_entries {
+        loader.map_max_entries(name, *n);
+    }
+    let mut ebpf = loader.load(object).map_err(|e| match e {
+        aya::EbpfError::ProgramError(pe) => verifier_error("(object)", pe),
+        other => Error::bpf("loading the datapath object", other),
+    })?;
+
+    if let Some(rodata) = ebpf.map(".rodata") {
+        rodata.pin(pins.map(CONFIG_MAP)).map_err(|e| Error::bpf("pinning the settings map", e))?;
+    }
+
+    let mut programs = Vec::new();
+    for name in [PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT] {
+        let prog: &mut SchedClassifier = ebpf
+            .program_mut(name)
+            .ok_or_else(|| Error::InvalidInput(format!("the object has no program {name}")))?
+            .try_into()
+            .map_err(|e| Error::bpf(format!("program {name}"), e))?;
+        prog.load().map_err(|e| verifier_error(name, e))?;
+        let path = pins.prog(name);
+        prog.pin(&path).map_err(|e| Error::bpf(format!("pinning program {name} at {}", path.display()), e))?;
+        let info = prog.info().map_err(|e| Error::bpf(format!("program {name}"), e))?;
+        programs.push(ProgramStatus::from_info(name, &path, &info));
+    }
+    Ok(LoadReport { pin_dir: pins.root().to_path_buf(), programs, settings: settings.clone() })
+}
+
+/// One program attached to one interface hook.
+#[derive(Clone, Debug, Serialize)]
+pub struct Attachment {
+    pub interface: String,
+    pub ifindex: u32,
+    pub hook: Hook,
+    pub program: &'static str,
+    pub mode: AttachMode,
+    pub pin: PathBuf,
+}
+
+/// Attaches the datapath to both TC hooks of `ifname` and pins the links.
+/// `mode` None picks TCX when the kernel has it.
+pub fn attach(bpffs: &Path, ifname: &str, mode: Option<AttachMode>) -> Result<Vec<Attachment>> {
+    sys::require_privileges("attaching the datapath")?;
+    sys::require_bpffs(bpffs)?;
+    let pins = Pins::new(bpffs);
+    if !pins.is_loaded() {
+        return Err(Error::NotLoaded { dir: pins.root().to_path_buf() });
+    }
+    let ifindex = sys::ifindex(ifname)?;
+    for hook in Hook::BOTH {
+        if pins.attachment(ifname, hook).is_some() {
+            return Err(Error::AlreadyAttached { name: ifname.to_string(), direction: hook.as_str() });
+        }
+    }
+    let mode = mode.unwrap_or(if sys::features().tcx { AttachMode::Tcx } else { AttachMode::Clsact });
+    let mut done = Vec::new();
+    for hook in Hook::BOTH {
+        match attach_hook(&pins, ifname, ifindex, hook, mode) {
+            Ok(a) => done.push(a),
+            Err(e) => {
+                // Leave the interface as it was: both hooks or neither.
+                for a in &done {
+                    let _ = detach_hook(&pins, ifname, a.hook);
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(done)
+}
+
+fn attach_hook(pins: &Pins, ifname: &str, ifindex: u32, hook: Hook, mode: AttachMode) -> Result<Attachment> {
+    let name = hook.program();
+    let mut prog = SchedClassifier::from_pin(pins.prog(name))
+        .map_err(|e| Error::bpf(format!("opening pinned program {}", pins.prog(name).display()), e))?;
+    let what = || format!("attaching {name} to {ifname} ({})", hook.as_str());
+    let pin = match mode {
+        AttachMode::Tcx => {
+            let id = prog
+                .attach_with_options(ifname, hook.tc(), TcAttachOptions::TcxOrder(LinkOrder::default()))
+                .map_err(|e| Error::bpf(what(), e))?;
+            let link = prog.take_link(id).map_err(|e| Error::bpf(what(), e))?;
+            let fd: FdLink = link.try_into().map_err(|e: aya::programs::links::LinkError| Error::bpf(what(), e))?;
+            let path = pins.link(ifname, hook);
+            fd.pin(&path).map_err(|e| Error::bpf(format!("pinning link at {}", path.display()), e))?;
+            path
+        }
+        AttachMode::Clsact => {
+            match tc::qdisc_add_clsact(ifname) {
+                Ok(()) => {}
+                Err(e) if e.to_string().contains("exists") => {}
+                Err(e) => return Err(Error::bpf(format!("adding clsact qdisc to {ifname}"), e)),
+            }
+            let id = prog.attach(ifname, hook.tc()).map_err(|e| Error::bpf(what(), e))?;
+            // Netlink filters outlive the process once their link is forgotten.
+            let link = prog.take_link(id).map_err(|e| Error::bpf(what(), e))?;
+            std::mem::forget(link);
+            let path = pins.clsact_marker(ifname, hook);
+            fs::create_dir(&path).map_err(|e| Error::io("mkdir", &path, e))?;
+            path
+        }
+    };
+    Ok(Attachment { interface: ifname.to_string(), ifindex, hook, program: name, mode, pin })
+}
+
+fn detach_hook(pins: &Pins, ifname: &str, hook: Hook) -> Result<bool> {
+    match pins.attachment(ifname, hook) {
+        Some((AttachMode::Tcx, path)) => {
+            let link = PinnedLink::from_pin(&path).map_err(|e| Error::bpf(format!("opening link {}", path.display()), e))?;
+            // Unpinning drops the last reference once our fd closes: the link detaches.
+            drop(link.unpin().map_err(|e| Error::io("unpin", &path, e))?);
+            Ok(true)
+        }
+        Some((AttachMode::Clsact, path)) => {
+            if sys::ifindex(ifname).is_ok() {
+                tc::qdisc_detach_program(ifname, hook.tc(), hook.program())
+                    .map_err(|e| Error::bpf(format!("removing {} filter from {ifname}", hook.as_str()), e))?;
+            }
+            fs::remove_dir(&path).map_err(|e| Error::io("rmdir", &path, e))?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// Detaches the datapath from both hooks of `ifname`. Works for interfaces
+/// that no longer exist (their stale pins are removed).
+pub fn detach(bpffs: &Path, ifname: &str) -> Result<()> {
+    sys::require_privileges("detaching the datapath")?;
+    sys::require_bpffs(bpffs)?;
+    let pins = Pins::new(bpffs);
+    let mut any = false;
+    for hook in Hook::BOTH {
+        any |= detach_hook(&pins, ifname, hook)?;
+    }
+    if !any {
+        return Err(Error::NotAttached { name: ifname.to_string() });
+    }
+    Ok(())
+}
+
+/// What `unload` removed.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct UnloadReport {
+    pub detached: Vec<String>,
+    pub removed_pins: usize,
+}
+
+/// Detaches every interface and removes every pin: no program, link or map of
+/// ours is left in the kernel afterwards (unless someone else holds an fd).
+pub fn unload(bpffs: &Path) -> Result<UnloadReport> {
+    sys::require_privileges("unloading the datapath")?;
+    sys::require_bpffs(bpffs)?;
+    let pins = Pins::new(bpffs);
+    if !pins.root().exists() {
+        return Err(Error::NotLoaded { dir: pins.root().to_path_buf() });
+    }
+    let mut report = UnloadReport::default();
+    for (ifname, hook, _, _) in pins.attachments() {
+        if detach_hook(&pins, &ifname, hook)? && !report.detached.contains(&ifname) {
+            report.detached.push(ifname);
+        }
+    }
+    report.removed_pins = pins.remove_all()?;
+    Ok(report)
+}

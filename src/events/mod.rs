@@ -1,0 +1,223 @@
+//! Reading the datapath's events from the pinned ring buffer or perf event
+//! array, and decoding their headers.
+
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aya::maps::perf::{PerfEvent, PerfEventArrayBuffer};
+use aya::maps::{Map, MapData, PerfEventArray, RingBuf};
+use serde::Serialize;
+
+use crate::abi::{self, EventHdr};
+use crate::datapath::{Pins, Transport};
+use crate::{Error, Result};
+
+/// A decoding failure: the record is shorter or longer than its header says.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The record is shorter than the fixed header.
+    #[error("event record of {len} bytes is shorter than its {need}-byte header")]
+    Short { len: usize, need: usize },
+    /// cap_len claims more packet bytes than the record holds.
+    #[error("event claims {cap_len} captured bytes but the record holds {have}")]
+    CapTooLong { cap_len: u32, have: usize },
+}
+
+/// One decoded event: the header and the captured packet bytes.
+#[derive(Clone, Debug, Serialize)]
+pub struct Event {
+    #[serde(flatten)]
+    pub hdr: EventHdrView,
+    #[serde(skip)]
+    pub data: Vec<u8>,
+}
+
+/// The header with stable field names.
+#[derive(Clone, Debug, Serialize)]
+pub struct EventHdrView {
+    pub timestamp_ns: u64,
+    #[serde(rename = "type")]
+    pub event_type: u8,
+    pub subtype: u8,
+    pub verdict: u8,
+    pub ct_state: u8,
+    pub direction: u8,
+    pub family: u8,
+    pub proto: u8,
+    pub ifindex: u32,
+    pub endpoint_id: u32,
+    pub src_identity: u32,
+    pub dst_identity: u32,
+    pub orig_len: u32,
+    pub cap_len: u32,
+}
+
+impl From<&EventHdr> for EventHdrView {
+    fn from(h: &EventHdr) -> Self {
+        EventHdrView {
+            timestamp_ns: h.timestamp_ns,
+            event_type: h.r#type,
+            subtype: h.subtype,
+            verdict: h.verdict,
+            ct_state: h.ct_state,
+            direction: h.direction,
+            family: h.family,
+            proto: h.proto,
+            ifindex: h.ifindex,
+            endpoint_id: h.endpoint_id,
+            src_identity: h.src_identity,
+            dst_identity: h.dst_identity,
+            orig_len: h.orig_len,
+            cap_len: h.cap_len,
+        }
+    }
+}
+
+/// Decodes one record (ringbuf record or perf sample, padding allowed).
+pub fn decode(rec: &[u8]) -> Result<Event, DecodeError> {
+    let need = std::mem::size_of::<EventHdr>();
+    if rec.len() < need {
+        return Err(DecodeError::Short { len: rec.len(), need });
+    }
+    // SAFETY: EventHdr is repr(C) plain integers; rec holds at least its size.
+    let hdr: EventHdr = unsafe { std::ptr::read_unaligned(rec.as_ptr().cast()) };
+    let have = rec.len() - need;
+    if hdr.cap_len as usize > have {
+        return Err(DecodeError::CapTooLong { cap_len: hdr.cap_len, have });
+    }
+    Ok(Event { hdr: (&hdr).into(), data: rec[need..need + hdr.cap_len as usize].to_vec() })
+}
+
+enum Inner {
+    Ring(RingBuf<MapData>),
+    Perf(Vec<PerfEventArrayBuffer<MapData>>),
+}
+
+/// Reads events from whichever transport the datapath writes to.
+pub struct EventReader {
+    inner: Inner,
+    /// Perf samples the kernel reported lost (ring full).
+    pub lost: u64,
+}
+
+impl EventReader {
+    pub fn open(bpffs: &Path, transport: Transport) -> Result<EventReader> {
+        let pins = Pins::new(bpffs);
+        let open = |name: &str| -> Result<Map> {
+            let p = pins.map(name);
+            let data = MapData::from_pin(&p).map_err(|e| Error::bpf(format!("opening {}", p.display()), e))?;
+            Map::from_map_data(data).map_err(|e| Error::bpf(format!("opening {}", p.display()), e))
+        };
+        let inner = match transport {
+            Transport::Ringbuf => Inner::Ring(RingBuf::try_from(open("events")?).map_err(|e| Error::bpf("ring buffer", e))?),
+            Transport::Perf => {
+                let mut arr = PerfEventArray::try_from(open("events_perf")?).map_err(|e| Error::bpf("perf event array", e))?;
+                let cpus = aya::util::online_cpus().map_err(|(p, e)| Error::io("read", p, e))?;
+                let mut bufs = Vec::new();
+                for cpu in cpus {
+                    bufs.push(arr.open(cpu, Some(64)).map_err(|e| Error::bpf(format!("perf buffer of CPU {cpu}"), e))?);
+                }
+                Inner::Perf(bufs)
+            }
+        };
+        Ok(EventReader { inner, lost: 0 })
+    }
+
+    fn fds(&self) -> Vec<RawFd> {
+        match &self.inner {
+            Inner::Ring(r) => vec![r.as_fd().as_raw_fd()],
+            Inner::Perf(b) => b.iter().map(|b| b.as_fd().as_raw_fd()).collect(),
+        }
+    }
+
+    /// Hands every record available now to `f`; returns how many.
+    pub fn drain(&mut self, mut f: impl FnMut(&[u8])) -> usize {
+        let mut n = 0;
+        match &mut self.inner {
+            Inner::Ring(r) => {
+                while let Some(item) = r.next() {
+                    f(&item);
+                    n += 1;
+                }
+            }
+            Inner::Perf(bufs) => {
+                let mut scratch = Vec::new();
+                for b in bufs.iter_mut() {
+                    b.for_each(|ev| match ev {
+                        PerfEvent::Sample { head, tail } => {
+                            let rec = if tail.is_empty() {
+                                head
+                            } else {
+                                scratch.clear();
+                                scratch.extend_from_slice(head);
+                                scratch.extend_from_slice(tail);
+                                &scratch[..]
+                            };
+                            f(rec);
+                            n += 1;
+                        }
+                        PerfEvent::Lost { count } => self.lost += count,
+                    });
+                }
+            }
+        }
+        n
+    }
+
+    /// Waits up to `timeout` for events to arrive.
+    pub fn wait(&self, timeout: Duration) -> Result<bool> {
+        let mut pfds: Vec<libc::pollfd> =
+            self.fds().into_iter().map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: pfds is a valid array of pollfd for the call.
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                return Ok(false);
+            }
+            return Err(Error::io("poll", "events", e));
+        }
+        Ok(r > 0)
+    }
+
+    /// Collects decoded events until `quiet` passes with none, or `max` elapses.
+    pub fn collect_for(&mut self, quiet: Duration, max: Duration) -> Result<Vec<Event>> {
+        let start = Instant::now();
+        let mut out = Vec::new();
+        let mut last = Instant::now();
+        while start.elapsed() < max && last.elapsed() < quiet {
+            self.wait(Duration::from_millis(50))?;
+            let mut got = 0;
+            self.drain(|rec| {
+                if let Ok(e) = decode(rec) {
+                    out.push(e);
+                }
+                got += 1;
+            });
+            if got > 0 {
+                last = Instant::now();
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Size of one ringbuf record, for sizing and benchmarks.
+pub const RINGBUF_RECORD_SIZE: usize = abi::EVENT_RECORD_SIZE;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_and_lying_records_are_errors() {
+        assert_eq!(decode(&[0u8; 10]).unwrap_err(), DecodeError::Short { len: 10, need: 40 });
+        let mut rec = vec![0u8; 50];
+        rec[36..40].copy_from_slice(&11u32.to_le_bytes());
+        assert_eq!(decode(&rec).unwrap_err(), DecodeError::CapTooLong { cap_len: 11, have: 10 });
+        rec[36..40].copy_from_slice(&10u32.to_le_bytes());
+        assert_eq!(decode(&rec).unwrap().data.len(), 10);
+    }
+}

@@ -1,0 +1,18 @@
+//! dpdbg's core: load, attach and pin the datapath, read and change its maps,
+//! read its events, and run the built-in lab. No printing and no CLI here:
+//! the `dpdbg` binary (commands/) and the dashboard (tui/) render what this
+//! library returns.
+
+pub mod abi;
+pub mod btf;
+pub mod datapath;
+pub mod error;
+pub mod events;
+pub mod lab;
+pub mod maps;
+pub mod sys;
+
+pub use error::{Error, Result};
+
+/// The compiled datapath object (bpf/datapath.c, with BTF), built by build.rs.
+pub static DATAPATH_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/datapath.o"));

@@ -1,0 +1,195 @@
+//! Typed access to the datapath's pinned maps.
+
+pub mod raw;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use aya::maps::{HashMap, LpmTrie, Map, MapData, PerCpuArray};
+use aya::maps::lpm_trie::Key as LpmKey;
+use serde::Serialize;
+
+use crate::abi::{self, *};
+use crate::datapath::Pins;
+use crate::{sys, Error, Result};
+
+fn open(pins: &Pins, name: &str) -> Result<Map> {
+    let path = pins.map(name);
+    if !path.exists() {
+        return Err(Error::NotLoaded { dir: pins.root().to_path_buf() });
+    }
+    let data = MapData::from_pin(&path).map_err(|e| Error::bpf(format!("opening map {}", path.display()), e))?;
+    Map::from_map_data(data).map_err(|e| Error::bpf(format!("opening map {}", path.display()), e))
+}
+
+fn typed<T, E>(name: &str, r: std::result::Result<T, E>) -> Result<T>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    r.map_err(|e| Error::bpf(format!("map {name}"), e))
+}
+
+/// Converts an IP into the 16-byte address field and family of our keys.
+pub fn addr_bytes(ip: IpAddr) -> ([u8; 16], u8) {
+    let mut a = [0u8; 16];
+    match ip {
+        IpAddr::V4(v4) => {
+            a[..4].copy_from_slice(&v4.octets());
+            (a, FAMILY_IPV4)
+        }
+        IpAddr::V6(v6) => (v6.octets(), FAMILY_IPV6),
+    }
+}
+
+pub fn addr_from_bytes(a: &[u8; 16], family: u8) -> IpAddr {
+    if family == FAMILY_IPV4 { IpAddr::from([a[0], a[1], a[2], a[3]]) } else { IpAddr::from(*a) }
+}
+
+/// The datapath's maps under one bpffs.
+pub struct Maps {
+    pins: Pins,
+}
+
+/// One endpoint as the endpoints map holds it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Endpoint {
+    pub ip: IpAddr,
+    pub endpoint_id: u32,
+    pub identity: u32,
+    pub ifindex: u32,
+    pub mac: String,
+    pub enforce_ingress: bool,
+    pub enforce_egress: bool,
+}
+
+/// One metrics row, summed over CPUs.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Metric {
+    pub reason: u8,
+    pub reason_text: &'static str,
+    pub direction: &'static str,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl Maps {
+    pub fn open(bpffs: &Path) -> Result<Maps> {
+        sys::require_bpffs(bpffs)?;
+        let pins = Pins::new(bpffs);
+        if !pins.is_loaded() {
+            return Err(Error::NotLoaded { dir: pins.root().to_path_buf() });
+        }
+        Ok(Maps { pins })
+    }
+
+    pub fn pin_path(&self, name: &str) -> PathBuf {
+        self.pins.map(name)
+    }
+
+    fn endpoints(&self) -> Result<HashMap<MapData, EndpointKey, EndpointInfo>> {
+        typed("endpoints", HashMap::try_from(open(&self.pins, "endpoints")?))
+    }
+
+    pub fn endpoint_upsert(&self, ip: IpAddr, info: EndpointInfo) -> Result<()> {
+        let (addr, family) = addr_bytes(ip);
+        let mut m = self.endpoints()?;
+        typed("endpoints", m.insert(EndpointKey { addr, family, pad: [0; 3] }, info, 0))
+    }
+
+    pub fn endpoint_delete(&self, ip: IpAddr) -> Result<()> {
+        let (addr, family) = addr_bytes(ip);
+        let mut m = self.endpoints()?;
+        typed("endpoints", m.remove(&EndpointKey { addr, family, pad: [0; 3] }))
+    }
+
+    pub fn endpoint_list(&self) -> Result<Vec<Endpoint>> {
+        let m = self.endpoints()?;
+        let mut out = Vec::new();
+        for r in m.iter() {
+            let (k, v) = typed("endpoints", r)?;
+            out.push(Endpoint {
+                ip: addr_from_bytes(&k.addr, k.family),
+                endpoint_id: v.endpoint_id,
+                identity: v.identity,
+                ifindex: v.ifindex,
+                mac: v.mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"),
+                enforce_ingress: v.flags & EP_ENFORCE_INGRESS != 0,
+                enforce_egress: v.flags & EP_ENFORCE_EGRESS != 0,
+            });
+        }
+        out.sort_by_key(|e| (e.endpoint_id, e.ip));
+        Ok(out)
+    }
+
+    fn policy(&self) -> Result<HashMap<MapData, PolicyKey, PolicyValue>> {
+        typed("policy", HashMap::try_from(open(&self.pins, "policy")?))
+    }
+
+    /// Adds a rule. Deny wins over allow for the same key: an allow never
+    /// replaces an existing deny.
+    pub fn policy_upsert(&self, key: PolicyKey, action: u8) -> Result<()> {
+        let mut m = self.policy()?;
+        if action == POLICY_ALLOW && m.get(&key, 0).is_ok_and(|v| v.action == POLICY_DENY) {
+            return Ok(());
+        }
+        typed("policy", m.insert(key, PolicyValue { action, ..Default::default() }, 0))
+    }
+
+    pub fn policy_delete(&self, key: PolicyKey) -> Result<()> {
+        let mut m = self.policy()?;
+        typed("policy", m.remove(&key))
+    }
+
+    pub fn policy_list(&self) -> Result<Vec<(PolicyKey, PolicyValue)>> {
+        let m = self.policy()?;
+        let mut out = m.iter().collect::<std::result::Result<Vec<_>, _>>().map_err(|e| Error::bpf("map policy", e))?;
+        out.sort_by_key(|(k, _)| (k.endpoint_id, k.direction, k.identity, k.proto, k.dport));
+        Ok(out)
+    }
+
+    pub fn ct4_list(&self) -> Result<Vec<(Ct4Key, CtEntry)>> {
+        let m: HashMap<MapData, Ct4Key, CtEntry> = typed("ct4", HashMap::try_from(open(&self.pins, "ct4")?))?;
+        m.iter().collect::<std::result::Result<Vec<_>, _>>().map_err(|e| Error::bpf("map ct4", e))
+    }
+
+    pub fn ct6_list(&self) -> Result<Vec<(Ct6Key, CtEntry)>> {
+        let m: HashMap<MapData, Ct6Key, CtEntry> = typed("ct6", HashMap::try_from(open(&self.pins, "ct6")?))?;
+        m.iter().collect::<std::result::Result<Vec<_>, _>>().map_err(|e| Error::bpf("map ct6", e))
+    }
+
+    pub fn ipcache_upsert(&self, ip: IpAddr, prefix_len: u8, identity: u32) -> Result<()> {
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        if prefix_len > max {
+            return Err(Error::InvalidInput(format!("prefix length /{prefix_len} is too long for {ip}")));
+        }
+        let (addr, family) = addr_bytes(ip);
+        let mut m: LpmTrie<MapData, [u8; 20], IpcacheValue> =
+            typed("ipcache", LpmTrie::try_from(open(&self.pins, "ipcache")?))?;
+        let mut data = [0u8; 20];
+        data[0] = family;
+        data[4..].copy_from_slice(&addr);
+        let key = LpmKey::new(32 + prefix_len as u32, data);
+        typed("ipcache", m.insert(&key, IpcacheValue { identity, flags: 0 }, 0))
+    }
+
+    /// Metrics with at least one packet, summed over CPUs.
+    pub fn metrics(&self) -> Result<Vec<Metric>> {
+        let m: PerCpuArray<MapData, MetricsValue> = typed("metrics", PerCpuArray::try_from(open(&self.pins, "metrics")?))?;
+        let mut out = Vec::new();
+        for idx in 0..abi::METRICS_MAX {
+            let vals = typed("metrics", m.get(&idx, 0))?;
+            let (packets, bytes) = vals.iter().fold((0, 0), |(p, b), v| (p + v.packets, b + v.bytes));
+            if packets > 0 {
+                let reason = Reason((idx / 2) as u8);
+                out.push(Metric {
+                    reason: reason.0,
+                    reason_text: reason.text(),
+                    direction: direction_text((idx % 2) as u8),
+                    packets,
+                    bytes,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
