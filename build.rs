@@ -5,7 +5,7 @@ use std::env;
 use std::path::PathBuf;
 use std::process::{Command, exit};
 
-const SOURCES: &[&str] = &["bpf/datapath.c", "bpf/include/dpdbg.h"];
+const SOURCES: &[&str] = &["bpf/datapath.c", "bpf/include/dpdbg.h", "bpf/test/verifier_reject.c"];
 
 fn fail(msg: &str) -> ! {
     println!("cargo::error={msg}");
@@ -43,18 +43,22 @@ fn main() {
         fail("bpf/bpf_helpers.h not found: install it with `apt-get install -y libbpf-dev`");
     }
     let clang = find_clang();
-    let output = Command::new(&clang)
-        .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror"])
-        .arg(format!("-I/usr/include/{multiarch}"))
-        .args(["-c", "bpf/datapath.c", "-o"])
-        .arg(&out)
-        .output()
-        .unwrap_or_else(|e| fail(&format!("running {clang}: {e}")));
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        for line in stderr.lines() {
-            println!("cargo::warning={line}");
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    // The second object exists for the tests: one the verifier must refuse.
+    for (src, obj) in [("bpf/datapath.c", out), ("bpf/test/verifier_reject.c", out_dir.join("verifier_reject.o"))] {
+        let output = Command::new(&clang)
+            .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror"])
+            .arg(format!("-I/usr/include/{multiarch}"))
+            .args(["-c", src, "-o"])
+            .arg(&obj)
+            .output()
+            .unwrap_or_else(|e| fail(&format!("running {clang}: {e}")));
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            for line in stderr.lines() {
+                println!("cargo::warning={line}");
+            }
+            fail(&format!("{clang} failed to compile {src} (see the warnings above)"));
         }
-        fail(&format!("{clang} failed to compile bpf/datapath.c (see the warnings above)"));
     }
 }

@@ -344,10 +344,12 @@ fn attach_hook(pins: &Pins, ifname: &str, ifindex: u32, hook: Hook, mode: Attach
         AttachMode::Clsact => {
             match tc::qdisc_add_clsact(ifname) {
                 Ok(()) => {}
-                Err(e) if e.to_string().contains("exists") => {}
+                Err(e) if has_io_kind(&e, std::io::ErrorKind::AlreadyExists) => {}
                 Err(e) => return Err(Error::bpf(format!("adding clsact qdisc to {ifname}"), e)),
             }
-            let id = prog.attach(ifname, hook.tc()).map_err(|e| Error::bpf(what(), e))?;
+            let id = prog
+                .attach_with_options(ifname, hook.tc(), TcAttachOptions::Netlink(tc::NlOptions::default()))
+                .map_err(|e| Error::bpf(what(), e))?;
             // Netlink filters outlive the process once their link is forgotten.
             let link = prog.take_link(id).map_err(|e| Error::bpf(what(), e))?;
             std::mem::forget(link);
@@ -357,6 +359,18 @@ fn attach_hook(pins: &Pins, ifname: &str, ifindex: u32, hook: Hook, mode: Attach
         }
     };
     Ok(Attachment { interface: ifname.to_string(), ifindex, hook, program: name, mode, pin })
+}
+
+/// Whether an io::Error of this kind is anywhere in the error's chain.
+fn has_io_kind(e: &(dyn std::error::Error + 'static), kind: std::io::ErrorKind) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == kind) {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 fn detach_hook(pins: &Pins, ifname: &str, hook: Hook) -> Result<bool> {

@@ -10,7 +10,8 @@ pub struct Pins {
     root: PathBuf,
 }
 
-const CLSACT_SUFFIX: &str = ".clsact";
+// bpffs refuses names with a dot in them.
+const CLSACT_SUFFIX: &str = "-clsact";
 
 impl Pins {
     pub fn new(bpffs: &Path) -> Pins {
