@@ -108,13 +108,24 @@ fn sweep_index(index: u8) {
             }
         }
     }
+    if let Ok(links) = ip(&["-o", "link", "show"]) {
+        let prefix = format!("dpl{index}e");
+        for line in links.lines() {
+            let name = line.split(':').nth(1).map(|n| n.trim().split('@').next().unwrap_or("")).unwrap_or("");
+            if name.strip_prefix(&prefix).is_some_and(|n| n.chars().all(|c| c.is_ascii_digit())) {
+                let _ = ip(&["link", "del", name]);
+            }
+        }
+    }
 }
 
 /// Reserves a lab index no other running lab holds: an O_EXCL file holding
 /// our pid, reclaimed when its owner is gone.
 fn reserve_index() -> Result<u8> {
     fs::create_dir_all(LABS_DIR).map_err(|e| Error::io("mkdir", LABS_DIR, e))?;
-    let start = (std::process::id() % 200) as u8;
+    // Spread labs of one process too, so a just-released index is not reused at once.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let start = ((std::process::id() + 37 * NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) % 250) as u8;
     for i in 0..250u16 {
         let idx = ((start as u16 + i) % 250 + 1) as u8;
         let path = Path::new(LABS_DIR).join(idx.to_string());
@@ -359,7 +370,10 @@ impl Lab {
             }
         }
         for ep in self.state.endpoints.drain(..) {
-            // Deleting the namespace deletes the veth pair and its routes.
+            // The namespace's veth would go with it, but only once the
+            // kernel's asynchronous netns clean-up runs: delete it now so the
+            // name is free for the next lab at once.
+            let _ = ip(&["link", "del", &ep.host_if]);
             if let Err(e) = ip(&["netns", "del", &ep.netns]) {
                 errors.push(e.to_string());
             }
