@@ -21,7 +21,9 @@ fn find_clang() -> String {
             return c.to_string();
         }
     }
-    fail("clang not found: the BPF datapath needs it to build; install it with `apt-get install -y clang llvm libbpf-dev` or set CLANG=/path/to/clang");
+    fail(
+        "clang not found: the BPF datapath needs it to build; install it with `apt-get install -y clang llvm libbpf-dev` or set CLANG=/path/to/clang",
+    );
 }
 
 fn main() {

@@ -43,11 +43,20 @@ pub enum Error {
 
     /// A system call or file operation failed.
     #[error("{call} {path}: {source}")]
-    Io { call: &'static str, path: PathBuf, #[source] source: io::Error },
+    Io {
+        call: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 
     /// An operation through aya (map, program or link) failed.
     #[error("{what}: {source}")]
-    Bpf { what: String, #[source] source: BoxError },
+    Bpf {
+        what: String,
+        #[source]
+        source: BoxError,
+    },
 
     /// An external command (ip, mount) failed.
     #[error("`{command}` failed: {stderr}")]

@@ -24,7 +24,12 @@ fn every_mirror_matches_the_object_btf() {
             assert_eq!(m.bit_offset as usize, off * 8, "offset of {}.{}", l.c_name, f);
             let rust_size = l.fields.iter().map(|(_, o)| *o).filter(|o| o > off).min().unwrap_or(l.size) - off;
             let c_size = btf.size_of(m.type_id).unwrap() as usize;
-            assert!(c_size <= rust_size, "{}.{} is {c_size} bytes in C, room for {rust_size} in Rust", l.c_name, m.name);
+            assert!(
+                c_size <= rust_size,
+                "{}.{} is {c_size} bytes in C, room for {rust_size} in Rust",
+                l.c_name,
+                m.name
+            );
         }
         checked += 1;
     }

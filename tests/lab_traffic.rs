@@ -28,10 +28,8 @@ fn ping_creates_ct_and_traces(transport: Transport) {
     assert!(lab.ping(0, IpAddr::V4(b.ipv4)).unwrap(), "ping ep1 -> ep2");
 
     let ct = lab.maps().unwrap().ct4_list().unwrap();
-    let icmp: Vec<_> = ct
-        .iter()
-        .filter(|(k, _)| k.proto == 1 && k.saddr == a.ipv4.octets() && k.daddr == b.ipv4.octets())
-        .collect();
+    let icmp: Vec<_> =
+        ct.iter().filter(|(k, _)| k.proto == 1 && k.saddr == a.ipv4.octets() && k.daddr == b.ipv4.octets()).collect();
     assert_eq!(icmp.len(), 2, "one entry per hook the request crossed: {icmp:?}");
     for (k, e) in &icmp {
         assert_ne!(k.sport, 0, "echo id is the source port");
@@ -47,7 +45,8 @@ fn ping_creates_ct_and_traces(transport: Transport) {
 
     // Aggregation "medium": a trace for the new connection at each hook, none for the reply.
     let ev = events(&mut reader);
-    let kinds: Vec<_> = ev.iter().map(|e| (e.hdr.event_type, e.hdr.subtype, e.hdr.endpoint_id, e.hdr.ct_state)).collect();
+    let kinds: Vec<_> =
+        ev.iter().map(|e| (e.hdr.event_type, e.hdr.subtype, e.hdr.endpoint_id, e.hdr.ct_state)).collect();
     assert_eq!(
         kinds,
         vec![
@@ -103,11 +102,15 @@ fn tcp_connection_tracks_flags_and_counts() {
     std::thread::sleep(Duration::from_millis(200));
 
     let ct = lab.maps().unwrap().ct4_list().unwrap();
-    let tcp: Vec<_> = ct.iter().filter(|(k, _)| k.proto == 6 && k.dport == 8080 && k.saddr == a.ipv4.octets()).collect();
+    let tcp: Vec<_> =
+        ct.iter().filter(|(k, _)| k.proto == 6 && k.dport == 8080 && k.saddr == a.ipv4.octets()).collect();
     assert_eq!(tcp.len(), 2, "{tcp:?}");
     let (eg, ing) = if tcp[0].0.direction == abi::DIR_EGRESS { (tcp[0].1, tcp[1].1) } else { (tcp[1].1, tcp[0].1) };
     // Both hooks saw exactly the same packets.
-    assert_eq!((eg.packets_fwd, eg.bytes_fwd, eg.packets_rev, eg.bytes_rev), (ing.packets_fwd, ing.bytes_fwd, ing.packets_rev, ing.bytes_rev));
+    assert_eq!(
+        (eg.packets_fwd, eg.bytes_fwd, eg.packets_rev, eg.bytes_rev),
+        (ing.packets_fwd, ing.bytes_fwd, ing.packets_rev, ing.bytes_rev)
+    );
     assert!(eg.packets_fwd >= 4 && eg.packets_rev >= 3, "{eg:?}");
     const SYN: u8 = 0x02;
     const ACK: u8 = 0x10;
@@ -137,8 +140,11 @@ fn policy_denies_and_allows() {
     let maps = lab.maps().unwrap();
     lab.set_enforcement(1, true, false).unwrap();
     let rule = |identity, dport, proto, action| {
-        maps.policy_upsert(PolicyKey { endpoint_id: b.endpoint_id, identity, dport, proto, direction: abi::DIR_INGRESS }, action)
-            .unwrap()
+        maps.policy_upsert(
+            PolicyKey { endpoint_id: b.endpoint_id, identity, dport, proto, direction: abi::DIR_INGRESS },
+            action,
+        )
+        .unwrap()
     };
     rule(a.identity, 5353, 17, abi::POLICY_DENY);
     rule(a.identity, 0, 1, abi::POLICY_ALLOW);
@@ -163,7 +169,11 @@ fn policy_denies_and_allows() {
     let ev = events(&mut reader);
     let drops: Vec<_> = ev.iter().filter(|e| e.hdr.event_type == abi::EVENT_DROP).collect();
     assert!(!drops.is_empty());
-    assert!(drops.iter().all(|d| d.hdr.subtype == Reason::POLICY_DENIED.0 && Reason(d.hdr.subtype).text() == "Policy denied"));
+    assert!(
+        drops
+            .iter()
+            .all(|d| d.hdr.subtype == Reason::POLICY_DENIED.0 && Reason(d.hdr.subtype).text() == "Policy denied")
+    );
     assert!(ev.iter().any(|e| e.hdr.event_type == abi::EVENT_POLICY_VERDICT && e.hdr.subtype == abi::MATCH_NONE));
 
     // ICMP is allowed by its L3-L4 rule; the verdict says so.
@@ -173,7 +183,9 @@ fn policy_denies_and_allows() {
     assert_eq!((v.hdr.subtype, v.hdr.verdict), (abi::MATCH_L3_L4, abi::VERDICT_FORWARDED));
 
     let m = maps.metrics().unwrap();
-    let count = |reason: Reason| m.iter().filter(|x| x.reason == reason.0 && x.direction == "ingress").map(|x| x.packets).sum::<u64>();
+    let count = |reason: Reason| {
+        m.iter().filter(|x| x.reason == reason.0 && x.direction == "ingress").map(|x| x.packets).sum::<u64>()
+    };
     assert_eq!(count(Reason::POLICY_DENYLIST), 1, "{m:?}");
     assert!(count(Reason::POLICY_DENIED) >= 1, "{m:?}");
     let rules = maps.policy_list().unwrap();

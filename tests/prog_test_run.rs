@@ -49,8 +49,12 @@ impl Dp {
         maps.endpoint_upsert(IpAddr::from(EP4), info).unwrap();
         maps.endpoint_upsert(IpAddr::from(EP6), info).unwrap();
         maps.ipcache_upsert(IpAddr::from([203, 0, 113, 0]), 24, PEER_IDENTITY).unwrap();
-        maps.ipcache_upsert(IpAddr::from([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]), 64, PEER_IDENTITY)
-            .unwrap();
+        maps.ipcache_upsert(
+            IpAddr::from([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
+            64,
+            PEER_IDENTITY,
+        )
+        .unwrap();
         let events = EventReader::open(fs.path(), Transport::Ringbuf).unwrap();
         Dp { fs, from, to, maps, events }
     }
@@ -76,7 +80,13 @@ impl Dp {
     }
 
     fn metric(&self, reason: Reason, dir: &str) -> u64 {
-        self.maps.metrics().unwrap().iter().filter(|m| m.reason == reason.0 && m.direction == dir).map(|m| m.packets).sum()
+        self.maps
+            .metrics()
+            .unwrap()
+            .iter()
+            .filter(|m| m.reason == reason.0 && m.direction == dir)
+            .map(|m| m.packets)
+            .sum()
     }
 
     fn rule(&self, identity: u32, dport: u16, proto: u8, dir: u8, action: u8) {
@@ -116,7 +126,12 @@ fn udp6(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16) -> Vec<u8> {
 
 fn tcp6_syn(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16) -> Vec<u8> {
     let mut out = Vec::new();
-    PacketBuilder::ethernet2(MAC_A, MAC_B).ipv6(src, dst, 64).tcp(sport, dport, 1, 1024).syn().write(&mut out, &[]).unwrap();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv6(src, dst, 64)
+        .tcp(sport, dport, 1, 1024)
+        .syn()
+        .write(&mut out, &[])
+        .unwrap();
     out
 }
 
@@ -153,7 +168,11 @@ fn new_connection_allowed_then_established_then_reply() {
         ],
         "verdict, new, ACK is a new flag, SYN-ACK reply"
     );
-    assert_eq!((ev[0].hdr.src_identity, ev[0].hdr.dst_identity), (EP_IDENTITY, PEER_IDENTITY), "ipcache gave the peer's identity");
+    assert_eq!(
+        (ev[0].hdr.src_identity, ev[0].hdr.dst_identity),
+        (EP_IDENTITY, PEER_IDENTITY),
+        "ipcache gave the peer's identity"
+    );
     assert_eq!(dp.metric(Reason::FORWARDED, "egress"), 2);
     assert_eq!(dp.metric(Reason::FORWARDED, "ingress"), 1);
 }
@@ -235,7 +254,11 @@ fn ipv6_paths() {
 fn icmp_echo_reply_matches_request() {
     let dp = Dp::new(abi::EP_ENFORCE_INGRESS);
     let mut req = Vec::new();
-    PacketBuilder::ethernet2(MAC_A, MAC_B).ipv4(EP4, PEER4, 64).icmpv4_echo_request(77, 1).write(&mut req, b"x").unwrap();
+    PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv4(EP4, PEER4, 64)
+        .icmpv4_echo_request(77, 1)
+        .write(&mut req, b"x")
+        .unwrap();
     let mut rep = Vec::new();
     PacketBuilder::ethernet2(MAC_B, MAC_A).ipv4(PEER4, EP4, 64).icmpv4_echo_reply(77, 1).write(&mut rep, b"x").unwrap();
     assert_eq!(dp.egress(&req), TC_ACT_OK, "egress not enforced");
@@ -245,7 +268,11 @@ fn icmp_echo_reply_matches_request() {
     assert_eq!((ct[0].0.sport, ct[0].0.dport, ct[0].1.packets_rev), (77, 0, 1));
     // An unsolicited echo reply is a new flow and ingress is enforced: dropped.
     let mut other = Vec::new();
-    PacketBuilder::ethernet2(MAC_B, MAC_A).ipv4(PEER4, EP4, 64).icmpv4_echo_reply(99, 1).write(&mut other, b"x").unwrap();
+    PacketBuilder::ethernet2(MAC_B, MAC_A)
+        .ipv4(PEER4, EP4, 64)
+        .icmpv4_echo_reply(99, 1)
+        .write(&mut other, b"x")
+        .unwrap();
     assert_eq!(dp.ingress(&other), TC_ACT_SHOT);
 }
 
@@ -316,7 +343,8 @@ fn malformed_and_unknown_packets() {
     assert!(ran > 150, "only {ran} garbage packets ran");
 
     let ev = dp.events();
-    let drops: Vec<u8> = ev.iter().filter(|e| e.hdr.event_type == abi::EVENT_DROP).map(|e| e.hdr.subtype).take(7).collect();
+    let drops: Vec<u8> =
+        ev.iter().filter(|e| e.hdr.event_type == abi::EVENT_DROP).map(|e| e.hdr.subtype).take(7).collect();
     assert_eq!(
         drops,
         vec![
@@ -337,7 +365,11 @@ fn malformed_and_unknown_packets() {
 #[test]
 fn snaplen_limits_the_capture() {
     let fs = TestBpffs::new();
-    datapath::load(fs.path(), &Settings { snaplen: 32, aggregation: datapath::Aggregation::None, ..Settings::default() }).unwrap();
+    datapath::load(
+        fs.path(),
+        &Settings { snaplen: 32, aggregation: datapath::Aggregation::None, ..Settings::default() },
+    )
+    .unwrap();
     let pins = Pins::new(fs.path());
     let from = SchedClassifier::from_pin(pins.prog(datapath::PROG_FROM_ENDPOINT)).unwrap();
     let maps = Maps::open(fs.path()).unwrap();

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use dpdbg::datapath::{self, Aggregation, AttachMode, Settings, Transport};
 
-use crate::output::{table, Printer};
+use crate::output::{Printer, table};
 
 const COL_INTERFACE: &str = "INTERFACE";
 const COL_IFINDEX: &str = "IFINDEX";
@@ -76,7 +76,8 @@ impl DatapathCmd {
                         format!("{:?}", r.settings.aggregation).to_lowercase()
                     );
                     for prog in &r.programs {
-                        let _ = writeln!(s, "  program {} (id {}) pinned at {}", prog.name, prog.id, prog.pin.display());
+                        let _ =
+                            writeln!(s, "  program {} (id {}) pinned at {}", prog.name, prog.id, prog.pin.display());
                     }
                     let _ = write!(s, "Next: dpdbg datapath attach IFACE…");
                     s
@@ -85,7 +86,11 @@ impl DatapathCmd {
             DatapathCmd::Unload => {
                 let r = datapath::unload(bpffs).context("datapath unload")?;
                 p.print(&r, || {
-                    format!("Unloaded the datapath: detached {} interface(s), removed {} pin(s)", r.detached.len(), r.removed_pins)
+                    format!(
+                        "Unloaded the datapath: detached {} interface(s), removed {} pin(s)",
+                        r.detached.len(),
+                        r.removed_pins
+                    )
                 })
             }
             DatapathCmd::Attach { interfaces, mode } => {
@@ -111,7 +116,9 @@ impl DatapathCmd {
                 for i in &interfaces {
                     datapath::detach(bpffs, i).with_context(|| format!("datapath detach {i}"))?;
                 }
-                p.print(&serde_json::json!({ "detached": interfaces }), || format!("Detached {}", interfaces.join(", ")))
+                p.print(&serde_json::json!({ "detached": interfaces }), || {
+                    format!("Detached {}", interfaces.join(", "))
+                })
             }
             DatapathCmd::Status => {
                 let st = datapath::status(bpffs).context("datapath status")?;
@@ -174,7 +181,9 @@ fn render_status(st: &datapath::Status) -> String {
     let mut t = table(&["NAME", "ID", "TYPE", "KEY", "VALUE", "MAX", "ENTRIES", "FILL"]);
     for m in &st.maps {
         let fill = match m.entries {
-            Some(e) if m.max_entries > 0 && !m.map_type.contains("array") => format!("{:.1}%", e as f64 * 100.0 / m.max_entries as f64),
+            Some(e) if m.max_entries > 0 && !m.map_type.contains("array") => {
+                format!("{:.1}%", e as f64 * 100.0 / m.max_entries as f64)
+            }
             _ => "-".into(),
         };
         t.add_row(vec![

@@ -1,13 +1,13 @@
 //! `dpdbg lab …`
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Subcommand;
 use dpdbg::datapath::{AttachMode, Settings, Transport};
 use dpdbg::lab::{Lab, LabOptions, STATE_FILE};
 
-use crate::output::{table, Printer};
+use crate::output::{Printer, table};
 
 #[derive(Debug, Subcommand)]
 pub enum LabCmd {
@@ -31,11 +31,13 @@ pub enum LabCmd {
 
 impl LabCmd {
     pub fn run(self, bpffs: &Path, p: &Printer) -> anyhow::Result<()> {
-        let state_file = Path::new(STATE_FILE);
+        // DPDBG_LAB_STATE lets tests (and a second lab) keep their own state file.
+        let state_path = std::env::var_os("DPDBG_LAB_STATE").map_or_else(|| PathBuf::from(STATE_FILE), PathBuf::from);
+        let state_file = state_path.as_path();
         match self {
             LabCmd::Up { endpoints, transport, mode } => {
                 if state_file.exists() {
-                    anyhow::bail!("a lab is already up ({STATE_FILE} exists): run `dpdbg lab down` first");
+                    anyhow::bail!("a lab is already up ({} exists): run `dpdbg lab down` first", state_file.display());
                 }
                 let opts = LabOptions {
                     endpoints,
@@ -46,7 +48,8 @@ impl LabCmd {
                 let lab = Lab::up(&opts).context("lab up")?;
                 let st = lab.persist(state_file).context("lab up")?;
                 p.print(&st, || {
-                    let mut t = table(&["ENDPOINT", "ID", "IDENTITY", "NETNS", "HOST IFACE", "IFINDEX", "IPV4", "IPV6"]);
+                    let mut t =
+                        table(&["ENDPOINT", "ID", "IDENTITY", "NETNS", "HOST IFACE", "IFINDEX", "IPV4", "IPV6"]);
                     for e in &st.endpoints {
                         t.add_row(vec![
                             e.name.clone(),
@@ -59,7 +62,10 @@ impl LabCmd {
                             e.ipv6.to_string(),
                         ]);
                     }
-                    format!("Lab up: {} endpoints, datapath attached.\n{t}\nNext: dpdbg lab traffic", st.endpoints.len())
+                    format!(
+                        "Lab up: {} endpoints, datapath attached.\n{t}\nNext: dpdbg lab traffic",
+                        st.endpoints.len()
+                    )
                 })
             }
             LabCmd::Traffic => {

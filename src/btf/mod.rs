@@ -69,9 +69,11 @@ pub struct Btf {
 }
 
 fn u32_at(d: &[u8], off: usize, what: &'static str) -> Result<u32, BtfError> {
-    d.get(off..off + 4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .ok_or(BtfError::Truncated { what, offset: off, len: d.len() })
+    d.get(off..off + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).ok_or(BtfError::Truncated {
+        what,
+        offset: off,
+        len: d.len(),
+    })
 }
 
 fn str_at(strings: &[u8], off: u32) -> String {
@@ -94,12 +96,16 @@ impl Btf {
         let str_len = u32_at(data, 20, "header")? as usize;
         let tstart = hdr_len + type_off;
         let sstart = hdr_len + str_off;
-        let tsec = data
-            .get(tstart..tstart + type_len)
-            .ok_or(BtfError::Truncated { what: "type section", offset: tstart, len: data.len() })?;
-        let strings = data
-            .get(sstart..sstart + str_len)
-            .ok_or(BtfError::Truncated { what: "string section", offset: sstart, len: data.len() })?;
+        let tsec = data.get(tstart..tstart + type_len).ok_or(BtfError::Truncated {
+            what: "type section",
+            offset: tstart,
+            len: data.len(),
+        })?;
+        let strings = data.get(sstart..sstart + str_len).ok_or(BtfError::Truncated {
+            what: "string section",
+            offset: sstart,
+            len: data.len(),
+        })?;
 
         let mut types = vec![Type::Void];
         let mut off = 0;

@@ -9,17 +9,17 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use aya::EbpfLoader;
 use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::tc::{self, TcAttachOptions};
 use aya::programs::{LinkOrder, ProgramError, SchedClassifier, TcAttachType};
-use aya::EbpfLoader;
 use serde::Serialize;
 
 pub use pins::Pins;
-pub use status::{status, AttachmentStatus, MapStatus, ProgramStatus, Status};
+pub use status::{AttachmentStatus, MapStatus, ProgramStatus, Status, status};
 
 use crate::abi::{self, DpConfig};
-use crate::{sys, Error, Result};
+use crate::{Error, Result, sys};
 
 /// The maps the object defines, each pinned as `maps/<name>`.
 pub const MAPS: &[&str] = &["endpoints", "ipcache", "policy", "ct4", "ct6", "metrics", "events", "events_perf"];
@@ -90,7 +90,13 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { transport: Transport::Ringbuf, snaplen: 128, aggregation: Aggregation::Medium, debug: false, max_entries: vec![] }
+        Settings {
+            transport: Transport::Ringbuf,
+            snaplen: 128,
+            aggregation: Aggregation::Medium,
+            debug: false,
+            max_entries: vec![],
+        }
     }
 }
 
@@ -376,7 +382,8 @@ fn has_io_kind(e: &(dyn std::error::Error + 'static), kind: std::io::ErrorKind) 
 fn detach_hook(pins: &Pins, ifname: &str, hook: Hook) -> Result<bool> {
     match pins.attachment(ifname, hook) {
         Some((AttachMode::Tcx, path)) => {
-            let link = PinnedLink::from_pin(&path).map_err(|e| Error::bpf(format!("opening link {}", path.display()), e))?;
+            let link =
+                PinnedLink::from_pin(&path).map_err(|e| Error::bpf(format!("opening link {}", path.display()), e))?;
             // Unpinning drops the last reference once our fd closes: the link detaches.
             drop(link.unpin().map_err(|e| Error::io("unpin", &path, e))?);
             Ok(true)

@@ -4,7 +4,7 @@ use aya::maps::{MapData, MapType};
 use aya::programs::{ProgramInfo, SchedClassifier};
 use serde::Serialize;
 
-use super::{AttachMode, Hook, Pins, Settings, CONFIG_MAP, MAPS, PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT};
+use super::{AttachMode, CONFIG_MAP, Hook, MAPS, PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT, Pins, Settings};
 use crate::abi::DpConfig;
 use crate::btf::Type;
 use crate::maps::raw;
@@ -21,7 +21,12 @@ pub struct ProgramStatus {
 
 impl ProgramStatus {
     pub(crate) fn from_info(name: &str, pin: &Path, info: &ProgramInfo) -> Self {
-        ProgramStatus { name: name.to_string(), id: info.id(), tag: format!("{:016x}", info.tag()), pin: pin.to_path_buf() }
+        ProgramStatus {
+            name: name.to_string(),
+            id: info.id(),
+            tag: format!("{:016x}", info.tag()),
+            pin: pin.to_path_buf(),
+        }
     }
 }
 
@@ -74,7 +79,7 @@ pub fn map_type_name(t: MapType) -> String {
         }
         out.push(c.to_ascii_lowercase());
     }
-    out.replace("per_cpu", "percpu").replace("lpm_trie", "lpm_trie").replace("ring_buf", "ringbuf")
+    out.replace("per_cpu", "percpu").replace("ring_buf", "ringbuf")
 }
 
 /// Offset of the `cfg` global inside the object's .rodata, from its BTF.
@@ -144,7 +149,15 @@ pub fn status(bpffs: &Path) -> Result<Status> {
                 AttachMode::Tcx => tcx_attached(&ifname, hook, prog_id(hook.program())),
                 AttachMode::Clsact => true,
             };
-        st.interfaces.push(AttachmentStatus { interface: ifname, ifindex, hook, program: hook.program(), mode, attached, pin });
+        st.interfaces.push(AttachmentStatus {
+            interface: ifname,
+            ifindex,
+            hook,
+            program: hook.program(),
+            mode,
+            attached,
+            pin,
+        });
     }
     for name in MAPS.iter().copied().chain([CONFIG_MAP]) {
         let path = pins.map(name);

@@ -110,9 +110,12 @@ impl EventReader {
             Map::from_map_data(data).map_err(|e| Error::bpf(format!("opening {}", p.display()), e))
         };
         let inner = match transport {
-            Transport::Ringbuf => Inner::Ring(RingBuf::try_from(open("events")?).map_err(|e| Error::bpf("ring buffer", e))?),
+            Transport::Ringbuf => {
+                Inner::Ring(RingBuf::try_from(open("events")?).map_err(|e| Error::bpf("ring buffer", e))?)
+            }
             Transport::Perf => {
-                let mut arr = PerfEventArray::try_from(open("events_perf")?).map_err(|e| Error::bpf("perf event array", e))?;
+                let mut arr =
+                    PerfEventArray::try_from(open("events_perf")?).map_err(|e| Error::bpf("perf event array", e))?;
                 let cpus = aya::util::online_cpus().map_err(|(p, e)| Error::io("read", p, e))?;
                 let mut bufs = Vec::new();
                 for cpu in cpus {

@@ -14,12 +14,12 @@ use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
-pub use traffic::{in_netns, TrafficKind, TrafficResult};
+pub use traffic::{TrafficKind, TrafficResult, in_netns};
 
 use crate::abi::{self, EndpointInfo};
 use crate::datapath::{self, AttachMode, Pins, Settings};
 use crate::maps::Maps;
-use crate::{sys, Error, Result};
+use crate::{Error, Result, sys};
 
 /// Where index reservations live, one file per lab in use.
 const LABS_DIR: &str = "/run/dpdbg/labs";
@@ -95,7 +95,8 @@ fn ip(args: &[&str]) -> Result<String> {
 
 fn pid_alive(pid: i32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
-    pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+    pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
 }
 
 /// Removes whatever a lab with this index may have left (a killed test).
@@ -149,6 +150,15 @@ fn reserve_index() -> Result<u8> {
 
 fn release_index(index: u8) {
     let _ = fs::remove_file(Path::new(LABS_DIR).join(index.to_string()));
+}
+
+/// "02:dd:…" to bytes; the lab writes these strings itself, so they are well formed.
+fn parse_mac(s: &str) -> [u8; 6] {
+    let mut mac = [0u8; 6];
+    for (b, part) in mac.iter_mut().zip(s.split(':')) {
+        *b = u8::from_str_radix(part, 16).unwrap_or(0);
+    }
+    mac
 }
 
 fn write_sysctl(path: &str, value: &str) -> Result<()> {
@@ -207,7 +217,16 @@ impl Lab {
                 ifindex: 0,
                 ipv4: Ipv4Addr::new(198, 18, idx, n as u8),
                 // The index reads the same in both families: lab 18 is 198.18.18.x and fd00:dbd:18::x.
-                ipv6: Ipv6Addr::new(0xfd00, 0x0dbd, u16::from_str_radix(&idx.to_string(), 16).unwrap_or(0), 0, 0, 0, 0, n as u16),
+                ipv6: Ipv6Addr::new(
+                    0xfd00,
+                    0x0dbd,
+                    u16::from_str_radix(&idx.to_string(), 16).unwrap_or(0),
+                    0,
+                    0,
+                    0,
+                    0,
+                    n as u16,
+                ),
                 mac: format!("02:dd:{idx:02x}:{n:02x}:00:01"),
                 host_mac: format!("02:dd:{idx:02x}:{n:02x}:00:02"),
                 endpoint_id: 100 + n,
@@ -218,7 +237,22 @@ impl Lab {
             let (ns, hif) = (ep.netns.as_str(), ep.host_if.as_str());
             let v4 = ep.ipv4.to_string();
             let v6 = ep.ipv6.to_string();
-            ip(&["link", "add", hif, "address", &ep.host_mac, "type", "veth", "peer", "name", "eth0", "address", &ep.mac, "netns", ns])?;
+            ip(&[
+                "link",
+                "add",
+                hif,
+                "address",
+                &ep.host_mac,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "address",
+                &ep.mac,
+                "netns",
+                ns,
+            ])?;
             ip(&["link", "set", hif, "up"])?;
             ip(&["-n", ns, "link", "set", "lo", "up"])?;
             ip(&["-n", ns, "link", "set", "eth0", "up"])?;
@@ -229,7 +263,20 @@ impl Lab {
             ip(&["-n", ns, "route", "add", "169.254.1.1", "dev", "eth0", "scope", "link"])?;
             ip(&["-n", ns, "neigh", "add", "169.254.1.1", "lladdr", &ep.host_mac, "dev", "eth0", "nud", "permanent"])?;
             ip(&["-n", ns, "route", "add", "198.18.0.0/15", "via", "169.254.1.1", "dev", "eth0"])?;
-            ip(&["-n", ns, "-6", "neigh", "add", "fe80::1", "lladdr", &ep.host_mac, "dev", "eth0", "nud", "permanent"])?;
+            ip(&[
+                "-n",
+                ns,
+                "-6",
+                "neigh",
+                "add",
+                "fe80::1",
+                "lladdr",
+                &ep.host_mac,
+                "dev",
+                "eth0",
+                "nud",
+                "permanent",
+            ])?;
             ip(&["-n", ns, "-6", "route", "add", "fd00:dbd::/32", "via", "fe80::1", "dev", "eth0"])?;
             ip(&["route", "add", &format!("{v4}/32"), "dev", hif])?;
             ip(&["-6", "route", "add", &format!("{v6}/128"), "dev", hif])?;
@@ -257,11 +304,9 @@ impl Lab {
         }
         let maps = Maps::open(&bpffs)?;
         for ep in &self.state.endpoints {
-            let mut mac = [0u8; 6];
-            for (i, part) in ep.mac.split(':').enumerate() {
-                mac[i] = u8::from_str_radix(part, 16).unwrap_or(0);
-            }
-            let info = EndpointInfo { endpoint_id: ep.endpoint_id, identity: ep.identity, ifindex: ep.ifindex, mac, flags: 0 };
+            let mac = parse_mac(&ep.mac);
+            let info =
+                EndpointInfo { endpoint_id: ep.endpoint_id, identity: ep.identity, ifindex: ep.ifindex, mac, flags: 0 };
             maps.endpoint_upsert(IpAddr::V4(ep.ipv4), info)?;
             maps.endpoint_upsert(IpAddr::V6(ep.ipv6), info)?;
             datapath::attach(&bpffs, &ep.host_if, opts.attach_mode)?;
@@ -302,12 +347,9 @@ impl Lab {
             flags |= abi::EP_ENFORCE_EGRESS;
         }
         for e in maps.endpoint_list()?.into_iter().filter(|e| e.endpoint_id == ep.endpoint_id) {
-            let (_, _) = crate::maps::addr_bytes(e.ip);
-            let mut mac = [0u8; 6];
-            for (i, part) in e.mac.split(':').enumerate() {
-                mac[i] = u8::from_str_radix(part, 16).unwrap_or(0);
-            }
-            let info = EndpointInfo { endpoint_id: e.endpoint_id, identity: e.identity, ifindex: e.ifindex, mac, flags };
+            let mac = parse_mac(&e.mac);
+            let info =
+                EndpointInfo { endpoint_id: e.endpoint_id, identity: e.identity, ifindex: e.ifindex, mac, flags };
             maps.endpoint_upsert(e.ip, info)?;
         }
         Ok(())
@@ -349,7 +391,11 @@ impl Lab {
             let _ = fs::remove_file(p);
         }
         self.keep = true; // already torn down: Drop has nothing left to do
-        if errors.is_empty() { Ok(()) } else { Err(Error::Lab(format!("clean-up was incomplete: {}", errors.join("; ")))) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Lab(format!("clean-up was incomplete: {}", errors.join("; "))))
+        }
     }
 
     fn teardown(&mut self) -> Vec<String> {

@@ -59,7 +59,10 @@ impl Lab {
         let out = std::process::Command::new("ip")
             .args(["netns", "exec", ns, "ping", "-c", "1", "-W", "2", &dst])
             .output()
-            .map_err(|e| Error::Command { command: "ip netns exec … ping".into(), stderr: format!("{e} (is iputils-ping installed?)") })?;
+            .map_err(|e| Error::Command {
+                command: "ip netns exec … ping".into(),
+                stderr: format!("{e} (is iputils-ping installed?)"),
+            })?;
         Ok(out.status.success())
     }
 
@@ -158,7 +161,14 @@ impl Lab {
             let (a, b): (&LabEndpoint, &LabEndpoint) = (self.endpoint(i), self.endpoint(j));
             for dst in [IpAddr::V4(b.ipv4), IpAddr::V6(b.ipv6)] {
                 let mut push = |kind, ok: bool, detail: String| {
-                    out.push(TrafficResult { from: a.name.clone(), to: b.name.clone(), kind, dst: dst.to_string(), ok, detail })
+                    out.push(TrafficResult {
+                        from: a.name.clone(),
+                        to: b.name.clone(),
+                        kind,
+                        dst: dst.to_string(),
+                        ok,
+                        detail,
+                    })
                 };
                 let ok = self.ping(i, dst)?;
                 push(TrafficKind::Icmp, ok, if ok { "echo reply".into() } else { "no reply".into() });

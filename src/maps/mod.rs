@@ -5,13 +5,13 @@ pub mod raw;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use aya::maps::{HashMap, LpmTrie, Map, MapData, PerCpuArray};
 use aya::maps::lpm_trie::Key as LpmKey;
+use aya::maps::{HashMap, LpmTrie, Map, MapData, PerCpuArray};
 use serde::Serialize;
 
 use crate::abi::{self, *};
 use crate::datapath::Pins;
-use crate::{sys, Error, Result};
+use crate::{Error, Result, sys};
 
 fn open(pins: &Pins, name: &str) -> Result<Map> {
     let path = pins.map(name);
@@ -174,7 +174,8 @@ impl Maps {
 
     /// Metrics with at least one packet, summed over CPUs.
     pub fn metrics(&self) -> Result<Vec<Metric>> {
-        let m: PerCpuArray<MapData, MetricsValue> = typed("metrics", PerCpuArray::try_from(open(&self.pins, "metrics")?))?;
+        let m: PerCpuArray<MapData, MetricsValue> =
+            typed("metrics", PerCpuArray::try_from(open(&self.pins, "metrics")?))?;
         let mut out = Vec::new();
         for idx in 0..abi::METRICS_MAX {
             let vals = typed("metrics", m.get(&idx, 0))?;

@@ -22,9 +22,7 @@ struct MapElemAttr {
 fn bpf(cmd: libc::c_long, attr: &mut MapElemAttr) -> io::Result<()> {
     // SAFETY: attr is a valid bpf_attr prefix for the map element commands,
     // and the pointers in it reference live buffers of the sizes the map needs.
-    let r = unsafe {
-        libc::syscall(libc::SYS_bpf, cmd, attr as *mut MapElemAttr, std::mem::size_of::<MapElemAttr>())
-    };
+    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut MapElemAttr, std::mem::size_of::<MapElemAttr>()) };
     if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 

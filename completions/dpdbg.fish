@@ -1,0 +1,135 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_dpdbg_global_optspecs
+    string join \n bpffs= o/output= h/help V/version
+end
+
+function __fish_dpdbg_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_dpdbg_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_dpdbg_using_subcommand
+    set -l cmd (__fish_dpdbg_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c dpdbg -n "__fish_dpdbg_needs_command" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_needs_command" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (streams)'"
+complete -c dpdbg -n "__fish_dpdbg_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_needs_command" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "datapath" -d 'Load, attach, detach, unload and inspect the datapath'
+complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "lab" -d 'The built-in lab: endpoints in network namespaces with the datapath attached'
+complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status help" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status help" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (streams)'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status help" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status help" -f -a "load" -d 'Load the datapath and pin its programs and maps under <bpffs>/dpdbg/'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status help" -f -a "unload" -d 'Detach from every interface and remove every program, link and map pin'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status help" -f -a "attach" -d 'Attach the datapath to the TC ingress and egress of each interface'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status help" -f -a "detach" -d 'Detach the datapath from each interface'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status help" -f -a "status" -d 'Show what is loaded: programs, attached interfaces, maps, settings'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l events -d 'Where events go: a BPF ring buffer, or a perf event array (one buffer per CPU)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l snaplen -d 'Bytes of each packet copied into its event (0 to 256)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l aggregation -d 'Trace events: none = every packet, medium = new connections and TCP flag changes, maximum = no traces' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l map-size -d 'Override a map\'s size, e.g. --map-size ct4=1048576 (repeatable)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (streams)'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l debug -d 'Print drop reasons to the kernel trace pipe as well'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from unload" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from unload" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (streams)'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from unload" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from unload" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from attach" -l mode -d 'tcx (kernel 6.6+, default when available) or clsact' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from attach" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from attach" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (streams)'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from attach" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from attach" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from detach" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from detach" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (streams)'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from detach" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from detach" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from status" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from status" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (streams)'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from help" -f -a "load" -d 'Load the datapath and pin its programs and maps under <bpffs>/dpdbg/'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from help" -f -a "unload" -d 'Detach from every interface and remove every program, link and map pin'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from help" -f -a "attach" -d 'Attach the datapath to the TC ingress and egress of each interface'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from help" -f -a "detach" -d 'Detach the datapath from each interface'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from help" -f -a "status" -d 'Show what is loaded: programs, attached interfaces, maps, settings'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and not __fish_seen_subcommand_from up traffic down help" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and not __fish_seen_subcommand_from up traffic down help" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (streams)'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and not __fish_seen_subcommand_from up traffic down help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and not __fish_seen_subcommand_from up traffic down help" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and not __fish_seen_subcommand_from up traffic down help" -f -a "up" -d 'Create endpoints (a network namespace and veth pair each), load and attach the datapath'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and not __fish_seen_subcommand_from up traffic down help" -f -a "traffic" -d 'Send ICMP, TCP and UDP over IPv4 and IPv6 between the lab\'s endpoints'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and not __fish_seen_subcommand_from up traffic down help" -f -a "down" -d 'Remove the lab: detach, unload what the lab loaded, delete the namespaces'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and not __fish_seen_subcommand_from up traffic down help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from up" -l endpoints -d 'Number of endpoints' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from up" -l events -d 'Event transport of the datapath the lab loads' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from up" -l mode -d 'tcx or clsact (default: tcx when the kernel has it)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from up" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from up" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (streams)'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from up" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from up" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from traffic" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from traffic" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (streams)'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from traffic" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from traffic" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from down" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from down" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (streams)'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from down" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from down" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "up" -d 'Create endpoints (a network namespace and veth pair each), load and attach the datapath'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "traffic" -d 'Send ICMP, TCP and UDP over IPv4 and IPv6 between the lab\'s endpoints'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "down" -d 'Remove the lab: detach, unload what the lab loaded, delete the namespaces'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab help" -f -a "datapath" -d 'Load, attach, detach, unload and inspect the datapath'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab help" -f -a "lab" -d 'The built-in lab: endpoints in network namespaces with the datapath attached'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from datapath" -f -a "load" -d 'Load the datapath and pin its programs and maps under <bpffs>/dpdbg/'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from datapath" -f -a "unload" -d 'Detach from every interface and remove every program, link and map pin'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from datapath" -f -a "attach" -d 'Attach the datapath to the TC ingress and egress of each interface'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from datapath" -f -a "detach" -d 'Detach the datapath from each interface'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from datapath" -f -a "status" -d 'Show what is loaded: programs, attached interfaces, maps, settings'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "up" -d 'Create endpoints (a network namespace and veth pair each), load and attach the datapath'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "traffic" -d 'Send ICMP, TCP and UDP over IPv4 and IPv6 between the lab\'s endpoints'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "down" -d 'Remove the lab: detach, unload what the lab loaded, delete the namespaces'

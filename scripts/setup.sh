@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what dpdbg needs to build and to run its datapath and tests, and
+# mounts bpffs. Idempotent: quick when everything is already there. Run as root.
+set -euo pipefail
+
+packages=(clang llvm libbpf-dev bpftool iproute2 iputils-ping netcat-openbsd)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! mount | grep -q ' /sys/fs/bpf type bpf '; then
+    echo "setup: mounting bpffs at /sys/fs/bpf"
+    mount -t bpf bpf /sys/fs/bpf
+fi
