@@ -138,6 +138,11 @@ fn render_status(st: &datapath::Status) -> String {
         if f.tcx { "yes" } else { "no" },
         if f.ringbuf { "yes" } else { "no" }
     );
+    let _ = writeln!(
+        s,
+        "Object:      {} ({} bytes, {} BTF types)",
+        st.object.source, st.object.size_bytes, st.object.btf_types
+    );
     let _ = writeln!(s, "Pin dir:     {}", st.pin_dir.display());
     if !st.loaded {
         let _ = writeln!(s, "Datapath:    not loaded (run `dpdbg datapath load`)");

@@ -78,6 +78,22 @@ fn errors_exit_non_zero_with_a_fix() {
     assert!(stderr(&o).contains("dpdbg lab up"), "{}", stderr(&o));
 }
 
+#[test]
+fn without_privileges_says_so() {
+    let fs = Bpffs::new();
+    // As nobody, with every capability dropped.
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--"])
+        .arg(env!("CARGO_BIN_EXE_dpdbg"))
+        .arg("--bpffs")
+        .arg(&fs.0)
+        .args(["datapath", "load"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("permission denied: loading the datapath needs root"), "{}", stderr(&o));
+}
+
 fn bpftool(args: &[&str]) -> String {
     let o = Command::new("bpftool").args(args).output().unwrap();
     assert!(o.status.success());

@@ -57,9 +57,18 @@ pub struct MapStatus {
     pub pin: PathBuf,
 }
 
+/// The datapath object this binary carries (what `load` loads).
+#[derive(Clone, Debug, Serialize)]
+pub struct ObjectInfo {
+    pub source: &'static str,
+    pub size_bytes: usize,
+    pub btf_types: usize,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Status {
     pub loaded: bool,
+    pub object: ObjectInfo,
     pub pin_dir: PathBuf,
     pub features: Features,
     /// The event path the loaded datapath writes to (ringbuf or perf).
@@ -126,6 +135,11 @@ pub fn status(bpffs: &Path) -> Result<Status> {
     let pins = Pins::new(bpffs);
     let mut st = Status {
         loaded: pins.is_loaded(),
+        object: ObjectInfo {
+            source: "bpf/datapath.c (embedded)",
+            size_bytes: crate::DATAPATH_OBJECT.len(),
+            btf_types: crate::btf::Btf::from_elf(crate::DATAPATH_OBJECT, "datapath.o").map_or(0, |b| b.len()),
+        },
         pin_dir: pins.root().to_path_buf(),
         features: sys::features(),
         settings: read_settings(&pins),

@@ -203,6 +203,8 @@ impl EventReader {
                 last = Instant::now();
             }
         }
+        // Perf buffers are per CPU: merge them into time order.
+        out.sort_by_key(|e| e.hdr.timestamp_ns);
         Ok(out)
     }
 }
