@@ -8,6 +8,7 @@ pub mod btf;
 pub mod datapath;
 pub mod error;
 pub mod events;
+pub mod flow;
 pub mod lab;
 pub mod maps;
 pub mod sys;

@@ -4,6 +4,7 @@
 pub mod datapath;
 pub mod generated;
 pub mod lab;
+pub mod monitor;
 pub mod output;
 
 use std::path::PathBuf;
@@ -37,6 +38,8 @@ pub enum Command {
     /// The built-in lab: endpoints in network namespaces with the datapath attached.
     #[command(subcommand)]
     Lab(lab::LabCmd),
+    /// Stream datapath events (trace, drop, policy verdict) as decoded packets.
+    Monitor(monitor::MonitorCmd),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -44,5 +47,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Datapath(c) => c.run(&cli.bpffs, &printer),
         Command::Lab(c) => c.run(&cli.bpffs, &printer),
+        Command::Monitor(c) => c.run(&cli.bpffs, &printer),
     }
 }

@@ -16,7 +16,7 @@ use aya::programs::{LinkOrder, ProgramError, SchedClassifier, TcAttachType};
 use serde::Serialize;
 
 pub use pins::Pins;
-pub use status::{AttachmentStatus, MapStatus, ProgramStatus, Status, status};
+pub use status::{AttachmentStatus, MapStatus, ProgramStatus, Status, loaded_settings, status};
 
 use crate::abi::{self, DpConfig};
 use crate::{Error, Result, sys};

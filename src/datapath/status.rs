@@ -103,6 +103,16 @@ fn config_offset() -> Option<usize> {
     })
 }
 
+/// The settings the loaded datapath was configured with.
+pub fn loaded_settings(bpffs: &Path) -> Result<Settings> {
+    sys::require_bpffs(bpffs)?;
+    let pins = Pins::new(bpffs);
+    if !pins.is_loaded() {
+        return Err(Error::NotLoaded { dir: pins.root().to_path_buf() });
+    }
+    read_settings(&pins).ok_or_else(|| Error::bpf("reading the settings map", "config map missing or unreadable"))
+}
+
 fn read_settings(pins: &Pins) -> Option<Settings> {
     let data = MapData::from_pin(pins.map(CONFIG_MAP)).ok()?;
     let info = data.info().ok()?;

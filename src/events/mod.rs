@@ -89,6 +89,45 @@ pub fn decode(rec: &[u8]) -> Result<Event, DecodeError> {
     Ok(Event { hdr: (&hdr).into(), data: rec[need..need + hdr.cap_len as usize].to_vec() })
 }
 
+/// One consumer per datapath: an exclusive flock on the `maps` pin
+/// directory (bpffs holds no regular files, but directories take flocks).
+fn lock_consumer(pins: &Pins) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = pins.root().join("maps");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(&dir)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotLoaded { dir: pins.root().to_path_buf() },
+            _ => Error::io("open", &dir, e),
+        })?;
+    // SAFETY: f is an open fd for the duration of the call.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Err(Error::EventsBusy { dir: pins.root().to_path_buf(), holder: lock_holder(&dir) });
+        }
+        return Err(Error::io("flock", &dir, e));
+    }
+    Ok(f)
+}
+
+/// The pid holding a flock on `dir`, from /proc/locks, for the error message.
+fn lock_holder(dir: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(md) = std::fs::metadata(dir) else { return "unknown".into() };
+    let want = format!(":{}", md.ino());
+    std::fs::read_to_string("/proc/locks")
+        .ok()
+        .and_then(|l| {
+            l.lines().find(|line| line.contains("FLOCK") && line.split_whitespace().nth(5).is_some_and(|f| f.ends_with(&want))).and_then(
+                |line| line.split_whitespace().nth(4).map(str::to_string),
+            )
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
 enum Inner {
     Ring(RingBuf<MapData>),
     Perf(Vec<PerfEventArrayBuffer<MapData>>),
@@ -97,6 +136,8 @@ enum Inner {
 /// Reads events from whichever transport the datapath writes to.
 pub struct EventReader {
     inner: Inner,
+    /// flock held on the pin directory while we consume.
+    _lock: std::fs::File,
     /// Perf samples the kernel reported lost (ring full).
     pub lost: u64,
 }
@@ -104,6 +145,7 @@ pub struct EventReader {
 impl EventReader {
     pub fn open(bpffs: &Path, transport: Transport) -> Result<EventReader> {
         let pins = Pins::new(bpffs);
+        let lock = lock_consumer(&pins)?;
         let open = |name: &str| -> Result<Map> {
             let p = pins.map(name);
             let data = MapData::from_pin(&p).map_err(|e| Error::bpf(format!("opening {}", p.display()), e))?;
@@ -124,7 +166,7 @@ impl EventReader {
                 Inner::Perf(bufs)
             }
         };
-        Ok(EventReader { inner, lost: 0 })
+        Ok(EventReader { inner, _lock: lock, lost: 0 })
     }
 
     fn fds(&self) -> Vec<RawFd> {

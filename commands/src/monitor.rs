@@ -1,0 +1,316 @@
+//! `dpdbg monitor`: the datapath's events as decoded packets, filtered,
+//! printed as they happen, optionally written to pcap.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use dpdbg::abi::{self, Reason};
+use dpdbg::events::{decode, EventReader};
+use dpdbg::flow::{self, Filter, Flow, VerdictFilter};
+use dpdbg::maps::Maps;
+use dpdbg::{datapath, sys};
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use pcap_file::DataLink;
+
+use crate::output::Printer;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EventType {
+    Trace,
+    Drop,
+    PolicyVerdict,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Verdict {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorCmd {
+    /// Only these event types (repeatable).
+    #[arg(long = "type", value_enum, value_name = "trace|drop|policy-verdict")]
+    types: Vec<EventType>,
+    /// Only packets this endpoint sent.
+    #[arg(long, value_name = "ENDPOINT")]
+    from: Option<u32>,
+    /// Only packets sent to this endpoint.
+    #[arg(long, value_name = "ENDPOINT")]
+    to: Option<u32>,
+    /// Only events of this endpoint, either way.
+    #[arg(long, value_name = "ENDPOINT")]
+    related_to: Option<u32>,
+    /// Only packets from or to this address.
+    #[arg(long)]
+    ip: Option<IpAddr>,
+    /// Only packets from or to this port.
+    #[arg(long)]
+    port: Option<u16>,
+    /// Only this protocol: tcp, udp, icmp, icmpv6 or a number.
+    #[arg(long, value_parser = parse_proto)]
+    proto: Option<u8>,
+    /// Only forwarded (allow) or dropped (deny) packets.
+    #[arg(long, value_enum)]
+    verdict: Option<Verdict>,
+    /// Stop after COUNT matching events.
+    #[arg(short = 'n', long = "count", value_name = "COUNT")]
+    count: Option<u64>,
+    /// Skip events older than this (e.g. 30s, 5m), such as those waiting in the ring.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    since: Option<Duration>,
+    /// Stop after this long (e.g. 10s).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    until: Option<Duration>,
+    /// Show every decoded layer.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Show a hexdump of the captured bytes.
+    #[arg(long)]
+    hex: bool,
+    /// Write the captured packets to a pcap file ("-" for stdout).
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
+}
+
+fn parse_proto(s: &str) -> Result<u8, String> {
+    match s {
+        "tcp" => Ok(6),
+        "udp" => Ok(17),
+        "icmp" => Ok(1),
+        "icmpv6" => Ok(58),
+        n => n.parse().map_err(|_| format!("{s:?}: use tcp, udp, icmp, icmpv6 or a protocol number")),
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| format!("{s:?}: expected a duration like 500ms, 10s, 5m or 1h"))?;
+    Ok(match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h)")),
+    })
+}
+
+/// A writer the pcap writer owns while the loop can still flush it, so a
+/// reader at the other end of a pipe sees packets as they come.
+#[derive(Clone)]
+struct Shared(std::rc::Rc<std::cell::RefCell<Box<dyn Write>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.borrow_mut().flush()
+    }
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Running totals for the summary at exit.
+#[derive(Default, serde::Serialize)]
+struct Summary {
+    events: u64,
+    matched: u64,
+    trace: u64,
+    drop: u64,
+    policy_verdict: u64,
+    lost: u64,
+    undecodable: u64,
+}
+
+fn lost_in_kernel(maps: &Maps) -> u64 {
+    maps.metrics()
+        .map(|m| m.iter().filter(|x| x.reason == Reason::EVENT_LOST.0).map(|x| x.packets).sum())
+        .unwrap_or(0)
+}
+
+impl MonitorCmd {
+    fn filter(&self) -> Filter {
+        let now = sys::monotonic_ns();
+        Filter {
+            types: self
+                .types
+                .iter()
+                .map(|t| match t {
+                    EventType::Trace => abi::EVENT_TRACE,
+                    EventType::Drop => abi::EVENT_DROP,
+                    EventType::PolicyVerdict => abi::EVENT_POLICY_VERDICT,
+                })
+                .collect(),
+            from_endpoint: self.from,
+            to_endpoint: self.to,
+            related_to: self.related_to,
+            ip: self.ip,
+            port: self.port,
+            proto: self.proto,
+            verdict: self.verdict.map(|v| match v {
+                Verdict::Allow => VerdictFilter::Allow,
+                Verdict::Deny => VerdictFilter::Deny,
+            }),
+            since_ns: self.since.map(|d| now.saturating_sub(d.as_nanos() as u64)),
+            until_ns: None,
+        }
+    }
+
+    pub fn run(self, bpffs: &Path, p: &Printer) -> anyhow::Result<()> {
+        sys::require_privileges("monitor")?;
+        let settings = datapath::loaded_settings(bpffs).context("monitor")?;
+        let mut reader = EventReader::open(bpffs, settings.transport).context("monitor")?;
+        let maps = Maps::open(bpffs)?;
+        let filter = self.filter();
+        let deadline = self.until.map(|d| Instant::now() + d);
+
+        // SAFETY: the handler only stores to an atomic.
+        unsafe {
+            libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+            libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        }
+
+        let pcap_to_stdout = self.pcap.as_deref() == Some(Path::new("-"));
+        let mut pcap = match &self.pcap {
+            None => None,
+            Some(path) => {
+                let w: Box<dyn Write> = if pcap_to_stdout {
+                    Box::new(BufWriter::new(std::io::stdout()))
+                } else {
+                    Box::new(BufWriter::new(File::create(path).with_context(|| format!("creating {}", path.display()))?))
+                };
+                let header = PcapHeader { datalink: DataLink::ETHERNET, snaplen: abi::SNAPLEN_MAX, ..Default::default() };
+                let shared = Shared(std::rc::Rc::new(std::cell::RefCell::new(w)));
+                Some((PcapWriter::with_header(shared.clone(), header).context("writing the pcap header")?, shared))
+            }
+        };
+        // Text goes to stderr when stdout carries pcap.
+        let mut text: Box<dyn Write> =
+            if pcap_to_stdout { Box::new(std::io::stderr()) } else { Box::new(BufWriter::new(std::io::stdout().lock())) };
+        // Event times are CLOCK_MONOTONIC; pcap wants wall-clock time.
+        let wall_offset = {
+            let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            wall.as_nanos() as u64 - sys::monotonic_ns()
+        };
+
+        if p.is_table() && !pcap_to_stdout {
+            writeln!(text, "Listening for events on {} ({:?}). Press Ctrl-C to quit", bpffs.display(), settings.transport)?;
+            text.flush()?;
+        }
+        let mut sum = Summary::default();
+        let lost_base = lost_in_kernel(&maps);
+        let mut lost_seen = 0;
+        let mut perf_lost_seen = 0;
+        let mut last_lost_check = Instant::now();
+        let mut line = String::with_capacity(256);
+        let mut io_err: Option<std::io::Error> = None;
+        let done = |sum: &Summary| self.count.is_some_and(|c| sum.matched >= c);
+
+        while !STOP.load(Ordering::Relaxed) && !done(&sum) && deadline.is_none_or(|d| Instant::now() < d) {
+            reader.wait(Duration::from_millis(100))?;
+            reader.drain(|rec| {
+                if io_err.is_some() || done(&sum) {
+                    return;
+                }
+                sum.events += 1;
+                let Ok(ev) = decode(rec) else {
+                    sum.undecodable += 1;
+                    return;
+                };
+                let f = Flow::from_event(&ev);
+                if !filter.matches_event(&ev, Some(&f.packet)) {
+                    return;
+                }
+                sum.matched += 1;
+                match ev.hdr.event_type {
+                    abi::EVENT_TRACE => sum.trace += 1,
+                    abi::EVENT_DROP => sum.drop += 1,
+                    _ => sum.policy_verdict += 1,
+                }
+                let r = (|| -> std::io::Result<()> {
+                    if let Some((w, _)) = pcap.as_mut() {
+                        let ts = Duration::from_nanos(ev.hdr.timestamp_ns + wall_offset);
+                        w.write_packet(&PcapPacket::new(ts, ev.hdr.orig_len, &ev.data)).map_err(std::io::Error::other)?;
+                    }
+                    if pcap_to_stdout || self.pcap.is_none() || self.verbose || self.hex {
+                        match p {
+                            Printer::Table => {
+                                line.clear();
+                                let _ = flow::write_line(&mut line, &f);
+                                line.push('\n');
+                                if self.verbose {
+                                    let _ = flow::write_verbose(&mut line, &ev.data);
+                                }
+                                if self.hex {
+                                    let _ = flow::hexdump(&mut line, &ev.data);
+                                }
+                                text.write_all(line.as_bytes())?;
+                            }
+                            Printer::Json | Printer::Jsonl => {
+                                serde_json::to_writer(&mut text, &f)?;
+                                text.write_all(b"\n")?;
+                            }
+                        }
+                    }
+                    Ok(())
+                })();
+                if let Err(e) = r {
+                    io_err = Some(e);
+                }
+            });
+            if let Some(e) = io_err.take() {
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    break;
+                }
+                return Err(e).context("writing events");
+            }
+            // Loss: the perf reader reports it; ring-full drops are counted by the datapath.
+            if reader.lost > perf_lost_seen || last_lost_check.elapsed() > Duration::from_secs(1) {
+                let kernel = lost_in_kernel(&maps).saturating_sub(lost_base);
+                let new = (kernel - lost_seen) + (reader.lost - perf_lost_seen);
+                if new > 0 {
+                    if p.is_table() {
+                        writeln!(text, "LOST {new} events")?;
+                    } else {
+                        writeln!(text, "{}", serde_json::json!({ "lost_events": new }))?;
+                    }
+                }
+                sum.lost += new;
+                lost_seen = kernel;
+                perf_lost_seen = reader.lost;
+                last_lost_check = Instant::now();
+            }
+            text.flush()?;
+            if let Some((_, shared)) = pcap.as_mut() {
+                shared.flush()?;
+            }
+        }
+        if let Some((_, mut shared)) = pcap {
+            shared.flush()?;
+        }
+        text.flush()?;
+        // The summary goes to stderr: stdout stays a clean stream for scripts.
+        eprintln!(
+            "Received {} events, {} matched (trace {}, drop {}, policy-verdict {}), lost {}{}",
+            sum.events,
+            sum.matched,
+            sum.trace,
+            sum.drop,
+            sum.policy_verdict,
+            sum.lost,
+            if sum.undecodable > 0 { format!(", {} undecodable", sum.undecodable) } else { String::new() }
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,231 @@
+use std::fmt::{self, Write};
+use std::net::IpAddr;
+
+use etherparse::{LaxNetSlice, LaxSlicedPacket, LinkSlice, TransportSlice};
+
+use super::{Flow, Packet};
+
+const TCP_FLAG_NAMES: [(u8, &str); 8] =
+    [(0x02, "SYN"), (0x10, "ACK"), (0x01, "FIN"), (0x04, "RST"), (0x08, "PSH"), (0x20, "URG"), (0x40, "ECE"), (0x80, "CWR")];
+
+fn addr(out: &mut impl Write, ip: IpAddr, port: Option<u16>) -> fmt::Result {
+    match (ip, port) {
+        (IpAddr::V6(v6), Some(p)) => write!(out, "[{v6}]:{p}"),
+        (ip, Some(p)) => write!(out, "{ip}:{p}"),
+        (ip, None) => write!(out, "{ip}"),
+    }
+}
+
+fn proto_name(p: u8) -> &'static str {
+    match p {
+        1 => "icmp",
+        6 => "tcp",
+        17 => "udp",
+        58 => "icmpv6",
+        _ => "",
+    }
+}
+
+/// `10.0.1.2:45678 -> 10.0.1.3:80 tcp SYN`, as far as the capture reaches.
+pub fn write_summary(out: &mut impl Write, p: &Packet) -> fmt::Result {
+    let (Some(src), Some(dst)) = (p.src_ip, p.dst_ip) else {
+        return match p.ether_type {
+            Some(0x0806) => out.write_str("ARP"),
+            Some(t) => write!(out, "ethertype {t:#06x}"),
+            None => out.write_str("(packet not captured)"),
+        };
+    };
+    addr(out, src, p.src_port)?;
+    out.write_str(" -> ")?;
+    addr(out, dst, p.dst_port)?;
+    if let Some(proto) = p.ip_proto {
+        match proto_name(proto) {
+            "" => write!(out, " proto {proto}")?,
+            name => write!(out, " {name}")?,
+        }
+    }
+    if let Some(flags) = p.tcp_flags {
+        for (bit, name) in TCP_FLAG_NAMES {
+            if flags & bit != 0 {
+                write!(out, " {name}")?;
+            }
+        }
+    }
+    if let Some(t) = p.icmp_type {
+        let name = match (p.ip_proto, t) {
+            (Some(1), 8) | (Some(58), 128) => "EchoRequest",
+            (Some(1), 0) | (Some(58), 129) => "EchoReply",
+            (Some(1), 3) | (Some(58), 1) => "DestinationUnreachable",
+            (Some(58), 135) => "NeighborSolicitation",
+            (Some(58), 136) => "NeighborAdvertisement",
+            _ => "",
+        };
+        if name.is_empty() {
+            write!(out, " type {t} code {}", p.icmp_code.unwrap_or(0))?;
+        } else {
+            write!(out, " {name}")?;
+        }
+    }
+    Ok(())
+}
+
+/// One line per event, in the shape of `cilium-dbg monitor`.
+pub fn write_line(out: &mut impl Write, f: &Flow) -> fmt::Result {
+    let ingress = f.direction == "ingress";
+    match f.event_type {
+        "trace" => write!(
+            out,
+            "{} endpoint {}, identity {}->{} state {} ifindex {}: ",
+            if ingress { "->" } else { "<-" },
+            f.endpoint_id,
+            f.src_identity,
+            f.dst_identity,
+            f.ct_state,
+            f.ifindex
+        )?,
+        "drop" => write!(
+            out,
+            "xx drop ({}) {} endpoint {}, ifindex {}, identity {}->{}: ",
+            f.drop_reason_desc.unwrap_or("Unknown reason"),
+            if ingress { "to" } else { "from" },
+            f.endpoint_id,
+            f.ifindex,
+            f.src_identity,
+            f.dst_identity
+        )?,
+        "policy-verdict" => write!(
+            out,
+            "Policy verdict log: local EP ID {}, remote ID {}, proto {}, {}, action {}, match {}, ",
+            f.endpoint_id,
+            if ingress { f.src_identity } else { f.dst_identity },
+            f.packet.ip_proto.unwrap_or(0),
+            f.direction,
+            if f.verdict == "FORWARDED" { "allow" } else { "deny" },
+            f.policy_match.unwrap_or("none")
+        )?,
+        other => write!(out, "{other} event, endpoint {}: ", f.endpoint_id)?,
+    }
+    write_summary(out, &f.packet)
+}
+
+/// Every decoded layer, one per line (`-v`).
+pub fn write_verbose(out: &mut impl Write, data: &[u8]) -> fmt::Result {
+    let s = match LaxSlicedPacket::from_ethernet(data) {
+        Ok(s) => s,
+        Err(e) => return writeln!(out, "  (undecodable: {e})"),
+    };
+    if let Some(LinkSlice::Ethernet2(e)) = &s.link {
+        let m = |b: [u8; 6]| b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":");
+        writeln!(out, "  Ethernet  {} -> {} type {:#06x}", m(e.source()), m(e.destination()), e.ether_type().0)?;
+    }
+    if let Some(v) = &s.vlan {
+        writeln!(out, "  VLAN      {v:?}")?;
+    }
+    match &s.net {
+        Some(LaxNetSlice::Ipv4(v4)) => {
+            let h = v4.header();
+            writeln!(
+                out,
+                "  IPv4      {} -> {} ihl {} tos {:#04x} len {} id {} {}{}frag {} ttl {} proto {} csum {:#06x} options {}B",
+                h.source_addr(),
+                h.destination_addr(),
+                h.ihl(),
+                (h.dcp().value() << 2) | h.ecn().value(),
+                h.total_len(),
+                h.identification(),
+                if h.dont_fragment() { "DF " } else { "" },
+                if h.more_fragments() { "MF " } else { "" },
+                h.fragments_offset().value(),
+                h.ttl(),
+                h.protocol().0,
+                h.header_checksum(),
+                h.options().len()
+            )?;
+        }
+        Some(LaxNetSlice::Ipv6(v6)) => {
+            let h = v6.header();
+            writeln!(
+                out,
+                "  IPv6      {} -> {} tc {} flow {} plen {} next {} hlim {}",
+                h.source_addr(),
+                h.destination_addr(),
+                h.traffic_class(),
+                h.flow_label().value(),
+                h.payload_length(),
+                h.next_header().0,
+                h.hop_limit()
+            )?;
+            let exts = v6.extensions();
+            if let Some(first) = exts.first_header() {
+                let frag = if exts.is_fragmenting_payload() { ", fragment" } else { "" };
+                writeln!(out, "  IPv6 ext  first {} ({} bytes{frag}) upper {}", first.0, exts.slice().len(), v6.payload().ip_number.0)?;
+            }
+        }
+        None => {
+            if data.len() >= 42 && data[12..14] == [0x08, 0x06] {
+                let a = &data[14..];
+                writeln!(
+                    out,
+                    "  ARP       op {} sender {}.{}.{}.{} target {}.{}.{}.{}",
+                    u16::from_be_bytes([a[6], a[7]]),
+                    a[14],
+                    a[15],
+                    a[16],
+                    a[17],
+                    a[24],
+                    a[25],
+                    a[26],
+                    a[27]
+                )?;
+            }
+        }
+    }
+    match &s.transport {
+        Some(TransportSlice::Tcp(t)) => {
+            let mut flags = String::new();
+            for (bit, name) in TCP_FLAG_NAMES {
+                if t.slice()[13] & bit != 0 {
+                    flags.push_str(name);
+                    flags.push(' ');
+                }
+            }
+            writeln!(
+                out,
+                "  TCP       {} -> {} [{}] seq {} ack {} win {} options {}B",
+                t.source_port(),
+                t.destination_port(),
+                flags.trim_end(),
+                t.sequence_number(),
+                t.acknowledgment_number(),
+                t.window_size(),
+                t.options().len()
+            )?;
+        }
+        Some(TransportSlice::Udp(u)) => {
+            writeln!(out, "  UDP       {} -> {} len {} csum {:#06x}", u.source_port(), u.destination_port(), u.length(), u.checksum())?
+        }
+        Some(TransportSlice::Icmpv4(i)) => writeln!(out, "  ICMPv4    {:?}", i.icmp_type())?,
+        Some(TransportSlice::Icmpv6(i)) => writeln!(out, "  ICMPv6    {:?}", i.icmp_type())?,
+        None => {}
+    }
+    Ok(())
+}
+
+/// `0000  45 00 …  E.…` lines, 16 bytes each (`--hex`).
+pub fn hexdump(out: &mut impl Write, data: &[u8]) -> fmt::Result {
+    for (i, chunk) in data.chunks(16).enumerate() {
+        write!(out, "  {:04x}  ", i * 16)?;
+        for j in 0..16 {
+            match chunk.get(j) {
+                Some(b) => write!(out, "{b:02x} ")?,
+                None => out.write_str("   ")?,
+            }
+        }
+        out.write_char(' ')?;
+        for &b in chunk {
+            out.write_char(if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' })?;
+        }
+        out.write_char('\n')?;
+    }
+    Ok(())
+}
