@@ -32,6 +32,7 @@ complete -c dpdbg -n "__fish_dpdbg_needs_command" -s h -l help -d 'Print help (s
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "datapath" -d 'Load, attach, detach, unload and inspect the datapath'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "lab" -d 'The built-in lab: endpoints in network namespaces with the datapath attached'
+complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "monitor" -d 'Stream datapath events (trace, drop, policy verdict) as decoded packets'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status help" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status help" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
@@ -122,9 +123,33 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcomm
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "traffic" -d 'Send ICMP, TCP and UDP over IPv4 and IPv6 between the lab\'s endpoints'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "down" -d 'Remove the lab: detach, unload what the lab loaded, delete the namespaces'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab help" -f -a "datapath" -d 'Load, attach, detach, unload and inspect the datapath'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab help" -f -a "lab" -d 'The built-in lab: endpoints in network namespaces with the datapath attached'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l type -d 'Only these event types (repeatable)' -r -f -a "trace\t''
+drop\t''
+policy-verdict\t''"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l from -d 'Only packets this endpoint sent' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l to -d 'Only packets sent to this endpoint' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l related-to -d 'Only events of this endpoint, either way' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l ip -d 'Only packets from or to this address' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l port -d 'Only packets from or to this port' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l proto -d 'Only this protocol: tcp, udp, icmp, icmpv6 or a number' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l verdict -d 'Only forwarded (allow) or dropped (deny) packets' -r -f -a "allow\t''
+deny\t''"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s n -l count -d 'Stop after COUNT matching events' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l since -d 'Skip events older than this (e.g. 30s, 5m), such as those waiting in the ring' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l until -d 'Stop after this long (e.g. 10s)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l pcap -d 'Write the captured packets to a pcap file ("-" for stdout)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (streams)'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s v -l verbose -d 'Show every decoded layer'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l hex -d 'Show a hexdump of the captured bytes'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor help" -f -a "datapath" -d 'Load, attach, detach, unload and inspect the datapath'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor help" -f -a "lab" -d 'The built-in lab: endpoints in network namespaces with the datapath attached'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor help" -f -a "monitor" -d 'Stream datapath events (trace, drop, policy verdict) as decoded packets'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from datapath" -f -a "load" -d 'Load the datapath and pin its programs and maps under <bpffs>/dpdbg/'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from datapath" -f -a "unload" -d 'Detach from every interface and remove every program, link and map pin'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from datapath" -f -a "attach" -d 'Attach the datapath to the TC ingress and egress of each interface'

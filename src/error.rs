@@ -71,7 +71,9 @@ pub enum Error {
     Btf(#[from] crate::btf::BtfError),
 
     /// Another process already consumes the datapath's events.
-    #[error("another process is reading the datapath's events under {dir} (pid holding the lock: {holder}): a ring buffer has one consumer, so two readers would steal each other's events; stop the other `dpdbg monitor` first")]
+    #[error(
+        "another process is reading the datapath's events under {dir} (pid holding the lock: {holder}): a ring buffer has one consumer, so two readers would steal each other's events; stop the other `dpdbg monitor` first"
+    )]
     EventsBusy { dir: PathBuf, holder: String },
 
     /// A lab operation could not proceed.

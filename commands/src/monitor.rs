@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use dpdbg::abi::{self, Reason};
-use dpdbg::events::{decode, EventReader};
+use dpdbg::events::{EventReader, decode};
 use dpdbg::flow::{self, Filter, Flow, VerdictFilter};
 use dpdbg::maps::Maps;
 use dpdbg::{datapath, sys};
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::DataLink;
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 
 use crate::output::Printer;
 
@@ -134,9 +134,7 @@ struct Summary {
 }
 
 fn lost_in_kernel(maps: &Maps) -> u64 {
-    maps.metrics()
-        .map(|m| m.iter().filter(|x| x.reason == Reason::EVENT_LOST.0).map(|x| x.packets).sum())
-        .unwrap_or(0)
+    maps.metrics().map(|m| m.iter().filter(|x| x.reason == Reason::EVENT_LOST.0).map(|x| x.packets).sum()).unwrap_or(0)
 }
 
 impl MonitorCmd {
@@ -188,16 +186,22 @@ impl MonitorCmd {
                 let w: Box<dyn Write> = if pcap_to_stdout {
                     Box::new(BufWriter::new(std::io::stdout()))
                 } else {
-                    Box::new(BufWriter::new(File::create(path).with_context(|| format!("creating {}", path.display()))?))
+                    Box::new(BufWriter::new(
+                        File::create(path).with_context(|| format!("creating {}", path.display()))?,
+                    ))
                 };
-                let header = PcapHeader { datalink: DataLink::ETHERNET, snaplen: abi::SNAPLEN_MAX, ..Default::default() };
+                let header =
+                    PcapHeader { datalink: DataLink::ETHERNET, snaplen: abi::SNAPLEN_MAX, ..Default::default() };
                 let shared = Shared(std::rc::Rc::new(std::cell::RefCell::new(w)));
                 Some((PcapWriter::with_header(shared.clone(), header).context("writing the pcap header")?, shared))
             }
         };
         // Text goes to stderr when stdout carries pcap.
-        let mut text: Box<dyn Write> =
-            if pcap_to_stdout { Box::new(std::io::stderr()) } else { Box::new(BufWriter::new(std::io::stdout().lock())) };
+        let mut text: Box<dyn Write> = if pcap_to_stdout {
+            Box::new(std::io::stderr())
+        } else {
+            Box::new(BufWriter::new(std::io::stdout().lock()))
+        };
         // Event times are CLOCK_MONOTONIC; pcap wants wall-clock time.
         let wall_offset = {
             let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -205,7 +209,12 @@ impl MonitorCmd {
         };
 
         if p.is_table() && !pcap_to_stdout {
-            writeln!(text, "Listening for events on {} ({:?}). Press Ctrl-C to quit", bpffs.display(), settings.transport)?;
+            writeln!(
+                text,
+                "Listening for events on {} ({:?}). Press Ctrl-C to quit",
+                bpffs.display(),
+                settings.transport
+            )?;
             text.flush()?;
         }
         let mut sum = Summary::default();
@@ -241,7 +250,8 @@ impl MonitorCmd {
                 let r = (|| -> std::io::Result<()> {
                     if let Some((w, _)) = pcap.as_mut() {
                         let ts = Duration::from_nanos(ev.hdr.timestamp_ns + wall_offset);
-                        w.write_packet(&PcapPacket::new(ts, ev.hdr.orig_len, &ev.data)).map_err(std::io::Error::other)?;
+                        w.write_packet(&PcapPacket::new(ts, ev.hdr.orig_len, &ev.data))
+                            .map_err(std::io::Error::other)?;
                     }
                     if pcap_to_stdout || self.pcap.is_none() || self.verbose || self.hex {
                         match p {

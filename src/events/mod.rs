@@ -94,14 +94,12 @@ pub fn decode(rec: &[u8]) -> Result<Event, DecodeError> {
 fn lock_consumer(pins: &Pins) -> Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = pins.root().join("maps");
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY)
-        .open(&dir)
-        .map_err(|e| match e.kind() {
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY).open(&dir).map_err(|e| {
+        match e.kind() {
             std::io::ErrorKind::NotFound => Error::NotLoaded { dir: pins.root().to_path_buf() },
             _ => Error::io("open", &dir, e),
-        })?;
+        }
+    })?;
     // SAFETY: f is an open fd for the duration of the call.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let e = std::io::Error::last_os_error();
@@ -121,9 +119,11 @@ fn lock_holder(dir: &Path) -> String {
     std::fs::read_to_string("/proc/locks")
         .ok()
         .and_then(|l| {
-            l.lines().find(|line| line.contains("FLOCK") && line.split_whitespace().nth(5).is_some_and(|f| f.ends_with(&want))).and_then(
-                |line| line.split_whitespace().nth(4).map(str::to_string),
-            )
+            l.lines()
+                .find(|line| {
+                    line.contains("FLOCK") && line.split_whitespace().nth(5).is_some_and(|f| f.ends_with(&want))
+                })
+                .and_then(|line| line.split_whitespace().nth(4).map(str::to_string))
         })
         .unwrap_or_else(|| "unknown".into())
 }

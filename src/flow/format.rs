@@ -5,8 +5,16 @@ use etherparse::{LaxNetSlice, LaxSlicedPacket, LinkSlice, TransportSlice};
 
 use super::{Flow, Packet};
 
-const TCP_FLAG_NAMES: [(u8, &str); 8] =
-    [(0x02, "SYN"), (0x10, "ACK"), (0x01, "FIN"), (0x04, "RST"), (0x08, "PSH"), (0x20, "URG"), (0x40, "ECE"), (0x80, "CWR")];
+const TCP_FLAG_NAMES: [(u8, &str); 8] = [
+    (0x02, "SYN"),
+    (0x10, "ACK"),
+    (0x01, "FIN"),
+    (0x04, "RST"),
+    (0x08, "PSH"),
+    (0x20, "URG"),
+    (0x40, "ECE"),
+    (0x80, "CWR"),
+];
 
 fn addr(out: &mut impl Write, ip: IpAddr, port: Option<u16>) -> fmt::Result {
     match (ip, port) {
@@ -158,7 +166,13 @@ pub fn write_verbose(out: &mut impl Write, data: &[u8]) -> fmt::Result {
             let exts = v6.extensions();
             if let Some(first) = exts.first_header() {
                 let frag = if exts.is_fragmenting_payload() { ", fragment" } else { "" };
-                writeln!(out, "  IPv6 ext  first {} ({} bytes{frag}) upper {}", first.0, exts.slice().len(), v6.payload().ip_number.0)?;
+                writeln!(
+                    out,
+                    "  IPv6 ext  first {} ({} bytes{frag}) upper {}",
+                    first.0,
+                    exts.slice().len(),
+                    v6.payload().ip_number.0
+                )?;
             }
         }
         None => {
@@ -201,9 +215,14 @@ pub fn write_verbose(out: &mut impl Write, data: &[u8]) -> fmt::Result {
                 t.options().len()
             )?;
         }
-        Some(TransportSlice::Udp(u)) => {
-            writeln!(out, "  UDP       {} -> {} len {} csum {:#06x}", u.source_port(), u.destination_port(), u.length(), u.checksum())?
-        }
+        Some(TransportSlice::Udp(u)) => writeln!(
+            out,
+            "  UDP       {} -> {} len {} csum {:#06x}",
+            u.source_port(),
+            u.destination_port(),
+            u.length(),
+            u.checksum()
+        )?,
         Some(TransportSlice::Icmpv4(i)) => writeln!(out, "  ICMPv4    {:?}", i.icmp_type())?,
         Some(TransportSlice::Icmpv6(i)) => writeln!(out, "  ICMPv6    {:?}", i.icmp_type())?,
         None => {}

@@ -9,9 +9,9 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 pub use format::{hexdump, write_line, write_verbose};
-pub use packet::{decode_packet, Packet};
+pub use packet::{Packet, decode_packet};
 
-use crate::abi::{self, match_kind_text, Reason};
+use crate::abi::{self, Reason, match_kind_text};
 use crate::events::Event;
 
 /// The event's type as hubble and cilium-dbg monitor name it.
@@ -139,7 +139,7 @@ impl Filter {
         if self.from_endpoint.is_some_and(|id| !(sent && h.endpoint_id == id)) {
             return false;
         }
-        if self.to_endpoint.is_some_and(|id| !(!sent && h.endpoint_id == id)) {
+        if self.to_endpoint.is_some_and(|id| sent || h.endpoint_id != id) {
             return false;
         }
         if self.related_to.is_some_and(|id| h.endpoint_id != id) {
@@ -229,7 +229,12 @@ mod tests {
         assert_eq!(sel(Filter { port: Some(53), ..Default::default() }), vec![0, 1, 2]);
         assert_eq!(sel(Filter { proto: Some(6), ..Default::default() }), Vec::<usize>::new());
         assert_eq!(
-            sel(Filter { port: Some(80), types: vec![abi::EVENT_POLICY_VERDICT], to_endpoint: Some(2), ..Default::default() }),
+            sel(Filter {
+                port: Some(80),
+                types: vec![abi::EVENT_POLICY_VERDICT],
+                to_endpoint: Some(2),
+                ..Default::default()
+            }),
             vec![3]
         );
     }
@@ -250,8 +255,9 @@ mod tests {
             line(record(abi::EVENT_TRACE, 5, 1, abi::DIR_EGRESS, 1, &a)),
             "<- endpoint 1, identity 0->0 state unknown ifindex 0: 10.0.0.1:1111 -> 10.0.0.2:53 udp"
         );
-        assert!(line(record(abi::EVENT_POLICY_VERDICT, 2, 1, abi::DIR_INGRESS, 2, &a))
-            .starts_with("Policy verdict log: local EP ID 2, remote ID 0, proto 17, ingress, action allow, match L3-Only, "));
+        assert!(line(record(abi::EVENT_POLICY_VERDICT, 2, 1, abi::DIR_INGRESS, 2, &a)).starts_with(
+            "Policy verdict log: local EP ID 2, remote ID 0, proto 17, ingress, action allow, match L3-Only, "
+        ));
     }
 
     #[test]

@@ -1,0 +1,92 @@
+//! `dpdbg monitor` against lab traffic: the JSON stream and the pcap agree,
+//! and tshark reads the pcap with the same packets.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+struct Bpffs(PathBuf);
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        let _ = dpdbg::datapath::unload(&self.0);
+        let _ = dpdbg::sys::unmount(&self.0);
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+fn dpdbg(bpffs: &PathBuf, state: &PathBuf) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dpdbg"));
+    c.arg("--bpffs").arg(bpffs).env("DPDBG_LAB_STATE", state);
+    c
+}
+
+#[test]
+fn monitor_jsonl_and_pcap_agree_with_tshark() {
+    let fs = Bpffs(tempfile::Builder::new().prefix("dpdbg-mon-").tempdir().unwrap().keep());
+    dpdbg::sys::mount_bpffs(&fs.0).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("lab.json");
+    let pcap = dir.path().join("out.pcap");
+    let jsonl = dir.path().join("out.jsonl");
+
+    let up = dpdbg(&fs.0, &state).args(["lab", "up", "--endpoints", "2"]).output().unwrap();
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+
+    let mut mon = dpdbg(&fs.0, &state)
+        .args(["monitor", "-o", "jsonl", "--pcap", "-", "--until", "8s"])
+        .stdout(std::fs::File::create(&pcap).unwrap())
+        .stderr(std::fs::File::create(&jsonl).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+
+    // A second reader is refused while the first runs.
+    let second = dpdbg(&fs.0, &state).args(["monitor", "--until", "1s"]).output().unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("another process is reading"));
+
+    let t = dpdbg(&fs.0, &state).args(["lab", "traffic", "-o", "json"]).stdout(Stdio::null()).status().unwrap();
+    assert!(t.success());
+    assert!(mon.wait().unwrap().success());
+
+    let text = std::fs::read_to_string(&jsonl).unwrap();
+    let flows: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(text.lines().last().unwrap().starts_with("Received"), "summary at exit: {text}");
+    // ping, tcp and udp over both families, traced at two hooks each.
+    assert!(flows.len() >= 12, "{text}");
+    assert!(flows.iter().all(|f| f["type"] == "trace" && f["verdict"] == "FORWARDED"));
+    for proto in [1, 6, 17, 58] {
+        assert!(flows.iter().any(|f| f["ip_proto"] == proto), "protocol {proto} seen");
+    }
+
+    let out = Command::new("tshark")
+        .args(["-r"])
+        .arg(&pcap)
+        .args(["-T", "fields", "-E", "separator=,", "-e", "ip.src", "-e", "ipv6.src", "-e", "ip.dst", "-e", "ipv6.dst"])
+        .args(["-e", "tcp.srcport", "-e", "udp.srcport", "-e", "tcp.dstport", "-e", "udp.dstport"])
+        .output()
+        .expect("tshark");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    assert_eq!(rows.len(), flows.len(), "tshark reads as many packets as the stream shows");
+    for (row, f) in rows.iter().zip(&flows) {
+        let cols: Vec<&str> = row.split(',').collect();
+        let src = if cols[0].is_empty() { cols[1] } else { cols[0] };
+        let dst = if cols[2].is_empty() { cols[3] } else { cols[2] };
+        assert_eq!(src, f["src_ip"].as_str().unwrap(), "{row} vs {f}");
+        assert_eq!(dst, f["dst_ip"].as_str().unwrap(), "{row} vs {f}");
+        let sport = [cols[4], cols[5]].into_iter().find(|c| !c.is_empty()).map(|c| c.parse::<u64>().unwrap());
+        let dport = [cols[6], cols[7]].into_iter().find(|c| !c.is_empty()).map(|c| c.parse::<u64>().unwrap());
+        assert_eq!(sport, f["src_port"].as_u64(), "{row} vs {f}");
+        assert_eq!(dport, f["dst_port"].as_u64(), "{row} vs {f}");
+    }
+    let o = Command::new("tcpdump").arg("-nr").arg(&pcap).output().expect("tcpdump");
+    assert!(o.status.success(), "tcpdump reads the pcap: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), flows.len());
+
+    let down = dpdbg(&fs.0, &state).args(["lab", "down"]).output().unwrap();
+    assert!(down.status.success());
+}
