@@ -1,6 +1,8 @@
 //! Reading the datapath's events from the pinned ring buffer or perf event
 //! array, and decoding their headers.
 
+mod hub;
+
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -8,6 +10,8 @@ use std::time::{Duration, Instant};
 use aya::maps::perf::{PerfEvent, PerfEventArrayBuffer};
 use aya::maps::{Map, MapData, PerfEventArray, RingBuf};
 use serde::Serialize;
+
+pub use hub::{Hub, Subscription};
 
 use crate::abi::{self, EventHdr};
 use crate::datapath::{Pins, Transport};
