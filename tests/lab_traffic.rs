@@ -224,3 +224,71 @@ fn hub_fans_out_to_every_subscriber() {
     drop(reader);
     EventReader::open(lab.bpffs(), Transport::Ringbuf).expect("the lock is released with the reader");
 }
+
+/// (event type, subtype, endpoint, tcp flags of the captured packet) for a compact comparison.
+fn shape(e: &Event) -> (u8, u8, u32, u8) {
+    let p = dpdbg::flow::decode_packet(&e.data);
+    (e.hdr.event_type, e.hdr.subtype, e.hdr.endpoint_id, p.tcp_flags.unwrap_or(0))
+}
+
+fn exact_events(transport: Transport) {
+    let lab = lab(transport);
+    let (a, b) = (lab.endpoint(0).clone(), lab.endpoint(1).clone());
+    lab.set_enforcement(1, true, false).unwrap();
+    let maps = lab.maps().unwrap();
+    let allow = |proto, dport| {
+        let key = PolicyKey { endpoint_id: b.endpoint_id, identity: a.identity, dport, proto, direction: abi::DIR_INGRESS };
+        maps.policy_upsert(key, abi::POLICY_ALLOW).unwrap();
+    };
+    allow(1, 0);
+    allow(6, 8080);
+    let mut reader = EventReader::open(lab.bpffs(), transport).unwrap();
+    let (ea, eb) = (a.endpoint_id, b.endpoint_id);
+    const FROM: u8 = abi::TRACE_FROM_ENDPOINT;
+    const TO: u8 = abi::TRACE_TO_ENDPOINT;
+    const T: u8 = abi::EVENT_TRACE;
+    const V: u8 = abi::EVENT_POLICY_VERDICT;
+    const D: u8 = abi::EVENT_DROP;
+
+    assert!(lab.ping(0, IpAddr::V4(b.ipv4)).unwrap());
+    let got: Vec<_> = events(&mut reader).iter().map(shape).collect();
+    assert_eq!(got, vec![(T, FROM, ea, 0), (V, abi::MATCH_L3_L4, eb, 0), (T, TO, eb, 0)], "ping");
+
+    let r = lab.udp(0, 1, IpAddr::V4(b.ipv4), 5353).unwrap();
+    assert!(r.is_err());
+    let got: Vec<_> = events(&mut reader).iter().map(shape).collect();
+    assert_eq!(
+        got,
+        vec![(T, FROM, ea, 0), (V, abi::MATCH_NONE, eb, 0), (D, Reason::POLICY_DENIED.0, eb, 0)],
+        "denied udp"
+    );
+
+    lab.tcp(0, 1, IpAddr::V4(b.ipv4), 8080).unwrap().expect("tcp allowed");
+    std::thread::sleep(Duration::from_millis(200));
+    let got: Vec<_> = events(&mut reader).iter().map(shape).collect();
+    // Aggregation traces a packet when it shows flags its direction had not
+    // shown before: SYN, SYN-ACK, ACK, client data (PSH), server data, and each FIN.
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    const PSH: u8 = 0x08;
+    const FIN: u8 = 0x01;
+    let pair = |from_a: bool, flags: u8| {
+        if from_a { [(T, FROM, ea, flags), (T, TO, eb, flags)] } else { [(T, FROM, eb, flags), (T, TO, ea, flags)] }
+    };
+    let mut want = vec![(T, FROM, ea, SYN), (V, abi::MATCH_L3_L4, eb, SYN), (T, TO, eb, SYN)];
+    for (from_a, flags) in [(false, SYN | ACK), (true, ACK), (true, PSH | ACK), (false, PSH | ACK), (false, FIN | ACK), (true, FIN | ACK)] {
+        want.extend(pair(from_a, flags));
+    }
+    assert_eq!(got, want, "tcp connection");
+    assert_eq!(reader.lost, 0);
+}
+
+#[test]
+fn exact_events_ringbuf() {
+    exact_events(Transport::Ringbuf);
+}
+
+#[test]
+fn exact_events_perf() {
+    exact_events(Transport::Perf);
+}
