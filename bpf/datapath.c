@@ -504,11 +504,14 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	__u32 ep_id = ep->endpoint_id;
 	__u32 local = ep->identity;
 	__u16 ep_flags = ep->flags;
-	__u32 peer = peer_identity(&p, dir == DPDBG_DIR_INGRESS);
+	/*
+	 * The peer's identity costs a hash and an LPM lookup: only new
+	 * connections and events need it, so tracked packets that emit no
+	 * event skip it (see DESIGN.md, "Measured on this machine").
+	 */
+	__u32 peer = 0;
 
 	v.endpoint_id = ep_id;
-	v.src_identity = dir == DPDBG_DIR_EGRESS ? local : peer;
-	v.dst_identity = dir == DPDBG_DIR_EGRESS ? peer : local;
 
 	/* Conntrack: forward tuple, then the reply tuple of the opposite hook. */
 	void *ct_map;
@@ -567,6 +570,9 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 
 		v.ct_state = DPDBG_CT_NEW;
 		trace = 1;
+		peer = peer_identity(&p, dir == DPDBG_DIR_INGRESS);
+		v.src_identity = dir == DPDBG_DIR_EGRESS ? local : peer;
+		v.dst_identity = dir == DPDBG_DIR_EGRESS ? peer : local;
 		if (ep_flags & enforce) {
 			__u8 match;
 			struct policy_value *pv = policy_lookup(ep_id, peer, &p, dir, &match);
@@ -590,10 +596,16 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	}
 
 	count(DPDBG_REASON_FORWARDED, dir, len);
-	if (cfg.aggregation == DPDBG_AGG_NONE || (cfg.aggregation == DPDBG_AGG_MEDIUM && trace))
+	if (cfg.aggregation == DPDBG_AGG_NONE || (cfg.aggregation == DPDBG_AGG_MEDIUM && trace)) {
+		if (v.ct_state != DPDBG_CT_NEW) {
+			peer = peer_identity(&p, dir == DPDBG_DIR_INGRESS);
+			v.src_identity = dir == DPDBG_DIR_EGRESS ? local : peer;
+			v.dst_identity = dir == DPDBG_DIR_EGRESS ? peer : local;
+		}
 		emit(skb, &p, &v, DPDBG_EVENT_TRACE,
 		     dir == DPDBG_DIR_INGRESS ? DPDBG_TRACE_TO_ENDPOINT : DPDBG_TRACE_FROM_ENDPOINT,
 		     DPDBG_VERDICT_FORWARDED);
+	}
 	return TC_ACT_OK;
 }
 

@@ -237,7 +237,8 @@ fn exact_events(transport: Transport) {
     lab.set_enforcement(1, true, false).unwrap();
     let maps = lab.maps().unwrap();
     let allow = |proto, dport| {
-        let key = PolicyKey { endpoint_id: b.endpoint_id, identity: a.identity, dport, proto, direction: abi::DIR_INGRESS };
+        let key =
+            PolicyKey { endpoint_id: b.endpoint_id, identity: a.identity, dport, proto, direction: abi::DIR_INGRESS };
         maps.policy_upsert(key, abi::POLICY_ALLOW).unwrap();
     };
     allow(1, 0);
@@ -276,7 +277,9 @@ fn exact_events(transport: Transport) {
         if from_a { [(T, FROM, ea, flags), (T, TO, eb, flags)] } else { [(T, FROM, eb, flags), (T, TO, ea, flags)] }
     };
     let mut want = vec![(T, FROM, ea, SYN), (V, abi::MATCH_L3_L4, eb, SYN), (T, TO, eb, SYN)];
-    for (from_a, flags) in [(false, SYN | ACK), (true, ACK), (true, PSH | ACK), (false, PSH | ACK), (false, FIN | ACK), (true, FIN | ACK)] {
+    for (from_a, flags) in
+        [(false, SYN | ACK), (true, ACK), (true, PSH | ACK), (false, PSH | ACK), (false, FIN | ACK), (true, FIN | ACK)]
+    {
         want.extend(pair(from_a, flags));
     }
     assert_eq!(got, want, "tcp connection");

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The benchmarks: each prints its figures and the ratio against the tool an
+# operator would use instead, measured in the same run. Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo bench -p dpdbg --bench datapath
+cargo bench -p dpdbg --bench monitor
