@@ -127,14 +127,29 @@ pub fn write_verbose(out: &mut impl Write, data: &[u8]) -> fmt::Result {
         writeln!(out, "  Ethernet  {} -> {} type {:#06x}", m(e.source()), m(e.destination()), e.ether_type().0)?;
     }
     if let Some(v) = &s.vlan {
-        writeln!(out, "  VLAN      {v:?}")?;
+        match v {
+            etherparse::VlanSlice::SingleVlan(h) => writeln!(
+                out,
+                "  VLAN      id {} pcp {} type {:#06x}",
+                h.vlan_identifier().value(),
+                h.priority_code_point().value(),
+                h.ether_type().0
+            )?,
+            etherparse::VlanSlice::DoubleVlan(d) => writeln!(
+                out,
+                "  VLAN      outer {} inner {} type {:#06x}",
+                d.outer().vlan_identifier().value(),
+                d.inner().vlan_identifier().value(),
+                d.inner().ether_type().0
+            )?,
+        }
     }
     match &s.net {
         Some(LaxNetSlice::Ipv4(v4)) => {
             let h = v4.header();
             writeln!(
                 out,
-                "  IPv4      {} -> {} ihl {} tos {:#04x} len {} id {} {}{}frag {} ttl {} proto {} csum {:#06x} options {}B",
+                "  IPv4      {} -> {} ihl {} tos {:#04x} len {} id {} {}{}frag {} ttl {} proto {} csum {:#06x} options [{}]",
                 h.source_addr(),
                 h.destination_addr(),
                 h.ihl(),
@@ -147,7 +162,7 @@ pub fn write_verbose(out: &mut impl Write, data: &[u8]) -> fmt::Result {
                 h.ttl(),
                 h.protocol().0,
                 h.header_checksum(),
-                h.options().len()
+                h.options().iter().map(|b| format!("{b:02x}")).collect::<String>()
             )?;
         }
         Some(LaxNetSlice::Ipv6(v6)) => {
@@ -203,16 +218,30 @@ pub fn write_verbose(out: &mut impl Write, data: &[u8]) -> fmt::Result {
                     flags.push(' ');
                 }
             }
+            let mut opts = Vec::new();
+            for o in t.options_iterator() {
+                use etherparse::TcpOptionElement as O;
+                opts.push(match o {
+                    Ok(O::Noop) => "nop".to_string(),
+                    Ok(O::MaximumSegmentSize(m)) => format!("mss {m}"),
+                    Ok(O::WindowScale(w)) => format!("wscale {w}"),
+                    Ok(O::SelectiveAcknowledgementPermitted) => "sackOK".to_string(),
+                    Ok(O::SelectiveAcknowledgement(first, _)) => format!("sack {}:{}", first.0, first.1),
+                    Ok(O::Timestamp(a, b)) => format!("TS val {a} ecr {b}"),
+                    Err(e) => format!("bad option ({e})"),
+                });
+            }
             writeln!(
                 out,
-                "  TCP       {} -> {} [{}] seq {} ack {} win {} options {}B",
+                "  TCP       {} -> {} [{}] seq {} ack {} win {} urg {} options [{}]",
                 t.source_port(),
                 t.destination_port(),
                 flags.trim_end(),
                 t.sequence_number(),
                 t.acknowledgment_number(),
                 t.window_size(),
-                t.options().len()
+                t.urgent_pointer(),
+                opts.join(", ")
             )?;
         }
         Some(TransportSlice::Udp(u)) => writeln!(
@@ -223,8 +252,12 @@ pub fn write_verbose(out: &mut impl Write, data: &[u8]) -> fmt::Result {
             u.length(),
             u.checksum()
         )?,
-        Some(TransportSlice::Icmpv4(i)) => writeln!(out, "  ICMPv4    {:?}", i.icmp_type())?,
-        Some(TransportSlice::Icmpv6(i)) => writeln!(out, "  ICMPv6    {:?}", i.icmp_type())?,
+        Some(TransportSlice::Icmpv4(i)) => {
+            writeln!(out, "  ICMPv4    type {} code {} {:?}", i.type_u8(), i.code_u8(), i.icmp_type())?
+        }
+        Some(TransportSlice::Icmpv6(i)) => {
+            writeln!(out, "  ICMPv6    type {} code {} {:?}", i.type_u8(), i.code_u8(), i.icmp_type())?
+        }
         None => {}
     }
     Ok(())

@@ -261,6 +261,45 @@ mod tests {
     }
 
     #[test]
+    fn verbose_shows_every_layer() {
+        use etherparse::{PacketBuilder, TcpOptionElement};
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2([2; 6], [4; 6])
+            .single_vlan(etherparse::VlanId::try_new(42).unwrap())
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(1000, 80, 77, 512)
+            .syn()
+            .options(&[TcpOptionElement::MaximumSegmentSize(1460), TcpOptionElement::WindowScale(7)])
+            .unwrap()
+            .write(&mut v, &[])
+            .unwrap();
+        let mut s = String::new();
+        write_verbose(&mut s, &v).unwrap();
+        assert!(s.contains("Ethernet  02:02:02:02:02:02 -> 04:04:04:04:04:04"), "{s}");
+        assert!(s.contains("VLAN      id 42"), "{s}");
+        assert!(s.contains("IPv4      10.0.0.1 -> 10.0.0.2 ihl 5"), "{s}");
+        assert!(s.contains("TCP       1000 -> 80 [SYN] seq 77 ack 0 win 512 urg 0 options [mss 1460, wscale 7"), "{s}");
+
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2([2; 6], [4; 6])
+            .ipv6([0xfd; 16], [0xfe; 16], 9)
+            .icmpv6_echo_request(5, 6)
+            .write(&mut v, b"hi")
+            .unwrap();
+        let mut s = String::new();
+        write_verbose(&mut s, &v).unwrap();
+        assert!(s.contains("IPv6      fdfd:") && s.contains("hlim 9"), "{s}");
+        assert!(s.contains("ICMPv6    type 128 code 0"), "{s}");
+
+        let mut arp = vec![0xffu8; 6];
+        arp.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
+        arp.extend_from_slice(&[2, 0, 0, 0, 0, 1, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2]);
+        let mut s = String::new();
+        write_verbose(&mut s, &arp).unwrap();
+        assert!(s.contains("ARP       op 1 sender 10.0.0.1 target 10.0.0.2"), "{s}");
+    }
+
+    #[test]
     fn garbage_never_panics() {
         // A fixed-seed generator: the same inputs every run.
         let mut x: u64 = 0x9e3779b97f4a7c15;
