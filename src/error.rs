@@ -82,7 +82,7 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(call: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+    pub fn io(call: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io { call, path: path.into(), source }
     }
 

@@ -11,6 +11,7 @@ pub mod events;
 pub mod flow;
 pub mod lab;
 pub mod maps;
+pub mod progs;
 pub mod sys;
 
 pub use error::{Error, Result};

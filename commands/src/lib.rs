@@ -1,11 +1,14 @@
 //! The `dpdbg` command line: the clap tree, one module per command group,
 //! rendering as tables or JSON. All kernel work goes through the core.
 
+pub mod bpf;
 pub mod datapath;
 pub mod generated;
 pub mod lab;
+pub mod map;
 pub mod monitor;
 pub mod output;
+pub mod prog;
 
 use std::path::PathBuf;
 
@@ -40,6 +43,15 @@ pub enum Command {
     Lab(lab::LabCmd),
     /// Stream datapath events (trace, drop, policy verdict) as decoded packets.
     Monitor(monitor::MonitorCmd),
+    /// dpdbg's own maps, typed: endpoints, policy, conntrack, metrics, ipcache.
+    #[command(subcommand)]
+    Bpf(bpf::BpfCmd),
+    /// Any BPF map on the system, decoded through BTF.
+    #[command(subcommand)]
+    Map(map::MapCmd),
+    /// Every BPF program on the system.
+    #[command(subcommand)]
+    Prog(prog::ProgCmd),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -48,5 +60,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Datapath(c) => c.run(&cli.bpffs, &printer),
         Command::Lab(c) => c.run(&cli.bpffs, &printer),
         Command::Monitor(c) => c.run(&cli.bpffs, &printer),
+        Command::Bpf(c) => c.run(&cli.bpffs, &printer),
+        Command::Map(c) => c.run(&cli.bpffs, &printer),
+        Command::Prog(c) => c.run(&printer),
     }
 }

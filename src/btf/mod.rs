@@ -2,7 +2,13 @@
 //! name with its size and member offsets (the ABI check), and to walk any
 //! type a map's key or value is made of.
 
+mod encode;
+mod plan;
+
 use std::collections::HashMap;
+
+pub use encode::{EncodeError, encode};
+pub use plan::JsonPlan;
 
 /// What can go wrong reading BTF.
 #[derive(Debug, thiserror::Error)]

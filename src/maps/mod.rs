@@ -1,5 +1,7 @@
 //! Typed access to the datapath's pinned maps.
 
+pub mod any;
+pub mod ct;
 pub mod raw;
 
 use std::net::IpAddr;
@@ -60,6 +62,13 @@ pub struct Endpoint {
     pub mac: String,
     pub enforce_ingress: bool,
     pub enforce_egress: bool,
+}
+
+/// One ipcache entry.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct IpcacheEntry {
+    pub cidr: String,
+    pub identity: u32,
 }
 
 /// One metrics row, summed over CPUs.
@@ -158,18 +167,57 @@ impl Maps {
     }
 
     pub fn ipcache_upsert(&self, ip: IpAddr, prefix_len: u8, identity: u32) -> Result<()> {
+        let key = Self::ipcache_key(ip, prefix_len)?;
+        let mut m: LpmTrie<MapData, [u8; 20], IpcacheValue> =
+            typed("ipcache", LpmTrie::try_from(open(&self.pins, "ipcache")?))?;
+        typed("ipcache", m.insert(&key, IpcacheValue { identity, flags: 0 }, 0))
+    }
+
+    fn ipcache_key(ip: IpAddr, prefix_len: u8) -> Result<LpmKey<[u8; 20]>> {
         let max = if ip.is_ipv4() { 32 } else { 128 };
         if prefix_len > max {
             return Err(Error::InvalidInput(format!("prefix length /{prefix_len} is too long for {ip}")));
         }
         let (addr, family) = addr_bytes(ip);
-        let mut m: LpmTrie<MapData, [u8; 20], IpcacheValue> =
-            typed("ipcache", LpmTrie::try_from(open(&self.pins, "ipcache")?))?;
         let mut data = [0u8; 20];
         data[0] = family;
         data[4..].copy_from_slice(&addr);
-        let key = LpmKey::new(32 + prefix_len as u32, data);
-        typed("ipcache", m.insert(&key, IpcacheValue { identity, flags: 0 }, 0))
+        Ok(LpmKey::new(32 + prefix_len as u32, data))
+    }
+
+    /// Removes a CIDR; Ok(false) when it was not there.
+    pub fn ipcache_delete(&self, ip: IpAddr, prefix_len: u8) -> Result<bool> {
+        let key = Self::ipcache_key(ip, prefix_len)?;
+        let mut m: LpmTrie<MapData, [u8; 20], IpcacheValue> =
+            typed("ipcache", LpmTrie::try_from(open(&self.pins, "ipcache")?))?;
+        match m.remove(&key) {
+            Ok(()) => Ok(true),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(false),
+            Err(e) => Err(Error::bpf("map ipcache", e)),
+        }
+    }
+
+    /// Every CIDR in the ipcache, with its identity.
+    pub fn ipcache_list(&self) -> Result<Vec<IpcacheEntry>> {
+        let m = any::AnyMap::open(&any::MapSpec::Path(self.pins.map("ipcache")), Path::new("/"))?;
+        let mut out = Vec::new();
+        m.for_each_batch(|keys, values, n| {
+            for i in 0..n {
+                let k = &keys[i * 24..(i + 1) * 24];
+                let v = &values[i * 8..(i + 1) * 8];
+                let prefixlen = u32::from_ne_bytes([k[0], k[1], k[2], k[3]]);
+                let mut addr = [0u8; 16];
+                addr.copy_from_slice(&k[8..24]);
+                let ip = addr_from_bytes(&addr, k[4]);
+                out.push(IpcacheEntry {
+                    cidr: format!("{ip}/{}", prefixlen.saturating_sub(32)),
+                    identity: u32::from_ne_bytes([v[0], v[1], v[2], v[3]]),
+                });
+            }
+            Ok(())
+        })?;
+        out.sort_by(|a, b| a.cidr.cmp(&b.cidr));
+        Ok(out)
     }
 
     /// Metrics with at least one packet, summed over CPUs.

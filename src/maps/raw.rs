@@ -1,45 +1,107 @@
-//! The bpf(2) map commands aya does not expose generically: byte-level key
-//! iteration, so any map can be walked whatever its key type.
+//! The bpf(2) commands aya does not expose generically: byte-level element
+//! access so any map can be read whatever its types, batch lookups (aya
+//! 0.14 has none), object info with BTF ids, and id iteration.
 
+use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
 
 use aya::maps::MapData;
 
 use crate::{Error, Result};
 
-const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
+const BPF_MAP_LOOKUP_ELEM: u32 = 1;
+const BPF_MAP_UPDATE_ELEM: u32 = 2;
+const BPF_MAP_DELETE_ELEM: u32 = 3;
+const BPF_MAP_GET_NEXT_KEY: u32 = 4;
+const BPF_OBJ_GET: u32 = 7;
+const BPF_PROG_GET_NEXT_ID: u32 = 11;
+const BPF_MAP_GET_NEXT_ID: u32 = 12;
+const BPF_PROG_GET_FD_BY_ID: u32 = 13;
+const BPF_MAP_GET_FD_BY_ID: u32 = 14;
+const BPF_OBJ_GET_INFO_BY_FD: u32 = 15;
+const BPF_BTF_GET_FD_BY_ID: u32 = 19;
+const BPF_MAP_LOOKUP_BATCH: u32 = 24;
+const BPF_LINK_GET_FD_BY_ID: u32 = 30;
+const BPF_LINK_GET_NEXT_ID: u32 = 31;
+const BPF_ENABLE_STATS: u32 = 32;
 
-#[repr(C)]
-struct MapElemAttr {
-    map_fd: u32,
-    _pad: u32,
-    key: u64,
-    value_or_next: u64,
-    flags: u64,
+/// bpf_attr is a union of at most this many bytes for the commands used here.
+type Attr = [u64; 16];
+
+fn put_u32(a: &mut Attr, off: usize, v: u32) {
+    let bytes: &mut [u8; 128] = bytemuck_attr(a);
+    bytes[off..off + 4].copy_from_slice(&v.to_ne_bytes());
 }
 
-fn bpf(cmd: libc::c_long, attr: &mut MapElemAttr) -> io::Result<()> {
-    // SAFETY: attr is a valid bpf_attr prefix for the map element commands,
-    // and the pointers in it reference live buffers of the sizes the map needs.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut MapElemAttr, std::mem::size_of::<MapElemAttr>()) };
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+fn put_u64(a: &mut Attr, off: usize, v: u64) {
+    let bytes: &mut [u8; 128] = bytemuck_attr(a);
+    bytes[off..off + 8].copy_from_slice(&v.to_ne_bytes());
 }
 
-/// Next key after `key` (the first when None); Ok(false) at the end.
-pub fn get_next_key(map: &MapData, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<bool> {
-    let mut attr = MapElemAttr {
-        map_fd: map.fd().as_fd().as_raw_fd() as u32,
-        _pad: 0,
-        key: key.map_or(0, |k| k.as_ptr() as u64),
-        value_or_next: next.as_mut_ptr() as u64,
-        flags: 0,
-    };
-    match bpf(BPF_MAP_GET_NEXT_KEY, &mut attr) {
-        Ok(()) => Ok(true),
+fn get_u32(a: &Attr, off: usize) -> u32 {
+    // SAFETY: Attr is 128 bytes of plain integers.
+    let bytes: &[u8; 128] = unsafe { &*(a as *const Attr as *const [u8; 128]) };
+    u32::from_ne_bytes([bytes[off], bytes[off + 1], bytes[off + 2], bytes[off + 3]])
+}
+
+fn bytemuck_attr(a: &mut Attr) -> &mut [u8; 128] {
+    // SAFETY: Attr is 128 bytes of plain integers, any byte pattern is valid.
+    unsafe { &mut *(a as *mut Attr as *mut [u8; 128]) }
+}
+
+fn sys_bpf(cmd: u32, attr: &mut Attr) -> io::Result<i64> {
+    // SAFETY: attr is a zero-initialised bpf_attr for `cmd`; every pointer
+    // stored in it references a live buffer of the size the command needs.
+    let r =
+        unsafe { libc::syscall(libc::SYS_bpf, cmd as libc::c_long, attr.as_mut_ptr(), std::mem::size_of::<Attr>()) };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+}
+
+fn owned(fd: i64) -> OwnedFd {
+    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
+    unsafe { OwnedFd::from_raw_fd(fd as RawFd) }
+}
+
+fn elem(cmd: u32, fd: RawFd, key: Option<&[u8]>, value: u64, flags: u64) -> io::Result<bool> {
+    let mut a: Attr = [0; 16];
+    put_u32(&mut a, 0, fd as u32);
+    put_u64(&mut a, 8, key.map_or(0, |k| k.as_ptr() as u64));
+    put_u64(&mut a, 16, value);
+    put_u64(&mut a, 24, flags);
+    match sys_bpf(cmd, &mut a) {
+        Ok(_) => Ok(true),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// Next key after `key` (the first when None); Ok(false) at the end.
+pub fn get_next_key_fd(fd: RawFd, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<bool> {
+    elem(BPF_MAP_GET_NEXT_KEY, fd, key, next.as_mut_ptr() as u64, 0)
+}
+
+pub fn get_next_key(map: &MapData, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<bool> {
+    get_next_key_fd(map.fd().as_fd().as_raw_fd(), key, next)
+}
+
+/// Looks `key` up into `value`; Ok(false) when absent.
+pub fn lookup_fd(fd: RawFd, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
+    elem(BPF_MAP_LOOKUP_ELEM, fd, Some(key), value.as_mut_ptr() as u64, 0)
+}
+
+pub fn lookup(map: &MapData, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
+    lookup_fd(map.fd().as_fd().as_raw_fd(), key, value)
+}
+
+pub fn update_fd(fd: RawFd, key: &[u8], value: &[u8], flags: u64) -> io::Result<()> {
+    elem(BPF_MAP_UPDATE_ELEM, fd, Some(key), value.as_ptr() as u64, flags).map(|_| ())
+}
+
+/// Deletes `key`; Ok(false) when it was not there.
+pub fn delete_fd(fd: RawFd, key: &[u8]) -> io::Result<bool> {
+    elem(BPF_MAP_DELETE_ELEM, fd, Some(key), 0, 0)
 }
 
 /// Counts the entries of a hash-like map by walking its keys.
@@ -60,20 +122,233 @@ pub fn count_entries(map: &MapData, key_size: u32) -> Result<u64> {
     }
 }
 
-const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
-
-/// Looks `key` up into `value` (sized to the map's value size); Ok(false) when absent.
-pub fn lookup(map: &MapData, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
-    let mut attr = MapElemAttr {
-        map_fd: map.fd().as_fd().as_raw_fd() as u32,
-        _pad: 0,
-        key: key.as_ptr() as u64,
-        value_or_next: value.as_mut_ptr() as u64,
-        flags: 0,
-    };
-    match bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) {
-        Ok(()) => Ok(true),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+/// One BPF_MAP_LOOKUP_BATCH call. `token` carries the position between
+/// calls (None for the first). Returns how many entries were written and
+/// whether the map has more. Err(ENOTSUPP/EINVAL) when the map type has no
+/// batch support.
+pub fn lookup_batch(
+    fd: RawFd,
+    token_in: Option<&[u8]>,
+    token_out: &mut [u8],
+    keys: &mut [u8],
+    values: &mut [u8],
+    count: u32,
+) -> io::Result<(u32, bool)> {
+    let mut a: Attr = [0; 16];
+    put_u64(&mut a, 0, token_in.map_or(0, |t| t.as_ptr() as u64));
+    put_u64(&mut a, 8, token_out.as_mut_ptr() as u64);
+    put_u64(&mut a, 16, keys.as_mut_ptr() as u64);
+    put_u64(&mut a, 24, values.as_mut_ptr() as u64);
+    put_u32(&mut a, 32, count);
+    put_u32(&mut a, 36, fd as u32);
+    match sys_bpf(BPF_MAP_LOOKUP_BATCH, &mut a) {
+        Ok(_) => Ok((get_u32(&a, 32), true)),
+        // ENOENT ends the walk; the count still says what this call returned.
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok((get_u32(&a, 32), false)),
         Err(e) => Err(e),
     }
+}
+
+/// A map's description from BPF_OBJ_GET_INFO_BY_FD, BTF ids included.
+#[derive(Clone, Debug, Default)]
+pub struct MapInfoRaw {
+    pub map_type: u32,
+    pub id: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub map_flags: u32,
+    pub name: String,
+    pub btf_id: u32,
+    pub btf_key_type_id: u32,
+    pub btf_value_type_id: u32,
+}
+
+fn obj_info(fd: RawFd, buf: &mut [u8]) -> io::Result<u32> {
+    let mut a: Attr = [0; 16];
+    put_u32(&mut a, 0, fd as u32);
+    put_u32(&mut a, 4, buf.len() as u32);
+    put_u64(&mut a, 8, buf.as_mut_ptr() as u64);
+    sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &mut a)?;
+    Ok(get_u32(&a, 4))
+}
+
+fn le32(b: &[u8], off: usize) -> u32 {
+    u32::from_ne_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+}
+
+fn le64(b: &[u8], off: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[off..off + 8]);
+    u64::from_ne_bytes(x)
+}
+
+fn cstr(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+pub fn map_info(fd: RawFd) -> io::Result<MapInfoRaw> {
+    let mut b = [0u8; 88];
+    obj_info(fd, &mut b)?;
+    Ok(MapInfoRaw {
+        map_type: le32(&b, 0),
+        id: le32(&b, 4),
+        key_size: le32(&b, 8),
+        value_size: le32(&b, 12),
+        max_entries: le32(&b, 16),
+        map_flags: le32(&b, 20),
+        name: cstr(&b[24..40]),
+        btf_id: le32(&b, 64),
+        btf_key_type_id: le32(&b, 68),
+        btf_value_type_id: le32(&b, 72),
+    })
+}
+
+/// The raw BTF blob with this id (what a map's btf_id refers to).
+pub fn btf_by_id(id: u32) -> io::Result<Vec<u8>> {
+    let mut a: Attr = [0; 16];
+    put_u32(&mut a, 0, id);
+    let fd = owned(sys_bpf(BPF_BTF_GET_FD_BY_ID, &mut a)?);
+    // First ask for the size, then fetch the data.
+    let mut info = [0u8; 32];
+    obj_info(fd.as_raw_fd(), &mut info)?;
+    let size = le32(&info, 8) as usize;
+    let mut data = vec![0u8; size];
+    let mut info = [0u8; 32];
+    info[0..8].copy_from_slice(&(data.as_mut_ptr() as u64).to_ne_bytes());
+    info[8..12].copy_from_slice(&(size as u32).to_ne_bytes());
+    obj_info(fd.as_raw_fd(), &mut info)?;
+    Ok(data)
+}
+
+pub fn map_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    let mut a: Attr = [0; 16];
+    put_u32(&mut a, 0, id);
+    sys_bpf(BPF_MAP_GET_FD_BY_ID, &mut a).map(owned)
+}
+
+/// Opens a pinned object (map, program or link) by path.
+pub fn obj_get(path: &Path) -> io::Result<OwnedFd> {
+    let c =
+        CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut a: Attr = [0; 16];
+    put_u64(&mut a, 0, c.as_ptr() as u64);
+    sys_bpf(BPF_OBJ_GET, &mut a).map(owned)
+}
+
+fn next_id(cmd: u32, start: u32) -> io::Result<Option<u32>> {
+    let mut a: Attr = [0; 16];
+    put_u32(&mut a, 0, start);
+    match sys_bpf(cmd, &mut a) {
+        Ok(_) => Ok(Some(get_u32(&a, 4))),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Ids of every map on the system, ascending.
+pub fn map_ids() -> io::Result<Vec<u32>> {
+    ids(BPF_MAP_GET_NEXT_ID)
+}
+
+/// Ids of every program on the system, ascending.
+pub fn prog_ids() -> io::Result<Vec<u32>> {
+    ids(BPF_PROG_GET_NEXT_ID)
+}
+
+fn ids(cmd: u32) -> io::Result<Vec<u32>> {
+    let mut out = Vec::new();
+    let mut cur = 0;
+    while let Some(id) = next_id(cmd, cur)? {
+        out.push(id);
+        cur = id;
+    }
+    Ok(out)
+}
+
+pub fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    let mut a: Attr = [0; 16];
+    put_u32(&mut a, 0, id);
+    sys_bpf(BPF_PROG_GET_FD_BY_ID, &mut a).map(owned)
+}
+
+/// What `prog list` shows of a program.
+#[derive(Clone, Debug, Default)]
+pub struct ProgInfoRaw {
+    pub prog_type: u32,
+    pub id: u32,
+    pub tag: [u8; 8],
+    pub name: String,
+    pub map_ids: Vec<u32>,
+    pub run_time_ns: u64,
+    pub run_cnt: u64,
+}
+
+pub fn prog_info(fd: RawFd) -> io::Result<ProgInfoRaw> {
+    // bpf_prog_info: type 0, id 4, tag 8..16, nr_map_ids 52, map_ids 56,
+    // name 64..80, run_time_ns 192, run_cnt 200.
+    let mut b = [0u8; 232];
+    obj_info(fd, &mut b)?;
+    let nr = le32(&b, 52);
+    let mut ids = vec![0u32; nr as usize];
+    if nr > 0 {
+        let mut b2 = [0u8; 232];
+        b2[52..56].copy_from_slice(&nr.to_ne_bytes());
+        b2[56..64].copy_from_slice(&(ids.as_mut_ptr() as u64).to_ne_bytes());
+        obj_info(fd, &mut b2)?;
+    }
+    let mut tag = [0u8; 8];
+    tag.copy_from_slice(&b[8..16]);
+    Ok(ProgInfoRaw {
+        prog_type: le32(&b, 0),
+        id: le32(&b, 4),
+        tag,
+        name: cstr(&b[64..80]),
+        map_ids: ids,
+        run_time_ns: le64(&b, 192),
+        run_cnt: le64(&b, 200),
+    })
+}
+
+/// A link and where it attaches, when the kernel says (tcx, netkit, xdp).
+#[derive(Clone, Debug, Default)]
+pub struct LinkInfoRaw {
+    pub link_type: u32,
+    pub id: u32,
+    pub prog_id: u32,
+    pub ifindex: Option<u32>,
+    pub attach_type: Option<u32>,
+}
+
+const BPF_LINK_TYPE_XDP: u32 = 6;
+const BPF_LINK_TYPE_TCX: u32 = 11;
+const BPF_LINK_TYPE_NETKIT: u32 = 13;
+
+pub fn links() -> io::Result<Vec<LinkInfoRaw>> {
+    let mut out = Vec::new();
+    for id in ids(BPF_LINK_GET_NEXT_ID)? {
+        let mut a: Attr = [0; 16];
+        put_u32(&mut a, 0, id);
+        let Ok(fd) = sys_bpf(BPF_LINK_GET_FD_BY_ID, &mut a).map(owned) else { continue };
+        let mut b = [0u8; 64];
+        if obj_info(fd.as_raw_fd(), &mut b).is_err() {
+            continue;
+        }
+        let link_type = le32(&b, 0);
+        let (ifindex, attach_type) = match link_type {
+            BPF_LINK_TYPE_TCX | BPF_LINK_TYPE_NETKIT => (Some(le32(&b, 16)), Some(le32(&b, 20))),
+            BPF_LINK_TYPE_XDP => (Some(le32(&b, 16)), None),
+            _ => (None, None),
+        };
+        out.push(LinkInfoRaw { link_type, id: le32(&b, 4), prog_id: le32(&b, 8), ifindex, attach_type });
+    }
+    Ok(out)
+}
+
+/// Turns on run-time statistics for as long as the returned fd lives.
+pub fn enable_run_time_stats() -> io::Result<OwnedFd> {
+    let mut a: Attr = [0; 16];
+    put_u32(&mut a, 0, 0); // BPF_STATS_RUN_TIME
+    sys_bpf(BPF_ENABLE_STATS, &mut a).map(owned)
 }

@@ -1,0 +1,146 @@
+use std::io::{BufWriter, Write};
+use std::net::IpAddr;
+use std::path::Path;
+
+use clap::Subcommand;
+use dpdbg::maps::ct::{self, CtFilter, CtView};
+
+use super::{parse_proto, proto_name};
+use crate::output::{Printer, table};
+
+#[derive(Debug, Subcommand)]
+pub enum CtCmd {
+    /// List conntrack entries.
+    List {
+        #[arg(long, conflicts_with = "ipv6")]
+        ipv4: bool,
+        #[arg(long)]
+        ipv6: bool,
+        /// Entries with this address as source or destination.
+        #[arg(long)]
+        ip: Option<IpAddr>,
+        /// Entries with this port as source or destination.
+        #[arg(long)]
+        port: Option<u16>,
+        /// tcp, udp, icmp, icmpv6 or a number.
+        #[arg(long, value_parser = parse_proto)]
+        proto: Option<u8>,
+    },
+    /// Remove every entry.
+    Flush,
+    /// Remove expired entries and say how many.
+    Gc,
+}
+
+fn endpoint(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+        v4 => format!("{v4}:{port}"),
+    }
+}
+
+impl CtCmd {
+    pub fn run(self, bpffs: &Path, p: &Printer) -> anyhow::Result<()> {
+        match self {
+            CtCmd::List { ipv4, ipv6, ip, port, proto } => {
+                let filter = CtFilter {
+                    family: if ipv4 {
+                        Some(4)
+                    } else if ipv6 {
+                        Some(6)
+                    } else {
+                        None
+                    },
+                    ip,
+                    port,
+                    proto,
+                };
+                list(bpffs, &filter, p)
+            }
+            CtCmd::Flush => {
+                let n = ct::flush(bpffs)?;
+                p.print(&serde_json::json!({"deleted": n}), || format!("Flushed {n} entries"))
+            }
+            CtCmd::Gc => {
+                let n = ct::gc(bpffs)?;
+                p.print(&serde_json::json!({"deleted": n}), || format!("Deleted {n} expired entries"))
+            }
+        }
+    }
+}
+
+fn list(bpffs: &Path, filter: &CtFilter, p: &Printer) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut w = BufWriter::with_capacity(1 << 20, stdout.lock());
+    let n = match p {
+        Printer::Json | Printer::Jsonl => {
+            // Streamed as read: memory stays flat however large the table.
+            let json = matches!(p, Printer::Json);
+            let mut buf = Vec::with_capacity(512);
+            let mut first = true;
+            if json {
+                w.write_all(b"[")?;
+            }
+            let n = ct::for_each(bpffs, filter, |v| {
+                buf.clear();
+                if json && !first {
+                    buf.push(b',');
+                }
+                first = false;
+                ct::write_json(&mut buf, v);
+                if !json {
+                    buf.push(b'\n');
+                }
+                w.write_all(&buf).map_err(|e| dpdbg::Error::io("write", "stdout", e))
+            })?;
+            if json {
+                w.write_all(b"]\n")?;
+            }
+            n
+        }
+        Printer::Table => {
+            let mut rows: Vec<CtView> = Vec::new();
+            ct::for_each(bpffs, filter, |v| {
+                rows.push(v.clone());
+                Ok(())
+            })?;
+            if !rows.is_empty() {
+                let mut t = table(&[
+                    "PROTO",
+                    "DIR",
+                    "SOURCE",
+                    "DESTINATION",
+                    "STATE",
+                    "PACKETS",
+                    "BYTES",
+                    "AGE",
+                    "EXPIRES",
+                    "IDENTITY",
+                    "FLAGS",
+                ]);
+                for v in &rows {
+                    t.add_row(vec![
+                        proto_name(v.proto),
+                        if v.direction == "egress" { "OUT" } else { "IN" }.to_string(),
+                        endpoint(v.src, v.sport),
+                        endpoint(v.dst, v.dport),
+                        v.state.to_string(),
+                        format!("{}/{}", v.packets_fwd, v.packets_rev),
+                        format!("{}/{}", v.bytes_fwd, v.bytes_rev),
+                        format!("{}s", v.age_s),
+                        if v.expires_in_s < 0 { "expired".into() } else { format!("{}s", v.expires_in_s) },
+                        v.src_identity.to_string(),
+                        v.flags.join(","),
+                    ]);
+                }
+                writeln!(w, "{t}")?;
+            }
+            rows.len() as u64
+        }
+    };
+    w.flush()?;
+    if n == 0 && p.is_table() {
+        eprintln!("No entries found.");
+    }
+    Ok(())
+}

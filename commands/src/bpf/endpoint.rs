@@ -1,0 +1,156 @@
+use std::net::IpAddr;
+use std::path::Path;
+
+use anyhow::Context;
+use clap::{Subcommand, ValueEnum};
+use dpdbg::abi::{self, EndpointInfo};
+use dpdbg::maps::{Endpoint, Maps};
+
+use crate::output::{Printer, table};
+
+const COL_ID: &str = "ENDPOINT";
+const COL_IDENTITY: &str = "IDENTITY";
+const COL_IP: &str = "IP ADDRESS";
+const COL_IFINDEX: &str = "IFINDEX";
+const COL_IFACE: &str = "INTERFACE";
+const COL_MAC: &str = "MAC";
+const COL_POLICY: &str = "POLICY ENFORCEMENT";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Enforce {
+    None,
+    Ingress,
+    Egress,
+    Both,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EndpointCmd {
+    /// List every endpoint address.
+    List,
+    /// Show one endpoint's addresses.
+    Get { id: u32 },
+    /// Add (or replace) an endpoint address.
+    Add {
+        #[arg(long)]
+        id: u32,
+        #[arg(long)]
+        identity: u32,
+        /// The endpoint's IPv4 or IPv6 address (repeatable).
+        #[arg(long = "ip", required = true)]
+        ips: Vec<IpAddr>,
+        /// Host-side interface of the endpoint (or --ifindex).
+        #[arg(long, conflicts_with = "ifindex")]
+        interface: Option<String>,
+        #[arg(long)]
+        ifindex: Option<u32>,
+        #[arg(long, default_value = "00:00:00:00:00:00")]
+        mac: String,
+        /// Which directions policy is enforced in.
+        #[arg(long, value_enum, default_value_t = Enforce::None)]
+        enforce: Enforce,
+    },
+    /// Delete an endpoint (all its addresses, or just --ip).
+    Delete {
+        id: u32,
+        #[arg(long)]
+        ip: Option<IpAddr>,
+    },
+}
+
+fn parse_mac(s: &str) -> anyhow::Result<[u8; 6]> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let mut mac = [0u8; 6];
+    if parts.len() != 6 {
+        anyhow::bail!("MAC {s:?}: expected six hex bytes like 02:00:00:00:00:01");
+    }
+    for (b, p) in mac.iter_mut().zip(parts) {
+        *b = u8::from_str_radix(p, 16).map_err(|_| anyhow::anyhow!("MAC {s:?}: {p:?} is not a hex byte"))?;
+    }
+    Ok(mac)
+}
+
+fn render(eps: &[Endpoint]) -> String {
+    if eps.is_empty() {
+        eprintln!("No entries found.");
+        return String::new();
+    }
+    let mut t = table(&[COL_ID, COL_IDENTITY, COL_IP, COL_IFINDEX, COL_IFACE, COL_MAC, COL_POLICY]);
+    for e in eps {
+        let policy = match (e.enforce_ingress, e.enforce_egress) {
+            (true, true) => "ingress, egress",
+            (true, false) => "ingress",
+            (false, true) => "egress",
+            (false, false) => "disabled",
+        };
+        t.add_row(vec![
+            e.endpoint_id.to_string(),
+            e.identity.to_string(),
+            e.ip.to_string(),
+            e.ifindex.to_string(),
+            dpdbg::sys::ifname(e.ifindex).unwrap_or_else(|| "-".into()),
+            e.mac.clone(),
+            policy.to_string(),
+        ]);
+    }
+    t.to_string()
+}
+
+impl EndpointCmd {
+    pub fn run(self, bpffs: &Path, p: &Printer) -> anyhow::Result<()> {
+        let maps = Maps::open(bpffs)?;
+        match self {
+            EndpointCmd::List => {
+                let eps = maps.endpoint_list()?;
+                p.print(&eps, || render(&eps))
+            }
+            EndpointCmd::Get { id } => {
+                let eps: Vec<_> = maps.endpoint_list()?.into_iter().filter(|e| e.endpoint_id == id).collect();
+                if eps.is_empty() {
+                    anyhow::bail!("endpoint {id} not found (see `dpdbg bpf endpoint list`)");
+                }
+                p.print(&eps, || render(&eps))
+            }
+            EndpointCmd::Add { id, identity, ips, interface, ifindex, mac, enforce } => {
+                let ifindex = match (interface, ifindex) {
+                    (Some(i), _) => dpdbg::sys::ifindex(&i)?,
+                    (None, Some(x)) => x,
+                    (None, None) => anyhow::bail!("give the endpoint's interface with --interface NAME or --ifindex N"),
+                };
+                let flags = match enforce {
+                    Enforce::None => 0,
+                    Enforce::Ingress => abi::EP_ENFORCE_INGRESS,
+                    Enforce::Egress => abi::EP_ENFORCE_EGRESS,
+                    Enforce::Both => abi::EP_ENFORCE_INGRESS | abi::EP_ENFORCE_EGRESS,
+                };
+                let info = EndpointInfo { endpoint_id: id, identity, ifindex, mac: parse_mac(&mac)?, flags };
+                for ip in &ips {
+                    maps.endpoint_upsert(*ip, info).with_context(|| format!("adding {ip}"))?;
+                }
+                p.print(&serde_json::json!({"endpoint_id": id, "added": ips}), || {
+                    format!("Endpoint {id}: added {} address(es)", ips.len())
+                })
+            }
+            EndpointCmd::Delete { id, ip } => {
+                let eps: Vec<_> = maps
+                    .endpoint_list()?
+                    .into_iter()
+                    .filter(|e| e.endpoint_id == id && ip.is_none_or(|ip| ip == e.ip))
+                    .collect();
+                if eps.is_empty() {
+                    anyhow::bail!(
+                        "endpoint {id}{} not found",
+                        ip.map(|i| format!(" with address {i}")).unwrap_or_default()
+                    );
+                }
+                for e in &eps {
+                    maps.endpoint_delete(e.ip)?;
+                }
+                let ips: Vec<String> = eps.iter().map(|e| e.ip.to_string()).collect();
+                p.print(&serde_json::json!({"endpoint_id": id, "deleted": ips}), || {
+                    format!("Endpoint {id}: deleted {}", ips.join(", "))
+                })
+            }
+        }
+    }
+}

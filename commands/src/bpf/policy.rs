@@ -1,0 +1,151 @@
+use std::path::Path;
+
+use clap::{Subcommand, ValueEnum};
+use dpdbg::abi::{self, PolicyKey};
+use dpdbg::maps::Maps;
+use serde::Serialize;
+
+use super::{parse_proto, proto_name};
+use crate::output::{Printer, table};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Direction {
+    Ingress,
+    Egress,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Action {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RuleArgs {
+    /// The endpoint the rule belongs to.
+    #[arg(long)]
+    endpoint: u32,
+    /// Peer identity, or "any".
+    #[arg(long, default_value = "any", value_parser = parse_identity)]
+    identity: u32,
+    /// Destination port (needs --proto tcp or udp); 0 = any.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// tcp, udp, icmp, icmpv6 or any.
+    #[arg(long, default_value = "any", value_parser = parse_proto)]
+    proto: u8,
+    #[arg(long, value_enum)]
+    direction: Direction,
+}
+
+fn parse_identity(s: &str) -> Result<u32, String> {
+    if s == "any" { Ok(0) } else { s.parse().map_err(|_| format!("{s:?}: an identity number or \"any\"")) }
+}
+
+impl RuleArgs {
+    fn key(&self) -> anyhow::Result<PolicyKey> {
+        if self.port != 0 && !matches!(self.proto, 6 | 17) {
+            anyhow::bail!("--port {} needs --proto tcp or udp", self.port);
+        }
+        Ok(PolicyKey {
+            endpoint_id: self.endpoint,
+            identity: self.identity,
+            dport: self.port,
+            proto: self.proto,
+            direction: if self.direction == Direction::Egress { abi::DIR_EGRESS } else { abi::DIR_INGRESS },
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCmd {
+    /// Show the rules (of one endpoint, or all) with their counters.
+    Get { endpoint: Option<u32> },
+    /// Add a rule. Deny wins: an allow does not replace a deny for the same key.
+    Add {
+        #[command(flatten)]
+        rule: RuleArgs,
+        #[arg(long, value_enum)]
+        action: Action,
+    },
+    /// Delete a rule.
+    Delete {
+        #[command(flatten)]
+        rule: RuleArgs,
+    },
+}
+
+#[derive(Serialize)]
+struct Rule {
+    endpoint_id: u32,
+    direction: &'static str,
+    identity: u32,
+    port: u16,
+    proto: u8,
+    action: &'static str,
+    packets: u64,
+    bytes: u64,
+}
+
+impl PolicyCmd {
+    pub fn run(self, bpffs: &Path, p: &Printer) -> anyhow::Result<()> {
+        let maps = Maps::open(bpffs)?;
+        match self {
+            PolicyCmd::Get { endpoint } => {
+                let rules: Vec<Rule> = maps
+                    .policy_list()?
+                    .into_iter()
+                    .filter(|(k, _)| endpoint.is_none_or(|e| e == k.endpoint_id))
+                    .map(|(k, v)| Rule {
+                        endpoint_id: k.endpoint_id,
+                        direction: abi::direction_text(k.direction),
+                        identity: k.identity,
+                        port: k.dport,
+                        proto: k.proto,
+                        action: if v.action == abi::POLICY_DENY { "deny" } else { "allow" },
+                        packets: v.packets,
+                        bytes: v.bytes,
+                    })
+                    .collect();
+                p.print(&rules, || {
+                    if rules.is_empty() {
+                        eprintln!("No entries found.");
+                        return String::new();
+                    }
+                    let mut t =
+                        table(&["ENDPOINT", "DIRECTION", "IDENTITY", "PORT/PROTO", "ACTION", "PACKETS", "BYTES"]);
+                    for r in &rules {
+                        t.add_row(vec![
+                            r.endpoint_id.to_string(),
+                            r.direction.to_string(),
+                            if r.identity == 0 { "ANY".into() } else { r.identity.to_string() },
+                            if r.port == 0 {
+                                proto_name(r.proto)
+                            } else {
+                                format!("{}/{}", r.port, proto_name(r.proto))
+                            },
+                            r.action.to_string(),
+                            r.packets.to_string(),
+                            r.bytes.to_string(),
+                        ]);
+                    }
+                    t.to_string()
+                })
+            }
+            PolicyCmd::Add { rule, action } => {
+                let key = rule.key()?;
+                let a = if action == Action::Deny { abi::POLICY_DENY } else { abi::POLICY_ALLOW };
+                maps.policy_upsert(key, a)?;
+                p.print(&serde_json::json!({"added": true}), || "Rule added.".into())
+            }
+            PolicyCmd::Delete { rule } => {
+                let key = rule.key()?;
+                if !maps.policy_list()?.iter().any(|(k, _)| *k == key) {
+                    anyhow::bail!("no such rule (see `dpdbg bpf policy get {}`)", key.endpoint_id);
+                }
+                maps.policy_delete(key)?;
+                p.print(&serde_json::json!({"deleted": true}), || "Rule deleted.".into())
+            }
+        }
+    }
+}

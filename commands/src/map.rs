@@ -1,0 +1,171 @@
+//! `dpdbg map …`: any BPF map on the system, decoded through its BTF.
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use anyhow::Context;
+use clap::{Subcommand, ValueEnum};
+use dpdbg::maps::any::{self, AnyMap, MapSpec, Side};
+
+use crate::output::{Printer, table};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum UpdateFlag {
+    /// Create or replace.
+    Any,
+    /// Only create: fail when the key exists.
+    Noexist,
+    /// Only replace: fail when the key is absent.
+    Exist,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MapCmd {
+    /// List every BPF map on the system.
+    List,
+    /// Print every entry of a map (MAP: a name, a pin path or id:N).
+    Dump { map: String },
+    /// Print one entry. KEY is JSON (decoded through the map's BTF) or hex:… bytes.
+    Get { map: String, key: String },
+    /// Create or replace one entry. KEY and VALUE are JSON or hex:… bytes.
+    Update {
+        map: String,
+        key: String,
+        value: String,
+        #[arg(long, value_enum, default_value_t = UpdateFlag::Any)]
+        flag: UpdateFlag,
+    },
+    /// Delete one entry.
+    Delete { map: String, key: String },
+}
+
+fn open(map: &str, bpffs: &Path) -> anyhow::Result<AnyMap> {
+    let spec = MapSpec::parse(map)?;
+    AnyMap::open(&spec, bpffs).with_context(|| format!("map {map}"))
+}
+
+impl MapCmd {
+    pub fn run(self, bpffs: &Path, p: &Printer) -> anyhow::Result<()> {
+        dpdbg::sys::require_privileges("reading BPF maps")?;
+        match self {
+            MapCmd::List => {
+                let maps = any::list(bpffs)?;
+                p.print(&maps, || {
+                    let mut t = table(&["ID", "TYPE", "NAME", "KEY", "VALUE", "MAX ENTRIES", "FLAGS", "BTF", "PIN"]);
+                    for m in &maps {
+                        t.add_row(vec![
+                            m.id.to_string(),
+                            m.map_type.to_string(),
+                            m.name.clone(),
+                            m.key_size.to_string(),
+                            m.value_size.to_string(),
+                            m.max_entries.to_string(),
+                            format!("{:#x}", m.flags),
+                            if m.btf_id != 0 { m.btf_id.to_string() } else { "-".into() },
+                            m.pin.as_ref().map_or(String::new(), |p| p.display().to_string()),
+                        ]);
+                    }
+                    t.to_string()
+                })
+            }
+            MapCmd::Dump { map } => dump(&open(&map, bpffs)?, p),
+            MapCmd::Get { map, key } => {
+                let m = open(&map, bpffs)?;
+                let k = m.parse_input(&key, Side::Key)?;
+                let v = m.get(&k)?.ok_or_else(|| anyhow::anyhow!("key {key} not found in map {map}"))?;
+                let mut out = Vec::new();
+                let (kp, vp) = m.plans();
+                let percpu = m.is_percpu().then(|| (m.cpus(), m.value_buf_size() / m.cpus()));
+                any::write_entry(&mut out, &kp, &vp, &k, &v, percpu);
+                let value: serde_json::Value = serde_json::from_slice(&out)?;
+                p.print(&value, || human_entry(&value))
+            }
+            MapCmd::Update { map, key, value, flag } => {
+                let m = open(&map, bpffs)?;
+                // Both are parsed and checked before anything is written.
+                let k = m.parse_input(&key, Side::Key)?;
+                let v = m.parse_input(&value, Side::Value)?;
+                let flags = match flag {
+                    UpdateFlag::Any => 0,
+                    UpdateFlag::Noexist => 1,
+                    UpdateFlag::Exist => 2,
+                };
+                m.update(&k, &v, flags).with_context(|| format!("map update {map}"))?;
+                p.print(&serde_json::json!({"updated": true}), || "Updated.".into())
+            }
+            MapCmd::Delete { map, key } => {
+                let m = open(&map, bpffs)?;
+                let k = m.parse_input(&key, Side::Key)?;
+                if !m.delete(&k)? {
+                    anyhow::bail!("key {key} not found in map {map}");
+                }
+                p.print(&serde_json::json!({"deleted": true}), || "Deleted.".into())
+            }
+        }
+    }
+}
+
+fn human_entry(v: &serde_json::Value) -> String {
+    let mut s = format!("key: {}\n", v["key"]);
+    if let Some(vals) = v["values"].as_array() {
+        for c in vals {
+            s.push_str(&format!("value (CPU {:02}): {}\n", c["cpu"], c["value"]));
+        }
+    } else {
+        s.push_str(&format!("value: {}\n", v["value"]));
+    }
+    s
+}
+
+/// Streams the map as it is read: JSON array, JSON lines, or key/value lines.
+fn dump(m: &AnyMap, p: &Printer) -> anyhow::Result<()> {
+    let (kp, vp) = m.plans();
+    let percpu = m.is_percpu().then(|| (m.cpus(), m.value_buf_size() / m.cpus()));
+    let ks = m.info.key_size as usize;
+    let vs = m.value_buf_size();
+    let stdout = std::io::stdout();
+    let mut w = BufWriter::with_capacity(1 << 20, stdout.lock());
+    let mut buf = Vec::with_capacity(1 << 20);
+    let mut first = true;
+    if matches!(p, Printer::Json) {
+        w.write_all(b"[")?;
+    }
+    let n = m.for_each_batch(|keys, values, count| {
+        buf.clear();
+        for i in 0..count {
+            let (k, v) = (&keys[i * ks..(i + 1) * ks], &values[i * vs..(i + 1) * vs]);
+            match p {
+                Printer::Json => {
+                    if !first {
+                        buf.push(b',');
+                    }
+                    any::write_entry(&mut buf, &kp, &vp, k, v, percpu);
+                }
+                Printer::Jsonl => {
+                    any::write_entry(&mut buf, &kp, &vp, k, v, percpu);
+                    buf.push(b'\n');
+                }
+                Printer::Table => {
+                    let mut e = Vec::new();
+                    any::write_entry(&mut e, &kp, &vp, k, v, percpu);
+                    let val: serde_json::Value = serde_json::from_slice(&e).unwrap_or_default();
+                    buf.extend_from_slice(human_entry(&val).as_bytes());
+                }
+            }
+            first = false;
+        }
+        w.write_all(&buf).map_err(|e| dpdbg::Error::io("write", "stdout", e))
+    })?;
+    if matches!(p, Printer::Json) {
+        w.write_all(b"]\n")?;
+    }
+    w.flush()?;
+    if p.is_table() {
+        if n == 0 {
+            eprintln!("No entries found.");
+        } else {
+            eprintln!("Found {n} elements");
+        }
+    }
+    Ok(())
+}

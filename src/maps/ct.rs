@@ -1,0 +1,280 @@
+//! Conntrack entries as operators read them: addresses, state, flags,
+//! counters, age and time left; filters, flush and garbage collection.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::any::{AnyMap, MapSpec};
+use crate::abi::{self, Ct4Key, Ct6Key, CtEntry};
+use crate::{Result, sys};
+
+/// Which entries `list` keeps; None means any.
+#[derive(Clone, Debug, Default)]
+pub struct CtFilter {
+    pub family: Option<u8>,
+    pub ip: Option<IpAddr>,
+    pub port: Option<u16>,
+    pub proto: Option<u8>,
+}
+
+/// One conntrack entry, decoded.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct CtView {
+    pub family: u8,
+    pub proto: u8,
+    pub direction: &'static str,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub state: &'static str,
+    pub flags: Vec<&'static str>,
+    pub tcp_flags_fwd: u8,
+    pub tcp_flags_rev: u8,
+    pub packets_fwd: u64,
+    pub bytes_fwd: u64,
+    pub packets_rev: u64,
+    pub bytes_rev: u64,
+    pub src_identity: u32,
+    pub lifetime_s: u32,
+    pub age_s: u64,
+    /// Seconds until the entry expires (negative: expired, awaiting gc or LRU).
+    pub expires_in_s: i64,
+}
+
+pub fn state(proto: u8, e: &CtEntry) -> &'static str {
+    let both = abi::CT_F_CLOSING_FWD | abi::CT_F_CLOSING_REV;
+    let reply = e.flags & abi::CT_F_REPLY_SEEN != 0;
+    if proto == 6 {
+        if e.flags & both == both {
+            "CLOSED"
+        } else if e.flags & both != 0 {
+            "CLOSING"
+        } else if reply && e.flags & abi::CT_F_SEEN_NON_SYN != 0 {
+            "ESTABLISHED"
+        } else {
+            "SYN_SENT"
+        }
+    } else if reply {
+        "ESTABLISHED"
+    } else {
+        "NEW"
+    }
+}
+
+pub fn flag_names(f: u8) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    for (bit, name) in [
+        (abi::CT_F_SEEN_NON_SYN, "seen_non_syn"),
+        (abi::CT_F_CLOSING_FWD, "closing_fwd"),
+        (abi::CT_F_CLOSING_REV, "closing_rev"),
+        (abi::CT_F_REPLY_SEEN, "reply_seen"),
+    ] {
+        if f & bit != 0 {
+            v.push(name);
+        }
+    }
+    v
+}
+
+fn expires_in(e: &CtEntry, now: u64) -> i64 {
+    let end = e.last_seen_ns as i128 + e.lifetime_s as i128 * 1_000_000_000;
+    ((end - now as i128) / 1_000_000_000) as i64
+}
+
+pub fn is_expired(e: &CtEntry, now: u64) -> bool {
+    e.last_seen_ns + e.lifetime_s as u64 * 1_000_000_000 < now
+}
+
+fn view(
+    family: u8,
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    proto: u8,
+    dir: u8,
+    e: &CtEntry,
+    now: u64,
+) -> CtView {
+    CtView {
+        family,
+        proto,
+        direction: abi::direction_text(dir),
+        src,
+        dst,
+        sport,
+        dport,
+        state: state(proto, e),
+        flags: flag_names(e.flags),
+        tcp_flags_fwd: e.tcp_flags_fwd,
+        tcp_flags_rev: e.tcp_flags_rev,
+        packets_fwd: e.packets_fwd,
+        bytes_fwd: e.bytes_fwd,
+        packets_rev: e.packets_rev,
+        bytes_rev: e.bytes_rev,
+        src_identity: e.src_identity,
+        lifetime_s: e.lifetime_s,
+        age_s: now.saturating_sub(e.created_ns) / 1_000_000_000,
+        expires_in_s: expires_in(e, now),
+    }
+}
+
+fn read<T: Copy>(b: &[u8]) -> T {
+    // SAFETY: callers pass slices of exactly size_of::<T>() bytes of a
+    // repr(C) integer-only type.
+    unsafe { std::ptr::read_unaligned(b.as_ptr().cast()) }
+}
+
+impl CtFilter {
+    fn keep(&self, v: &CtView) -> bool {
+        self.family.is_none_or(|f| f == v.family)
+            && self.ip.is_none_or(|ip| ip == v.src || ip == v.dst)
+            && self.port.is_none_or(|p| p == v.sport || p == v.dport)
+            && self.proto.is_none_or(|p| p == v.proto)
+    }
+}
+
+/// Streams matching entries of ct4 then ct6 to `f`, in batches.
+pub fn for_each(bpffs: &Path, filter: &CtFilter, mut f: impl FnMut(&CtView) -> Result<()>) -> Result<u64> {
+    let now = sys::monotonic_coarse_ns();
+    let mut n = 0;
+    if filter.family != Some(abi::FAMILY_IPV6) {
+        let m = AnyMap::open(&MapSpec::Name("ct4".into()), bpffs)?;
+        let (ks, vs) = (m.info.key_size as usize, m.value_buf_size());
+        m.for_each_batch(|keys, values, count| {
+            for i in 0..count {
+                let k: Ct4Key = read(&keys[i * ks..(i + 1) * ks]);
+                let e: CtEntry = read(&values[i * vs..i * vs + std::mem::size_of::<CtEntry>()]);
+                let v = view(
+                    4,
+                    IpAddr::from(k.saddr),
+                    IpAddr::from(k.daddr),
+                    k.sport,
+                    k.dport,
+                    k.proto,
+                    k.direction,
+                    &e,
+                    now,
+                );
+                if filter.keep(&v) {
+                    n += 1;
+                    f(&v)?;
+                }
+            }
+            Ok(())
+        })?;
+    }
+    if filter.family != Some(abi::FAMILY_IPV4) {
+        let m = AnyMap::open(&MapSpec::Name("ct6".into()), bpffs)?;
+        let (ks, vs) = (m.info.key_size as usize, m.value_buf_size());
+        m.for_each_batch(|keys, values, count| {
+            for i in 0..count {
+                let k: Ct6Key = read(&keys[i * ks..(i + 1) * ks]);
+                let e: CtEntry = read(&values[i * vs..i * vs + std::mem::size_of::<CtEntry>()]);
+                let v = view(
+                    6,
+                    IpAddr::from(k.saddr),
+                    IpAddr::from(k.daddr),
+                    k.sport,
+                    k.dport,
+                    k.proto,
+                    k.direction,
+                    &e,
+                    now,
+                );
+                if filter.keep(&v) {
+                    n += 1;
+                    f(&v)?;
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok(n)
+}
+
+/// Deletes entries of both tables for which `pred(entry, now)` holds; returns how many.
+fn delete_where(bpffs: &Path, pred: impl Fn(&CtEntry, u64) -> bool) -> Result<u64> {
+    let now = sys::monotonic_coarse_ns();
+    let mut deleted = 0;
+    for name in ["ct4", "ct6"] {
+        let m = AnyMap::open(&MapSpec::Name(name.into()), bpffs)?;
+        let (ks, vs) = (m.info.key_size as usize, m.value_buf_size());
+        let mut doomed = Vec::new();
+        m.for_each_batch(|keys, values, count| {
+            for i in 0..count {
+                let e: CtEntry = read(&values[i * vs..i * vs + std::mem::size_of::<CtEntry>()]);
+                if pred(&e, now) {
+                    doomed.extend_from_slice(&keys[i * ks..(i + 1) * ks]);
+                }
+            }
+            Ok(())
+        })?;
+        for k in doomed.chunks(ks) {
+            if m.delete(k)? {
+                deleted += 1;
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+/// Removes every conntrack entry.
+pub fn flush(bpffs: &Path) -> Result<u64> {
+    delete_where(bpffs, |_, _| true)
+}
+
+/// Removes expired entries (the LRU would evict them only under pressure).
+pub fn gc(bpffs: &Path) -> Result<u64> {
+    delete_where(bpffs, |e, now| is_expired(e, now))
+}
+
+/// Writes the entry as one JSON object, by hand: the dump of a million
+/// entries is bound by this function.
+pub fn write_json(out: &mut Vec<u8>, v: &CtView) {
+    use std::io::Write;
+    let mut ib = itoa::Buffer::new();
+    let mut num = |out: &mut Vec<u8>, k: &str, n: u64| {
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(ib.format(n).as_bytes());
+    };
+    out.extend_from_slice(b"{\"family\":");
+    out.extend_from_slice(if v.family == 4 { b"4" } else { b"6" });
+    num(out, ",\"proto\":", v.proto as u64);
+    out.extend_from_slice(b",\"direction\":\"");
+    out.extend_from_slice(v.direction.as_bytes());
+    out.extend_from_slice(b"\",\"src\":\"");
+    let _ = write!(out, "{}", v.src);
+    out.extend_from_slice(b"\",\"dst\":\"");
+    let _ = write!(out, "{}", v.dst);
+    out.push(b'"');
+    num(out, ",\"sport\":", v.sport as u64);
+    num(out, ",\"dport\":", v.dport as u64);
+    out.extend_from_slice(b",\"state\":\"");
+    out.extend_from_slice(v.state.as_bytes());
+    out.extend_from_slice(b"\",\"flags\":[");
+    for (i, f) in v.flags.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(f.as_bytes());
+        out.push(b'"');
+    }
+    out.push(b']');
+    num(out, ",\"tcp_flags_fwd\":", v.tcp_flags_fwd as u64);
+    num(out, ",\"tcp_flags_rev\":", v.tcp_flags_rev as u64);
+    num(out, ",\"packets_fwd\":", v.packets_fwd);
+    num(out, ",\"bytes_fwd\":", v.bytes_fwd);
+    num(out, ",\"packets_rev\":", v.packets_rev);
+    num(out, ",\"bytes_rev\":", v.bytes_rev);
+    num(out, ",\"src_identity\":", v.src_identity as u64);
+    num(out, ",\"lifetime_s\":", v.lifetime_s as u64);
+    num(out, ",\"age_s\":", v.age_s);
+    out.extend_from_slice(b",\"expires_in_s\":");
+    out.extend_from_slice(itoa::Buffer::new().format(v.expires_in_s).as_bytes());
+    out.push(b'}');
+}

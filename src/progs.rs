@@ -1,0 +1,123 @@
+//! Every BPF program on the system (`bpftool prog` territory).
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::maps::raw;
+use crate::{Error, Result, sys};
+
+/// The kernel's program type numbers (enum bpf_prog_type).
+pub fn prog_type_name(t: u32) -> &'static str {
+    const NAMES: &[&str] = &[
+        "unspec",
+        "socket_filter",
+        "kprobe",
+        "sched_cls",
+        "sched_act",
+        "tracepoint",
+        "xdp",
+        "perf_event",
+        "cgroup_skb",
+        "cgroup_sock",
+        "lwt_in",
+        "lwt_out",
+        "lwt_xmit",
+        "sock_ops",
+        "sk_skb",
+        "cgroup_device",
+        "sk_msg",
+        "raw_tracepoint",
+        "cgroup_sock_addr",
+        "lwt_seg6local",
+        "lirc_mode2",
+        "sk_reuseport",
+        "flow_dissector",
+        "cgroup_sysctl",
+        "raw_tracepoint_writable",
+        "cgroup_sockopt",
+        "tracing",
+        "struct_ops",
+        "ext",
+        "lsm",
+        "sk_lookup",
+        "syscall",
+        "netfilter",
+    ];
+    NAMES.get(t as usize).copied().unwrap_or("unknown")
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ProgSummary {
+    pub id: u32,
+    #[serde(rename = "type")]
+    pub prog_type: &'static str,
+    pub name: String,
+    pub tag: String,
+    /// Where the program is attached, when a link says so ("tcx ingress eth0").
+    pub attached: Vec<String>,
+    pub map_ids: Vec<u32>,
+    /// Present when statistics were on (`--stats`).
+    pub run_count: Option<u64>,
+    pub run_time_ns: Option<u64>,
+    pub avg_ns: Option<f64>,
+}
+
+/// Turns the kernel's run-time statistics on while the value lives.
+pub struct StatsGuard(#[allow(dead_code)] OwnedFd);
+
+pub fn enable_stats() -> Result<StatsGuard> {
+    sys::require_privileges("program statistics")?;
+    raw::enable_run_time_stats().map(StatsGuard).map_err(|e| Error::io("bpf_enable_stats", "BPF_STATS_RUN_TIME", e))
+}
+
+/// Lists every program; with `stats`, statistics are turned on for `window`
+/// first so run counts and times accumulate.
+pub fn list(stats: Option<Duration>) -> Result<Vec<ProgSummary>> {
+    sys::require_privileges("listing programs")?;
+    let guard = match stats {
+        Some(w) => {
+            let g = enable_stats()?;
+            std::thread::sleep(w);
+            Some(g)
+        }
+        None => None,
+    };
+    let links = raw::links().unwrap_or_default();
+    let mut out = Vec::new();
+    for id in raw::prog_ids().map_err(|e| Error::io("bpf_prog_get_next_id", "programs", e))? {
+        let Ok(fd) = raw::prog_fd_by_id(id) else { continue };
+        let Ok(i) = raw::prog_info(fd.as_raw_fd()) else { continue };
+        let attached = links
+            .iter()
+            .filter(|l| l.prog_id == id)
+            .filter_map(|l| {
+                let ifname = sys::ifname(l.ifindex?).unwrap_or_else(|| format!("ifindex {}", l.ifindex.unwrap_or(0)));
+                let kind = match (l.link_type, l.attach_type) {
+                    (11, Some(46)) => "tcx ingress",
+                    (11, Some(47)) => "tcx egress",
+                    (11, _) => "tcx",
+                    (13, _) => "netkit",
+                    (6, _) => "xdp",
+                    _ => "link",
+                };
+                Some(format!("{kind} {ifname}"))
+            })
+            .collect();
+        let stats_on = guard.is_some();
+        out.push(ProgSummary {
+            id,
+            prog_type: prog_type_name(i.prog_type),
+            name: i.name,
+            tag: i.tag.iter().map(|b| format!("{b:02x}")).collect(),
+            attached,
+            map_ids: i.map_ids,
+            run_count: stats_on.then_some(i.run_cnt),
+            run_time_ns: stats_on.then_some(i.run_time_ns),
+            avg_ns: (stats_on && i.run_cnt > 0).then(|| i.run_time_ns as f64 / i.run_cnt as f64),
+        });
+    }
+    drop(guard);
+    Ok(out)
+}
