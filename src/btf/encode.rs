@@ -61,7 +61,11 @@ fn int_from(v: &Value, path: &str, bits: u32, signed: bool) -> Result<u64, Encod
         })?,
         Value::Bool(b) => *b as i128,
         other => {
-            return Err(EncodeError::Mismatch { path: path.into(), expected: "an integer".into(), got: kind_of(other) });
+            return Err(EncodeError::Mismatch {
+                path: path.into(),
+                expected: "an integer".into(),
+                got: kind_of(other),
+            });
         }
     };
     let (min, max) =

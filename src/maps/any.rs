@@ -443,7 +443,7 @@ pub fn list(bpffs: &Path) -> Result<Vec<MapSummary>> {
 pub fn parse_hex(s: &str) -> Result<Vec<u8>> {
     let body: String = s.chars().filter(|c| !c.is_whitespace()).collect();
     let body = body.strip_prefix("0x").unwrap_or(&body);
-    if body.len() % 2 != 0 || !body.chars().all(|c| c.is_ascii_hexdigit()) {
+    if !body.len().is_multiple_of(2) || !body.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(Error::InvalidInput(format!(
             "{s:?}: expected hex bytes, e.g. hex:0a000001 or \"hex:0a 00 00 01\""
         )));

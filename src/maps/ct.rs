@@ -88,7 +88,8 @@ pub fn is_expired(e: &CtEntry, now: u64) -> bool {
     e.last_seen_ns + e.lifetime_s as u64 * 1_000_000_000 < now
 }
 
-fn view(
+/// The addressing half of an entry, from either key type.
+struct Tuple {
     family: u8,
     src: IpAddr,
     dst: IpAddr,
@@ -96,9 +97,10 @@ fn view(
     dport: u16,
     proto: u8,
     dir: u8,
-    e: &CtEntry,
-    now: u64,
-) -> CtView {
+}
+
+fn view(t: Tuple, e: &CtEntry, now: u64) -> CtView {
+    let Tuple { family, src, dst, sport, dport, proto, dir } = t;
     CtView {
         family,
         proto,
@@ -148,17 +150,16 @@ pub fn for_each(bpffs: &Path, filter: &CtFilter, mut f: impl FnMut(&CtView) -> R
             for i in 0..count {
                 let k: Ct4Key = read(&keys[i * ks..(i + 1) * ks]);
                 let e: CtEntry = read(&values[i * vs..i * vs + std::mem::size_of::<CtEntry>()]);
-                let v = view(
-                    4,
-                    IpAddr::from(k.saddr),
-                    IpAddr::from(k.daddr),
-                    k.sport,
-                    k.dport,
-                    k.proto,
-                    k.direction,
-                    &e,
-                    now,
-                );
+                let t = Tuple {
+                    family: 4,
+                    src: IpAddr::from(k.saddr),
+                    dst: IpAddr::from(k.daddr),
+                    sport: k.sport,
+                    dport: k.dport,
+                    proto: k.proto,
+                    dir: k.direction,
+                };
+                let v = view(t, &e, now);
                 if filter.keep(&v) {
                     n += 1;
                     f(&v)?;
@@ -174,17 +175,16 @@ pub fn for_each(bpffs: &Path, filter: &CtFilter, mut f: impl FnMut(&CtView) -> R
             for i in 0..count {
                 let k: Ct6Key = read(&keys[i * ks..(i + 1) * ks]);
                 let e: CtEntry = read(&values[i * vs..i * vs + std::mem::size_of::<CtEntry>()]);
-                let v = view(
-                    6,
-                    IpAddr::from(k.saddr),
-                    IpAddr::from(k.daddr),
-                    k.sport,
-                    k.dport,
-                    k.proto,
-                    k.direction,
-                    &e,
-                    now,
-                );
+                let t = Tuple {
+                    family: 6,
+                    src: IpAddr::from(k.saddr),
+                    dst: IpAddr::from(k.daddr),
+                    sport: k.sport,
+                    dport: k.dport,
+                    proto: k.proto,
+                    dir: k.direction,
+                };
+                let v = view(t, &e, now);
                 if filter.keep(&v) {
                     n += 1;
                     f(&v)?;
@@ -229,7 +229,7 @@ pub fn flush(bpffs: &Path) -> Result<u64> {
 
 /// Removes expired entries (the LRU would evict them only under pressure).
 pub fn gc(bpffs: &Path) -> Result<u64> {
-    delete_where(bpffs, |e, now| is_expired(e, now))
+    delete_where(bpffs, is_expired)
 }
 
 /// Writes the entry as one JSON object, by hand: the dump of a million
