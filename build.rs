@@ -5,7 +5,7 @@ use std::env;
 use std::path::PathBuf;
 use std::process::{Command, exit};
 
-const SOURCES: &[&str] = &["bpf/datapath.c", "bpf/include/dpdbg.h", "bpf/test/verifier_reject.c"];
+const SOURCES: &[&str] = &["bpf/datapath.c", "bpf/include/dpdbg.h", "bpf/test/verifier_reject.c", "bpf/test/btf_maps.c"];
 
 fn fail(msg: &str) -> ! {
     println!("cargo::error={msg}");
@@ -47,7 +47,11 @@ fn main() {
     let clang = find_clang();
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     // The second object exists for the tests: one the verifier must refuse.
-    for (src, obj) in [("bpf/datapath.c", out), ("bpf/test/verifier_reject.c", out_dir.join("verifier_reject.o"))] {
+    for (src, obj) in [
+        ("bpf/datapath.c", out),
+        ("bpf/test/verifier_reject.c", out_dir.join("verifier_reject.o")),
+        ("bpf/test/btf_maps.c", out_dir.join("btf_maps.o")),
+    ] {
         let output = Command::new(&clang)
             .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror"])
             .arg(format!("-I/usr/include/{multiarch}"))

@@ -18,3 +18,10 @@ pub use error::{Error, Result};
 
 /// The compiled datapath object (bpf/datapath.c, with BTF), built by build.rs.
 pub static DATAPATH_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/datapath.o"));
+
+/// Test fixture objects compiled from bpf/test/ (not used by dpdbg itself).
+#[doc(hidden)]
+pub mod test_objects {
+    /// Maps with varied BTF (bpf/test/btf_maps.c), for tests to load with bpftool.
+    pub static BTF_MAPS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/btf_maps.o"));
+}
