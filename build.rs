@@ -5,7 +5,8 @@ use std::env;
 use std::path::PathBuf;
 use std::process::{Command, exit};
 
-const SOURCES: &[&str] = &["bpf/datapath.c", "bpf/include/dpdbg.h", "bpf/test/verifier_reject.c", "bpf/test/btf_maps.c"];
+const SOURCES: &[&str] =
+    &["bpf/datapath.c", "bpf/include/dpdbg.h", "bpf/test/verifier_reject.c", "bpf/test/btf_maps.c"];
 
 fn fail(msg: &str) -> ! {
     println!("cargo::error={msg}");

@@ -16,6 +16,9 @@ _dpdbg() {
             ",$1")
                 cmd="dpdbg"
                 ;;
+            dpdbg,bpf)
+                cmd="dpdbg__subcmd__bpf"
+                ;;
             dpdbg,datapath)
                 cmd="dpdbg__subcmd__datapath"
                 ;;
@@ -25,8 +28,206 @@ _dpdbg() {
             dpdbg,lab)
                 cmd="dpdbg__subcmd__lab"
                 ;;
+            dpdbg,map)
+                cmd="dpdbg__subcmd__map"
+                ;;
             dpdbg,monitor)
                 cmd="dpdbg__subcmd__monitor"
+                ;;
+            dpdbg,prog)
+                cmd="dpdbg__subcmd__prog"
+                ;;
+            dpdbg__subcmd__bpf,ct)
+                cmd="dpdbg__subcmd__bpf__subcmd__ct"
+                ;;
+            dpdbg__subcmd__bpf,endpoint)
+                cmd="dpdbg__subcmd__bpf__subcmd__endpoint"
+                ;;
+            dpdbg__subcmd__bpf,help)
+                cmd="dpdbg__subcmd__bpf__subcmd__help"
+                ;;
+            dpdbg__subcmd__bpf,ipcache)
+                cmd="dpdbg__subcmd__bpf__subcmd__ipcache"
+                ;;
+            dpdbg__subcmd__bpf,metrics)
+                cmd="dpdbg__subcmd__bpf__subcmd__metrics"
+                ;;
+            dpdbg__subcmd__bpf,policy)
+                cmd="dpdbg__subcmd__bpf__subcmd__policy"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__ct,flush)
+                cmd="dpdbg__subcmd__bpf__subcmd__ct__subcmd__flush"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__ct,gc)
+                cmd="dpdbg__subcmd__bpf__subcmd__ct__subcmd__gc"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__ct,help)
+                cmd="dpdbg__subcmd__bpf__subcmd__ct__subcmd__help"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__ct,list)
+                cmd="dpdbg__subcmd__bpf__subcmd__ct__subcmd__list"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__ct__subcmd__help,flush)
+                cmd="dpdbg__subcmd__bpf__subcmd__ct__subcmd__help__subcmd__flush"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__ct__subcmd__help,gc)
+                cmd="dpdbg__subcmd__bpf__subcmd__ct__subcmd__help__subcmd__gc"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__ct__subcmd__help,help)
+                cmd="dpdbg__subcmd__bpf__subcmd__ct__subcmd__help__subcmd__help"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__ct__subcmd__help,list)
+                cmd="dpdbg__subcmd__bpf__subcmd__ct__subcmd__help__subcmd__list"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__endpoint,add)
+                cmd="dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__add"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__endpoint,delete)
+                cmd="dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__delete"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__endpoint,get)
+                cmd="dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__get"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__endpoint,help)
+                cmd="dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__endpoint,list)
+                cmd="dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__list"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help,add)
+                cmd="dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help__subcmd__add"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help,delete)
+                cmd="dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help__subcmd__delete"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help,get)
+                cmd="dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help__subcmd__get"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help,help)
+                cmd="dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help__subcmd__help"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help,list)
+                cmd="dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help__subcmd__list"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__help,ct)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__ct"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__help,endpoint)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__endpoint"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__help,help)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__help"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__help,ipcache)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__help,metrics)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__metrics"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__help,policy)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__policy"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__help__subcmd__ct,flush)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__ct__subcmd__flush"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__help__subcmd__ct,gc)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__ct__subcmd__gc"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__help__subcmd__ct,list)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__ct__subcmd__list"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__help__subcmd__endpoint,add)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__endpoint__subcmd__add"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__help__subcmd__endpoint,delete)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__endpoint__subcmd__delete"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__help__subcmd__endpoint,get)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__endpoint__subcmd__get"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__help__subcmd__endpoint,list)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__endpoint__subcmd__list"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache,delete)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache__subcmd__delete"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache,list)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache__subcmd__list"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache,upsert)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache__subcmd__upsert"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__help__subcmd__metrics,list)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__metrics__subcmd__list"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__help__subcmd__policy,add)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__policy__subcmd__add"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__help__subcmd__policy,delete)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__policy__subcmd__delete"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__help__subcmd__policy,get)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__policy__subcmd__get"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__ipcache,delete)
+                cmd="dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__delete"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__ipcache,help)
+                cmd="dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__help"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__ipcache,list)
+                cmd="dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__list"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__ipcache,upsert)
+                cmd="dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__upsert"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__help,delete)
+                cmd="dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__help__subcmd__delete"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__help,help)
+                cmd="dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__help__subcmd__help"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__help,list)
+                cmd="dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__help__subcmd__list"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__help,upsert)
+                cmd="dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__help__subcmd__upsert"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__metrics,help)
+                cmd="dpdbg__subcmd__bpf__subcmd__metrics__subcmd__help"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__metrics,list)
+                cmd="dpdbg__subcmd__bpf__subcmd__metrics__subcmd__list"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__metrics__subcmd__help,help)
+                cmd="dpdbg__subcmd__bpf__subcmd__metrics__subcmd__help__subcmd__help"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__metrics__subcmd__help,list)
+                cmd="dpdbg__subcmd__bpf__subcmd__metrics__subcmd__help__subcmd__list"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__policy,add)
+                cmd="dpdbg__subcmd__bpf__subcmd__policy__subcmd__add"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__policy,delete)
+                cmd="dpdbg__subcmd__bpf__subcmd__policy__subcmd__delete"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__policy,get)
+                cmd="dpdbg__subcmd__bpf__subcmd__policy__subcmd__get"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__policy,help)
+                cmd="dpdbg__subcmd__bpf__subcmd__policy__subcmd__help"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__policy__subcmd__help,add)
+                cmd="dpdbg__subcmd__bpf__subcmd__policy__subcmd__help__subcmd__add"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__policy__subcmd__help,delete)
+                cmd="dpdbg__subcmd__bpf__subcmd__policy__subcmd__help__subcmd__delete"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__policy__subcmd__help,get)
+                cmd="dpdbg__subcmd__bpf__subcmd__policy__subcmd__help__subcmd__get"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__policy__subcmd__help,help)
+                cmd="dpdbg__subcmd__bpf__subcmd__policy__subcmd__help__subcmd__help"
                 ;;
             dpdbg__subcmd__datapath,attach)
                 cmd="dpdbg__subcmd__datapath__subcmd__attach"
@@ -64,6 +265,9 @@ _dpdbg() {
             dpdbg__subcmd__datapath__subcmd__help,unload)
                 cmd="dpdbg__subcmd__datapath__subcmd__help__subcmd__unload"
                 ;;
+            dpdbg__subcmd__help,bpf)
+                cmd="dpdbg__subcmd__help__subcmd__bpf"
+                ;;
             dpdbg__subcmd__help,datapath)
                 cmd="dpdbg__subcmd__help__subcmd__datapath"
                 ;;
@@ -73,8 +277,71 @@ _dpdbg() {
             dpdbg__subcmd__help,lab)
                 cmd="dpdbg__subcmd__help__subcmd__lab"
                 ;;
+            dpdbg__subcmd__help,map)
+                cmd="dpdbg__subcmd__help__subcmd__map"
+                ;;
             dpdbg__subcmd__help,monitor)
                 cmd="dpdbg__subcmd__help__subcmd__monitor"
+                ;;
+            dpdbg__subcmd__help,prog)
+                cmd="dpdbg__subcmd__help__subcmd__prog"
+                ;;
+            dpdbg__subcmd__help__subcmd__bpf,ct)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__ct"
+                ;;
+            dpdbg__subcmd__help__subcmd__bpf,endpoint)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint"
+                ;;
+            dpdbg__subcmd__help__subcmd__bpf,ipcache)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache"
+                ;;
+            dpdbg__subcmd__help__subcmd__bpf,metrics)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__metrics"
+                ;;
+            dpdbg__subcmd__help__subcmd__bpf,policy)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__policy"
+                ;;
+            dpdbg__subcmd__help__subcmd__bpf__subcmd__ct,flush)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__ct__subcmd__flush"
+                ;;
+            dpdbg__subcmd__help__subcmd__bpf__subcmd__ct,gc)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__ct__subcmd__gc"
+                ;;
+            dpdbg__subcmd__help__subcmd__bpf__subcmd__ct,list)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__ct__subcmd__list"
+                ;;
+            dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint,add)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint__subcmd__add"
+                ;;
+            dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint,delete)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint__subcmd__delete"
+                ;;
+            dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint,get)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint__subcmd__get"
+                ;;
+            dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint,list)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint__subcmd__list"
+                ;;
+            dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache,delete)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache__subcmd__delete"
+                ;;
+            dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache,list)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache__subcmd__list"
+                ;;
+            dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache,upsert)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache__subcmd__upsert"
+                ;;
+            dpdbg__subcmd__help__subcmd__bpf__subcmd__metrics,list)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__metrics__subcmd__list"
+                ;;
+            dpdbg__subcmd__help__subcmd__bpf__subcmd__policy,add)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__policy__subcmd__add"
+                ;;
+            dpdbg__subcmd__help__subcmd__bpf__subcmd__policy,delete)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__policy__subcmd__delete"
+                ;;
+            dpdbg__subcmd__help__subcmd__bpf__subcmd__policy,get)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__policy__subcmd__get"
                 ;;
             dpdbg__subcmd__help__subcmd__datapath,attach)
                 cmd="dpdbg__subcmd__help__subcmd__datapath__subcmd__attach"
@@ -100,6 +367,24 @@ _dpdbg() {
             dpdbg__subcmd__help__subcmd__lab,up)
                 cmd="dpdbg__subcmd__help__subcmd__lab__subcmd__up"
                 ;;
+            dpdbg__subcmd__help__subcmd__map,delete)
+                cmd="dpdbg__subcmd__help__subcmd__map__subcmd__delete"
+                ;;
+            dpdbg__subcmd__help__subcmd__map,dump)
+                cmd="dpdbg__subcmd__help__subcmd__map__subcmd__dump"
+                ;;
+            dpdbg__subcmd__help__subcmd__map,get)
+                cmd="dpdbg__subcmd__help__subcmd__map__subcmd__get"
+                ;;
+            dpdbg__subcmd__help__subcmd__map,list)
+                cmd="dpdbg__subcmd__help__subcmd__map__subcmd__list"
+                ;;
+            dpdbg__subcmd__help__subcmd__map,update)
+                cmd="dpdbg__subcmd__help__subcmd__map__subcmd__update"
+                ;;
+            dpdbg__subcmd__help__subcmd__prog,list)
+                cmd="dpdbg__subcmd__help__subcmd__prog__subcmd__list"
+                ;;
             dpdbg__subcmd__lab,down)
                 cmd="dpdbg__subcmd__lab__subcmd__down"
                 ;;
@@ -124,6 +409,54 @@ _dpdbg() {
             dpdbg__subcmd__lab__subcmd__help,up)
                 cmd="dpdbg__subcmd__lab__subcmd__help__subcmd__up"
                 ;;
+            dpdbg__subcmd__map,delete)
+                cmd="dpdbg__subcmd__map__subcmd__delete"
+                ;;
+            dpdbg__subcmd__map,dump)
+                cmd="dpdbg__subcmd__map__subcmd__dump"
+                ;;
+            dpdbg__subcmd__map,get)
+                cmd="dpdbg__subcmd__map__subcmd__get"
+                ;;
+            dpdbg__subcmd__map,help)
+                cmd="dpdbg__subcmd__map__subcmd__help"
+                ;;
+            dpdbg__subcmd__map,list)
+                cmd="dpdbg__subcmd__map__subcmd__list"
+                ;;
+            dpdbg__subcmd__map,update)
+                cmd="dpdbg__subcmd__map__subcmd__update"
+                ;;
+            dpdbg__subcmd__map__subcmd__help,delete)
+                cmd="dpdbg__subcmd__map__subcmd__help__subcmd__delete"
+                ;;
+            dpdbg__subcmd__map__subcmd__help,dump)
+                cmd="dpdbg__subcmd__map__subcmd__help__subcmd__dump"
+                ;;
+            dpdbg__subcmd__map__subcmd__help,get)
+                cmd="dpdbg__subcmd__map__subcmd__help__subcmd__get"
+                ;;
+            dpdbg__subcmd__map__subcmd__help,help)
+                cmd="dpdbg__subcmd__map__subcmd__help__subcmd__help"
+                ;;
+            dpdbg__subcmd__map__subcmd__help,list)
+                cmd="dpdbg__subcmd__map__subcmd__help__subcmd__list"
+                ;;
+            dpdbg__subcmd__map__subcmd__help,update)
+                cmd="dpdbg__subcmd__map__subcmd__help__subcmd__update"
+                ;;
+            dpdbg__subcmd__prog,help)
+                cmd="dpdbg__subcmd__prog__subcmd__help"
+                ;;
+            dpdbg__subcmd__prog,list)
+                cmd="dpdbg__subcmd__prog__subcmd__list"
+                ;;
+            dpdbg__subcmd__prog__subcmd__help,help)
+                cmd="dpdbg__subcmd__prog__subcmd__help__subcmd__help"
+                ;;
+            dpdbg__subcmd__prog__subcmd__help,list)
+                cmd="dpdbg__subcmd__prog__subcmd__help__subcmd__list"
+                ;;
             *)
                 ;;
         esac
@@ -131,7 +464,7 @@ _dpdbg() {
 
     case "${cmd}" in
         dpdbg)
-            opts="-o -h -V --bpffs --output --help --version datapath lab monitor help"
+            opts="-o -h -V --bpffs --output --help --version datapath lab monitor bpf map prog help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -149,6 +482,1244 @@ _dpdbg() {
                     COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf)
+            opts="-o -h -V --bpffs --output --help --version endpoint policy ct metrics ipcache help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__ct)
+            opts="-o -h -V --bpffs --output --help --version list flush gc help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__ct__subcmd__flush)
+            opts="-o -h -V --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__ct__subcmd__gc)
+            opts="-o -h -V --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__ct__subcmd__help)
+            opts="list flush gc help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__ct__subcmd__help__subcmd__flush)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__ct__subcmd__help__subcmd__gc)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__ct__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__ct__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__ct__subcmd__list)
+            opts="-o -h -V --ipv4 --ipv6 --ip --port --proto --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --ip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proto)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__endpoint)
+            opts="-o -h -V --bpffs --output --help --version list get add delete help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__add)
+            opts="-o -h -V --id --identity --ip --interface --ifindex --mac --enforce --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interface)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ifindex)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mac)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --enforce)
+                    COMPREPLY=($(compgen -W "none ingress egress both" -- "${cur}"))
+                    return 0
+                    ;;
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__delete)
+            opts="-o -h -V --ip --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --ip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__get)
+            opts="-o -h -V --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help)
+            opts="list get add delete help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__list)
+            opts="-o -h -V --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help)
+            opts="endpoint policy ct metrics ipcache help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__ct)
+            opts="list flush gc"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__ct__subcmd__flush)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__ct__subcmd__gc)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__ct__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__endpoint)
+            opts="list get add delete"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__endpoint__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__endpoint__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__endpoint__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__endpoint__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache)
+            opts="list upsert delete"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache__subcmd__upsert)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__metrics)
+            opts="list"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__metrics__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__policy)
+            opts="get add delete"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__policy__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__policy__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__policy__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__ipcache)
+            opts="-o -h -V --bpffs --output --help --version list upsert delete help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__delete)
+            opts="-o -h -V --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__help)
+            opts="list upsert delete help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__help__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__help__subcmd__upsert)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__list)
+            opts="-o -h -V --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__upsert)
+            opts="-o -h -V --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__metrics)
+            opts="-o -h -V --bpffs --output --help --version list help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__metrics__subcmd__help)
+            opts="list help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__metrics__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__metrics__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__metrics__subcmd__list)
+            opts="-o -h -V --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__policy)
+            opts="-o -h -V --bpffs --output --help --version get add delete help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__policy__subcmd__add)
+            opts="-o -h -V --endpoint --identity --port --proto --direction --action --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proto)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --direction)
+                    COMPREPLY=($(compgen -W "ingress egress" -- "${cur}"))
+                    return 0
+                    ;;
+                --action)
+                    COMPREPLY=($(compgen -W "allow deny" -- "${cur}"))
+                    return 0
+                    ;;
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__policy__subcmd__delete)
+            opts="-o -h -V --endpoint --identity --port --proto --direction --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proto)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --direction)
+                    COMPREPLY=($(compgen -W "ingress egress" -- "${cur}"))
+                    return 0
+                    ;;
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__policy__subcmd__get)
+            opts="-o -h -V --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__policy__subcmd__help)
+            opts="get add delete help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__policy__subcmd__help__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__policy__subcmd__help__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__policy__subcmd__help__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__policy__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -431,8 +2002,288 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__help)
-            opts="datapath lab monitor help"
+            opts="datapath lab monitor bpf map prog help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf)
+            opts="endpoint policy ct metrics ipcache"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__ct)
+            opts="list flush gc"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__ct__subcmd__flush)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__ct__subcmd__gc)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__ct__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint)
+            opts="list get add delete"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache)
+            opts="list upsert delete"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache__subcmd__upsert)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__metrics)
+            opts="list"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__metrics__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__policy)
+            opts="get add delete"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__policy__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__policy__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__policy__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -598,9 +2449,121 @@ _dpdbg() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        dpdbg__subcmd__help__subcmd__map)
+            opts="list dump get update delete"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__map__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__map__subcmd__dump)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__map__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__map__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__map__subcmd__update)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         dpdbg__subcmd__help__subcmd__monitor)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__prog)
+            opts="list"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__prog__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -798,6 +2761,264 @@ _dpdbg() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        dpdbg__subcmd__map)
+            opts="-o -h -V --bpffs --output --help --version list dump get update delete help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__map__subcmd__delete)
+            opts="-o -h -V --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__map__subcmd__dump)
+            opts="-o -h -V --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__map__subcmd__get)
+            opts="-o -h -V --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__map__subcmd__help)
+            opts="list dump get update delete help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__map__subcmd__help__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__map__subcmd__help__subcmd__dump)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__map__subcmd__help__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__map__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__map__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__map__subcmd__help__subcmd__update)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__map__subcmd__list)
+            opts="-o -h -V --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__map__subcmd__update)
+            opts="-o -h -V --flag --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --flag)
+                    COMPREPLY=($(compgen -W "any noexist exist" -- "${cur}"))
+                    return 0
+                    ;;
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         dpdbg__subcmd__monitor)
             opts="-n -v -o -h -V --type --from --to --related-to --ip --port --proto --verdict --count --since --until --verbose --hex --pcap --bpffs --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -854,6 +3075,104 @@ _dpdbg() {
                     return 0
                     ;;
                 --pcap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__prog)
+            opts="-o -h -V --bpffs --output --help --version list help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__prog__subcmd__help)
+            opts="list help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__prog__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__prog__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__prog__subcmd__list)
+            opts="-o -h -V --stats --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --stats)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 struct Bpffs(PathBuf);
 
@@ -148,8 +148,10 @@ fn maps_made_by_bpftool_decode_through_btf() {
     // Written by dpdbg from JSON, read back by bpftool as bytes.
     let value = r#"{"id":1,"color":"BLUE","name":"abc","small":5,"mid":7,"neg":-1,"big":-10,"in":{"a":5,"b":[9,8,7]},"u":{"as_u32":67305985},"x":10,"y":20,"arr":[1,2,3]}"#;
     ok(dpdbg(&fs.0, &["map", "update", rich_s, "8", value]));
-    let raw: Value = serde_json::from_str(&bpftool(&["-j", "map", "lookup", "pinned", rich_s, "key", "8", "0", "0", "0"])).unwrap();
-    let bytes: Vec<String> = raw["value"].as_array().unwrap().iter().map(|b| b.as_str().unwrap()[2..].to_string()).collect();
+    let raw: Value =
+        serde_json::from_str(&bpftool(&["-j", "map", "lookup", "pinned", rich_s, "key", "8", "0", "0", "0"])).unwrap();
+    let bytes: Vec<String> =
+        raw["value"].as_array().unwrap().iter().map(|b| b.as_str().unwrap()[2..].to_string()).collect();
     assert_eq!(bytes.join(" "), RICH, "JSON encodes to the same bytes bpftool wrote");
     let got = ok_json(dpdbg(&fs.0, &["map", "get", rich_s, "8", "-o", "json"]));
     assert_eq!(got["value"], ours[0]["value"]);
@@ -159,7 +161,10 @@ fn maps_made_by_bpftool_decode_through_btf() {
     let id = shown["id"].as_u64().unwrap();
     let listed = ok_json(dpdbg(&fs.0, &["map", "list", "-o", "json"]));
     let entry = listed.as_array().unwrap().iter().find(|m| m["id"] == id).expect("map list has it").clone();
-    assert_eq!((entry["name"].as_str(), entry["type"].as_str(), entry["key_size"].as_u64()), (Some("rich_hash"), Some("hash"), Some(4)));
+    assert_eq!(
+        (entry["name"].as_str(), entry["type"].as_str(), entry["key_size"].as_u64()),
+        (Some("rich_hash"), Some("hash"), Some(4))
+    );
     let by_id = ok_json(dpdbg(&fs.0, &["map", "dump", &format!("id:{id}"), "-o", "json"]));
     assert_eq!(by_id.as_array().unwrap().len(), 2);
 
@@ -201,7 +206,21 @@ fn maps_made_by_bpftool_decode_through_btf() {
 
     // A map without BTF: hex in, hex out, like bpftool.
     let plain = pin("plain");
-    bpftool(&["map", "create", plain.to_str().unwrap(), "type", "hash", "key", "4", "value", "8", "entries", "4", "name", "plain"]);
+    bpftool(&[
+        "map",
+        "create",
+        plain.to_str().unwrap(),
+        "type",
+        "hash",
+        "key",
+        "4",
+        "value",
+        "8",
+        "entries",
+        "4",
+        "name",
+        "plain",
+    ]);
     ok(dpdbg(&fs.0, &["map", "update", plain.to_str().unwrap(), "hex:01000000", "hex:02 00 00 00 00 00 00 00"]));
     assert_eq!(ours_dump(&fs.0, plain.to_str().unwrap()), bpftool_dump(&plain));
     fails(dpdbg(&fs.0, &["map", "get", plain.to_str().unwrap(), "1"]), "has no BTF");
@@ -211,4 +230,242 @@ fn maps_made_by_bpftool_decode_through_btf() {
     fails(dpdbg(&fs.0, &["map", "get", rich_s, "8"]), "not found");
     fails(dpdbg(&fs.0, &["map", "delete", rich_s, "8"]), "not found");
     let _ = std::fs::remove_file(&plain);
+}
+
+fn dpdbg_lab(bpffs: &Path, state: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+        .arg("--bpffs")
+        .arg(bpffs)
+        .args(args)
+        .env("DPDBG_LAB_STATE", state)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn typed_commands_and_dumps_agree_with_bpftool_in_the_lab() {
+    let fs = Bpffs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("lab.json");
+    let run = |args: &[&str]| dpdbg_lab(&fs.0, &state, args);
+    let up = ok_json(run(&["lab", "up", "--endpoints", "2", "-o", "json"]));
+    let ep = |i: usize, f: &str| up["endpoints"][i][f].clone();
+    let (id1, id2) = (ep(0, "endpoint_id").as_u64().unwrap(), ep(1, "endpoint_id").as_u64().unwrap());
+    let ident1 = ep(0, "identity").as_u64().unwrap().to_string();
+    let id2s = id2.to_string();
+
+    // Policy: enforce ingress on ep2, allow ICMP and TCP 8080 from ep1, deny UDP 5353.
+    let host2 = ep(1, "host_if");
+    ok(run(&[
+        "bpf",
+        "endpoint",
+        "add",
+        "--id",
+        &id2s,
+        "--identity",
+        &ep(1, "identity").to_string(),
+        "--ip",
+        ep(1, "ipv4").as_str().unwrap(),
+        "--ip",
+        ep(1, "ipv6").as_str().unwrap(),
+        "--interface",
+        host2.as_str().unwrap(),
+        "--mac",
+        ep(1, "mac").as_str().unwrap(),
+        "--enforce",
+        "ingress",
+    ]));
+    for (proto, port, action) in
+        [("icmp", "0", "allow"), ("icmpv6", "0", "allow"), ("tcp", "8080", "allow"), ("udp", "5353", "deny")]
+    {
+        ok(run(&[
+            "bpf",
+            "policy",
+            "add",
+            "--endpoint",
+            &id2s,
+            "--identity",
+            &ident1,
+            "--proto",
+            proto,
+            "--port",
+            port,
+            "--direction",
+            "ingress",
+            "--action",
+            action,
+        ]));
+    }
+    fails(
+        run(&[
+            "bpf",
+            "policy",
+            "add",
+            "--endpoint",
+            &id2s,
+            "--port",
+            "80",
+            "--direction",
+            "ingress",
+            "--action",
+            "allow",
+        ]),
+        "needs --proto tcp or udp",
+    );
+    ok(run(&["bpf", "ipcache", "upsert", "203.0.113.0/24", "5000"]));
+    ok(run(&["bpf", "ipcache", "upsert", "2001:db8::/32", "5001"]));
+    let bad = run(&["bpf", "ipcache", "upsert", "10.0.0.0/33", "1"]);
+    assert_eq!(bad.status.code(), Some(2), "a bad CIDR is a usage error");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("prefix length 33 is longer than 32"));
+    let traffic = ok_json(run(&["lab", "traffic", "-o", "json"]));
+    let udp_ok: Vec<bool> =
+        traffic.as_array().unwrap().iter().filter(|r| r["kind"] == "udp").map(|r| r["ok"].as_bool().unwrap()).collect();
+    assert_eq!(udp_ok, vec![false, false], "UDP is denied on ep2's ingress");
+
+    // Every one of our maps: our JSON dump and bpftool's agree entry for entry.
+    let pins = fs.0.join("dpdbg/maps");
+    for map in ["endpoints", "policy", "ct4", "ct6", "metrics", "ipcache"] {
+        let ours = ours_dump(&fs.0, map);
+        let theirs = bpftool_dump(&pins.join(map));
+        assert!(!ours.is_empty(), "{map} has entries");
+        assert_eq!(ours.len(), theirs.len(), "{map}: entry count");
+        assert_eq!(ours, theirs, "{map}: entries");
+    }
+
+    // Typed views say the same as the maps.
+    let eps = ok_json(run(&["bpf", "endpoint", "list", "-o", "json"]));
+    assert_eq!(eps.as_array().unwrap().len(), 4);
+    let got = ok_json(run(&["bpf", "endpoint", "get", &id2s, "-o", "json"]));
+    assert!(got.as_array().unwrap().iter().all(|e| e["enforce_ingress"] == true && e["endpoint_id"] == id2));
+    fails(run(&["bpf", "endpoint", "get", "4242"]), "endpoint 4242 not found");
+
+    let rules = ok_json(run(&["bpf", "policy", "get", &id2s, "-o", "json"]));
+    let rule = |proto: u64| rules.as_array().unwrap().iter().find(|r| r["proto"] == proto).unwrap().clone();
+    assert_eq!(rule(17)["action"], "deny");
+    assert_eq!(rule(17)["packets"], 2, "one denied packet per family");
+    assert_eq!(rule(6)["packets"], 2, "the first packet of each TCP connection");
+    assert_eq!(rule(1)["packets"], 1);
+
+    let ct = ok_json(run(&["bpf", "ct", "list", "-o", "json"]));
+    let n4 = bpftool_dump(&pins.join("ct4")).len();
+    let n6 = bpftool_dump(&pins.join("ct6")).len();
+    assert_eq!(ct.as_array().unwrap().len(), n4 + n6);
+    let v4 = ok_json(run(&["bpf", "ct", "list", "--ipv4", "-o", "json"]));
+    assert_eq!(v4.as_array().unwrap().len(), n4);
+    let tcp = ok_json(run(&["bpf", "ct", "list", "--proto", "tcp", "--port", "8080", "-o", "json"]));
+    let tcp = tcp.as_array().unwrap();
+    assert_eq!(tcp.len(), 4, "two hooks x two families");
+    assert!(
+        tcp.iter().all(|e| e["state"] == "CLOSED" && e["dport"] == 8080 && e["packets_fwd"].as_u64().unwrap() >= 4)
+    );
+    let ip1 = ep(0, "ipv4").as_str().unwrap().to_string();
+    let by_ip = ok_json(run(&["bpf", "ct", "list", "--ip", &ip1, "-o", "json"]));
+    assert!(by_ip.as_array().unwrap().iter().all(|e| e["src"] == ip1.as_str() || e["dst"] == ip1.as_str()));
+    // The table and jsonl forms.
+    let table = ok(run(&["bpf", "ct", "list", "--proto", "tcp"]));
+    assert!(table.contains("CLOSED") && table.contains(":8080"), "{table}");
+    let jsonl = ok(run(&["bpf", "ct", "list", "-o", "jsonl"]));
+    assert_eq!(jsonl.lines().count(), n4 + n6);
+
+    let metrics = ok_json(run(&["bpf", "metrics", "list", "-o", "json"]));
+    let m = |reason: u64, dir: &str| {
+        metrics
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["reason"] == reason && x["direction"] == dir)
+            .map(|x| x["packets"].as_u64().unwrap())
+    };
+    assert_eq!(m(181, "ingress"), Some(2), "UDP denied by the deny rule");
+    assert!(m(0, "egress").unwrap() > 0);
+    let bt: u64 = bpftool_dump(&pins.join("metrics"))
+        .iter()
+        .filter(|e| e["key"] == 0)
+        .flat_map(|e| {
+            e["values"].as_array().unwrap().iter().map(|c| c["value"]["packets"].as_u64().unwrap()).collect::<Vec<_>>()
+        })
+        .sum();
+    assert_eq!(m(0, "ingress"), Some(bt), "forwarded ingress, summed over CPUs, as bpftool sees it");
+
+    let ipc = ok_json(run(&["bpf", "ipcache", "list", "-o", "json"]));
+    assert_eq!(ipc, json!([{"cidr": "2001:db8::/32", "identity": 5001}, {"cidr": "203.0.113.0/24", "identity": 5000}]));
+    ok(run(&["bpf", "ipcache", "delete", "203.0.113.0/24"]));
+    fails(run(&["bpf", "ipcache", "delete", "203.0.113.0/24"]), "is not in the ipcache");
+
+    // gc removes only expired entries: plant one that expired long ago.
+    let old = r#"{"created_ns":1,"last_seen_ns":1,"packets_fwd":1,"bytes_fwd":60,"lifetime_s":1,"src_identity":7}"#;
+    ok(run(&["map", "update", "ct4", r#"{"saddr":1,"daddr":2,"sport":3,"dport":4,"proto":17,"direction":0}"#, old]));
+    let gc = ok_json(run(&["bpf", "ct", "gc", "-o", "json"]));
+    assert!(gc["deleted"].as_u64().unwrap() >= 1);
+    assert!(bpftool_dump(&pins.join("ct4")).iter().all(|e| e["key"]["sport"] != 3), "the expired entry is gone");
+    let flushed = ok_json(run(&["bpf", "ct", "flush", "-o", "json"]));
+    assert!(flushed["deleted"].as_u64().unwrap() > 0);
+    assert!(bpftool_dump(&pins.join("ct4")).is_empty() && bpftool_dump(&pins.join("ct6")).is_empty());
+    let empty = run(&["bpf", "ct", "list"]);
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("No entries found."));
+
+    // Rules and endpoints go as they came.
+    ok(run(&[
+        "bpf",
+        "policy",
+        "delete",
+        "--endpoint",
+        &id2s,
+        "--identity",
+        &ident1,
+        "--proto",
+        "udp",
+        "--port",
+        "5353",
+        "--direction",
+        "ingress",
+    ]));
+    fails(
+        run(&[
+            "bpf",
+            "policy",
+            "delete",
+            "--endpoint",
+            &id2s,
+            "--identity",
+            &ident1,
+            "--proto",
+            "udp",
+            "--port",
+            "5353",
+            "--direction",
+            "ingress",
+        ]),
+        "no such rule",
+    );
+    ok(run(&["bpf", "endpoint", "delete", &id1.to_string(), "--ip", ep(0, "ipv6").as_str().unwrap()]));
+    assert_eq!(ok_json(run(&["bpf", "endpoint", "list", "-o", "json"])).as_array().unwrap().len(), 3);
+
+    // prog list: our programs, where they are attached, and statistics while traffic runs.
+    let stats = std::thread::scope(|s| {
+        let h = s.spawn(|| ok_json(run(&["prog", "list", "--stats", "2", "-o", "json"])));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        ok_json(run(&["lab", "traffic", "-o", "json"]));
+        h.join().unwrap()
+    });
+    let st = ok_json(run(&["datapath", "status", "-o", "json"]));
+    let from_id = st["programs"][0]["id"].as_u64().unwrap();
+    let prog = stats.as_array().unwrap().iter().find(|p| p["id"] == from_id).unwrap();
+    assert_eq!(prog["name"], "from_endpoint");
+    assert_eq!(prog["type"], "sched_cls");
+    assert!(
+        prog["attached"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == &json!(format!("tcx ingress {}", host2.as_str().unwrap()))),
+        "{prog}"
+    );
+    assert!(prog["run_count"].as_u64().unwrap() > 0, "{prog}");
+    assert!(prog["avg_ns"].as_f64().unwrap() > 0.0);
+    let map_ids = prog["map_ids"].as_array().unwrap();
+    let ct4_id = st["maps"].as_array().unwrap().iter().find(|m| m["name"] == "ct4").unwrap()["id"].clone();
+    assert!(map_ids.contains(&ct4_id));
+
+    ok(run(&["lab", "down"]));
 }

@@ -188,13 +188,11 @@ impl Maps {
     /// Removes a CIDR; Ok(false) when it was not there.
     pub fn ipcache_delete(&self, ip: IpAddr, prefix_len: u8) -> Result<bool> {
         let key = Self::ipcache_key(ip, prefix_len)?;
-        let mut m: LpmTrie<MapData, [u8; 20], IpcacheValue> =
-            typed("ipcache", LpmTrie::try_from(open(&self.pins, "ipcache")?))?;
-        match m.remove(&key) {
-            Ok(()) => Ok(true),
-            Err(aya::maps::MapError::KeyNotFound) => Ok(false),
-            Err(e) => Err(Error::bpf("map ipcache", e)),
-        }
+        let mut raw_key = Vec::with_capacity(24);
+        raw_key.extend_from_slice(&key.prefix_len().to_ne_bytes());
+        raw_key.extend_from_slice(&key.data());
+        let m = any::AnyMap::open(&any::MapSpec::Path(self.pins.map("ipcache")), Path::new("/"))?;
+        m.delete(&raw_key)
     }
 
     /// Every CIDR in the ipcache, with its identity.
