@@ -6,3 +6,4 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo bench -p dpdbg --bench datapath
 cargo bench -p dpdbg --bench monitor
+cargo bench -p dpdbg-cli --bench maps

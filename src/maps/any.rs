@@ -277,6 +277,18 @@ impl AnyMap {
             .map_err(|e| Error::io("bpf_map_update_elem", format!("map {}", self.info.name), e))
     }
 
+    /// Writes many entries at once (keys and values packed back to back).
+    pub fn update_batch(&self, keys: &[u8], values: &[u8]) -> Result<u32> {
+        let n = keys.len() / self.info.key_size.max(1) as usize;
+        if n * self.info.key_size as usize != keys.len() || n * self.value_buf_size() != values.len() {
+            return Err(Error::InvalidInput(
+                "update_batch: keys and values do not line up with the map's sizes".into(),
+            ));
+        }
+        raw::update_batch(self.fd(), keys, values, n as u32)
+            .map_err(|e| Error::io("bpf_map_update_batch", format!("map {}", self.info.name), e))
+    }
+
     /// Deletes one entry; Ok(false) when it was not there.
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
         self.check_key(key)?;

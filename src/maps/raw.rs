@@ -23,6 +23,7 @@ const BPF_MAP_GET_FD_BY_ID: u32 = 14;
 const BPF_OBJ_GET_INFO_BY_FD: u32 = 15;
 const BPF_BTF_GET_FD_BY_ID: u32 = 19;
 const BPF_MAP_LOOKUP_BATCH: u32 = 24;
+const BPF_MAP_UPDATE_BATCH: u32 = 26;
 const BPF_LINK_GET_FD_BY_ID: u32 = 30;
 const BPF_LINK_GET_NEXT_ID: u32 = 31;
 const BPF_ENABLE_STATS: u32 = 32;
@@ -147,6 +148,17 @@ pub fn lookup_batch(
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok((get_u32(&a, 32), false)),
         Err(e) => Err(e),
     }
+}
+
+/// Writes `count` entries in one BPF_MAP_UPDATE_BATCH call; returns how many went in.
+pub fn update_batch(fd: RawFd, keys: &[u8], values: &[u8], count: u32) -> io::Result<u32> {
+    let mut a: Attr = [0; 16];
+    put_u64(&mut a, 16, keys.as_ptr() as u64);
+    put_u64(&mut a, 24, values.as_ptr() as u64);
+    put_u32(&mut a, 32, count);
+    put_u32(&mut a, 36, fd as u32);
+    sys_bpf(BPF_MAP_UPDATE_BATCH, &mut a)?;
+    Ok(get_u32(&a, 32))
 }
 
 /// A map's description from BPF_OBJ_GET_INFO_BY_FD, BTF ids included.

@@ -1,0 +1,127 @@
+//! A conntrack table of 1,000,000 entries, dumped as JSON by dpdbg (typed
+//! `bpf ct list` and generic `map dump`) and by `bpftool -j map dump`, in the
+//! same run; prints times, ratios and the peak memory of each. Needs root.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dpdbg::abi::{Ct4Key, CtEntry};
+use dpdbg::datapath::{self, Settings};
+use dpdbg::maps::any::{AnyMap, MapSpec};
+
+const N: usize = 1_000_000;
+
+/// Runs a command with stdout to /dev/null; returns wall time and peak RSS
+/// (KiB). The peak is polled from /proc/PID/status (VmHWM of the exec'd
+/// image): wait4's ru_maxrss would include this bench's own memory, which
+/// the child inherits at fork.
+fn measure(cmd: &mut Command) -> (Duration, u64) {
+    let start = Instant::now();
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(st.success(), "{cmd:?} failed: {st}");
+            break;
+        }
+        if let Ok(s) = std::fs::read_to_string(&status_path)
+            && let Some(kb) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        {
+            peak = kb;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (start.elapsed(), peak)
+}
+
+fn fill(bpffs: &Path, n: usize) {
+    let m = AnyMap::open(&MapSpec::Name("ct4".into()), bpffs).unwrap();
+    let (ks, vs) = (std::mem::size_of::<Ct4Key>(), std::mem::size_of::<CtEntry>());
+    let chunk = 50_000;
+    let mut keys = Vec::with_capacity(chunk * ks);
+    let mut vals = Vec::with_capacity(chunk * vs);
+    let mut i = 0;
+    while i < n {
+        keys.clear();
+        vals.clear();
+        for j in i..(i + chunk).min(n) {
+            let j = j as u32;
+            let k = Ct4Key {
+                saddr: [10, (j >> 16) as u8, (j >> 8) as u8, j as u8],
+                daddr: [10, 200, 0, 1],
+                sport: (j % 60000) as u16 + 1024,
+                dport: 80,
+                proto: 6,
+                direction: 1,
+                pad: 0,
+            };
+            let e = CtEntry {
+                created_ns: 1,
+                last_seen_ns: 2,
+                packets_fwd: j as u64,
+                bytes_fwd: 60 * j as u64,
+                lifetime_s: 60,
+                src_identity: 1000,
+                ..Default::default()
+            };
+            // SAFETY: both are repr(C) integer structs.
+            keys.extend_from_slice(unsafe { std::slice::from_raw_parts((&k as *const Ct4Key).cast::<u8>(), ks) });
+            vals.extend_from_slice(unsafe { std::slice::from_raw_parts((&e as *const CtEntry).cast::<u8>(), vs) });
+        }
+        m.update_batch(&keys, &vals).unwrap();
+        i += chunk;
+    }
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    dpdbg::sys::mount_bpffs(dir.path()).expect("mount bpffs (run as root)");
+    let bpffs = dir.path().to_path_buf();
+    let r = std::panic::catch_unwind(|| run(&bpffs));
+    let _ = datapath::unload(&bpffs);
+    let _ = dpdbg::sys::unmount(&bpffs);
+    r.unwrap();
+}
+
+fn run(bpffs: &Path) {
+    // Room to spare so the LRU does not evict while we fill.
+    let settings = Settings { max_entries: vec![("ct4".into(), 1_300_000)], ..Settings::default() };
+    datapath::load(bpffs, &settings).unwrap();
+    let exe = env!("CARGO_BIN_EXE_dpdbg");
+    let pin = bpffs.join("dpdbg/maps/ct4");
+
+    fill(bpffs, N / 10);
+    let (_, rss_small) =
+        measure(Command::new(exe).arg("--bpffs").arg(bpffs).args(["map", "dump", "ct4", "-o", "json"]));
+    fill(bpffs, N);
+    let count = dpdbg::maps::raw::count_entries(&aya::maps::MapData::from_pin(&pin).unwrap(), 16).unwrap();
+    assert_eq!(count as usize, N, "the table holds every entry");
+
+    let best = |args: &[&str]| {
+        (0..3).map(|_| measure(Command::new(exe).arg("--bpffs").arg(bpffs).args(args))).min_by_key(|(d, _)| *d).unwrap()
+    };
+    let (ct_t, ct_rss) = best(&["bpf", "ct", "list", "--ipv4", "-o", "json"]);
+    let (dump_t, dump_rss) = best(&["map", "dump", "ct4", "-o", "json"]);
+    let (bt_t, bt_rss) = measure(Command::new("bpftool").args(["-j", "map", "dump", "pinned"]).arg(&pin));
+
+    println!("JSON dump of a {N}-entry conntrack map (16 B keys, 64 B values), stdout to /dev/null:");
+    println!("  bpftool -j map dump         {:>7.2} s  peak RSS {:>7} KiB", bt_t.as_secs_f64(), bt_rss);
+    println!(
+        "  dpdbg bpf ct list -o json   {:>7.2} s  peak RSS {:>7} KiB  {:>5.1}x faster than bpftool",
+        ct_t.as_secs_f64(),
+        ct_rss,
+        bt_t.as_secs_f64() / ct_t.as_secs_f64()
+    );
+    println!(
+        "  dpdbg map dump ct4 -o json  {:>7.2} s  peak RSS {:>7} KiB  {:>5.1}x faster than bpftool",
+        dump_t.as_secs_f64(),
+        dump_rss,
+        bt_t.as_secs_f64() / dump_t.as_secs_f64()
+    );
+    println!("  dpdbg map dump peak RSS at {} entries: {rss_small} KiB, at {N}: {dump_rss} KiB (streamed)", N / 10);
+}
