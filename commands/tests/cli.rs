@@ -1,28 +1,14 @@
 //! The dpdbg binary end to end: exit codes, error messages, JSON output, and
 //! the lab from `lab up` to `lab down` leaving nothing behind.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{Bpffs, LabGuard};
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-
-struct Bpffs(PathBuf);
-
-impl Bpffs {
-    fn new() -> Bpffs {
-        let p = tempfile::Builder::new().prefix("dpdbg-cli-bpffs-").tempdir().unwrap().keep();
-        dpdbg::sys::mount_bpffs(&p).unwrap();
-        Bpffs(p)
-    }
-}
-
-impl Drop for Bpffs {
-    fn drop(&mut self) {
-        let _ = dpdbg::datapath::unload(&self.0);
-        let _ = dpdbg::sys::unmount(&self.0);
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
 
 fn dpdbg(bpffs: &Path, state: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dpdbg"))
@@ -105,6 +91,7 @@ fn lab_up_traffic_status_down() {
     let fs = Bpffs::new();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("lab.json");
+    let _lab = LabGuard { bpffs: fs.0.clone(), state: state.clone() };
 
     let up = ok_json(dpdbg(&fs.0, &state, &["lab", "up", "--endpoints", "3", "-o", "json"]));
     let eps = up["endpoints"].as_array().unwrap();

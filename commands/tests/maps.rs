@@ -2,35 +2,14 @@
 //! object with rich BTF, and the datapath's own maps in the lab, compared
 //! entry for entry with `bpftool -j map dump`.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{Bpffs, LabGuard};
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
-
-struct Bpffs(PathBuf);
-
-impl Bpffs {
-    fn new() -> Bpffs {
-        let p = tempfile::Builder::new().prefix("dpdbg-maps-").tempdir().unwrap().keep();
-        dpdbg::sys::mount_bpffs(&p).unwrap();
-        Bpffs(p)
-    }
-}
-
-impl Drop for Bpffs {
-    fn drop(&mut self) {
-        let _ = dpdbg::datapath::unload(&self.0);
-        for d in ["maps", "progs"] {
-            if let Ok(rd) = std::fs::read_dir(self.0.join("bt").join(d)) {
-                for e in rd.flatten() {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
-        }
-        let _ = dpdbg::sys::unmount(&self.0);
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
 
 fn dpdbg(bpffs: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dpdbg")).arg("--bpffs").arg(bpffs).args(args).output().unwrap()
@@ -247,6 +226,7 @@ fn typed_commands_and_dumps_agree_with_bpftool_in_the_lab() {
     let fs = Bpffs::new();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("lab.json");
+    let _lab = LabGuard { bpffs: fs.0.clone(), state: state.clone() };
     let run = |args: &[&str]| dpdbg_lab(&fs.0, &state, args);
     let up = ok_json(run(&["lab", "up", "--endpoints", "2", "-o", "json"]));
     let ep = |i: usize, f: &str| up["endpoints"][i][f].clone();

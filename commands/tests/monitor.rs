@@ -1,23 +1,17 @@
 //! `dpdbg monitor` against lab traffic: the JSON stream and the pcap agree,
 //! and tshark reads the pcap with the same packets.
 
-use std::path::PathBuf;
+mod common;
+
+use common::{Bpffs, LabGuard};
+
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
-struct Bpffs(PathBuf);
-
-impl Drop for Bpffs {
-    fn drop(&mut self) {
-        let _ = dpdbg::datapath::unload(&self.0);
-        let _ = dpdbg::sys::unmount(&self.0);
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
-fn dpdbg(bpffs: &PathBuf, state: &PathBuf) -> Command {
+fn dpdbg(bpffs: &Path, state: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dpdbg"));
     c.arg("--bpffs").arg(bpffs).env("DPDBG_LAB_STATE", state);
     c
@@ -25,10 +19,10 @@ fn dpdbg(bpffs: &PathBuf, state: &PathBuf) -> Command {
 
 #[test]
 fn monitor_jsonl_and_pcap_agree_with_tshark() {
-    let fs = Bpffs(tempfile::Builder::new().prefix("dpdbg-mon-").tempdir().unwrap().keep());
-    dpdbg::sys::mount_bpffs(&fs.0).unwrap();
+    let fs = Bpffs::new();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("lab.json");
+    let _lab = LabGuard { bpffs: fs.0.clone(), state: state.clone() };
     let pcap = dir.path().join("out.pcap");
     let jsonl = dir.path().join("out.jsonl");
 

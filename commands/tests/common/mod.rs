@@ -1,0 +1,59 @@
+//! Fixtures for the CLI tests: a private bpffs, and a guard that takes a
+//! CLI-made lab down even when the test fails half-way.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct Bpffs(pub PathBuf);
+
+impl Bpffs {
+    pub fn new() -> Bpffs {
+        let p = tempfile::Builder::new().prefix("dpdbg-cli-bpffs-").tempdir().unwrap().keep();
+        dpdbg::sys::mount_bpffs(&p).unwrap();
+        Bpffs(p)
+    }
+}
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        let _ = dpdbg::datapath::unload(&self.0);
+        // Pins a test made by other means (bpftool) go too.
+        fn clear(dir: &Path) {
+            if let Ok(rd) = std::fs::read_dir(dir) {
+                for e in rd.flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        clear(&p);
+                        let _ = std::fs::remove_dir(&p);
+                    } else {
+                        let _ = std::fs::remove_file(&p);
+                    }
+                }
+            }
+        }
+        clear(&self.0);
+        let _ = dpdbg::sys::unmount(&self.0);
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// `dpdbg lab down` on drop, for labs made with `dpdbg lab up`: declare it
+/// after the Bpffs so it runs first.
+pub struct LabGuard {
+    pub bpffs: PathBuf,
+    pub state: PathBuf,
+}
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        if self.state.exists() {
+            let _ = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+                .arg("--bpffs")
+                .arg(&self.bpffs)
+                .args(["lab", "down"])
+                .env("DPDBG_LAB_STATE", &self.state)
+                .output();
+        }
+    }
+}
