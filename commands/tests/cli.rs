@@ -3,22 +3,11 @@
 
 mod common;
 
-use common::{Bpffs, LabGuard};
+use common::{Bpffs, LabGuard, dpdbg};
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-
-fn dpdbg(bpffs: &Path, state: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dpdbg"))
-        .arg("--bpffs")
-        .arg(bpffs)
-        .args(args)
-        .env("DPDBG_LAB_STATE", state)
-        .output()
-        .unwrap()
-}
 
 fn ok_json(out: Output) -> Value {
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));

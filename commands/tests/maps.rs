@@ -211,23 +211,13 @@ fn maps_made_by_bpftool_decode_through_btf() {
     let _ = std::fs::remove_file(&plain);
 }
 
-fn dpdbg_lab(bpffs: &Path, state: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dpdbg"))
-        .arg("--bpffs")
-        .arg(bpffs)
-        .args(args)
-        .env("DPDBG_LAB_STATE", state)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn typed_commands_and_dumps_agree_with_bpftool_in_the_lab() {
     let fs = Bpffs::new();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("lab.json");
     let _lab = LabGuard { bpffs: fs.0.clone(), state: state.clone() };
-    let run = |args: &[&str]| dpdbg_lab(&fs.0, &state, args);
+    let run = |args: &[&str]| common::dpdbg(&fs.0, &state, args);
     let up = ok_json(run(&["lab", "up", "--endpoints", "2", "-o", "json"]));
     let ep = |i: usize, f: &str| up["endpoints"][i][f].clone();
     let (id1, id2) = (ep(0, "endpoint_id").as_u64().unwrap(), ep(1, "endpoint_id").as_u64().unwrap());

@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use super::any::{AnyMap, MapSpec};
 use crate::abi::{self, Ct4Key, Ct6Key, CtEntry};
-use crate::{Result, sys};
+use crate::datapath::Pins;
+use crate::{Error, Result, sys};
 
 /// Which entries `list` keeps; None means any.
 #[derive(Clone, Debug, Default)]
@@ -139,59 +140,82 @@ impl CtFilter {
     }
 }
 
+/// The two key layouts, seen as one tuple.
+trait CtKey: Copy {
+    fn tuple(&self) -> Tuple;
+}
+
+impl CtKey for Ct4Key {
+    fn tuple(&self) -> Tuple {
+        Tuple {
+            family: 4,
+            src: IpAddr::from(self.saddr),
+            dst: IpAddr::from(self.daddr),
+            sport: self.sport,
+            dport: self.dport,
+            proto: self.proto,
+            dir: self.direction,
+        }
+    }
+}
+
+impl CtKey for Ct6Key {
+    fn tuple(&self) -> Tuple {
+        Tuple {
+            family: 6,
+            src: IpAddr::from(self.saddr),
+            dst: IpAddr::from(self.daddr),
+            sport: self.sport,
+            dport: self.dport,
+            proto: self.proto,
+            dir: self.direction,
+        }
+    }
+}
+
+/// One of our conntrack tables, by its pin (never another map of the same name).
+fn open_table(bpffs: &Path, name: &str) -> Result<AnyMap> {
+    let pins = Pins::new(bpffs);
+    if !pins.is_loaded() {
+        return Err(Error::NotLoaded { dir: pins.root().to_path_buf() });
+    }
+    AnyMap::open(&MapSpec::Path(pins.map(name)), bpffs)
+}
+
+fn walk<K: CtKey>(
+    bpffs: &Path,
+    name: &str,
+    filter: &CtFilter,
+    now: u64,
+    f: &mut impl FnMut(&CtView) -> Result<()>,
+) -> Result<u64> {
+    let m = open_table(bpffs, name)?;
+    let (ks, vs) = (m.info.key_size as usize, m.value_buf_size());
+    let mut n = 0;
+    m.for_each_batch(|keys, values, count| {
+        for i in 0..count {
+            let k: K = read(&keys[i * ks..(i + 1) * ks]);
+            let e: CtEntry = read(&values[i * vs..i * vs + std::mem::size_of::<CtEntry>()]);
+            let v = view(k.tuple(), &e, now);
+            if filter.keep(&v) {
+                n += 1;
+                f(&v)?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(n)
+}
+
 /// Streams matching entries of ct4 then ct6 to `f`, in batches.
 pub fn for_each(bpffs: &Path, filter: &CtFilter, mut f: impl FnMut(&CtView) -> Result<()>) -> Result<u64> {
     let now = sys::monotonic_coarse_ns();
     let mut n = 0;
     if filter.family != Some(abi::FAMILY_IPV6) {
-        let m = AnyMap::open(&MapSpec::Name("ct4".into()), bpffs)?;
-        let (ks, vs) = (m.info.key_size as usize, m.value_buf_size());
-        m.for_each_batch(|keys, values, count| {
-            for i in 0..count {
-                let k: Ct4Key = read(&keys[i * ks..(i + 1) * ks]);
-                let e: CtEntry = read(&values[i * vs..i * vs + std::mem::size_of::<CtEntry>()]);
-                let t = Tuple {
-                    family: 4,
-                    src: IpAddr::from(k.saddr),
-                    dst: IpAddr::from(k.daddr),
-                    sport: k.sport,
-                    dport: k.dport,
-                    proto: k.proto,
-                    dir: k.direction,
-                };
-                let v = view(t, &e, now);
-                if filter.keep(&v) {
-                    n += 1;
-                    f(&v)?;
-                }
-            }
-            Ok(())
-        })?;
+        n += walk::<Ct4Key>(bpffs, "ct4", filter, now, &mut f)?;
     }
     if filter.family != Some(abi::FAMILY_IPV4) {
-        let m = AnyMap::open(&MapSpec::Name("ct6".into()), bpffs)?;
-        let (ks, vs) = (m.info.key_size as usize, m.value_buf_size());
-        m.for_each_batch(|keys, values, count| {
-            for i in 0..count {
-                let k: Ct6Key = read(&keys[i * ks..(i + 1) * ks]);
-                let e: CtEntry = read(&values[i * vs..i * vs + std::mem::size_of::<CtEntry>()]);
-                let t = Tuple {
-                    family: 6,
-                    src: IpAddr::from(k.saddr),
-                    dst: IpAddr::from(k.daddr),
-                    sport: k.sport,
-                    dport: k.dport,
-                    proto: k.proto,
-                    dir: k.direction,
-                };
-                let v = view(t, &e, now);
-                if filter.keep(&v) {
-                    n += 1;
-                    f(&v)?;
-                }
-            }
-            Ok(())
-        })?;
+        n += walk::<Ct6Key>(bpffs, "ct6", filter, now, &mut f)?;
     }
     Ok(n)
 }
@@ -201,7 +225,7 @@ fn delete_where(bpffs: &Path, pred: impl Fn(&CtEntry, u64) -> bool) -> Result<u6
     let now = sys::monotonic_coarse_ns();
     let mut deleted = 0;
     for name in ["ct4", "ct6"] {
-        let m = AnyMap::open(&MapSpec::Name(name.into()), bpffs)?;
+        let m = open_table(bpffs, name)?;
         let (ks, vs) = (m.info.key_size as usize, m.value_buf_size());
         let mut doomed = Vec::new();
         m.for_each_batch(|keys, values, count| {

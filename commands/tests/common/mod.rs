@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 pub struct Bpffs(pub PathBuf);
 
@@ -56,4 +56,15 @@ impl Drop for LabGuard {
                 .output();
         }
     }
+}
+
+/// Runs the dpdbg binary on `bpffs`, with its own lab state file.
+pub fn dpdbg(bpffs: &Path, state: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+        .arg("--bpffs")
+        .arg(bpffs)
+        .args(args)
+        .env("DPDBG_LAB_STATE", state)
+        .output()
+        .unwrap()
 }
