@@ -133,6 +133,43 @@ struct Summary {
     undecodable: u64,
 }
 
+/// Lost events have two witnesses: the datapath counts every event it could
+/// not write (`metrics`, reason 242) at once, for both transports; a perf
+/// buffer also reports PERF_RECORD_LOST, but only when its next sample gets
+/// through. Both count the same events, so the loss is the larger of the two.
+struct LossTracker {
+    kernel_base: u64,
+    reported: u64,
+    perf_seen: u64,
+}
+
+impl LossTracker {
+    fn new(maps: &Maps) -> LossTracker {
+        LossTracker { kernel_base: lost_in_kernel(maps), reported: 0, perf_seen: 0 }
+    }
+
+    /// Events lost since the last call.
+    fn poll(&mut self, maps: &Maps, perf_lost: u64) -> u64 {
+        self.perf_seen = perf_lost;
+        let total = lost_in_kernel(maps).saturating_sub(self.kernel_base).max(perf_lost);
+        let new = total.saturating_sub(self.reported);
+        self.reported = total.max(self.reported);
+        new
+    }
+}
+
+fn report_loss(text: &mut impl Write, p: &Printer, new: u64, sum: &mut Summary) -> std::io::Result<()> {
+    if new == 0 {
+        return Ok(());
+    }
+    sum.lost += new;
+    if p.is_table() {
+        writeln!(text, "LOST {new} events")
+    } else {
+        writeln!(text, "{}", serde_json::json!({ "lost_events": new }))
+    }
+}
+
 fn lost_in_kernel(maps: &Maps) -> u64 {
     maps.metrics().map(|m| m.iter().filter(|x| x.reason == Reason::EVENT_LOST.0).map(|x| x.packets).sum()).unwrap_or(0)
 }
@@ -218,9 +255,7 @@ impl MonitorCmd {
             text.flush()?;
         }
         let mut sum = Summary::default();
-        let lost_base = lost_in_kernel(&maps);
-        let mut lost_seen = 0;
-        let mut perf_lost_seen = 0;
+        let mut loss = LossTracker::new(&maps);
         let mut last_lost_check = Instant::now();
         let mut line = String::with_capacity(256);
         let mut io_err: Option<std::io::Error> = None;
@@ -285,20 +320,9 @@ impl MonitorCmd {
                 }
                 return Err(e).context("writing events");
             }
-            // Loss: the perf reader reports it; ring-full drops are counted by the datapath.
-            if reader.lost > perf_lost_seen || last_lost_check.elapsed() > Duration::from_secs(1) {
-                let kernel = lost_in_kernel(&maps).saturating_sub(lost_base);
-                let new = (kernel - lost_seen) + (reader.lost - perf_lost_seen);
-                if new > 0 {
-                    if p.is_table() {
-                        writeln!(text, "LOST {new} events")?;
-                    } else {
-                        writeln!(text, "{}", serde_json::json!({ "lost_events": new }))?;
-                    }
-                }
-                sum.lost += new;
-                lost_seen = kernel;
-                perf_lost_seen = reader.lost;
+            if reader.lost > loss.perf_seen || last_lost_check.elapsed() > Duration::from_secs(1) {
+                let new = loss.poll(&maps, reader.lost);
+                report_loss(&mut text, p, new, &mut sum)?;
                 last_lost_check = Instant::now();
             }
             text.flush()?;
@@ -306,6 +330,9 @@ impl MonitorCmd {
                 shared.flush()?;
             }
         }
+        // Losses of the last moments are reported too.
+        let new = loss.poll(&maps, reader.lost);
+        report_loss(&mut text, p, new, &mut sum)?;
         if let Some((_, mut shared)) = pcap {
             shared.flush()?;
         }
