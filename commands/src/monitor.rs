@@ -54,7 +54,7 @@ pub struct MonitorCmd {
     #[arg(long)]
     port: Option<u16>,
     /// Only this protocol: tcp, udp, icmp, icmpv6 or a number.
-    #[arg(long, value_parser = parse_proto)]
+    #[arg(long, value_parser = crate::bpf::parse_proto)]
     proto: Option<u8>,
     /// Only forwarded (allow) or dropped (deny) packets.
     #[arg(long, value_enum)]
@@ -77,16 +77,6 @@ pub struct MonitorCmd {
     /// Write the captured packets to a pcap file ("-" for stdout).
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
-}
-
-fn parse_proto(s: &str) -> Result<u8, String> {
-    match s {
-        "tcp" => Ok(6),
-        "udp" => Ok(17),
-        "icmp" => Ok(1),
-        "icmpv6" => Ok(58),
-        n => n.parse().map_err(|_| format!("{s:?}: use tcp, udp, icmp, icmpv6 or a protocol number")),
-    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -192,7 +182,8 @@ impl MonitorCmd {
             related_to: self.related_to,
             ip: self.ip,
             port: self.port,
-            proto: self.proto,
+            // "any" parses to 0: no filter.
+            proto: self.proto.filter(|p| *p != 0),
             verdict: self.verdict.map(|v| match v {
                 Verdict::Allow => VerdictFilter::Allow,
                 Verdict::Deny => VerdictFilter::Deny,

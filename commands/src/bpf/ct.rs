@@ -53,7 +53,8 @@ impl CtCmd {
                     },
                     ip,
                     port,
-                    proto,
+                    // "any" parses to 0: no filter.
+                    proto: proto.filter(|p| *p != 0),
                 };
                 list(bpffs, &filter, p)
             }
