@@ -99,7 +99,7 @@ fn run(bpffs: &Path) {
     let (_, rss_small) =
         measure(Command::new(exe).arg("--bpffs").arg(bpffs).args(["map", "dump", "ct4", "-o", "json"]));
     fill(bpffs, N);
-    let count = dpdbg::maps::raw::count_entries(&aya::maps::MapData::from_pin(&pin).unwrap(), 16).unwrap();
+    let count = AnyMap::open(&MapSpec::Path(pin.clone()), bpffs).unwrap().count().unwrap();
     assert_eq!(count as usize, N, "the table holds every entry");
 
     let best = |args: &[&str]| {

@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::{AttachMode, CONFIG_MAP, Hook, MAPS, PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT, Pins, Settings};
 use crate::abi::DpConfig;
 use crate::btf::Type;
+use crate::maps::any::{AnyMap, MapSpec};
 use crate::maps::raw;
 use crate::sys::{self, Features};
 use crate::{Error, Result};
@@ -191,7 +192,7 @@ pub fn status(bpffs: &Path) -> Result<Status> {
         let entries = match mt {
             MapType::RingBuf | MapType::PerfEventArray => None,
             MapType::Array | MapType::PerCpuArray => Some(info.max_entries() as u64),
-            _ => Some(raw::count_entries(&data, info.key_size())?),
+            _ => Some(AnyMap::open(&MapSpec::Path(path.clone()), bpffs)?.count()?),
         };
         st.maps.push(MapStatus {
             name: name.to_string(),

@@ -277,6 +277,11 @@ impl AnyMap {
             .map_err(|e| Error::io("bpf_map_update_elem", format!("map {}", self.info.name), e))
     }
 
+    /// Entries in the map, counted with batch reads.
+    pub fn count(&self) -> Result<u64> {
+        self.for_each_batch(|_, _, _| Ok(()))
+    }
+
     /// Writes many entries at once (keys and values packed back to back).
     pub fn update_batch(&self, keys: &[u8], values: &[u8]) -> Result<u32> {
         let n = keys.len() / self.info.key_size.max(1) as usize;

@@ -9,8 +9,6 @@ use std::path::Path;
 
 use aya::maps::MapData;
 
-use crate::{Error, Result};
-
 const BPF_MAP_LOOKUP_ELEM: u32 = 1;
 const BPF_MAP_UPDATE_ELEM: u32 = 2;
 const BPF_MAP_DELETE_ELEM: u32 = 3;
@@ -83,10 +81,6 @@ pub fn get_next_key_fd(fd: RawFd, key: Option<&[u8]>, next: &mut [u8]) -> io::Re
     elem(BPF_MAP_GET_NEXT_KEY, fd, key, next.as_mut_ptr() as u64, 0)
 }
 
-pub fn get_next_key(map: &MapData, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<bool> {
-    get_next_key_fd(map.fd().as_fd().as_raw_fd(), key, next)
-}
-
 /// Looks `key` up into `value`; Ok(false) when absent.
 pub fn lookup_fd(fd: RawFd, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
     elem(BPF_MAP_LOOKUP_ELEM, fd, Some(key), value.as_mut_ptr() as u64, 0)
@@ -103,24 +97,6 @@ pub fn update_fd(fd: RawFd, key: &[u8], value: &[u8], flags: u64) -> io::Result<
 /// Deletes `key`; Ok(false) when it was not there.
 pub fn delete_fd(fd: RawFd, key: &[u8]) -> io::Result<bool> {
     elem(BPF_MAP_DELETE_ELEM, fd, Some(key), 0, 0)
-}
-
-/// Counts the entries of a hash-like map by walking its keys.
-pub fn count_entries(map: &MapData, key_size: u32) -> Result<u64> {
-    let mut cur = vec![0u8; key_size as usize];
-    let mut next = vec![0u8; key_size as usize];
-    let mut n = 0u64;
-    let mut first = true;
-    loop {
-        let more = get_next_key(map, (!first).then_some(cur.as_slice()), &mut next)
-            .map_err(|e| Error::bpf("bpf_map_get_next_key", e))?;
-        if !more {
-            return Ok(n);
-        }
-        n += 1;
-        first = false;
-        std::mem::swap(&mut cur, &mut next);
-    }
 }
 
 /// One BPF_MAP_LOOKUP_BATCH call. `token` carries the position between
