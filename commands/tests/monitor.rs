@@ -222,5 +222,7 @@ fn since_count_and_filters() {
     let lines: Vec<Value> =
         String::from_utf8_lossy(&three.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 3, "-n 3 stops after three matching events");
-    assert!(lines.iter().all(|f| f["type"] == "policy-verdict" && f["endpoint_id"].to_string() == id2));
+    assert!(
+        lines.iter().all(|f| f["type"] == "policy-verdict" && f["endpoint_id"] == up["endpoints"][1]["endpoint_id"])
+    );
 }
