@@ -45,8 +45,7 @@ fn ping_creates_ct_and_traces(transport: Transport) {
 
     // Aggregation "medium": a trace for the new connection at each hook, none for the reply.
     let ev = events(&mut reader);
-    let kinds: Vec<_> =
-        ev.iter().map(|e| (e.hdr.event_type, e.hdr.subtype, e.hdr.endpoint_id, e.hdr.ct_state)).collect();
+    let kinds: Vec<_> = ev.iter().map(|e| (e.hdr.r#type, e.hdr.subtype, e.hdr.endpoint_id, e.hdr.ct_state)).collect();
     assert_eq!(
         kinds,
         vec![
@@ -126,7 +125,7 @@ fn tcp_connection_tracks_flags_and_counts() {
     // The first two are the SYN at each hook, as a new connection.
     assert_eq!((ev[0].hdr.subtype, ev[0].hdr.ct_state), (abi::TRACE_FROM_ENDPOINT, abi::CT_NEW));
     assert_eq!((ev[1].hdr.subtype, ev[1].hdr.ct_state), (abi::TRACE_TO_ENDPOINT, abi::CT_NEW));
-    assert!(ev.iter().all(|e| e.hdr.event_type == abi::EVENT_TRACE && e.hdr.verdict == abi::VERDICT_FORWARDED));
+    assert!(ev.iter().all(|e| e.hdr.r#type == abi::EVENT_TRACE && e.hdr.verdict == abi::VERDICT_FORWARDED));
     assert!(ev.iter().any(|e| e.hdr.ct_state == abi::CT_REPLY), "the SYN-ACK is traced as a reply");
     // With medium aggregation there are fewer events than packets.
     let packets = 2 * (eg.packets_fwd + eg.packets_rev);
@@ -154,10 +153,10 @@ fn policy_denies_and_allows() {
     let r = lab.udp(0, 1, IpAddr::V4(b.ipv4), 5353).unwrap();
     assert!(r.is_err(), "a denied request gets no answer: {r:?}");
     let ev = events(&mut reader);
-    let verdict = ev.iter().find(|e| e.hdr.event_type == abi::EVENT_POLICY_VERDICT).expect("a policy verdict event");
+    let verdict = ev.iter().find(|e| e.hdr.r#type == abi::EVENT_POLICY_VERDICT).expect("a policy verdict event");
     assert_eq!((verdict.hdr.subtype, verdict.hdr.verdict), (abi::MATCH_L3_L4, abi::VERDICT_DROPPED));
     assert_eq!(verdict.hdr.endpoint_id, b.endpoint_id);
-    let drop = ev.iter().find(|e| e.hdr.event_type == abi::EVENT_DROP).expect("a drop event");
+    let drop = ev.iter().find(|e| e.hdr.r#type == abi::EVENT_DROP).expect("a drop event");
     assert_eq!(drop.hdr.subtype, Reason::POLICY_DENYLIST.0);
     assert_eq!(Reason(drop.hdr.subtype).text(), "Policy denied by denylist");
     assert_eq!((drop.hdr.src_identity, drop.hdr.dst_identity), (a.identity, b.identity));
@@ -167,19 +166,19 @@ fn policy_denies_and_allows() {
     let r = lab.tcp(0, 1, IpAddr::V4(b.ipv4), 8080).unwrap();
     assert!(r.is_err(), "{r:?}");
     let ev = events(&mut reader);
-    let drops: Vec<_> = ev.iter().filter(|e| e.hdr.event_type == abi::EVENT_DROP).collect();
+    let drops: Vec<_> = ev.iter().filter(|e| e.hdr.r#type == abi::EVENT_DROP).collect();
     assert!(!drops.is_empty());
     assert!(
         drops
             .iter()
             .all(|d| d.hdr.subtype == Reason::POLICY_DENIED.0 && Reason(d.hdr.subtype).text() == "Policy denied")
     );
-    assert!(ev.iter().any(|e| e.hdr.event_type == abi::EVENT_POLICY_VERDICT && e.hdr.subtype == abi::MATCH_NONE));
+    assert!(ev.iter().any(|e| e.hdr.r#type == abi::EVENT_POLICY_VERDICT && e.hdr.subtype == abi::MATCH_NONE));
 
     // ICMP is allowed by its L3-L4 rule; the verdict says so.
     assert!(lab.ping(0, IpAddr::V4(b.ipv4)).unwrap());
     let ev = events(&mut reader);
-    let v = ev.iter().find(|e| e.hdr.event_type == abi::EVENT_POLICY_VERDICT).expect("verdict for ping");
+    let v = ev.iter().find(|e| e.hdr.r#type == abi::EVENT_POLICY_VERDICT).expect("verdict for ping");
     assert_eq!((v.hdr.subtype, v.hdr.verdict), (abi::MATCH_L3_L4, abi::VERDICT_FORWARDED));
 
     let m = maps.metrics().unwrap();
@@ -228,7 +227,7 @@ fn hub_fans_out_to_every_subscriber() {
 /// (event type, subtype, endpoint, tcp flags of the captured packet) for a compact comparison.
 fn shape(e: &Event) -> (u8, u8, u32, u8) {
     let p = dpdbg::flow::decode_packet(&e.data);
-    (e.hdr.event_type, e.hdr.subtype, e.hdr.endpoint_id, p.tcp_flags.unwrap_or(0))
+    (e.hdr.r#type, e.hdr.subtype, e.hdr.endpoint_id, p.tcp_flags.unwrap_or(0))
 }
 
 fn exact_events(transport: Transport) {

@@ -157,7 +157,7 @@ fn new_connection_allowed_then_established_then_reply() {
     assert_eq!(rules[0].1.packets, 1, "policy is looked up for the first packet only");
 
     let ev = dp.events();
-    let kinds: Vec<_> = ev.iter().map(|e| (e.hdr.event_type, e.hdr.subtype, e.hdr.ct_state)).collect();
+    let kinds: Vec<_> = ev.iter().map(|e| (e.hdr.r#type, e.hdr.subtype, e.hdr.ct_state)).collect();
     assert_eq!(
         kinds,
         vec![
@@ -193,7 +193,7 @@ fn lookup_order_and_deny() {
     let ev = dp.events();
     let verdicts: Vec<_> = ev
         .iter()
-        .filter(|e| e.hdr.event_type == abi::EVENT_POLICY_VERDICT)
+        .filter(|e| e.hdr.r#type == abi::EVENT_POLICY_VERDICT)
         .map(|e| (e.hdr.subtype, e.hdr.verdict))
         .collect();
     assert_eq!(
@@ -205,9 +205,9 @@ fn lookup_order_and_deny() {
             (abi::MATCH_NONE, abi::VERDICT_DROPPED),
         ]
     );
-    let drops: Vec<_> = ev.iter().filter(|e| e.hdr.event_type == abi::EVENT_DROP).map(|e| e.hdr.subtype).collect();
+    let drops: Vec<_> = ev.iter().filter(|e| e.hdr.r#type == abi::EVENT_DROP).map(|e| e.hdr.subtype).collect();
     assert_eq!(drops, vec![Reason::POLICY_DENYLIST.0, Reason::POLICY_DENIED.0]);
-    let world = ev.iter().rev().find(|e| e.hdr.event_type == abi::EVENT_DROP).unwrap();
+    let world = ev.iter().rev().find(|e| e.hdr.r#type == abi::EVENT_DROP).unwrap();
     assert_eq!(world.hdr.dst_identity, abi::IDENTITY_WORLD, "an address nobody knows is world");
     assert_eq!(dp.metric(Reason::POLICY_DENYLIST, "egress"), 1);
     assert_eq!(dp.metric(Reason::POLICY_DENIED, "egress"), 1);
@@ -247,7 +247,7 @@ fn ipv6_paths() {
         .unwrap();
     assert_eq!(dp.egress(&ns), TC_ACT_OK);
     let ev = dp.events();
-    assert!(ev.iter().all(|e| e.hdr.event_type != abi::EVENT_DROP), "{ev:?}");
+    assert!(ev.iter().all(|e| e.hdr.r#type != abi::EVENT_DROP), "{ev:?}");
 }
 
 #[test]
@@ -343,8 +343,7 @@ fn malformed_and_unknown_packets() {
     assert!(ran > 150, "only {ran} garbage packets ran");
 
     let ev = dp.events();
-    let drops: Vec<u8> =
-        ev.iter().filter(|e| e.hdr.event_type == abi::EVENT_DROP).map(|e| e.hdr.subtype).take(7).collect();
+    let drops: Vec<u8> = ev.iter().filter(|e| e.hdr.r#type == abi::EVENT_DROP).map(|e| e.hdr.subtype).take(7).collect();
     assert_eq!(
         drops,
         vec![

@@ -268,7 +268,7 @@ impl MonitorCmd {
                     return;
                 }
                 sum.matched += 1;
-                match ev.hdr.event_type {
+                match ev.hdr.r#type {
                     abi::EVENT_TRACE => sum.trace += 1,
                     abi::EVENT_DROP => sum.drop += 1,
                     _ => sum.policy_verdict += 1,

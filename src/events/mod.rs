@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use aya::maps::perf::{PerfEvent, PerfEventArrayBuffer};
 use aya::maps::{Map, MapData, PerfEventArray, RingBuf};
-use serde::Serialize;
 
 pub use hub::{Hub, Subscription};
 
@@ -29,53 +28,10 @@ pub enum DecodeError {
 }
 
 /// One decoded event: the header and the captured packet bytes.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Event {
-    #[serde(flatten)]
-    pub hdr: EventHdrView,
-    #[serde(skip)]
+    pub hdr: EventHdr,
     pub data: Vec<u8>,
-}
-
-/// The header with stable field names.
-#[derive(Clone, Debug, Serialize)]
-pub struct EventHdrView {
-    pub timestamp_ns: u64,
-    #[serde(rename = "type")]
-    pub event_type: u8,
-    pub subtype: u8,
-    pub verdict: u8,
-    pub ct_state: u8,
-    pub direction: u8,
-    pub family: u8,
-    pub proto: u8,
-    pub ifindex: u32,
-    pub endpoint_id: u32,
-    pub src_identity: u32,
-    pub dst_identity: u32,
-    pub orig_len: u32,
-    pub cap_len: u32,
-}
-
-impl From<&EventHdr> for EventHdrView {
-    fn from(h: &EventHdr) -> Self {
-        EventHdrView {
-            timestamp_ns: h.timestamp_ns,
-            event_type: h.r#type,
-            subtype: h.subtype,
-            verdict: h.verdict,
-            ct_state: h.ct_state,
-            direction: h.direction,
-            family: h.family,
-            proto: h.proto,
-            ifindex: h.ifindex,
-            endpoint_id: h.endpoint_id,
-            src_identity: h.src_identity,
-            dst_identity: h.dst_identity,
-            orig_len: h.orig_len,
-            cap_len: h.cap_len,
-        }
-    }
 }
 
 /// Decodes one record (ringbuf record or perf sample, padding allowed).
@@ -90,7 +46,7 @@ pub fn decode(rec: &[u8]) -> Result<Event, DecodeError> {
     if hdr.cap_len as usize > have {
         return Err(DecodeError::CapTooLong { cap_len: hdr.cap_len, have });
     }
-    Ok(Event { hdr: (&hdr).into(), data: rec[need..need + hdr.cap_len as usize].to_vec() })
+    Ok(Event { hdr, data: rec[need..need + hdr.cap_len as usize].to_vec() })
 }
 
 /// One consumer per datapath: an exclusive flock on the `maps` pin

@@ -74,10 +74,10 @@ pub struct Flow {
 impl Flow {
     pub fn from_event(e: &Event) -> Flow {
         let h = &e.hdr;
-        let is = |t| h.event_type == t;
+        let is = |t| h.r#type == t;
         Flow {
             timestamp_ns: h.timestamp_ns,
-            event_type: type_name(h.event_type),
+            event_type: type_name(h.r#type),
             verdict: verdict_name(h.verdict),
             drop_reason: is(abi::EVENT_DROP).then_some(h.subtype),
             drop_reason_desc: is(abi::EVENT_DROP).then(|| Reason(h.subtype).text()),
@@ -132,7 +132,7 @@ impl Filter {
 
     pub fn matches_event(&self, e: &Event, pkt: Option<&Packet>) -> bool {
         let h = &e.hdr;
-        if !self.types.is_empty() && !self.types.contains(&h.event_type) {
+        if !self.types.is_empty() && !self.types.contains(&h.r#type) {
             return false;
         }
         let sent = h.direction == abi::DIR_EGRESS;

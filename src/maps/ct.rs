@@ -145,33 +145,26 @@ trait CtKey: Copy {
     fn tuple(&self) -> Tuple;
 }
 
-impl CtKey for Ct4Key {
-    fn tuple(&self) -> Tuple {
-        Tuple {
-            family: 4,
-            src: IpAddr::from(self.saddr),
-            dst: IpAddr::from(self.daddr),
-            sport: self.sport,
-            dport: self.dport,
-            proto: self.proto,
-            dir: self.direction,
+macro_rules! ct_key {
+    ($key:ty, $family:expr) => {
+        impl CtKey for $key {
+            fn tuple(&self) -> Tuple {
+                Tuple {
+                    family: $family,
+                    src: IpAddr::from(self.saddr),
+                    dst: IpAddr::from(self.daddr),
+                    sport: self.sport,
+                    dport: self.dport,
+                    proto: self.proto,
+                    dir: self.direction,
+                }
+            }
         }
-    }
+    };
 }
 
-impl CtKey for Ct6Key {
-    fn tuple(&self) -> Tuple {
-        Tuple {
-            family: 6,
-            src: IpAddr::from(self.saddr),
-            dst: IpAddr::from(self.daddr),
-            sport: self.sport,
-            dport: self.dport,
-            proto: self.proto,
-            dir: self.direction,
-        }
-    }
-}
+ct_key!(Ct4Key, 4);
+ct_key!(Ct6Key, 6);
 
 /// One of our conntrack tables, by its pin (never another map of the same name).
 fn open_table(bpffs: &Path, name: &str) -> Result<AnyMap> {
