@@ -54,7 +54,7 @@ fn main() {
         ("bpf/test/btf_maps.c", out_dir.join("btf_maps.o")),
     ] {
         let output = Command::new(&clang)
-            .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror"])
+            .args(["-O2", "-g", "-target", "bpf", "-mcpu=v3", "-Wall", "-Werror"])
             .arg(format!("-I/usr/include/{multiarch}"))
             .args(["-c", src, "-o"])
             .arg(&obj)

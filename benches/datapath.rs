@@ -48,7 +48,7 @@ fn run(bpffs: &std::path::Path) {
         flags: abi::EP_ENFORCE_EGRESS,
     };
     maps.endpoint_upsert(IpAddr::from([192, 0, 2, 1]), ep).unwrap();
-    maps.policy_upsert(
+    maps.policy_add(
         PolicyKey { endpoint_id: 1, identity: 0, dport: 80, proto: 6, direction: abi::DIR_EGRESS },
         abi::POLICY_ALLOW,
     )

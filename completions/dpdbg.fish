@@ -179,7 +179,7 @@ jsonl\t'One JSON object per line (streams)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from policy" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from policy" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from policy" -f -a "get" -d 'Show the rules (of one endpoint, or all) with their counters'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from policy" -f -a "add" -d 'Add a rule. Deny wins: an allow does not replace a deny for the same key'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from policy" -f -a "add" -d 'Add a rule. Deny wins: an allow where a deny holds the same key is refused'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from policy" -f -a "delete" -d 'Delete a rule'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from policy" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ct" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F

@@ -76,6 +76,12 @@ pub enum Error {
     )]
     EventsBusy { dir: PathBuf, holder: String },
 
+    /// An allow rule was added where a deny rule holds the same key.
+    #[error(
+        "a deny rule already exists for {rule}: deny wins over allow, so the allow would never apply; delete the deny first (`dpdbg bpf policy delete …`) if the allow is what you want"
+    )]
+    PolicyConflict { rule: String },
+
     /// A lab operation could not proceed.
     #[error("lab: {0}")]
     Lab(String),

@@ -33,7 +33,7 @@ fn every_mirror_matches_the_object_btf() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 12);
+    assert_eq!(checked, 17);
 }
 
 #[test]
@@ -43,27 +43,40 @@ fn event_record_is_header_plus_snap_buffer() {
     assert_eq!(size as usize, abi::EVENT_RECORD_SIZE);
 }
 
-#[test]
-fn cfg_global_is_a_dp_config() {
-    let btf = object_btf();
-    let rodata = btf.ids_by_name(".rodata");
-    let var_type = rodata
+/// The struct type of global `var` in data section `section`.
+fn global_struct(btf: &Btf, section: &str, var: &str) -> (String, u32) {
+    let var_type = btf
+        .ids_by_name(section)
         .iter()
         .find_map(|&id| match btf.get(id) {
             Some(Type::Datasec { vars, .. }) => vars.iter().find_map(|&(v, _, _)| match btf.get(v) {
-                Some(Type::Var { name, target }) if name == "cfg" => Some(*target),
+                Some(Type::Var { name, target }) if name == var => Some(*target),
                 _ => None,
             }),
             _ => None,
         })
-        .expect("cfg lives in .rodata");
+        .unwrap_or_else(|| panic!("{var} lives in {section}"));
     let (resolved, _) = btf.resolve(var_type);
     match btf.get(resolved) {
-        Some(Type::Struct { name, size, .. }) => {
-            assert_eq!(name, "dp_config");
-            assert_eq!(*size as usize, std::mem::size_of::<abi::DpConfig>());
-        }
-        other => panic!("cfg has type {other:?}"),
+        Some(Type::Struct { name, size, .. }) => (name.clone(), *size),
+        other => panic!("{var} has type {other:?}"),
+    }
+}
+
+#[test]
+fn settings_globals_are_the_mirrored_structs() {
+    let btf = object_btf();
+    // Load-time settings are read-only (.rodata); run-time settings and the
+    // clock calibration share .data, which `datapath config` rewrites.
+    for (section, var, ty, size) in [
+        (".rodata", "cfg", "dp_config", std::mem::size_of::<abi::DpConfig>()),
+        (".data", "rt", "dp_runtime", std::mem::size_of::<abi::DpRuntime>()),
+        (".data", "clk", "dp_clock", std::mem::size_of::<abi::DpClock>()),
+        (".bss", "clock_sample", "clock_sample", std::mem::size_of::<abi::ClockSample>()),
+    ] {
+        let (name, sz) = global_struct(&btf, section, var);
+        assert_eq!(name, ty, "type of {var}");
+        assert_eq!(sz as usize, size, "size of {var}");
     }
 }
 
@@ -78,6 +91,7 @@ fn map_key_and_value_types_match_the_mirrors() {
         ("policy", "policy_key", "policy_value"),
         ("ct4", "ct4_key", "ct_entry"),
         ("ct6", "ct6_key", "ct_entry"),
+        ("frags", "frag_key", "frag_ports"),
     ];
     let maps = btf.ids_by_name(".maps");
     let vars: Vec<(String, u32)> = maps

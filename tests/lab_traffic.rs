@@ -139,7 +139,7 @@ fn policy_denies_and_allows() {
     let maps = lab.maps().unwrap();
     lab.set_enforcement(1, true, false).unwrap();
     let rule = |identity, dport, proto, action| {
-        maps.policy_upsert(
+        maps.policy_add(
             PolicyKey { endpoint_id: b.endpoint_id, identity, dport, proto, direction: abi::DIR_INGRESS },
             action,
         )
@@ -193,8 +193,15 @@ fn policy_denies_and_allows() {
     let allow = rules.iter().find(|(k, _)| k.proto == 1).unwrap();
     assert_eq!(allow.1.packets, 1, "the allow rule counted the first packet of the ping");
 
-    // Deny wins over allow for the same key: an allow does not replace it.
-    rule(a.identity, 5353, 17, abi::POLICY_ALLOW);
+    // Deny wins over allow for the same key: an allow is refused and does not replace it.
+    let key = PolicyKey {
+        endpoint_id: b.endpoint_id,
+        identity: a.identity,
+        dport: 5353,
+        proto: 17,
+        direction: abi::DIR_INGRESS,
+    };
+    assert!(maps.policy_add(key, abi::POLICY_ALLOW).is_err());
     let rules = maps.policy_list().unwrap();
     assert_eq!(rules.iter().find(|(k, _)| k.proto == 17).unwrap().1.action, abi::POLICY_DENY);
 }
@@ -238,7 +245,7 @@ fn exact_events(transport: Transport) {
     let allow = |proto, dport| {
         let key =
             PolicyKey { endpoint_id: b.endpoint_id, identity: a.identity, dport, proto, direction: abi::DIR_INGRESS };
-        maps.policy_upsert(key, abi::POLICY_ALLOW).unwrap();
+        maps.policy_add(key, abi::POLICY_ALLOW).unwrap();
     };
     allow(1, 0);
     allow(6, 8080);

@@ -11,7 +11,7 @@ use common::TestBpffs;
 use dpdbg::abi::{self, EndpointInfo, PolicyKey, Reason};
 use dpdbg::datapath::{self, Pins, Settings, Transport};
 use dpdbg::events::{Event, EventReader};
-use dpdbg::maps::Maps;
+use dpdbg::maps::{Maps, PolicyAdd, ct};
 use etherparse::PacketBuilder;
 
 const TC_ACT_OK: u32 = 0;
@@ -91,11 +91,23 @@ impl Dp {
 
     fn rule(&self, identity: u32, dport: u16, proto: u8, dir: u8, action: u8) {
         let key = PolicyKey { endpoint_id: EP_ID, identity, dport, proto, direction: dir };
-        self.maps.policy_upsert(key, action).unwrap();
+        self.maps.policy_add(key, action).unwrap();
     }
 
-    fn _keep(&self) -> &TestBpffs {
-        &self.fs
+    fn bpffs(&self) -> &std::path::Path {
+        self.fs.path()
+    }
+
+    fn verdicts(&mut self) -> Vec<(u8, u8, u8)> {
+        self.events()
+            .iter()
+            .filter(|e| e.hdr.r#type == abi::EVENT_POLICY_VERDICT)
+            .map(|e| (e.hdr.subtype, e.hdr.verdict, e.hdr.flags))
+            .collect()
+    }
+
+    fn drops(events: &[Event]) -> Vec<u8> {
+        events.iter().filter(|e| e.hdr.r#type == abi::EVENT_DROP).map(|e| e.hdr.subtype).collect()
     }
 }
 
@@ -175,43 +187,6 @@ fn new_connection_allowed_then_established_then_reply() {
     );
     assert_eq!(dp.metric(Reason::FORWARDED, "egress"), 2);
     assert_eq!(dp.metric(Reason::FORWARDED, "ingress"), 1);
-}
-
-#[test]
-fn lookup_order_and_deny() {
-    let mut dp = Dp::new(abi::EP_ENFORCE_EGRESS | abi::EP_ENFORCE_INGRESS);
-    // L3-L4 allow beats an L3-only deny for the same peer: the more specific level is looked up first.
-    dp.rule(PEER_IDENTITY, 443, 6, abi::DIR_EGRESS, abi::POLICY_ALLOW);
-    dp.rule(PEER_IDENTITY, 0, 0, abi::DIR_EGRESS, abi::POLICY_DENY);
-    assert_eq!(dp.egress(&tcp4(EP4, PEER4, 40001, 443, true, false)), TC_ACT_OK);
-    assert_eq!(dp.egress(&tcp4(EP4, PEER4, 40002, 22, true, false)), TC_ACT_SHOT, "L3-only deny");
-    // "all" rule (any peer, any port) allows ingress; nothing matches egress to the world.
-    dp.rule(abi::IDENTITY_ANY, 0, 0, abi::DIR_INGRESS, abi::POLICY_ALLOW);
-    assert_eq!(dp.ingress(&udp4(PEER4, EP4, 5000, 53)), TC_ACT_OK);
-    assert_eq!(dp.egress(&udp4(EP4, [8, 8, 8, 8], 5001, 53)), TC_ACT_SHOT, "no rule: default deny");
-
-    let ev = dp.events();
-    let verdicts: Vec<_> = ev
-        .iter()
-        .filter(|e| e.hdr.r#type == abi::EVENT_POLICY_VERDICT)
-        .map(|e| (e.hdr.subtype, e.hdr.verdict))
-        .collect();
-    assert_eq!(
-        verdicts,
-        vec![
-            (abi::MATCH_L3_L4, abi::VERDICT_FORWARDED),
-            (abi::MATCH_L3_ONLY, abi::VERDICT_DROPPED),
-            (abi::MATCH_ALL, abi::VERDICT_FORWARDED),
-            (abi::MATCH_NONE, abi::VERDICT_DROPPED),
-        ]
-    );
-    let drops: Vec<_> = ev.iter().filter(|e| e.hdr.r#type == abi::EVENT_DROP).map(|e| e.hdr.subtype).collect();
-    assert_eq!(drops, vec![Reason::POLICY_DENYLIST.0, Reason::POLICY_DENIED.0]);
-    let world = ev.iter().rev().find(|e| e.hdr.r#type == abi::EVENT_DROP).unwrap();
-    assert_eq!(world.hdr.dst_identity, abi::IDENTITY_WORLD, "an address nobody knows is world");
-    assert_eq!(dp.metric(Reason::POLICY_DENYLIST, "egress"), 1);
-    assert_eq!(dp.metric(Reason::POLICY_DENIED, "egress"), 1);
-    assert_eq!(dp.maps.ct4_list().unwrap().len(), 2, "only allowed connections enter conntrack");
 }
 
 #[test]
@@ -312,11 +287,14 @@ fn malformed_and_unknown_packets() {
     assert_eq!(dp.egress(&arp), TC_ACT_OK);
     assert_eq!(dp.metric(Reason::PASS_OTHER_L3, "egress"), 1);
 
-    // GRE (47) passes and is counted.
+    // GRE (47) is a protocol without ports: tracked with ports 0 and, with
+    // enforcement off, forwarded.
     let mut gre = udp4(EP4, PEER4, 1, 2);
     gre[14 + 9] = 47;
     assert_eq!(dp.egress(&gre), TC_ACT_OK);
-    assert_eq!(dp.metric(Reason::PASS_OTHER_L4, "egress"), 1);
+    assert_eq!(dp.metric(Reason::FORWARDED, "egress"), 1);
+    let ct = dp.maps.ct4_list().unwrap();
+    assert!(ct.iter().any(|(k, _)| k.proto == 47 && k.sport == 0 && k.dport == 0), "{ct:?}");
 
     // A source that is not this interface's endpoint: spoofed.
     assert_eq!(dp.egress(&udp4([192, 0, 2, 99], PEER4, 1, 2)), TC_ACT_SHOT);
@@ -383,4 +361,582 @@ fn snaplen_limits_the_capture() {
     assert_eq!(ev.len(), 3, "aggregation none traces every packet");
     assert!(ev.iter().all(|e| e.hdr.cap_len == 32 && e.hdr.orig_len as usize == pkt.len() && e.data == pkt[..32]));
     let _ = Ipv6Addr::LOCALHOST;
+}
+
+fn icmp4_echo(src: [u8; 4], dst: [u8; 4], id: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B).ipv4(src, dst, 64).icmpv4_echo_request(id, 1).write(&mut out, b"x").unwrap();
+    out
+}
+
+fn tcp4_flags(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, flags: &str) -> Vec<u8> {
+    let mut b = PacketBuilder::ethernet2(MAC_A, MAC_B).ipv4(src, dst, 64).tcp(sport, dport, 1, 1024);
+    for f in flags.chars() {
+        b = match f {
+            'S' => b.syn(),
+            'A' => b.ack(1),
+            'F' => b.fin(),
+            'R' => b.rst(),
+            _ => panic!("flag {f}"),
+        };
+    }
+    let mut out = Vec::new();
+    b.write(&mut out, &[]).unwrap();
+    out
+}
+
+/// An IPv4 packet of protocol `proto` with `payload` (no L4 header we know).
+fn ip4_proto(src: [u8; 4], dst: [u8; 4], proto: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let ip = etherparse::Ipv4Header::new(payload.len() as u16, 64, etherparse::IpNumber(proto), src, dst).unwrap();
+    etherparse::Ethernet2Header { source: MAC_A, destination: MAC_B, ether_type: etherparse::EtherType::IPV4 }
+        .write(&mut out)
+        .unwrap();
+    ip.write(&mut out).unwrap();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// `pkt` (IPv6) with `n` destination-options headers between IPv6 and its L4 header.
+fn with_dstopts(mut pkt: Vec<u8>, n: usize) -> Vec<u8> {
+    let l4 = pkt[14 + 6];
+    let mut chain = Vec::new();
+    for i in 0..n {
+        let next = if i + 1 == n { l4 } else { 60 };
+        chain.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
+    }
+    if n > 0 {
+        pkt[14 + 6] = 60;
+    }
+    pkt.splice(54..54, chain.iter().copied());
+    let plen = u16::from_be_bytes([pkt[18], pkt[19]]) + chain.len() as u16;
+    pkt[18..20].copy_from_slice(&plen.to_be_bytes());
+    pkt
+}
+
+/// Splits an IPv4 packet's payload after `first` bytes into two fragments of datagram `id`.
+fn fragments4(pkt: &[u8], first: usize, id: u16) -> (Vec<u8>, Vec<u8>) {
+    assert_eq!(first % 8, 0);
+    let (hdr, payload) = pkt.split_at(14 + 20);
+    let mk = |data: &[u8], offset: usize, more: bool| {
+        let mut out = hdr.to_vec();
+        out[14 + 2..14 + 4].copy_from_slice(&((20 + data.len()) as u16).to_be_bytes());
+        out[14 + 4..14 + 6].copy_from_slice(&id.to_be_bytes());
+        let fo = (offset / 8) as u16 | if more { 0x2000 } else { 0 };
+        out[14 + 6..14 + 8].copy_from_slice(&fo.to_be_bytes());
+        out.extend_from_slice(data);
+        out
+    };
+    (mk(&payload[..first], 0, true), mk(&payload[first..], first, false))
+}
+
+/// Splits an IPv6 packet's payload into two fragments (a fragment header each).
+fn fragments6(pkt: &[u8], first: usize, id: u32) -> (Vec<u8>, Vec<u8>) {
+    assert_eq!(first % 8, 0);
+    let (hdr, payload) = pkt.split_at(14 + 40);
+    let next = hdr[14 + 6];
+    let mk = |data: &[u8], offset: usize, more: bool| {
+        let mut out = hdr.to_vec();
+        out[14 + 6] = 44;
+        out[18..20].copy_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+        let fo = (offset as u16) | u16::from(more);
+        out.extend_from_slice(&[next, 0]);
+        out.extend_from_slice(&fo.to_be_bytes());
+        out.extend_from_slice(&id.to_be_bytes());
+        out.extend_from_slice(data);
+        out
+    };
+    (mk(&payload[..first], 0, true), mk(&payload[first..], first, false))
+}
+
+/// An ICMP error from `from` to `to` quoting the first 28 bytes of `quoted`'s IP packet.
+fn icmp4_error(from: [u8; 4], to: [u8; 4], icmp_type: u8, code: u8, quoted: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(MAC_B, MAC_A)
+        .ipv4(from, to, 64)
+        .icmpv4(etherparse::Icmpv4Type::Unknown { type_u8: icmp_type, code_u8: code, bytes5to8: [0, 0, 5, 120] })
+        .write(&mut out, &quoted[14..14 + 28])
+        .unwrap();
+    out
+}
+
+fn icmp6_error(from: [u8; 16], to: [u8; 16], icmp_type: u8, quoted: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(MAC_B, MAC_A)
+        .ipv6(from, to, 64)
+        .icmpv6(etherparse::Icmpv6Type::Unknown { type_u8: icmp_type, code_u8: 0, bytes5to8: [0, 0, 5, 0] })
+        .write(&mut out, &quoted[14..14 + 48])
+        .unwrap();
+    out
+}
+
+const ROUTER4: [u8; 4] = [198, 51, 100, 1];
+const ROUTER6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1];
+
+/// Cilium's documented deny-policy examples, and a deny and an allow at every
+/// level: a deny that matches at any level wins over an allow at any level,
+/// and the verdict says which level decided and that a deny overrode an allow.
+#[test]
+fn deny_precedence_table() {
+    use abi::{DIR_EGRESS as EG, IDENTITY_ANY as ANY, POLICY_ALLOW as ALLOW, POLICY_DENY as DENY};
+    const OVERRODE: u8 = abi::EVF_DENY_OVERRODE_ALLOW;
+    struct Case {
+        what: &'static str,
+        rules: &'static [(u32, u16, u8, u8)],
+        packet: fn(u16) -> Vec<u8>,
+        sport: u16,
+        expect: u32,
+        verdict: (u8, u8, u8),
+        reason: Option<Reason>,
+    }
+    let tcp80: fn(u16) -> Vec<u8> = |s| tcp4(EP4, PEER4, s, 80, true, false);
+    let tcp81: fn(u16) -> Vec<u8> = |s| tcp4(EP4, PEER4, s, 81, true, false);
+    let ping: fn(u16) -> Vec<u8> = |s| icmp4_echo(EP4, PEER4, s);
+    let l4_allow_l3_deny: &[(u32, u16, u8, u8)] = &[(ANY, 80, 6, ALLOW), (PEER_IDENTITY, 0, 0, DENY)];
+    let l4_deny_l3_allow: &[(u32, u16, u8, u8)] = &[(ANY, 80, 6, DENY), (PEER_IDENTITY, 0, 0, ALLOW)];
+    let dropped = abi::VERDICT_DROPPED;
+    let fwd = abi::VERDICT_FORWARDED;
+    let cases = [
+        // cilium: an L4 allow on 80/TCP plus an L3 deny for the client.
+        Case {
+            what: "L4 allow 80 + L3 deny: port 80",
+            rules: l4_allow_l3_deny,
+            packet: tcp80,
+            sport: 1000,
+            expect: TC_ACT_SHOT,
+            verdict: (abi::MATCH_L3_ONLY, dropped, OVERRODE),
+            reason: Some(Reason::POLICY_DENYLIST),
+        },
+        Case {
+            what: "L4 allow 80 + L3 deny: port 81",
+            rules: l4_allow_l3_deny,
+            packet: tcp81,
+            sport: 1001,
+            expect: TC_ACT_SHOT,
+            verdict: (abi::MATCH_L3_ONLY, dropped, 0),
+            reason: Some(Reason::POLICY_DENYLIST),
+        },
+        Case {
+            what: "L4 allow 80 + L3 deny: ping",
+            rules: l4_allow_l3_deny,
+            packet: ping,
+            sport: 1002,
+            expect: TC_ACT_SHOT,
+            verdict: (abi::MATCH_L3_ONLY, dropped, 0),
+            reason: Some(Reason::POLICY_DENYLIST),
+        },
+        // cilium: only an L4 deny on 80; 81 is allowed when an allow covers it.
+        Case {
+            what: "L4 deny 80 + L3 allow: port 80",
+            rules: l4_deny_l3_allow,
+            packet: tcp80,
+            sport: 1003,
+            expect: TC_ACT_SHOT,
+            verdict: (abi::MATCH_L4_ONLY, dropped, OVERRODE),
+            reason: Some(Reason::POLICY_DENYLIST),
+        },
+        Case {
+            what: "L4 deny 80 + L3 allow: port 81",
+            rules: l4_deny_l3_allow,
+            packet: tcp81,
+            sport: 1004,
+            expect: TC_ACT_OK,
+            verdict: (abi::MATCH_L3_ONLY, fwd, 0),
+            reason: None,
+        },
+        Case {
+            what: "L4 deny 80 alone: port 81 has no allow",
+            rules: &[(ANY, 80, 6, DENY)],
+            packet: tcp81,
+            sport: 1005,
+            expect: TC_ACT_SHOT,
+            verdict: (abi::MATCH_NONE, dropped, 0),
+            reason: Some(Reason::POLICY_DENIED),
+        },
+        // A deny at each level beats an allow at another.
+        Case {
+            what: "L3-L4 deny over any-allow",
+            rules: &[(PEER_IDENTITY, 80, 6, DENY), (ANY, 0, 0, ALLOW)],
+            packet: tcp80,
+            sport: 1006,
+            expect: TC_ACT_SHOT,
+            verdict: (abi::MATCH_L3_L4, dropped, OVERRODE),
+            reason: Some(Reason::POLICY_DENYLIST),
+        },
+        Case {
+            what: "any-deny over L3-L4 allow",
+            rules: &[(PEER_IDENTITY, 80, 6, ALLOW), (ANY, 0, 0, DENY)],
+            packet: tcp80,
+            sport: 1007,
+            expect: TC_ACT_SHOT,
+            verdict: (abi::MATCH_ALL, dropped, OVERRODE),
+            reason: Some(Reason::POLICY_DENYLIST),
+        },
+        // Allows at each level; among allows any match allows, the most specific is reported.
+        Case {
+            what: "L3-L4 allow",
+            rules: &[(PEER_IDENTITY, 80, 6, ALLOW), (ANY, 0, 0, ALLOW)],
+            packet: tcp80,
+            sport: 1008,
+            expect: TC_ACT_OK,
+            verdict: (abi::MATCH_L3_L4, fwd, 0),
+            reason: None,
+        },
+        Case {
+            what: "L3-only allow",
+            rules: &[(PEER_IDENTITY, 0, 0, ALLOW)],
+            packet: tcp80,
+            sport: 1009,
+            expect: TC_ACT_OK,
+            verdict: (abi::MATCH_L3_ONLY, fwd, 0),
+            reason: None,
+        },
+        Case {
+            what: "L4-only allow",
+            rules: &[(ANY, 80, 6, ALLOW)],
+            packet: tcp80,
+            sport: 1010,
+            expect: TC_ACT_OK,
+            verdict: (abi::MATCH_L4_ONLY, fwd, 0),
+            reason: None,
+        },
+        Case {
+            what: "any allow",
+            rules: &[(ANY, 0, 0, ALLOW)],
+            packet: ping,
+            sport: 1011,
+            expect: TC_ACT_OK,
+            verdict: (abi::MATCH_ALL, fwd, 0),
+            reason: None,
+        },
+        Case {
+            what: "no rule",
+            rules: &[],
+            packet: tcp80,
+            sport: 1012,
+            expect: TC_ACT_SHOT,
+            verdict: (abi::MATCH_NONE, dropped, 0),
+            reason: Some(Reason::POLICY_DENIED),
+        },
+    ];
+    for c in cases {
+        let mut dp = Dp::new(abi::EP_ENFORCE_EGRESS);
+        for &(identity, port, proto, action) in c.rules {
+            dp.rule(identity, port, proto, EG, action);
+        }
+        assert_eq!(dp.egress(&(c.packet)(c.sport)), c.expect, "{}", c.what);
+        let ev = dp.events();
+        let verdicts: Vec<_> = ev
+            .iter()
+            .filter(|e| e.hdr.r#type == abi::EVENT_POLICY_VERDICT)
+            .map(|e| (e.hdr.subtype, e.hdr.verdict, e.hdr.flags))
+            .collect();
+        assert_eq!(verdicts, vec![c.verdict], "{}", c.what);
+        assert_eq!(Dp::drops(&ev), c.reason.map(|r| r.0).into_iter().collect::<Vec<_>>(), "{}", c.what);
+        // The deciding rule's counter moved, and only that one.
+        let counted: Vec<_> = dp.maps.policy_list().unwrap().into_iter().filter(|(_, v)| v.packets > 0).collect();
+        if c.verdict.0 == abi::MATCH_NONE {
+            assert!(counted.is_empty(), "{}: {counted:?}", c.what);
+        } else {
+            assert_eq!(counted.len(), 1, "{}: {counted:?}", c.what);
+            let deny = c.verdict.1 == dropped;
+            assert_eq!(counted[0].1.action == abi::POLICY_DENY, deny, "{}: {counted:?}", c.what);
+        }
+    }
+}
+
+#[test]
+fn policy_add_deny_wins_in_user_space() {
+    let dp = Dp::new(abi::EP_ENFORCE_EGRESS);
+    let key =
+        PolicyKey { endpoint_id: EP_ID, identity: PEER_IDENTITY, dport: 80, proto: 6, direction: abi::DIR_EGRESS };
+    assert_eq!(dp.maps.policy_add(key, abi::POLICY_DENY).unwrap(), PolicyAdd::Added);
+    let err = dp.maps.policy_add(key, abi::POLICY_ALLOW).unwrap_err();
+    assert!(matches!(err, dpdbg::Error::PolicyConflict { .. }), "{err}");
+    assert!(err.to_string().contains("deny rule already exists"), "{err}");
+    assert_eq!(dp.maps.policy_list().unwrap()[0].1.action, abi::POLICY_DENY, "the deny is still there");
+
+    // An identical rule keeps the existing one and its counters.
+    assert_eq!(dp.egress(&tcp4(EP4, PEER4, 2000, 80, true, false)), TC_ACT_SHOT);
+    assert_eq!(dp.maps.policy_add(key, abi::POLICY_DENY).unwrap(), PolicyAdd::Unchanged);
+    assert_eq!(dp.maps.policy_list().unwrap()[0].1.packets, 1, "counters kept");
+
+    // A deny replaces an allow.
+    let other = PolicyKey { dport: 81, ..key };
+    assert_eq!(dp.maps.policy_add(other, abi::POLICY_ALLOW).unwrap(), PolicyAdd::Added);
+    assert_eq!(dp.maps.policy_add(other, abi::POLICY_ALLOW).unwrap(), PolicyAdd::Unchanged);
+    assert_eq!(dp.maps.policy_add(other, abi::POLICY_DENY).unwrap(), PolicyAdd::Replaced);
+
+    // Racing adds of an allow and a deny for one key always end with the deny.
+    let bpffs = dp.bpffs().to_path_buf();
+    for round in 0..200u16 {
+        let k = PolicyKey { dport: 1000 + round, ..key };
+        let threads: Vec<_> = [abi::POLICY_ALLOW, abi::POLICY_DENY]
+            .into_iter()
+            .map(|action| {
+                let bpffs = bpffs.clone();
+                std::thread::spawn(move || {
+                    let maps = Maps::open(&bpffs).unwrap();
+                    let _ = maps.policy_add(k, action);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let rules = dp.maps.policy_list().unwrap();
+        let r = rules.iter().find(|(rk, _)| *rk == k).unwrap();
+        assert_eq!(r.1.action, abi::POLICY_DENY, "round {round}");
+    }
+}
+
+/// Every packet kind on an enforced endpoint with no rules is dropped,
+/// and passes (counted) without enforcement.
+#[test]
+fn default_deny_has_no_holes() {
+    let gre = ip4_proto(EP4, PEER4, 47, &[0, 0, 0x08, 0, 1, 2, 3, 4]);
+    let esp6 = {
+        let mut p = udp6(EP6, PEER6, 1, 2);
+        p[14 + 6] = 50;
+        p
+    };
+    let sctp = ip4_proto(EP4, PEER4, 132, &[0x13, 0x88, 0x13, 0x89, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let (first, later) = fragments4(&udp4(EP4, PEER4, 5000, 53), 8, 0x1234);
+    let (_, orphan) = fragments4(&udp4(EP4, PEER4, 5001, 53), 8, 0x4321);
+    let (_, orphan6) = fragments6(&udp6(EP6, PEER6, 5002, 53), 8, 0xabcdef);
+    let cases: Vec<(&str, Vec<u8>, Reason)> = vec![
+        ("TCP SYN", tcp4(EP4, PEER4, 3000, 80, true, false), Reason::POLICY_DENIED),
+        ("TCP ACK without a connection", tcp4(EP4, PEER4, 3001, 80, false, true), Reason::POLICY_DENIED),
+        ("UDP", udp4(EP4, PEER4, 3002, 53), Reason::POLICY_DENIED),
+        ("ICMP echo", icmp4_echo(EP4, PEER4, 9), Reason::POLICY_DENIED),
+        ("GRE", gre, Reason::POLICY_DENIED),
+        ("SCTP", sctp, Reason::POLICY_DENIED),
+        ("ESP over IPv6", esp6, Reason::POLICY_DENIED),
+        (
+            "UDP over IPv6 behind 3 destination options",
+            with_dstopts(udp6(EP6, PEER6, 3003, 53), 3),
+            Reason::POLICY_DENIED,
+        ),
+        ("IPv6 with 9 destination options", with_dstopts(udp6(EP6, PEER6, 3004, 53), 9), Reason::INVALID_EXTHDR),
+        ("IPv4 first fragment", first, Reason::POLICY_DENIED),
+        ("IPv4 later fragment of a denied datagram", later, Reason::POLICY_DENIED),
+        ("IPv4 fragment without its first", orphan, Reason::FRAG_NOT_FOUND),
+        ("IPv6 fragment without its first", orphan6, Reason::FRAG_NOT_FOUND),
+    ];
+    let mut dp = Dp::new(abi::EP_ENFORCE_EGRESS | abi::EP_ENFORCE_INGRESS);
+    for (what, pkt, reason) in &cases {
+        assert_eq!(dp.egress(pkt), TC_ACT_SHOT, "{what}");
+        let ev = dp.events();
+        assert_eq!(Dp::drops(&ev), vec![reason.0], "{what}: {ev:?}");
+    }
+    assert!(dp.maps.ct4_list().unwrap().is_empty() && dp.maps.ct6_list().unwrap().is_empty(), "nothing tracked");
+
+    // Without enforcement the same packets pass, except a chain the walker
+    // cannot finish, which is not a packet it can classify at all.
+    let dp = Dp::new(0);
+    for (what, pkt, reason) in &cases {
+        let expect = if *reason == Reason::INVALID_EXTHDR { TC_ACT_SHOT } else { TC_ACT_OK };
+        assert_eq!(dp.egress(pkt), expect, "{what} without enforcement");
+    }
+    let ct = dp.maps.ct4_list().unwrap();
+    assert!(ct.iter().any(|(k, _)| k.proto == 47 && (k.sport, k.dport) == (0, 0)), "GRE tracked with ports 0: {ct:?}");
+    assert!(ct.iter().any(|(k, _)| k.proto == 132 && (k.sport, k.dport) == (0, 0)), "SCTP tracked with ports 0");
+    let frag = ct.iter().find(|(k, _)| k.proto == 17 && k.sport == 5000).expect("the fragmented datagram's entry");
+    assert_eq!(frag.1.packets_fwd, 2, "both fragments on one entry: {frag:?}");
+}
+
+/// Protocols without ports are first-class in policy: L3-only and "any"
+/// rules match them, and an L4 rule names the protocol with port 0.
+#[test]
+fn unknown_l4_protocols_follow_policy() {
+    let gre = ip4_proto(EP4, PEER4, 47, &[0, 0, 0x08, 0, 1, 2, 3, 4]);
+    let mut dp = Dp::new(abi::EP_ENFORCE_EGRESS);
+    dp.rule(abi::IDENTITY_ANY, 0, 6, abi::DIR_EGRESS, abi::POLICY_ALLOW);
+    assert_eq!(dp.egress(&gre), TC_ACT_SHOT, "a TCP rule does not allow GRE");
+    dp.rule(PEER_IDENTITY, 0, 47, abi::DIR_EGRESS, abi::POLICY_ALLOW);
+    assert_eq!(dp.egress(&gre), TC_ACT_OK, "an L3-L4 rule on protocol 47");
+    assert_eq!(
+        dp.verdicts(),
+        vec![(abi::MATCH_NONE, abi::VERDICT_DROPPED, 0), (abi::MATCH_L3_L4, abi::VERDICT_FORWARDED, 0)]
+    );
+    assert_eq!(dp.egress(&gre), TC_ACT_OK, "tracked now");
+    let ct = dp.maps.ct4_list().unwrap();
+    assert_eq!(ct.len(), 1);
+    assert_eq!((ct[0].0.proto, ct[0].1.packets_fwd), (47, 2));
+
+    let mut dp = Dp::new(abi::EP_ENFORCE_EGRESS);
+    dp.rule(PEER_IDENTITY, 0, 0, abi::DIR_EGRESS, abi::POLICY_ALLOW);
+    assert_eq!(dp.egress(&gre), TC_ACT_OK, "L3-only allow");
+    assert_eq!(dp.verdicts(), vec![(abi::MATCH_L3_ONLY, abi::VERDICT_FORWARDED, 0)]);
+}
+
+#[test]
+fn ipv6_extension_header_walk() {
+    let dp = Dp::new(abi::EP_ENFORCE_EGRESS);
+    dp.rule(PEER_IDENTITY, 53, 17, abi::DIR_EGRESS, abi::POLICY_ALLOW);
+    // Eight headers is as far as the walker goes: the ports behind them are found.
+    assert_eq!(dp.egress(&with_dstopts(udp6(EP6, PEER6, 4000, 53), 8)), TC_ACT_OK);
+    // An authentication header counts its length in 4-byte units.
+    let mut ah = udp6(EP6, PEER6, 4001, 53);
+    ah[14 + 6] = 51;
+    ah.splice(54..54, [17u8, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]);
+    let plen = u16::from_be_bytes([ah[18], ah[19]]) + 12;
+    ah[18..20].copy_from_slice(&plen.to_be_bytes());
+    assert_eq!(dp.egress(&ah), TC_ACT_OK);
+    // "No next header" has nothing to classify.
+    let mut none = udp6(EP6, PEER6, 4002, 53);
+    none[14 + 6] = 59;
+    assert_eq!(dp.egress(&none), TC_ACT_SHOT);
+    assert_eq!(dp.metric(Reason::INVALID_EXTHDR, "egress"), 1);
+    let ct = dp.maps.ct6_list().unwrap();
+    let ports: Vec<_> = ct.iter().map(|(k, _)| (k.proto, k.sport, k.dport)).collect();
+    assert!(ports.contains(&(17, 4000, 53)) && ports.contains(&(17, 4001, 53)), "{ports:?}");
+}
+
+#[test]
+fn fragments_share_their_first_fragments_verdict() {
+    let dp = Dp::new(abi::EP_ENFORCE_EGRESS);
+    dp.rule(PEER_IDENTITY, 53, 17, abi::DIR_EGRESS, abi::POLICY_ALLOW);
+    let (first, later) = fragments4(&udp4(EP4, PEER4, 6000, 53), 8, 77);
+    assert_eq!(dp.egress(&first), TC_ACT_OK);
+    assert_eq!(dp.egress(&later), TC_ACT_OK, "the later fragment carries no ports but gets the first's");
+    let ct = dp.maps.ct4_list().unwrap();
+    assert_eq!(ct.len(), 1, "{ct:?}");
+    assert_eq!((ct[0].0.sport, ct[0].0.dport, ct[0].1.packets_fwd), (6000, 53, 2));
+    // A datagram to a port no rule allows: both fragments dropped.
+    let (first, later) = fragments4(&udp4(EP4, PEER4, 6001, 54), 8, 78);
+    assert_eq!(dp.egress(&first), TC_ACT_SHOT);
+    assert_eq!(dp.egress(&later), TC_ACT_SHOT);
+    // IPv6 through its fragment header.
+    let (first, later) = fragments6(&udp6(EP6, PEER6, 6002, 53), 8, 79);
+    assert_eq!(dp.egress(&first), TC_ACT_OK);
+    assert_eq!(dp.egress(&later), TC_ACT_OK);
+    let ct6 = dp.maps.ct6_list().unwrap();
+    assert_eq!(ct6.len(), 1, "{ct6:?}");
+    assert_eq!((ct6[0].0.sport, ct6[0].1.packets_fwd), (6002, 2));
+    assert_eq!(dp.metric(Reason::POLICY_DENIED, "egress"), 2);
+}
+
+fn ct4_map(dp: &Dp) -> aya::maps::HashMap<aya::maps::MapData, abi::Ct4Key, abi::CtEntry> {
+    let data = aya::maps::MapData::from_pin(dp.maps.pin_path("ct4")).unwrap();
+    aya::maps::HashMap::try_from(aya::maps::Map::from_map_data(data).unwrap()).unwrap()
+}
+
+/// A SYN on a closed tuple is a new connection: policy is looked up again
+/// and the entry starts over.
+#[test]
+fn closed_connection_reopens_through_policy() {
+    let mut dp = Dp::new(abi::EP_ENFORCE_EGRESS | abi::EP_ENFORCE_INGRESS);
+    dp.rule(PEER_IDENTITY, 80, 6, abi::DIR_EGRESS, abi::POLICY_ALLOW);
+    let out = |f: &str| tcp4_flags(EP4, PEER4, 45000, 80, f);
+    let back = |f: &str| tcp4_flags(PEER4, EP4, 80, 45000, f);
+    assert_eq!(dp.egress(&out("S")), TC_ACT_OK);
+    assert_eq!(dp.ingress(&back("SA")), TC_ACT_OK);
+    assert_eq!(dp.egress(&out("A")), TC_ACT_OK);
+    assert_eq!(dp.egress(&out("FA")), TC_ACT_OK);
+    assert_eq!(dp.ingress(&back("FA")), TC_ACT_OK);
+    let (_, e) = dp.maps.ct4_list().unwrap()[0];
+    assert_eq!(ct::state(6, &e), "CLOSED");
+    assert_eq!(e.lifetime_s, abi::CT_LIFETIME_CLOSE);
+    // An ACK of the closed connection is still the old connection.
+    assert_eq!(dp.egress(&out("A")), TC_ACT_OK);
+    let _ = dp.events();
+
+    // Reopened: a verdict again (the rule counts a second packet), a fresh entry.
+    assert_eq!(dp.egress(&out("S")), TC_ACT_OK);
+    let ev = dp.events();
+    let kinds: Vec<_> = ev.iter().map(|e| (e.hdr.r#type, e.hdr.ct_state)).collect();
+    assert_eq!(kinds, vec![(abi::EVENT_POLICY_VERDICT, abi::CT_REOPENED), (abi::EVENT_TRACE, abi::CT_REOPENED)]);
+    assert_eq!(dp.maps.policy_list().unwrap()[0].1.packets, 2, "policy looked up again");
+    let (_, e) = dp.maps.ct4_list().unwrap()[0];
+    assert_eq!((e.packets_fwd, e.packets_rev, e.flags & (abi::CT_F_CLOSING_FWD | abi::CT_F_CLOSING_REV)), (1, 0, 0));
+    assert_eq!(e.lifetime_s, abi::CT_LIFETIME_TCP_SYN);
+
+    // Closed again by a reset, and this time the rule is gone: the new SYN is refused.
+    assert_eq!(dp.egress(&out("R")), TC_ACT_OK);
+    let key =
+        PolicyKey { endpoint_id: EP_ID, identity: PEER_IDENTITY, dport: 80, proto: 6, direction: abi::DIR_EGRESS };
+    dp.maps.policy_delete(key).unwrap();
+    assert_eq!(dp.egress(&out("S")), TC_ACT_SHOT);
+    // A reply-direction SYN on a closed entry reopens as a new connection in its own direction.
+    dp.rule(abi::IDENTITY_ANY, 45000, 6, abi::DIR_INGRESS, abi::POLICY_ALLOW);
+    assert_eq!(dp.ingress(&back("S")), TC_ACT_OK);
+    let ct = dp.maps.ct4_list().unwrap();
+    assert!(ct.iter().any(|(k, _)| k.direction == abi::DIR_INGRESS && k.saddr == PEER4), "{ct:?}");
+}
+
+/// An entry past its lifetime counts as absent in the datapath itself.
+#[test]
+fn expired_entry_is_a_new_connection() {
+    let dp = Dp::new(abi::EP_ENFORCE_EGRESS);
+    dp.rule(PEER_IDENTITY, 53, 17, abi::DIR_EGRESS, abi::POLICY_ALLOW);
+    let pkt = udp4(EP4, PEER4, 7000, 53);
+    assert_eq!(dp.egress(&pkt), TC_ACT_OK);
+    let mut m = ct4_map(&dp);
+    let (k, mut e) = m.iter().next().unwrap().unwrap();
+    assert_eq!(e.lifetime_s, abi::CT_LIFETIME_NONTCP);
+    // A fresh entry is stamped with the coarse clock user space reads.
+    let now = dpdbg::sys::monotonic_coarse_ns();
+    assert!(now.abs_diff(e.last_seen_ns) < 100_000_000, "last_seen {} vs now {now}", e.last_seen_ns);
+    // One second short of expiry: still the same connection.
+    e.last_seen_ns = now - (abi::CT_LIFETIME_NONTCP as u64 - 1) * 1_000_000_000;
+    m.insert(k, e, 0).unwrap();
+    assert_eq!(dp.egress(&pkt), TC_ACT_OK);
+    assert_eq!(dp.maps.policy_list().unwrap()[0].1.packets, 1);
+    let (_, e2) = m.iter().next().unwrap().unwrap();
+    assert_eq!(e2.packets_fwd, 2);
+    // Past it: a new connection, through policy, with a fresh entry.
+    let mut e = e2;
+    e.last_seen_ns = dpdbg::sys::monotonic_coarse_ns() - (abi::CT_LIFETIME_NONTCP as u64 + 1) * 1_000_000_000;
+    m.insert(k, e, 0).unwrap();
+    assert_eq!(dp.egress(&pkt), TC_ACT_OK);
+    assert_eq!(dp.maps.policy_list().unwrap()[0].1.packets, 2, "policy looked up again");
+    let (_, e3) = m.iter().next().unwrap().unwrap();
+    assert_eq!(e3.packets_fwd, 1, "a fresh entry");
+    // Expired and the rule gone: refused.
+    let mut e = e3;
+    e.last_seen_ns = dpdbg::sys::monotonic_coarse_ns() - (abi::CT_LIFETIME_NONTCP as u64 + 1) * 1_000_000_000;
+    m.insert(k, e, 0).unwrap();
+    let key =
+        PolicyKey { endpoint_id: EP_ID, identity: PEER_IDENTITY, dport: 53, proto: 17, direction: abi::DIR_EGRESS };
+    dp.maps.policy_delete(key).unwrap();
+    assert_eq!(dp.egress(&pkt), TC_ACT_SHOT);
+}
+
+/// ICMP errors quoting a tracked connection pass as it passes (path MTU
+/// discovery keeps working under enforcement) and say "related".
+#[test]
+fn icmp_errors_are_related_to_their_connection() {
+    let mut dp = Dp::new(abi::EP_ENFORCE_EGRESS | abi::EP_ENFORCE_INGRESS);
+    dp.rule(PEER_IDENTITY, 80, 6, abi::DIR_EGRESS, abi::POLICY_ALLOW);
+    let syn = tcp4(EP4, PEER4, 46000, 80, true, false);
+    assert_eq!(dp.egress(&syn), TC_ACT_OK);
+    let _ = dp.events();
+    // Fragmentation needed, from a router on the path, about the SYN.
+    assert_eq!(dp.ingress(&icmp4_error(ROUTER4, EP4, 3, 4, &syn)), TC_ACT_OK);
+    // Time exceeded, likewise.
+    assert_eq!(dp.ingress(&icmp4_error(ROUTER4, EP4, 11, 0, &syn)), TC_ACT_OK);
+    let ev = dp.events();
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert!(ev.iter().all(|e| e.hdr.r#type == abi::EVENT_TRACE && e.hdr.ct_state == abi::CT_RELATED), "{ev:?}");
+    // An error about a connection nobody has: a flow of its own, refused.
+    let other = tcp4(EP4, PEER4, 46001, 80, true, false);
+    assert_eq!(dp.ingress(&icmp4_error(ROUTER4, EP4, 3, 4, &other)), TC_ACT_SHOT);
+    // The endpoint may send an error about a packet it received on a tracked connection.
+    let reply = tcp4(PEER4, EP4, 80, 46000, true, true);
+    assert_eq!(dp.ingress(&reply), TC_ACT_OK);
+    let mut unreach = icmp4_error(EP4, PEER4, 3, 3, &reply);
+    unreach[0..12].copy_from_slice(&[MAC_A, MAC_B].concat());
+    assert_eq!(dp.egress(&unreach), TC_ACT_OK);
+    // ICMPv6 packet too big for an IPv6 connection.
+    dp.rule(PEER_IDENTITY, 443, 6, abi::DIR_EGRESS, abi::POLICY_ALLOW);
+    let syn6 = tcp6_syn(EP6, PEER6, 46002, 443);
+    assert_eq!(dp.egress(&syn6), TC_ACT_OK);
+    let _ = dp.events();
+    assert_eq!(dp.ingress(&icmp6_error(ROUTER6, EP6, 2, &syn6)), TC_ACT_OK);
+    let ev = dp.events();
+    assert_eq!(ev.iter().map(|e| e.hdr.ct_state).collect::<Vec<_>>(), vec![abi::CT_RELATED]);
+    // Related packets leave the connection's counters alone.
+    let ct6 = dp.maps.ct6_list().unwrap();
+    assert_eq!((ct6[0].1.packets_fwd, ct6[0].1.packets_rev), (1, 0));
 }

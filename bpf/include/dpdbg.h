@@ -125,26 +125,62 @@ struct ct6_key {
 #define DPDBG_CT_LIFETIME_CLOSE 10
 #define DPDBG_CT_LIFETIME_NONTCP 60
 
-/* Times are CLOCK_MONOTONIC_COARSE nanoseconds (bpf_ktime_get_coarse_ns). */
+/*
+ * Times are CLOCK_MONOTONIC_COARSE nanoseconds. What every tracked packet
+ * reads (last seen, lifetime, interface, flags) comes first, what it only
+ * adds to next, so the established path touches as few bytes as it can.
+ */
 struct ct_entry {
-	__u64 created_ns;
 	__u64 last_seen_ns;
+	__u32 lifetime_s;
+	/*
+	 * The interface of the endpoint the entry belongs to, checked by the
+	 * packet that opened it (the endpoint owns the address on this
+	 * interface). A tracked packet on the same interface skips the
+	 * endpoint lookup; on any other it takes the full path.
+	 */
+	__u32 ifindex;
+	__u8 tcp_flags_fwd;
+	__u8 tcp_flags_rev;
+	__u8 flags;
+	__u8 pad;
+	__u32 src_identity;
 	__u64 packets_fwd;
 	__u64 bytes_fwd;
 	__u64 packets_rev;
 	__u64 bytes_rev;
-	__u32 lifetime_s;
-	__u32 src_identity;
-	__u8 tcp_flags_fwd;
-	__u8 tcp_flags_rev;
-	__u8 flags;
-	__u8 pad[5];
+	__u64 created_ns;
 };
 
-/* CT state carried by events. */
+/*
+ * CT state carried by events. RELATED: an ICMP error quoting a tracked
+ * connection. REOPENED: a SYN on a closing or closed entry, which starts a
+ * new connection (policy is looked up again, as for NEW).
+ */
 #define DPDBG_CT_NEW 1
 #define DPDBG_CT_ESTABLISHED 2
 #define DPDBG_CT_REPLY 3
+#define DPDBG_CT_RELATED 4
+#define DPDBG_CT_REOPENED 5
+
+/*
+ * IPv4 and IPv6 fragments: the first fragment of a datagram records its
+ * ports here, so later fragments (which carry no L4 header) find the same
+ * conntrack entry and get the same verdict.
+ */
+struct frag_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 id;
+	__u8 proto;
+	__u8 family;
+	__u16 pad;
+};
+
+struct frag_ports {
+	__u16 sport;
+	__u16 dport;
+};
 
 /*
  * Reasons, the metrics key and the drop event's subtype. Numbers below 240
@@ -157,9 +193,10 @@ struct ct_entry {
 #define DPDBG_REASON_CT_TRUNCATED 135
 #define DPDBG_REASON_UNROUTABLE 151
 #define DPDBG_REASON_CT_MAP_INSERT 155
+#define DPDBG_REASON_INVALID_EXTHDR 156 /* IPv6 extension-header chain we cannot finish */
+#define DPDBG_REASON_FRAG_NOT_FOUND 175 /* a later fragment whose first we have not seen */
 #define DPDBG_REASON_POLICY_DENYLIST 181
 #define DPDBG_REASON_PASS_OTHER_L3 240 /* not IPv4/IPv6 (ARP, ...): passed */
-#define DPDBG_REASON_PASS_OTHER_L4 241 /* IP protocol we do not track: passed */
 #define DPDBG_REASON_EVENT_LOST 242    /* event not written: buffer full */
 
 /* metrics is a per-CPU array indexed by reason * 2 + direction. */
@@ -183,6 +220,10 @@ struct metrics_value {
 #define DPDBG_VERDICT_FORWARDED 1
 #define DPDBG_VERDICT_DROPPED 2
 
+/* event_hdr.flags */
+#define DPDBG_EVF_DENY_OVERRODE_ALLOW 0x01 /* verdict: a deny won over a matching allow */
+#define DPDBG_EVF_FRAGMENT 0x02            /* the packet is a fragment of a datagram */
+
 #define DPDBG_SNAPLEN_MAX 256 /* a power of two: the datapath masks with it */
 
 /*
@@ -199,7 +240,7 @@ struct event_hdr {
 	__u8 direction;
 	__u8 family;
 	__u8 proto;
-	__u8 pad;
+	__u8 flags;
 	__u32 ifindex;
 	__u32 endpoint_id;
 	__u32 src_identity;
@@ -217,12 +258,40 @@ struct event_hdr {
 #define DPDBG_AGG_MEDIUM 1 /* new connections and changes of TCP flags */
 #define DPDBG_AGG_MAX 2    /* no trace events; drops and verdicts only */
 
-/* Load-time settings: one const volatile global, set by the loader. */
+/*
+ * Load-time settings: one const volatile global, set by the loader. The
+ * verifier sees them as constants and prunes what they switch off.
+ */
 struct dp_config {
 	__u32 event_transport;
 	__u32 snaplen;
+};
+
+/*
+ * Run-time settings: one global in .data, pinned as maps/settings, so an
+ * operator can change them on a loaded datapath (`dpdbg datapath config`).
+ */
+struct dp_runtime {
 	__u32 aggregation;
 	__u32 debug;
+};
+
+/*
+ * The datapath's clock: jiffies, which the verifier inlines into one load,
+ * scaled to CLOCK_MONOTONIC_COARSE nanoseconds. bpf_ktime_get_coarse_ns()
+ * is a helper call that costs more than a hash lookup here. The loader
+ * measures both clocks once through the clock_probe program and fills this
+ * in; until then (ns_per_jiffy 0) the datapath reads the coarse clock.
+ */
+struct dp_clock {
+	__u64 ns_per_jiffy;
+	__s64 offset_ns; /* coarse ns = jiffies * ns_per_jiffy + offset_ns */
+};
+
+/* What clock_probe writes: one reading of each clock, back to back. */
+struct clock_sample {
+	__u64 jiffies;
+	__u64 coarse_ns;
 };
 
 #endif

@@ -12,7 +12,19 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* The globals and the clock probe the loader expects of a datapath object. */
 const volatile struct dp_config cfg;
+volatile struct dp_runtime rt = { .aggregation = DPDBG_AGG_MEDIUM };
+SEC(".data") volatile struct dp_clock clk;
+struct clock_sample clock_sample;
+
+SEC("classifier")
+int clock_probe(struct __sk_buff *skb)
+{
+	clock_sample.jiffies = bpf_jiffies64();
+	clock_sample.coarse_ns = bpf_ktime_get_coarse_ns();
+	return TC_ACT_OK;
+}
 
 SEC("classifier")
 int from_endpoint(struct __sk_buff *skb)

@@ -64,10 +64,10 @@ abi_structs! {
     }
     /// Value of ct4 and ct6; times are CLOCK_MONOTONIC_COARSE nanoseconds.
     "ct_entry" => pub struct CtEntry {
-        pub created_ns: u64, pub last_seen_ns: u64,
+        pub last_seen_ns: u64, pub lifetime_s: u32, pub ifindex: u32,
+        pub tcp_flags_fwd: u8, pub tcp_flags_rev: u8, pub flags: u8, pub pad: u8, pub src_identity: u32,
         pub packets_fwd: u64, pub bytes_fwd: u64, pub packets_rev: u64, pub bytes_rev: u64,
-        pub lifetime_s: u32, pub src_identity: u32,
-        pub tcp_flags_fwd: u8, pub tcp_flags_rev: u8, pub flags: u8, pub pad: [u8; 5],
+        pub created_ns: u64,
     }
     /// Per-CPU value of the metrics array.
     "metrics_value" => pub struct MetricsValue { pub packets: u64, pub bytes: u64 }
@@ -75,12 +75,24 @@ abi_structs! {
     "event_hdr" => pub struct EventHdr {
         pub timestamp_ns: u64,
         pub r#type: u8, pub subtype: u8, pub verdict: u8, pub ct_state: u8,
-        pub direction: u8, pub family: u8, pub proto: u8, pub pad: u8,
+        pub direction: u8, pub family: u8, pub proto: u8, pub flags: u8,
         pub ifindex: u32, pub endpoint_id: u32, pub src_identity: u32, pub dst_identity: u32,
         pub orig_len: u32, pub cap_len: u32,
     }
-    /// Load-time settings, the `cfg` global of the object.
-    "dp_config" => pub struct DpConfig { pub event_transport: u32, pub snaplen: u32, pub aggregation: u32, pub debug: u32 }
+    /// Load-time settings, the `cfg` global of the object (.rodata).
+    "dp_config" => pub struct DpConfig { pub event_transport: u32, pub snaplen: u32 }
+    /// Run-time settings, the `rt` global of the object (.data, pinned as maps/settings).
+    "dp_runtime" => pub struct DpRuntime { pub aggregation: u32, pub debug: u32 }
+    /// How the datapath turns jiffies into coarse-clock nanoseconds (.data `clk`).
+    "dp_clock" => pub struct DpClock { pub ns_per_jiffy: u64, pub offset_ns: i64 }
+    /// One reading of both clocks by clock_probe (.bss `clock_sample`).
+    "clock_sample" => pub struct ClockSample { pub jiffies: u64, pub coarse_ns: u64 }
+    /// Key of the frags map: one datagram's fragments.
+    "frag_key" => pub struct FragKey {
+        pub saddr: [u8; 16], pub daddr: [u8; 16], pub id: u32, pub proto: u8, pub family: u8, pub pad: u16,
+    }
+    /// Value of the frags map: the ports its first fragment carried.
+    "frag_ports" => pub struct FragPorts { pub sport: u16, pub dport: u16 }
 }
 
 pub const FAMILY_IPV4: u8 = 4;
@@ -113,6 +125,17 @@ pub const CT_F_REPLY_SEEN: u8 = 0x08;
 pub const CT_NEW: u8 = 1;
 pub const CT_ESTABLISHED: u8 = 2;
 pub const CT_REPLY: u8 = 3;
+pub const CT_RELATED: u8 = 4;
+pub const CT_REOPENED: u8 = 5;
+
+pub const EVF_DENY_OVERRODE_ALLOW: u8 = 0x01;
+pub const EVF_FRAGMENT: u8 = 0x02;
+
+/// Lifetimes of conntrack entries in seconds after their last packet.
+pub const CT_LIFETIME_TCP_SYN: u32 = 60;
+pub const CT_LIFETIME_TCP: u32 = 21600;
+pub const CT_LIFETIME_CLOSE: u32 = 10;
+pub const CT_LIFETIME_NONTCP: u32 = 60;
 
 pub const EVENT_DROP: u8 = 1;
 pub const EVENT_TRACE: u8 = 4;
@@ -152,9 +175,10 @@ impl Reason {
     pub const CT_TRUNCATED: Reason = Reason(135);
     pub const UNROUTABLE: Reason = Reason(151);
     pub const CT_MAP_INSERT: Reason = Reason(155);
+    pub const INVALID_EXTHDR: Reason = Reason(156);
+    pub const FRAG_NOT_FOUND: Reason = Reason(175);
     pub const POLICY_DENYLIST: Reason = Reason(181);
     pub const PASS_OTHER_L3: Reason = Reason(240);
-    pub const PASS_OTHER_L4: Reason = Reason(241);
     pub const EVENT_LOST: Reason = Reason(242);
 
     /// The text `cilium-dbg monitor` prints for the same number, or ours.
@@ -170,10 +194,12 @@ impl Reason {
             142 => "Unknown L4 protocol",
             151 => "Stale or unroutable IP",
             155 => "CT: Map insertion failed",
+            156 => "Invalid IPv6 extension header",
+            157 => "IP fragmentation not supported",
+            175 => "First logical datagram fragment not found",
             171 => "Invalid identity",
             181 => "Policy denied by denylist",
             240 => "Passed: unsupported L3 protocol",
-            241 => "Passed: unsupported L4 protocol",
             242 => "Event lost: buffer full",
             _ => "Unknown reason",
         }
@@ -205,6 +231,8 @@ pub fn ct_state_text(s: u8) -> &'static str {
         CT_NEW => "new",
         CT_ESTABLISHED => "established",
         CT_REPLY => "reply",
+        CT_RELATED => "related",
+        CT_REOPENED => "reopened",
         _ => "unknown",
     }
 }

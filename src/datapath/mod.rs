@@ -2,6 +2,7 @@
 //! pinned under `<bpffs>/dpdbg/` so it outlives the process that put it there:
 //! `maps/<name>`, `progs/<name>`, `links/<ifname>-<ingress|egress>`.
 
+mod clock;
 mod pins;
 mod status;
 
@@ -16,16 +17,22 @@ use aya::programs::{LinkOrder, ProgramError, SchedClassifier, TcAttachType};
 use serde::Serialize;
 
 pub use pins::Pins;
-pub use status::{AttachmentStatus, MapStatus, ProgramStatus, Status, loaded_settings, status};
+pub use status::{
+    AttachmentStatus, MapStatus, ProgramStatus, Runtime, Status, loaded_settings, runtime, set_runtime, status,
+};
 
-use crate::abi::{self, DpConfig};
+use crate::abi::{self, DpConfig, DpRuntime};
 use crate::{Error, Result, sys};
 
 /// The maps the object defines, each pinned as `maps/<name>`.
-pub const MAPS: &[&str] = &["endpoints", "ipcache", "policy", "ct4", "ct6", "metrics", "events", "events_perf"];
-/// The object's `.rodata` (the `cfg` settings) is pinned under this name so
-/// `status` can show what the loaded datapath was configured with.
+pub const MAPS: &[&str] =
+    &["endpoints", "ipcache", "policy", "ct4", "ct6", "frags", "metrics", "events", "events_perf"];
+/// The object's `.rodata` (the `cfg` load-time settings) is pinned under this
+/// name so `status` can show what the loaded datapath was configured with.
 pub const CONFIG_MAP: &str = "config";
+/// The object's `.data` (the `rt` run-time settings) is pinned under this
+/// name; `datapath config` changes it while the datapath runs.
+pub const SETTINGS_MAP: &str = "settings";
 /// The programs, each pinned as `progs/<name>`.
 pub const PROG_FROM_ENDPOINT: &str = "from_endpoint";
 pub const PROG_TO_ENDPOINT: &str = "to_endpoint";
@@ -108,6 +115,27 @@ impl Settings {
                 Transport::Perf => abi::TRANSPORT_PERF,
             },
             snaplen: self.snaplen,
+        }
+    }
+
+    pub fn runtime(&self) -> Runtime {
+        Runtime { aggregation: self.aggregation, debug: self.debug }
+    }
+
+    pub fn from_parts(c: &DpConfig, r: &Runtime) -> Settings {
+        Settings {
+            transport: if c.event_transport == abi::TRANSPORT_PERF { Transport::Perf } else { Transport::Ringbuf },
+            snaplen: c.snaplen,
+            aggregation: r.aggregation,
+            debug: r.debug,
+            max_entries: vec![],
+        }
+    }
+}
+
+impl Runtime {
+    pub fn to_abi(&self) -> DpRuntime {
+        DpRuntime {
             aggregation: match self.aggregation {
                 Aggregation::None => abi::AGG_NONE,
                 Aggregation::Medium => abi::AGG_MEDIUM,
@@ -117,17 +145,14 @@ impl Settings {
         }
     }
 
-    pub fn from_config(c: &DpConfig) -> Settings {
-        Settings {
-            transport: if c.event_transport == abi::TRANSPORT_PERF { Transport::Perf } else { Transport::Ringbuf },
-            snaplen: c.snaplen,
-            aggregation: match c.aggregation {
+    pub fn from_abi(r: &DpRuntime) -> Runtime {
+        Runtime {
+            aggregation: match r.aggregation {
                 abi::AGG_NONE => Aggregation::None,
                 abi::AGG_MAX => Aggregation::Maximum,
                 _ => Aggregation::Medium,
             },
-            debug: c.debug != 0,
-            max_entries: vec![],
+            debug: r.debug != 0,
         }
     }
 }
@@ -250,9 +275,11 @@ pub fn load_object(bpffs: &Path, settings: &Settings, object: &[u8]) -> Result<L
 
 fn load_pinned(pins: &Pins, settings: &Settings, object: &[u8]) -> Result<LoadReport> {
     let config = settings.to_config();
+    let runtime = settings.runtime().to_abi();
     let map_paths: Vec<(&str, PathBuf)> = MAPS.iter().map(|m| (*m, pins.map(m))).collect();
     let mut loader = EbpfLoader::new();
     loader.override_global("cfg", &config, true);
+    loader.override_global("rt", &runtime, true);
     for (name, path) in &map_paths {
         loader.map_pin_path(name, path.as_path());
     }
@@ -267,9 +294,13 @@ fn load_pinned(pins: &Pins, settings: &Settings, object: &[u8]) -> Result<LoadRe
         aya::EbpfError::ProgramError(pe) => verifier_error("(object)", pe),
         other => Error::bpf("loading the datapath object", other),
     })?;
+    clock::calibrate(&mut ebpf, object)?;
 
-    if let Some(rodata) = ebpf.map(".rodata") {
-        rodata.pin(pins.map(CONFIG_MAP)).map_err(|e| Error::bpf("pinning the settings map", e))?;
+    for (section, pin) in [(".rodata", CONFIG_MAP), (".data", SETTINGS_MAP)] {
+        let map = ebpf
+            .map(section)
+            .ok_or_else(|| Error::InvalidInput(format!("the datapath object has no {section} section")))?;
+        map.pin(pins.map(pin)).map_err(|e| Error::bpf(format!("pinning the {section} map as {pin}"), e))?;
     }
 
     let mut programs = Vec::new();

@@ -1,12 +1,14 @@
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
 use aya::maps::{MapData, MapType};
 use aya::programs::{ProgramInfo, SchedClassifier};
 use serde::Serialize;
 
-use super::{AttachMode, CONFIG_MAP, Hook, MAPS, PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT, Pins, Settings};
-use crate::abi::DpConfig;
-use crate::btf::Type;
+use super::{
+    Aggregation, AttachMode, CONFIG_MAP, Hook, MAPS, PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT, Pins, SETTINGS_MAP, Settings,
+};
+use crate::abi::{DpConfig, DpRuntime};
 use crate::maps::any::{AnyMap, MapSpec};
 use crate::maps::raw;
 use crate::sys::{self, Features};
@@ -92,40 +94,100 @@ pub fn map_type_name(t: MapType) -> String {
     out.replace("per_cpu", "percpu").replace("ring_buf", "ringbuf")
 }
 
-/// Offset of the `cfg` global inside the object's .rodata, from its BTF.
-fn config_offset() -> Option<usize> {
-    let btf = crate::btf::Btf::from_elf(crate::DATAPATH_OBJECT, "datapath.o").ok()?;
-    btf.ids_by_name(".rodata").iter().find_map(|&id| match btf.get(id) {
-        Some(Type::Datasec { vars, .. }) => vars.iter().find_map(|&(var, off, _)| match btf.get(var) {
-            Some(Type::Var { name, .. }) if name == "cfg" => Some(off as usize),
-            _ => None,
-        }),
-        _ => None,
-    })
+/// Offset of a global inside one of the object's data sections, from the
+/// ELF symbol table: in an unlinked object the BTF DATASEC offsets are still
+/// zero (libbpf and aya fill them in at load), the symbols are not.
+pub(super) fn global_offset_in(object: &[u8], section: &str, var_name: &str) -> Option<usize> {
+    use object::{Object, ObjectSection, ObjectSymbol};
+    let file = object::File::parse(object).ok()?;
+    let sym = file.symbols().find(|s| s.name() == Ok(var_name))?;
+    let sec = file.section_by_index(sym.section_index()?).ok()?;
+    if sec.name().ok()? != section {
+        return None;
+    }
+    usize::try_from(sym.address()).ok()
 }
 
-/// The settings the loaded datapath was configured with.
-pub fn loaded_settings(bpffs: &Path) -> Result<Settings> {
+fn global_offset(section: &str, var_name: &str) -> Option<usize> {
+    global_offset_in(crate::DATAPATH_OBJECT, section, var_name)
+}
+
+/// The settings that can change while the datapath runs (`datapath config`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Runtime {
+    pub aggregation: Aggregation,
+    pub debug: bool,
+}
+
+/// Reads the global `var` of type T from the pinned data-section map `pin`.
+fn read_global<T: Copy>(pins: &Pins, pin: &str, section: &str, var: &str) -> Result<T> {
+    let path = pins.map(pin);
+    let what = || format!("reading {}", path.display());
+    let data = MapData::from_pin(&path).map_err(|e| Error::bpf(what(), e))?;
+    let info = data.info().map_err(|e| Error::bpf(what(), e))?;
+    let mut value = vec![0u8; info.value_size() as usize];
+    if !raw::lookup(&data, &0u32.to_ne_bytes(), &mut value).map_err(|e| Error::bpf(what(), e))? {
+        return Err(Error::bpf(what(), "the map has no entry 0"));
+    }
+    let off = global_offset(section, var)
+        .ok_or_else(|| Error::bpf(what(), format!("no global {var} in {section} of the object's BTF")))?;
+    let bytes = value
+        .get(off..off + std::mem::size_of::<T>())
+        .ok_or_else(|| Error::bpf(what(), format!("{section} is {} bytes, too short for {var}", value.len())))?;
+    // SAFETY: T is a repr(C) struct of u32s (DpConfig, DpRuntime) and bytes
+    // holds exactly its size.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) })
+}
+
+fn loaded(bpffs: &Path) -> Result<Pins> {
     sys::require_bpffs(bpffs)?;
     let pins = Pins::new(bpffs);
     if !pins.is_loaded() {
         return Err(Error::NotLoaded { dir: pins.root().to_path_buf() });
     }
-    read_settings(&pins).ok_or_else(|| Error::bpf("reading the settings map", "config map missing or unreadable"))
+    Ok(pins)
 }
 
-fn read_settings(pins: &Pins) -> Option<Settings> {
-    let data = MapData::from_pin(pins.map(CONFIG_MAP)).ok()?;
-    let info = data.info().ok()?;
+/// The run-time settings of the loaded datapath.
+pub fn runtime(bpffs: &Path) -> Result<Runtime> {
+    let pins = loaded(bpffs)?;
+    let r: DpRuntime = read_global(&pins, SETTINGS_MAP, ".data", "rt")?;
+    Ok(Runtime::from_abi(&r))
+}
+
+/// Changes the run-time settings of the loaded datapath in place: the next
+/// packet sees them, no reload, no lost connection state.
+pub fn set_runtime(bpffs: &Path, r: &Runtime) -> Result<()> {
+    sys::require_privileges("changing the datapath's settings")?;
+    let pins = loaded(bpffs)?;
+    let path = pins.map(SETTINGS_MAP);
+    let what = || format!("writing {}", path.display());
+    let data = MapData::from_pin(&path).map_err(|e| Error::bpf(what(), e))?;
+    let info = data.info().map_err(|e| Error::bpf(what(), e))?;
     let mut value = vec![0u8; info.value_size() as usize];
-    if !raw::lookup(&data, &0u32.to_ne_bytes(), &mut value).ok()? {
-        return None;
+    if !raw::lookup(&data, &0u32.to_ne_bytes(), &mut value).map_err(|e| Error::bpf(what(), e))? {
+        return Err(Error::bpf(what(), "the map has no entry 0"));
     }
-    let off = config_offset()?;
-    let bytes = value.get(off..off + std::mem::size_of::<DpConfig>())?;
-    // SAFETY: DpConfig is repr(C) u32s and bytes holds exactly its size.
-    let c: DpConfig = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
-    Some(Settings::from_config(&c))
+    let off = global_offset(".data", "rt").ok_or_else(|| Error::bpf(what(), "no global rt in the object's BTF"))?;
+    let abi = r.to_abi();
+    let size = std::mem::size_of::<DpRuntime>();
+    let slot = value.get_mut(off..off + size).ok_or_else(|| Error::bpf(what(), ".data too short for rt"))?;
+    // SAFETY: DpRuntime is repr(C) u32s, and slot is exactly its size.
+    let bytes = unsafe { std::slice::from_raw_parts((&abi as *const DpRuntime).cast::<u8>(), size) };
+    slot.copy_from_slice(bytes);
+    raw::update_fd(data.fd().as_fd().as_raw_fd(), &0u32.to_ne_bytes(), &value, 0).map_err(|e| Error::bpf(what(), e))
+}
+
+/// The settings the loaded datapath runs with: load-time and run-time.
+pub fn loaded_settings(bpffs: &Path) -> Result<Settings> {
+    let pins = loaded(bpffs)?;
+    read_settings(&pins)
+}
+
+fn read_settings(pins: &Pins) -> Result<Settings> {
+    let c: DpConfig = read_global(pins, CONFIG_MAP, ".rodata", "cfg")?;
+    let r: DpRuntime = read_global(pins, SETTINGS_MAP, ".data", "rt")?;
+    Ok(Settings::from_parts(&c, &Runtime::from_abi(&r)))
 }
 
 fn tcx_attached(ifname: &str, hook: Hook, prog_id: Option<u32>) -> bool {
@@ -153,7 +215,7 @@ pub fn status(bpffs: &Path) -> Result<Status> {
         },
         pin_dir: pins.root().to_path_buf(),
         features: sys::features(),
-        settings: read_settings(&pins),
+        settings: read_settings(&pins).ok(),
         programs: vec![],
         interfaces: vec![],
         maps: vec![],
@@ -184,7 +246,7 @@ pub fn status(bpffs: &Path) -> Result<Status> {
             pin,
         });
     }
-    for name in MAPS.iter().copied().chain([CONFIG_MAP]) {
+    for name in MAPS.iter().copied().chain([CONFIG_MAP, SETTINGS_MAP]) {
         let path = pins.map(name);
         let data = MapData::from_pin(&path).map_err(|e| Error::bpf(format!("opening {}", path.display()), e))?;
         let info = data.info().map_err(|e| Error::bpf(format!("reading {}", path.display()), e))?;

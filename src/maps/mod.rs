@@ -5,6 +5,7 @@ pub mod ct;
 pub mod raw;
 
 use std::net::IpAddr;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
 use aya::maps::lpm_trie::Key as LpmKey;
@@ -45,6 +46,38 @@ pub fn addr_bytes(ip: IpAddr) -> ([u8; 16], u8) {
 
 pub fn addr_from_bytes(a: &[u8; 16], family: u8) -> IpAddr {
     if family == FAMILY_IPV4 { IpAddr::from([a[0], a[1], a[2], a[3]]) } else { IpAddr::from(*a) }
+}
+
+const BPF_NOEXIST: u64 = 1;
+const BPF_EXIST: u64 = 2;
+
+/// The bytes of a mirrored ABI struct, as the kernel stores them.
+fn pod_bytes<T: aya::Pod>(v: &T) -> &[u8] {
+    // SAFETY: T is Pod (repr(C), integers and byte arrays, no padding).
+    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
+}
+
+/// A rule in the words `bpf policy get` uses.
+pub fn describe_rule(k: &PolicyKey) -> String {
+    let peer = if k.identity == IDENTITY_ANY { "any identity".to_string() } else { format!("identity {}", k.identity) };
+    let l4 = match (k.proto, k.dport) {
+        (0, _) => "any protocol".to_string(),
+        (p, 0) => format!("protocol {p}"),
+        (p, d) => format!("port {d}/{p}"),
+    };
+    format!("endpoint {} {} from {peer}, {l4}", k.endpoint_id, direction_text(k.direction))
+}
+
+/// What `policy_add` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyAdd {
+    /// The rule is new.
+    Added,
+    /// The same rule was already there; it and its counters are kept.
+    Unchanged,
+    /// A deny replaced an allow for the same key.
+    Replaced,
 }
 
 /// The datapath's maps under one bpffs.
@@ -134,14 +167,48 @@ impl Maps {
         typed("policy", HashMap::try_from(open(&self.pins, "policy")?))
     }
 
-    /// Adds a rule. Deny wins over allow for the same key: an allow never
-    /// replaces an existing deny.
-    pub fn policy_upsert(&self, key: PolicyKey, action: u8) -> Result<()> {
-        let mut m = self.policy()?;
-        if action == POLICY_ALLOW && m.get(&key, 0).is_ok_and(|v| v.action == POLICY_DENY) {
-            return Ok(());
+    /// Adds a rule. Deny wins over allow for the same key: an allow where a
+    /// deny is refused (PolicyConflict); a deny where an allow is replaces
+    /// it; a rule identical to one present keeps that one and its counters.
+    /// Every step is one map operation with the kernel's own flags (create
+    /// only if absent, replace only if present), so concurrent adds of an
+    /// allow and a deny for one key always end with the deny.
+    pub fn policy_add(&self, key: PolicyKey, action: u8) -> Result<PolicyAdd> {
+        let m = open(&self.pins, "policy")?;
+        let data = match &m {
+            Map::HashMap(d) => d,
+            _ => return Err(Error::InvalidInput("map policy is not a hash map".into())),
+        };
+        let fd = data.fd().as_fd().as_raw_fd();
+        let kb = pod_bytes(&key);
+        let value = PolicyValue { action, ..Default::default() };
+        let vb = pod_bytes(&value);
+        let what = || format!("map policy, rule {}", describe_rule(&key));
+        // A bounded retry: each round is lost only to a concurrent delete.
+        for _ in 0..16 {
+            match raw::update_fd(fd, kb, vb, BPF_NOEXIST) {
+                Ok(()) => return Ok(PolicyAdd::Added),
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                Err(e) => return Err(Error::bpf(what(), e)),
+            }
+            let mut cur = [0u8; std::mem::size_of::<PolicyValue>()];
+            if !raw::lookup_fd(fd, kb, &mut cur).map_err(|e| Error::bpf(what(), e))? {
+                continue;
+            }
+            let existing = cur[0];
+            if existing == action {
+                return Ok(PolicyAdd::Unchanged);
+            }
+            if action == POLICY_ALLOW {
+                return Err(Error::PolicyConflict { rule: describe_rule(&key) });
+            }
+            match raw::update_fd(fd, kb, vb, BPF_EXIST) {
+                Ok(()) => return Ok(PolicyAdd::Replaced),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                Err(e) => return Err(Error::bpf(what(), e)),
+            }
         }
-        typed("policy", m.insert(key, PolicyValue { action, ..Default::default() }, 0))
+        Err(Error::bpf(what(), "the rule kept changing under us (16 tries): is another writer racing?"))
     }
 
     pub fn policy_delete(&self, key: PolicyKey) -> Result<()> {

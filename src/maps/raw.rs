@@ -90,8 +90,15 @@ pub fn lookup(map: &MapData, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
     lookup_fd(map.fd().as_fd().as_raw_fd(), key, value)
 }
 
+/// Writes `key`. Every refusal is an error, ENOENT included (BPF_EXIST on a
+/// missing key): a write the kernel did not make must never look like one.
 pub fn update_fd(fd: RawFd, key: &[u8], value: &[u8], flags: u64) -> io::Result<()> {
-    elem(BPF_MAP_UPDATE_ELEM, fd, Some(key), value.as_ptr() as u64, flags).map(|_| ())
+    let mut a: Attr = [0; 16];
+    put_u32(&mut a, 0, fd as u32);
+    put_u64(&mut a, 8, key.as_ptr() as u64);
+    put_u64(&mut a, 16, value.as_ptr() as u64);
+    put_u64(&mut a, 24, flags);
+    sys_bpf(BPF_MAP_UPDATE_ELEM, &mut a).map(|_| ())
 }
 
 /// Deletes `key`; Ok(false) when it was not there.

@@ -2,7 +2,7 @@ use std::path::Path;
 
 use clap::{Subcommand, ValueEnum};
 use dpdbg::abi::{self, PolicyKey};
-use dpdbg::maps::Maps;
+use dpdbg::maps::{Maps, PolicyAdd, describe_rule};
 use serde::Serialize;
 
 use super::{parse_proto, proto_name};
@@ -61,7 +61,7 @@ impl RuleArgs {
 pub enum PolicyCmd {
     /// Show the rules (of one endpoint, or all) with their counters.
     Get { endpoint: Option<u32> },
-    /// Add a rule. Deny wins: an allow does not replace a deny for the same key.
+    /// Add a rule. Deny wins: an allow where a deny holds the same key is refused.
     Add {
         #[command(flatten)]
         rule: RuleArgs,
@@ -135,8 +135,15 @@ impl PolicyCmd {
             PolicyCmd::Add { rule, action } => {
                 let key = rule.key()?;
                 let a = if action == Action::Deny { abi::POLICY_DENY } else { abi::POLICY_ALLOW };
-                maps.policy_upsert(key, a)?;
-                p.print(&serde_json::json!({"added": true}), || "Rule added.".into())
+                let outcome = maps.policy_add(key, a)?;
+                p.print(&serde_json::json!({"result": outcome, "rule": describe_rule(&key)}), || {
+                    match outcome {
+                        PolicyAdd::Added => "Rule added.",
+                        PolicyAdd::Unchanged => "Rule already present: kept it and its counters.",
+                        PolicyAdd::Replaced => "Rule replaced: the deny now takes the place of the allow.",
+                    }
+                    .into()
+                })
             }
             PolicyCmd::Delete { rule } => {
                 let key = rule.key()?;
