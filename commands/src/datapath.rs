@@ -54,6 +54,68 @@ pub enum DatapathCmd {
     },
     /// Show what is loaded: programs, attached interfaces, maps, settings.
     Status,
+    /// Show the settings, or change the run-time ones without a reload
+    /// (e.g. `dpdbg datapath config aggregation=none`).
+    Config {
+        /// KEY=VALUE pairs: aggregation=none|medium|maximum, debug=true|false
+        /// (also cilium's MonitorAggregation= and Debug=).
+        #[arg(value_name = "KEY=VALUE", value_parser = parse_setting)]
+        changes: Vec<Setting>,
+    },
+}
+
+/// One run-time setting change.
+#[derive(Clone, Debug)]
+pub enum Setting {
+    Aggregation(Aggregation),
+    Debug(bool),
+}
+
+/// Settings fixed at load time: named so the refusal can say how to change them.
+const LOAD_TIME_KEYS: &[(&str, &str)] = &[
+    ("events", "--events"),
+    ("transport", "--events"),
+    ("snaplen", "--snaplen"),
+    ("map-size", "--map-size"),
+];
+
+fn parse_setting(s: &str) -> Result<Setting, String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected KEY=VALUE, e.g. aggregation=none"))?;
+    let key = k.trim().to_ascii_lowercase().replace('_', "-");
+    let v = v.trim();
+    match key.as_str() {
+        "aggregation" | "monitoraggregation" => {
+            let level = match v.to_ascii_lowercase().as_str() {
+                "none" | "disabled" => Aggregation::None,
+                "medium" | "low" => Aggregation::Medium,
+                "maximum" | "max" => Aggregation::Maximum,
+                _ => return Err(format!("aggregation {v:?}: use none, medium or maximum")),
+            };
+            Ok(Setting::Aggregation(level))
+        }
+        "debug" => match v.to_ascii_lowercase().as_str() {
+            "true" | "on" | "enabled" | "1" => Ok(Setting::Debug(true)),
+            "false" | "off" | "disabled" | "0" => Ok(Setting::Debug(false)),
+            _ => Err(format!("debug {v:?}: use true or false")),
+        },
+        other => {
+            if let Some((_, flag)) = LOAD_TIME_KEYS.iter().find(|(k, _)| other.starts_with(k)) {
+                Err(format!(
+                    "{k} is fixed when the datapath is loaded: `dpdbg datapath unload`, then `dpdbg datapath load {flag} …`"
+                ))
+            } else {
+                Err(format!("unknown setting {k:?}: the run-time settings are aggregation and debug"))
+            }
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct ConfigRow {
+    key: String,
+    value: String,
+    /// "run time" (change with `datapath config`) or "load time".
+    changeable: &'static str,
 }
 
 fn parse_map_size(s: &str) -> Result<(String, u32), String> {
@@ -120,12 +182,76 @@ impl DatapathCmd {
                     format!("Detached {}", interfaces.join(", "))
                 })
             }
+            DatapathCmd::Config { changes } => config(bpffs, changes, p),
             DatapathCmd::Status => {
                 let st = datapath::status(bpffs).context("datapath status")?;
                 p.print(&st, || render_status(&st))
             }
         }
     }
+}
+
+fn agg_name(a: Aggregation) -> String {
+    format!("{a:?}").to_lowercase()
+}
+
+fn config(bpffs: &Path, changes: Vec<Setting>, p: &Printer) -> anyhow::Result<()> {
+    if !changes.is_empty() {
+        let before = datapath::runtime(bpffs).context("datapath config")?;
+        let mut after = before;
+        for c in &changes {
+            match c {
+                Setting::Aggregation(a) => after.aggregation = *a,
+                Setting::Debug(d) => after.debug = *d,
+            }
+        }
+        datapath::set_runtime(bpffs, &after).context("datapath config")?;
+        let now = datapath::runtime(bpffs).context("datapath config: reading back")?;
+        anyhow::ensure!(now == after, "datapath config: the settings map reads back {now:?}, not {after:?}");
+        return p.print(&serde_json::json!({"before": before, "after": now}), || {
+            let mut s = String::new();
+            if before.aggregation != now.aggregation {
+                let _ =
+                    writeln!(s, "aggregation: {} -> {}", agg_name(before.aggregation), agg_name(now.aggregation));
+            }
+            if before.debug != now.debug {
+                let _ = writeln!(s, "debug: {} -> {}", before.debug, now.debug);
+            }
+            if s.is_empty() {
+                s = "No change: the datapath already runs with these settings.".into();
+            }
+            s
+        });
+    }
+    let st = datapath::status(bpffs).context("datapath config")?;
+    let settings = datapath::loaded_settings(bpffs).context("datapath config")?;
+    let mut rows = vec![
+        ConfigRow { key: "aggregation".into(), value: agg_name(settings.aggregation), changeable: "run time" },
+        ConfigRow { key: "debug".into(), value: settings.debug.to_string(), changeable: "run time" },
+        ConfigRow {
+            key: "events".into(),
+            value: format!("{:?}", settings.transport).to_lowercase(),
+            changeable: "load time",
+        },
+        ConfigRow { key: "snaplen".into(), value: settings.snaplen.to_string(), changeable: "load time" },
+    ];
+    if let Some(c) = &st.clock {
+        rows.push(ConfigRow { key: "clock".into(), value: c.clone(), changeable: "load time" });
+    }
+    for m in st.maps.iter().filter(|m| !matches!(m.name.as_str(), "config" | "settings")) {
+        rows.push(ConfigRow {
+            key: format!("map-size.{}", m.name),
+            value: m.max_entries.to_string(),
+            changeable: "load time",
+        });
+    }
+    p.print(&rows, || {
+        let mut t = table(&["KEY", "VALUE", "CHANGEABLE"]);
+        for r in &rows {
+            t.add_row(vec![r.key.clone(), r.value.clone(), r.changeable.to_string()]);
+        }
+        t.to_string()
+    })
 }
 
 fn render_status(st: &datapath::Status) -> String {
@@ -158,6 +284,9 @@ fn render_status(st: &datapath::Status) -> String {
             format!("{:?}", c.aggregation).to_lowercase(),
             if c.debug { ", debug" } else { "" }
         );
+    }
+    if let Some(c) = &st.clock {
+        let _ = writeln!(s, "Clock:       {c}");
     }
     let _ = writeln!(s, "\nPrograms:");
     let mut t = table(&["NAME", "ID", "TAG", "PIN"]);

@@ -207,6 +207,12 @@ impl MonitorCmd {
             libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
         }
 
+        if self.pcap.is_some() && settings.aggregation != datapath::Aggregation::None {
+            eprintln!(
+                "note: aggregation is {}: the datapath traces only new connections and TCP flag changes, so the pcap holds those packets, drops and verdicts, not every packet; `dpdbg datapath config aggregation=none` captures all of them (no reload needed)",
+                format!("{:?}", settings.aggregation).to_lowercase()
+            );
+        }
         let pcap_to_stdout = self.pcap.as_deref() == Some(Path::new("-"));
         let mut pcap = match &self.pcap {
             None => None,

@@ -18,7 +18,8 @@ use serde::Serialize;
 
 pub use pins::Pins;
 pub use status::{
-    AttachmentStatus, MapStatus, ProgramStatus, Runtime, Status, loaded_settings, runtime, set_runtime, status,
+    AttachmentStatus, MapStatus, ProgramStatus, Runtime, Status, clock_source, loaded_settings, runtime, set_runtime,
+    status,
 };
 
 use crate::abi::{self, DpConfig, DpRuntime};

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{
     Aggregation, AttachMode, CONFIG_MAP, Hook, MAPS, PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT, Pins, SETTINGS_MAP, Settings,
 };
-use crate::abi::{DpConfig, DpRuntime};
+use crate::abi::{DpClock, DpConfig, DpRuntime};
 use crate::maps::any::{AnyMap, MapSpec};
 use crate::maps::raw;
 use crate::sys::{self, Features};
@@ -76,6 +76,8 @@ pub struct Status {
     pub features: Features,
     /// The event path the loaded datapath writes to (ringbuf or perf).
     pub settings: Option<Settings>,
+    /// Where conntrack times come from (jiffies scaled, or the coarse helper).
+    pub clock: Option<String>,
     pub programs: Vec<ProgramStatus>,
     pub interfaces: Vec<AttachmentStatus>,
     pub maps: Vec<MapStatus>,
@@ -155,6 +157,18 @@ pub fn runtime(bpffs: &Path) -> Result<Runtime> {
     Ok(Runtime::from_abi(&r))
 }
 
+/// How the loaded datapath reads its clock: "jiffies (HZ 250)" once the
+/// loader calibrated it, else the coarse clock helper.
+pub fn clock_source(bpffs: &Path) -> Result<String> {
+    let pins = loaded(bpffs)?;
+    let c: DpClock = read_global(&pins, SETTINGS_MAP, ".data", "clk")?;
+    Ok(if c.ns_per_jiffy == 0 {
+        "bpf_ktime_get_coarse_ns (jiffies not calibrated)".to_string()
+    } else {
+        format!("jiffies (HZ {})", 1_000_000_000 / c.ns_per_jiffy)
+    })
+}
+
 /// Changes the run-time settings of the loaded datapath in place: the next
 /// packet sees them, no reload, no lost connection state.
 pub fn set_runtime(bpffs: &Path, r: &Runtime) -> Result<()> {
@@ -216,6 +230,7 @@ pub fn status(bpffs: &Path) -> Result<Status> {
         pin_dir: pins.root().to_path_buf(),
         features: sys::features(),
         settings: read_settings(&pins).ok(),
+        clock: clock_source(bpffs).ok(),
         programs: vec![],
         interfaces: vec![],
         maps: vec![],

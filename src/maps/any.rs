@@ -305,6 +305,42 @@ impl AnyMap {
     /// are `key_size` apart and values `value_buf_size()` apart. A second
     /// thread reads the next batch while `f` works on this one; memory stays
     /// at two batches whatever the map's size.
+    /// Deletes the keys packed in `keys` with BPF_MAP_DELETE_BATCH, one
+    /// delete at a time where the map type has no batch delete. A key that is
+    /// already gone (the datapath or the LRU took it) is skipped, not an
+    /// error. Returns how many this call deleted.
+    pub fn delete_many(&self, keys: &[u8]) -> Result<u64> {
+        let ks = self.info.key_size as usize;
+        if ks == 0 || keys.len() % ks != 0 {
+            return Err(Error::InvalidInput(format!(
+                "map {}: {} key bytes are not a whole number of {ks}-byte keys",
+                self.info.name,
+                keys.len()
+            )));
+        }
+        let mut deleted = 0u64;
+        let mut rest = keys;
+        while !rest.is_empty() {
+            let n = (rest.len() / ks).min(BATCH);
+            let (done, err) = raw::delete_batch(self.fd(), &rest[..n * ks], n as u32);
+            deleted += done as u64;
+            rest = &rest[done as usize * ks..];
+            match err {
+                None => {}
+                Some(e) if e.raw_os_error() == Some(libc::ENOENT) => rest = &rest[ks..],
+                // 524: the kernel's ENOTSUPP, a map type without batch delete.
+                Some(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(524) | Some(libc::EOPNOTSUPP)) => {
+                    for k in rest.chunks(ks) {
+                        deleted += self.delete(k)? as u64;
+                    }
+                    break;
+                }
+                Some(e) => return Err(Error::bpf(format!("map {}: bpf_map_delete_batch", self.info.name), e)),
+            }
+        }
+        Ok(deleted)
+    }
+
     pub fn for_each_batch(&self, mut f: impl FnMut(&[u8], &[u8], usize) -> Result<()>) -> Result<u64> {
         self.check_iterable()?;
         let ks = self.info.key_size as usize;

@@ -213,28 +213,27 @@ pub fn for_each(bpffs: &Path, filter: &CtFilter, mut f: impl FnMut(&CtView) -> R
     Ok(n)
 }
 
-/// Deletes entries of both tables for which `pred(entry, now)` holds; returns how many.
-fn delete_where(bpffs: &Path, pred: impl Fn(&CtEntry, u64) -> bool) -> Result<u64> {
+/// Deletes entries of both tables for which `pred(tuple, entry, now)` holds,
+/// read in batches and deleted in batches; returns how many.
+fn delete_where(bpffs: &Path, pred: impl Fn(&CtView, &CtEntry) -> bool) -> Result<u64> {
     let now = sys::monotonic_coarse_ns();
     let mut deleted = 0;
-    for name in ["ct4", "ct6"] {
+    for (name, family) in [("ct4", abi::FAMILY_IPV4), ("ct6", abi::FAMILY_IPV6)] {
         let m = open_table(bpffs, name)?;
         let (ks, vs) = (m.info.key_size as usize, m.value_buf_size());
         let mut doomed = Vec::new();
         m.for_each_batch(|keys, values, count| {
             for i in 0..count {
+                let kb = &keys[i * ks..(i + 1) * ks];
                 let e: CtEntry = read(&values[i * vs..i * vs + std::mem::size_of::<CtEntry>()]);
-                if pred(&e, now) {
-                    doomed.extend_from_slice(&keys[i * ks..(i + 1) * ks]);
+                let t = if family == abi::FAMILY_IPV4 { read::<Ct4Key>(kb).tuple() } else { read::<Ct6Key>(kb).tuple() };
+                if pred(&view(t, &e, now), &e) {
+                    doomed.extend_from_slice(kb);
                 }
             }
             Ok(())
         })?;
-        for k in doomed.chunks(ks) {
-            if m.delete(k)? {
-                deleted += 1;
-            }
-        }
+        deleted += m.delete_many(&doomed)?;
     }
     Ok(deleted)
 }
@@ -244,9 +243,21 @@ pub fn flush(bpffs: &Path) -> Result<u64> {
     delete_where(bpffs, |_, _| true)
 }
 
-/// Removes expired entries (the LRU would evict them only under pressure).
+/// Removes expired entries. The datapath already treats them as absent;
+/// this returns their room (the LRU would evict them only under pressure).
 pub fn gc(bpffs: &Path) -> Result<u64> {
-    delete_where(bpffs, is_expired)
+    let now = sys::monotonic_coarse_ns();
+    delete_where(bpffs, |_, e| is_expired(e, now))
+}
+
+/// Removes the entries of an endpoint that is going away: those opened on
+/// its interface for one of its addresses. Tracked packets skip the endpoint
+/// lookup, so without this its connections would outlive it.
+pub fn delete_endpoint(bpffs: &Path, ifindex: u32, ips: &[IpAddr]) -> Result<u64> {
+    delete_where(bpffs, |v, e| {
+        let ep_addr = if v.direction == "egress" { v.src } else { v.dst };
+        e.ifindex == ifindex && ips.contains(&ep_addr)
+    })
 }
 
 /// Writes the entry as one JSON object, by hand: the dump of a million

@@ -138,6 +138,39 @@ impl Maps {
         typed("endpoints", m.insert(EndpointKey { addr, family, pad: [0; 3] }, info, 0))
     }
 
+    /// Changes the enforcement flags and/or identity of every address of
+    /// endpoint `id`, each in place (BPF_EXIST: an address deleted meanwhile
+    /// is not brought back). Returns the addresses changed; none when the
+    /// endpoint does not exist. The values are checked before any write.
+    pub fn endpoint_set(&self, id: u32, flags: Option<u16>, identity: Option<u32>) -> Result<Vec<IpAddr>> {
+        if let Some(i) = identity {
+            if i == IDENTITY_ANY {
+                return Err(Error::InvalidInput("identity 0 is not an identity (it means \"any\" in policy)".into()));
+            }
+        }
+        let m = self.endpoints()?;
+        let mut mine = Vec::new();
+        for r in m.iter() {
+            let (k, v) = typed("endpoints", r)?;
+            if v.endpoint_id == id {
+                mine.push((k, v));
+            }
+        }
+        let mut m = m;
+        let mut changed = Vec::new();
+        for (k, mut v) in mine {
+            if let Some(f) = flags {
+                v.flags = (v.flags & !(EP_ENFORCE_INGRESS | EP_ENFORCE_EGRESS)) | f;
+            }
+            if let Some(i) = identity {
+                v.identity = i;
+            }
+            typed("endpoints", m.insert(k, v, BPF_EXIST))?;
+            changed.push(addr_from_bytes(&k.addr, k.family));
+        }
+        Ok(changed)
+    }
+
     pub fn endpoint_delete(&self, ip: IpAddr) -> Result<()> {
         let (addr, family) = addr_bytes(ip);
         let mut m = self.endpoints()?;

@@ -22,6 +22,7 @@ const BPF_OBJ_GET_INFO_BY_FD: u32 = 15;
 const BPF_BTF_GET_FD_BY_ID: u32 = 19;
 const BPF_MAP_LOOKUP_BATCH: u32 = 24;
 const BPF_MAP_UPDATE_BATCH: u32 = 26;
+const BPF_MAP_DELETE_BATCH: u32 = 27;
 const BPF_LINK_GET_FD_BY_ID: u32 = 30;
 const BPF_LINK_GET_NEXT_ID: u32 = 31;
 const BPF_ENABLE_STATS: u32 = 32;
@@ -142,6 +143,20 @@ pub fn update_batch(fd: RawFd, keys: &[u8], values: &[u8], count: u32) -> io::Re
     put_u32(&mut a, 36, fd as u32);
     sys_bpf(BPF_MAP_UPDATE_BATCH, &mut a)?;
     Ok(get_u32(&a, 32))
+}
+
+/// Deletes `count` keys (packed in `keys`) in one BPF_MAP_DELETE_BATCH call.
+/// Returns how many were deleted before the kernel stopped, and the error
+/// that stopped it (ENOENT: the next key was already gone).
+pub fn delete_batch(fd: RawFd, keys: &[u8], count: u32) -> (u32, Option<io::Error>) {
+    let mut a: Attr = [0; 16];
+    put_u64(&mut a, 16, keys.as_ptr() as u64);
+    put_u32(&mut a, 32, count);
+    put_u32(&mut a, 36, fd as u32);
+    match sys_bpf(BPF_MAP_DELETE_BATCH, &mut a) {
+        Ok(_) => (get_u32(&a, 32), None),
+        Err(e) => (get_u32(&a, 32), Some(e)),
+    }
 }
 
 /// A map's description from BPF_OBJ_GET_INFO_BY_FD, BTF ids included.

@@ -50,6 +50,15 @@ pub enum EndpointCmd {
         #[arg(long, value_enum, default_value_t = Enforce::None)]
         enforce: Enforce,
     },
+    /// Change an endpoint's enforcement or identity, for every address it has.
+    Set {
+        id: u32,
+        /// Which directions policy is enforced in.
+        #[arg(long, value_enum)]
+        enforce: Option<Enforce>,
+        #[arg(long)]
+        identity: Option<u32>,
+    },
     /// Delete an endpoint (all its addresses, or just --ip).
     Delete {
         id: u32,
@@ -96,6 +105,17 @@ fn render(eps: &[Endpoint]) -> String {
     t.to_string()
 }
 
+impl Enforce {
+    fn flags(self) -> u16 {
+        match self {
+            Enforce::None => 0,
+            Enforce::Ingress => abi::EP_ENFORCE_INGRESS,
+            Enforce::Egress => abi::EP_ENFORCE_EGRESS,
+            Enforce::Both => abi::EP_ENFORCE_INGRESS | abi::EP_ENFORCE_EGRESS,
+        }
+    }
+}
+
 impl EndpointCmd {
     pub fn run(self, bpffs: &Path, p: &Printer) -> anyhow::Result<()> {
         let maps = Maps::open(bpffs)?;
@@ -117,12 +137,7 @@ impl EndpointCmd {
                     (None, Some(x)) => x,
                     (None, None) => anyhow::bail!("give the endpoint's interface with --interface NAME or --ifindex N"),
                 };
-                let flags = match enforce {
-                    Enforce::None => 0,
-                    Enforce::Ingress => abi::EP_ENFORCE_INGRESS,
-                    Enforce::Egress => abi::EP_ENFORCE_EGRESS,
-                    Enforce::Both => abi::EP_ENFORCE_INGRESS | abi::EP_ENFORCE_EGRESS,
-                };
+                let flags = enforce.flags();
                 let info = EndpointInfo { endpoint_id: id, identity, ifindex, mac: parse_mac(&mac)?, flags };
                 for ip in &ips {
                     maps.endpoint_upsert(*ip, info).with_context(|| format!("adding {ip}"))?;
@@ -130,6 +145,19 @@ impl EndpointCmd {
                 p.print(&serde_json::json!({"endpoint_id": id, "added": ips}), || {
                     format!("Endpoint {id}: added {} address(es)", ips.len())
                 })
+            }
+            EndpointCmd::Set { id, enforce, identity } => {
+                if enforce.is_none() && identity.is_none() {
+                    anyhow::bail!("nothing to change: give --enforce none|ingress|egress|both and/or --identity N");
+                }
+                let changed = maps
+                    .endpoint_set(id, enforce.map(Enforce::flags), identity)
+                    .with_context(|| format!("setting endpoint {id}"))?;
+                if changed.is_empty() {
+                    anyhow::bail!("endpoint {id} not found (see `dpdbg bpf endpoint list`)");
+                }
+                let eps: Vec<_> = maps.endpoint_list()?.into_iter().filter(|e| e.endpoint_id == id).collect();
+                p.print(&eps, || render(&eps))
             }
             EndpointCmd::Delete { id, ip } => {
                 let eps: Vec<_> = maps
@@ -146,9 +174,14 @@ impl EndpointCmd {
                 for e in &eps {
                     maps.endpoint_delete(e.ip)?;
                 }
+                // Tracked packets skip the endpoint lookup: its connections go with it.
+                let mut ct_deleted = 0;
+                for e in &eps {
+                    ct_deleted += dpdbg::maps::ct::delete_endpoint(bpffs, e.ifindex, &[e.ip])?;
+                }
                 let ips: Vec<String> = eps.iter().map(|e| e.ip.to_string()).collect();
-                p.print(&serde_json::json!({"endpoint_id": id, "deleted": ips}), || {
-                    format!("Endpoint {id}: deleted {}", ips.join(", "))
+                p.print(&serde_json::json!({"endpoint_id": id, "deleted": ips, "ct_deleted": ct_deleted}), || {
+                    format!("Endpoint {id}: deleted {} and {ct_deleted} conntrack entries", ips.join(", "))
                 })
             }
         }
