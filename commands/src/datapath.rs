@@ -72,12 +72,8 @@ pub enum Setting {
 }
 
 /// Settings fixed at load time: named so the refusal can say how to change them.
-const LOAD_TIME_KEYS: &[(&str, &str)] = &[
-    ("events", "--events"),
-    ("transport", "--events"),
-    ("snaplen", "--snaplen"),
-    ("map-size", "--map-size"),
-];
+const LOAD_TIME_KEYS: &[(&str, &str)] =
+    &[("events", "--events"), ("transport", "--events"), ("snaplen", "--snaplen"), ("map-size", "--map-size")];
 
 fn parse_setting(s: &str) -> Result<Setting, String> {
     let (k, v) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected KEY=VALUE, e.g. aggregation=none"))?;
@@ -211,8 +207,7 @@ fn config(bpffs: &Path, changes: Vec<Setting>, p: &Printer) -> anyhow::Result<()
         return p.print(&serde_json::json!({"before": before, "after": now}), || {
             let mut s = String::new();
             if before.aggregation != now.aggregation {
-                let _ =
-                    writeln!(s, "aggregation: {} -> {}", agg_name(before.aggregation), agg_name(now.aggregation));
+                let _ = writeln!(s, "aggregation: {} -> {}", agg_name(before.aggregation), agg_name(now.aggregation));
             }
             if before.debug != now.debug {
                 let _ = writeln!(s, "debug: {} -> {}", before.debug, now.debug);

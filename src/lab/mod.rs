@@ -338,7 +338,6 @@ impl Lab {
     /// Turns policy enforcement on or off for an endpoint (both addresses).
     pub fn set_enforcement(&self, i: usize, ingress: bool, egress: bool) -> Result<()> {
         let ep = self.endpoint(i);
-        let maps = self.maps()?;
         let mut flags = 0;
         if ingress {
             flags |= abi::EP_ENFORCE_INGRESS;
@@ -346,12 +345,7 @@ impl Lab {
         if egress {
             flags |= abi::EP_ENFORCE_EGRESS;
         }
-        for e in maps.endpoint_list()?.into_iter().filter(|e| e.endpoint_id == ep.endpoint_id) {
-            let mac = parse_mac(&e.mac);
-            let info =
-                EndpointInfo { endpoint_id: e.endpoint_id, identity: e.identity, ifindex: e.ifindex, mac, flags };
-            maps.endpoint_upsert(e.ip, info)?;
-        }
+        self.maps()?.endpoint_set(ep.endpoint_id, Some(flags), None)?;
         Ok(())
     }
 

@@ -226,7 +226,8 @@ fn delete_where(bpffs: &Path, pred: impl Fn(&CtView, &CtEntry) -> bool) -> Resul
             for i in 0..count {
                 let kb = &keys[i * ks..(i + 1) * ks];
                 let e: CtEntry = read(&values[i * vs..i * vs + std::mem::size_of::<CtEntry>()]);
-                let t = if family == abi::FAMILY_IPV4 { read::<Ct4Key>(kb).tuple() } else { read::<Ct6Key>(kb).tuple() };
+                let t =
+                    if family == abi::FAMILY_IPV4 { read::<Ct4Key>(kb).tuple() } else { read::<Ct6Key>(kb).tuple() };
                 if pred(&view(t, &e, now), &e) {
                     doomed.extend_from_slice(kb);
                 }
