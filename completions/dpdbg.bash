@@ -94,6 +94,9 @@ _dpdbg() {
             dpdbg__subcmd__bpf__subcmd__endpoint,list)
                 cmd="dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__list"
                 ;;
+            dpdbg__subcmd__bpf__subcmd__endpoint,set)
+                cmd="dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__set"
+                ;;
             dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help,add)
                 cmd="dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help__subcmd__add"
                 ;;
@@ -108,6 +111,9 @@ _dpdbg() {
                 ;;
             dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help,list)
                 cmd="dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help__subcmd__list"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help,set)
+                cmd="dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help__subcmd__set"
                 ;;
             dpdbg__subcmd__bpf__subcmd__help,ct)
                 cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__ct"
@@ -147,6 +153,9 @@ _dpdbg() {
                 ;;
             dpdbg__subcmd__bpf__subcmd__help__subcmd__endpoint,list)
                 cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__endpoint__subcmd__list"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__help__subcmd__endpoint,set)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__endpoint__subcmd__set"
                 ;;
             dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache,delete)
                 cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache__subcmd__delete"
@@ -232,6 +241,9 @@ _dpdbg() {
             dpdbg__subcmd__datapath,attach)
                 cmd="dpdbg__subcmd__datapath__subcmd__attach"
                 ;;
+            dpdbg__subcmd__datapath,config)
+                cmd="dpdbg__subcmd__datapath__subcmd__config"
+                ;;
             dpdbg__subcmd__datapath,detach)
                 cmd="dpdbg__subcmd__datapath__subcmd__detach"
                 ;;
@@ -249,6 +261,9 @@ _dpdbg() {
                 ;;
             dpdbg__subcmd__datapath__subcmd__help,attach)
                 cmd="dpdbg__subcmd__datapath__subcmd__help__subcmd__attach"
+                ;;
+            dpdbg__subcmd__datapath__subcmd__help,config)
+                cmd="dpdbg__subcmd__datapath__subcmd__help__subcmd__config"
                 ;;
             dpdbg__subcmd__datapath__subcmd__help,detach)
                 cmd="dpdbg__subcmd__datapath__subcmd__help__subcmd__detach"
@@ -322,6 +337,9 @@ _dpdbg() {
             dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint,list)
                 cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint__subcmd__list"
                 ;;
+            dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint,set)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint__subcmd__set"
+                ;;
             dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache,delete)
                 cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache__subcmd__delete"
                 ;;
@@ -345,6 +363,9 @@ _dpdbg() {
                 ;;
             dpdbg__subcmd__help__subcmd__datapath,attach)
                 cmd="dpdbg__subcmd__help__subcmd__datapath__subcmd__attach"
+                ;;
+            dpdbg__subcmd__help__subcmd__datapath,config)
+                cmd="dpdbg__subcmd__help__subcmd__datapath__subcmd__config"
                 ;;
             dpdbg__subcmd__help__subcmd__datapath,detach)
                 cmd="dpdbg__subcmd__help__subcmd__datapath__subcmd__detach"
@@ -702,7 +723,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__bpf__subcmd__endpoint)
-            opts="-o -h -V --bpffs --output --help --version list get add delete help"
+            opts="-o -h -V --bpffs --output --help --version list get add set delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -838,7 +859,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help)
-            opts="list get add delete help"
+            opts="list get add set delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -921,6 +942,20 @@ _dpdbg() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__help__subcmd__set)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__list)
             opts="-o -h -V --bpffs --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -928,6 +963,40 @@ _dpdbg() {
                 return 0
             fi
             case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__set)
+            opts="-o -h -V --enforce --identity --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --enforce)
+                    COMPREPLY=($(compgen -W "none ingress egress both" -- "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --bpffs)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1018,7 +1087,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__bpf__subcmd__help__subcmd__endpoint)
-            opts="list get add delete"
+            opts="list get add set delete"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1074,6 +1143,20 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__bpf__subcmd__help__subcmd__endpoint__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__endpoint__subcmd__set)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1728,7 +1811,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__datapath)
-            opts="-o -h -V --bpffs --output --help --version load unload attach detach status help"
+            opts="-o -h -V --bpffs --output --help --version load unload attach detach status config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1783,6 +1866,32 @@ _dpdbg() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        dpdbg__subcmd__datapath__subcmd__config)
+            opts="-o -h -V --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         dpdbg__subcmd__datapath__subcmd__detach)
             opts="-o -h -V --bpffs --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1810,7 +1919,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__datapath__subcmd__help)
-            opts="load unload attach detach status help"
+            opts="load unload attach detach status config help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1824,6 +1933,20 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__datapath__subcmd__help__subcmd__attach)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__datapath__subcmd__help__subcmd__config)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2086,7 +2209,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint)
-            opts="list get add delete"
+            opts="list get add set delete"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2142,6 +2265,20 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint__subcmd__set)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2296,7 +2433,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__help__subcmd__datapath)
-            opts="load unload attach detach status"
+            opts="load unload attach detach status config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2310,6 +2447,20 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__help__subcmd__datapath__subcmd__attach)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__datapath__subcmd__config)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

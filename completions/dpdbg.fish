@@ -37,18 +37,19 @@ complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "bpf" -d 'dpdbg\'s own m
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "map" -d 'Any BPF map on the system, decoded through BTF'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "prog" -d 'Every BPF program on the system'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status help" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status help" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'"
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status help" -s V -l version -d 'Print version'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status help" -f -a "load" -d 'Load the datapath and pin its programs and maps under <bpffs>/dpdbg/'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status help" -f -a "unload" -d 'Detach from every interface and remove every program, link and map pin'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status help" -f -a "attach" -d 'Attach the datapath to the TC ingress and egress of each interface'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status help" -f -a "detach" -d 'Detach the datapath from each interface'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status help" -f -a "status" -d 'Show what is loaded: programs, attached interfaces, maps, settings'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -f -a "load" -d 'Load the datapath and pin its programs and maps under <bpffs>/dpdbg/'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -f -a "unload" -d 'Detach from every interface and remove every program, link and map pin'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -f -a "attach" -d 'Attach the datapath to the TC ingress and egress of each interface'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -f -a "detach" -d 'Detach the datapath from each interface'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -f -a "status" -d 'Show what is loaded: programs, attached interfaces, maps, settings'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -f -a "config" -d 'Show the settings, or change the run-time ones without a reload (e.g. `dpdbg datapath config aggregation=none`)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l events -d 'Where events go: a BPF ring buffer, or a perf event array (one buffer per CPU)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l snaplen -d 'Bytes of each packet copied into its event (0 to 256)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l aggregation -d 'Trace events: none = every packet, medium = new connections and TCP flag changes, maximum = no traces' -r
@@ -85,11 +86,18 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from config" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from config" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (streams)'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from config" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from config" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from help" -f -a "load" -d 'Load the datapath and pin its programs and maps under <bpffs>/dpdbg/'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from help" -f -a "unload" -d 'Detach from every interface and remove every program, link and map pin'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from help" -f -a "attach" -d 'Attach the datapath to the TC ingress and egress of each interface'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from help" -f -a "detach" -d 'Detach the datapath from each interface'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from help" -f -a "status" -d 'Show what is loaded: programs, attached interfaces, maps, settings'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from help" -f -a "config" -d 'Show the settings, or change the run-time ones without a reload (e.g. `dpdbg datapath config aggregation=none`)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and not __fish_seen_subcommand_from up traffic down help" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and not __fish_seen_subcommand_from up traffic down help" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
@@ -170,6 +178,7 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcomm
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -f -a "list" -d 'List every endpoint address'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -f -a "get" -d 'Show one endpoint\'s addresses'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -f -a "add" -d 'Add (or replace) an endpoint address'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -f -a "set" -d 'Change an endpoint\'s enforcement or identity, for every address it has'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -f -a "delete" -d 'Delete an endpoint (all its addresses, or just --ip)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from policy" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
@@ -296,6 +305,7 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcom
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from datapath" -f -a "attach" -d 'Attach the datapath to the TC ingress and egress of each interface'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from datapath" -f -a "detach" -d 'Detach the datapath from each interface'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from datapath" -f -a "status" -d 'Show what is loaded: programs, attached interfaces, maps, settings'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from datapath" -f -a "config" -d 'Show the settings, or change the run-time ones without a reload (e.g. `dpdbg datapath config aggregation=none`)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "up" -d 'Create endpoints (a network namespace and veth pair each), load and attach the datapath'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "traffic" -d 'Send ICMP, TCP and UDP over IPv4 and IPv6 between the lab\'s endpoints'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from lab" -f -a "down" -d 'Remove the lab: detach, unload what the lab loaded, delete the namespaces'

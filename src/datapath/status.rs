@@ -162,10 +162,9 @@ pub fn runtime(bpffs: &Path) -> Result<Runtime> {
 pub fn clock_source(bpffs: &Path) -> Result<String> {
     let pins = loaded(bpffs)?;
     let c: DpClock = read_global(&pins, SETTINGS_MAP, ".data", "clk")?;
-    Ok(if c.ns_per_jiffy == 0 {
-        "bpf_ktime_get_coarse_ns (jiffies not calibrated)".to_string()
-    } else {
-        format!("jiffies (HZ {})", 1_000_000_000 / c.ns_per_jiffy)
+    Ok(match 1_000_000_000u64.checked_div(c.ns_per_jiffy) {
+        None => "bpf_ktime_get_coarse_ns (jiffies not calibrated)".to_string(),
+        Some(hz) => format!("jiffies (HZ {hz})"),
     })
 }
 

@@ -311,7 +311,7 @@ impl AnyMap {
     /// error. Returns how many this call deleted.
     pub fn delete_many(&self, keys: &[u8]) -> Result<u64> {
         let ks = self.info.key_size as usize;
-        if ks == 0 || keys.len() % ks != 0 {
+        if ks == 0 || !keys.len().is_multiple_of(ks) {
             return Err(Error::InvalidInput(format!(
                 "map {}: {} key bytes are not a whole number of {ks}-byte keys",
                 self.info.name,

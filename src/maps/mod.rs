@@ -143,10 +143,8 @@ impl Maps {
     /// is not brought back). Returns the addresses changed; none when the
     /// endpoint does not exist. The values are checked before any write.
     pub fn endpoint_set(&self, id: u32, flags: Option<u16>, identity: Option<u32>) -> Result<Vec<IpAddr>> {
-        if let Some(i) = identity {
-            if i == IDENTITY_ANY {
-                return Err(Error::InvalidInput("identity 0 is not an identity (it means \"any\" in policy)".into()));
-            }
+        if identity == Some(IDENTITY_ANY) {
+            return Err(Error::InvalidInput("identity 0 is not an identity (it means \"any\" in policy)".into()));
         }
         let m = self.endpoints()?;
         let mut mine = Vec::new();
