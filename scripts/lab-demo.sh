@@ -16,6 +16,7 @@ $dpdbg lab traffic
 wait $monitor
 $dpdbg datapath status
 $dpdbg datapath status -o json > /dev/null
+$dpdbg datapath config
 $dpdbg bpf endpoint list
 $dpdbg bpf ct list --proto tcp
 $dpdbg bpf metrics list

@@ -103,13 +103,14 @@ pub fn write_line(out: &mut impl Write, f: &Flow) -> fmt::Result {
         )?,
         "policy-verdict" => write!(
             out,
-            "Policy verdict log: local EP ID {}, remote ID {}, proto {}, {}, action {}, match {}, ",
+            "Policy verdict log: local EP ID {}, remote ID {}, proto {}, {}, action {}, match {}{}, ",
             f.endpoint_id,
             if ingress { f.src_identity } else { f.dst_identity },
             f.packet.ip_proto.unwrap_or(0),
             f.direction,
             if f.verdict == "FORWARDED" { "allow" } else { "deny" },
-            f.policy_match.unwrap_or("none")
+            f.policy_match.unwrap_or("none"),
+            if f.deny_overrode_allow { " (deny overrode allow)" } else { "" }
         )?,
         other => write!(out, "{other} event, endpoint {}: ", f.endpoint_id)?,
     }

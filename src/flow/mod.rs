@@ -59,6 +59,12 @@ pub struct Flow {
     /// L3-L4, L3-Only, L4-Only, all or none (policy verdict events).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy_match: Option<&'static str>,
+    /// A deny rule decided although an allow rule matched too (policy verdict events).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deny_overrode_allow: bool,
+    /// The packet is a fragment of a larger datagram.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub fragment: bool,
     pub ct_state: &'static str,
     pub direction: &'static str,
     pub ifindex: u32,
@@ -83,6 +89,8 @@ impl Flow {
             drop_reason_desc: is(abi::EVENT_DROP).then(|| Reason(h.subtype).text()),
             observation_point: is(abi::EVENT_TRACE).then(|| observation_point(h.subtype)),
             policy_match: is(abi::EVENT_POLICY_VERDICT).then(|| match_kind_text(h.subtype)),
+            deny_overrode_allow: is(abi::EVENT_POLICY_VERDICT) && h.flags & abi::EVF_DENY_OVERRODE_ALLOW != 0,
+            fragment: h.flags & abi::EVF_FRAGMENT != 0,
             ct_state: abi::ct_state_text(h.ct_state),
             direction: abi::direction_text(h.direction),
             ifindex: h.ifindex,
@@ -258,6 +266,18 @@ mod tests {
         assert!(line(record(abi::EVENT_POLICY_VERDICT, 2, 1, abi::DIR_INGRESS, 2, &a)).starts_with(
             "Policy verdict log: local EP ID 2, remote ID 0, proto 17, ingress, action allow, match L3-Only, "
         ));
+        // A deny that won over an allow says so; the state of a related packet is named.
+        let mut r = record(abi::EVENT_POLICY_VERDICT, abi::MATCH_L4_ONLY, 2, abi::DIR_INGRESS, 2, &a);
+        r[15] = abi::EVF_DENY_OVERRODE_ALLOW;
+        let f = Flow::from_event(&decode(&r).unwrap());
+        assert!(f.deny_overrode_allow);
+        assert!(line(r).contains("action deny, match L4-Only (deny overrode allow), "));
+        let mut r = record(abi::EVENT_TRACE, 0, 1, abi::DIR_INGRESS, 2, &a);
+        r[11] = abi::CT_RELATED;
+        assert!(line(r).contains("state related "));
+        let json = serde_json::to_value(Flow::from_event(&decode(&record(abi::EVENT_TRACE, 0, 1, 0, 2, &a)).unwrap()))
+            .unwrap();
+        assert!(json.get("deny_overrode_allow").is_none() && json.get("fragment").is_none(), "{json}");
     }
 
     #[test]
