@@ -284,7 +284,7 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_su
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -f -a "list" -d 'List every program: id, type, name, tag, attach points, maps'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -l stats -d 'Turn on the kernel\'s run-time statistics for this long and show run count and average ns' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -l stats -d 'Turn on the kernel\'s run-time statistics for this long and show the runs and average ns of that window' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'

@@ -76,6 +76,10 @@ pub enum Error {
     )]
     EventsBusy { dir: PathBuf, holder: String },
 
+    /// Another process is loading, attaching, detaching or unloading.
+    #[error("the datapath under {dir} is busy: another dpdbg (pid {holder}) is changing it; try again when it is done")]
+    DatapathBusy { dir: PathBuf, holder: String },
+
     /// An allow rule was added where a deny rule holds the same key.
     #[error(
         "a deny rule already exists for {rule}: deny wins over allow, so the allow would never apply; delete the deny first (`dpdbg bpf policy delete …`) if the allow is what you want"

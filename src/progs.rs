@@ -72,15 +72,31 @@ pub fn enable_stats() -> Result<StatsGuard> {
     raw::enable_run_time_stats().map(StatsGuard).map_err(|e| Error::io("bpf_enable_stats", "BPF_STATS_RUN_TIME", e))
 }
 
-/// Lists every program; with `stats`, statistics are turned on for `window`
-/// first so run counts and times accumulate.
+/// Run count and run time of every program now, by id.
+fn counters() -> Result<std::collections::HashMap<u32, (u64, u64)>> {
+    let mut out = std::collections::HashMap::new();
+    for id in raw::prog_ids().map_err(|e| Error::io("bpf_prog_get_next_id", "programs", e))? {
+        let Ok(fd) = raw::prog_fd_by_id(id) else { continue };
+        let Ok(i) = raw::prog_info(fd.as_raw_fd()) else { continue };
+        out.insert(id, (i.run_cnt, i.run_time_ns));
+    }
+    Ok(out)
+}
+
+/// Lists every program. With `stats`, statistics are turned on and the
+/// runs and time of the `window` are reported: deltas between a reading
+/// before and one after, as bpftop does, so a kernel whose statistics were
+/// already on does not report lifetime totals as the window's.
 pub fn list(stats: Option<Duration>) -> Result<Vec<ProgSummary>> {
     sys::require_privileges("listing programs")?;
-    let guard = match stats {
+    let window = match stats {
         Some(w) => {
             let g = enable_stats()?;
+            let before = counters()?;
             std::thread::sleep(w);
-            Some(g)
+            let after = counters()?;
+            drop(g);
+            Some((before, after))
         }
         None => None,
     };
@@ -105,7 +121,12 @@ pub fn list(stats: Option<Duration>) -> Result<Vec<ProgSummary>> {
                 Some(format!("{kind} {ifname}"))
             })
             .collect();
-        let stats_on = guard.is_some();
+        // A program loaded during the window counts from zero.
+        let delta = window.as_ref().map(|(before, after)| {
+            let (c0, t0) = before.get(&id).copied().unwrap_or((0, 0));
+            let (c1, t1) = after.get(&id).copied().unwrap_or((c0, t0));
+            (c1.saturating_sub(c0), t1.saturating_sub(t0))
+        });
         out.push(ProgSummary {
             id,
             prog_type: prog_type_name(i.prog_type),
@@ -113,11 +134,10 @@ pub fn list(stats: Option<Duration>) -> Result<Vec<ProgSummary>> {
             tag: i.tag.iter().map(|b| format!("{b:02x}")).collect(),
             attached,
             map_ids: i.map_ids,
-            run_count: stats_on.then_some(i.run_cnt),
-            run_time_ns: stats_on.then_some(i.run_time_ns),
-            avg_ns: (stats_on && i.run_cnt > 0).then(|| i.run_time_ns as f64 / i.run_cnt as f64),
+            run_count: delta.map(|d| d.0),
+            run_time_ns: delta.map(|d| d.1),
+            avg_ns: delta.and_then(|(c, t)| (c > 0).then(|| t as f64 / c as f64)),
         });
     }
-    drop(guard);
     Ok(out)
 }

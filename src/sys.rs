@@ -135,3 +135,81 @@ pub fn features() -> Features {
         ringbuf: at_least(5, 8),
     }
 }
+
+/// The size of a memory page in bytes.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 { n as usize } else { 4096 }
+}
+
+/// An exclusive flock on a directory, held while the value lives.
+/// (bpffs holds no regular files, but its directories take flocks.)
+#[derive(Debug)]
+pub struct DirLock(#[allow(dead_code)] std::fs::File);
+
+/// Why a directory lock was not taken.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another process holds it (its pid, from /proc/locks, or "unknown").
+    Busy {
+        holder: String,
+    },
+    Io(std::io::Error),
+}
+
+/// Takes an exclusive flock on `dir`, waiting up to `wait` for its holder.
+pub fn lock_dir(dir: &Path, wait: std::time::Duration) -> std::result::Result<DirLock, LockError> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY).open(dir).map_err(LockError::Io)?;
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        // SAFETY: f is an open fd for the duration of the call.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(DirLock(f));
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(LockError::Io(e));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(LockError::Busy { holder: lock_holder(dir) });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The pid holding a flock on `dir`, from /proc/locks, for error messages.
+pub fn lock_holder(dir: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(md) = std::fs::metadata(dir) else { return "unknown".into() };
+    let want = format!(":{}", md.ino());
+    std::fs::read_to_string("/proc/locks")
+        .ok()
+        .and_then(|l| {
+            l.lines()
+                .find(|line| {
+                    line.contains("FLOCK") && line.split_whitespace().nth(5).is_some_and(|f| f.ends_with(&want))
+                })
+                .and_then(|line| line.split_whitespace().nth(4).map(str::to_string))
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Checks an interface name against the kernel's rules (dev_valid_name)
+/// before it is used in a path: 1 to 15 bytes, not "." or "..", no '/',
+/// ':' or white space.
+pub fn check_ifname(name: &str) -> Result<()> {
+    let bad = name.is_empty()
+        || name.len() > 15
+        || name == "."
+        || name == ".."
+        || name.bytes().any(|b| b == b'/' || b == b':' || b == 0 || b.is_ascii_whitespace());
+    if bad {
+        return Err(Error::InvalidInput(format!(
+            "{name:?} is not an interface name: 1 to 15 bytes, not \".\" or \"..\", without '/', ':' or spaces"
+        )));
+    }
+    Ok(())
+}

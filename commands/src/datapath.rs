@@ -24,7 +24,7 @@ pub enum DatapathCmd {
         #[arg(long = "events", default_value = "ringbuf", value_name = "ringbuf|perf")]
         transport: Transport,
         /// Bytes of each packet copied into its event (0 to 256).
-        #[arg(long, default_value_t = 128)]
+        #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(0..=256))]
         snaplen: u32,
         /// Trace events: none = every packet, medium = new connections and TCP flag changes, maximum = no traces.
         #[arg(long, default_value = "medium", value_name = "none|medium|maximum")]
@@ -117,6 +117,7 @@ struct ConfigRow {
 fn parse_map_size(s: &str) -> Result<(String, u32), String> {
     let (name, n) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected MAP=ENTRIES"))?;
     let n: u32 = n.parse().map_err(|_| format!("{s:?}: {n:?} is not a number of entries"))?;
+    datapath::check_map_size(name, n).map_err(|e| e.to_string())?;
     Ok((name.to_string(), n))
 }
 
@@ -152,10 +153,10 @@ impl DatapathCmd {
                 })
             }
             DatapathCmd::Attach { interfaces, mode } => {
-                let mut all = Vec::new();
-                for i in &interfaces {
-                    all.extend(datapath::attach(bpffs, i, mode).with_context(|| format!("datapath attach {i}"))?);
-                }
+                let names: Vec<&str> = interfaces.iter().map(String::as_str).collect();
+                // All or nothing: a failure on one interface leaves the others as they were.
+                let all = datapath::attach_all(bpffs, &names, mode)
+                    .with_context(|| format!("datapath attach {}", interfaces.join(" ")))?;
                 p.print(&all, || {
                     let mut t = table(&[COL_INTERFACE, COL_IFINDEX, COL_HOOK, COL_PROGRAM, COL_MODE]);
                     for a in &all {
@@ -171,9 +172,9 @@ impl DatapathCmd {
                 })
             }
             DatapathCmd::Detach { interfaces } => {
-                for i in &interfaces {
-                    datapath::detach(bpffs, i).with_context(|| format!("datapath detach {i}"))?;
-                }
+                let names: Vec<&str> = interfaces.iter().map(String::as_str).collect();
+                datapath::detach_all(bpffs, &names)
+                    .with_context(|| format!("datapath detach {}", interfaces.join(" ")))?;
                 p.print(&serde_json::json!({ "detached": interfaces }), || {
                     format!("Detached {}", interfaces.join(", "))
                 })

@@ -36,14 +36,12 @@ impl LabCmd {
         let state_file = state_path.as_path();
         match self {
             LabCmd::Up { endpoints, transport, mode } => {
-                if state_file.exists() {
-                    anyhow::bail!("a lab is already up ({} exists): run `dpdbg lab down` first", state_file.display());
-                }
                 let opts = LabOptions {
                     endpoints,
                     bpffs: Some(bpffs.to_path_buf()),
                     settings: Settings { transport, ..Settings::default() },
                     attach_mode: mode,
+                    state_file: Some(state_file.to_path_buf()),
                 };
                 let lab = Lab::up(&opts).context("lab up")?;
                 let st = lab.persist(state_file).context("lab up")?;

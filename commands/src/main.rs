@@ -7,11 +7,19 @@ fn main() -> ExitCode {
     // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = dpdbg_cli::Cli::parse();
+    let json = cli.output != dpdbg_cli::output::Format::Table;
     match dpdbg_cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            let message = dpdbg_cli::output::error_message(&e);
+            let code = dpdbg_cli::output::exit_code(&e);
+            if json {
+                // Scripts asked for JSON: the error is one JSON object too.
+                eprintln!("{}", serde_json::json!({ "error": message, "exit_code": code }));
+            } else {
+                eprintln!("error: {message}");
+            }
+            ExitCode::from(code)
         }
     }
 }

@@ -127,18 +127,14 @@ fn dump(m: &AnyMap, p: &Printer) -> anyhow::Result<()> {
     let mut w = BufWriter::with_capacity(1 << 20, stdout.lock());
     let mut buf = Vec::with_capacity(1 << 20);
     let mut first = true;
-    if matches!(p, Printer::Json) {
-        w.write_all(b"[")?;
-    }
+    // The array opens with its first entry, so an error before it leaves stdout empty.
     let n = m.for_each_batch(|keys, values, count| {
         buf.clear();
         for i in 0..count {
             let (k, v) = (&keys[i * ks..(i + 1) * ks], &values[i * vs..(i + 1) * vs]);
             match p {
                 Printer::Json => {
-                    if !first {
-                        buf.push(b',');
-                    }
+                    buf.push(if first { b'[' } else { b',' });
                     any::write_entry(&mut buf, &kp, &vp, k, v, percpu);
                 }
                 Printer::Jsonl => {
@@ -157,7 +153,7 @@ fn dump(m: &AnyMap, p: &Printer) -> anyhow::Result<()> {
         w.write_all(&buf).map_err(|e| dpdbg::Error::io("write", "stdout", e))
     })?;
     if matches!(p, Printer::Json) {
-        w.write_all(b"]\n")?;
+        w.write_all(if first { b"[]\n" } else { b"]\n" })?;
     }
     w.flush()?;
     if p.is_table() {

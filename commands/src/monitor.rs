@@ -79,16 +79,30 @@ pub struct MonitorCmd {
     pcap: Option<PathBuf>,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| format!("{s:?}: expected a duration like 500ms, 10s, 5m or 1h"))?;
-    Ok(match unit {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h)")),
-    })
+/// The longest duration a flag takes: a year is past any capture an
+/// operator means, and keeps every deadline inside what Instant can hold.
+const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// "500ms", "10s", "5m", "1h30m", a bare number of seconds; at most a year.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = match s.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs.min(MAX_DURATION.as_secs() + 1)),
+        Err(_) => humantime::parse_duration(s)
+            .map_err(|e| format!("{}: {e} (a duration like 500ms, 10s, 5m or 1h30m)", crate::output::quote(s)))?,
+    };
+    if d > MAX_DURATION {
+        return Err(format!("{}: longer than a year; give a shorter duration", crate::output::quote(s)));
+    }
+    Ok(d)
+}
+
+/// What the pcap gets of an event: at most the snap length and never more
+/// than the packet's own length, so a damaged record is written cut short
+/// (and counted) instead of ending the capture. Returns the bytes, the
+/// original length to record, and whether the record had to be cut.
+fn pcap_record(data: &[u8], orig_len: u32) -> (&[u8], u32, bool) {
+    let limit = data.len().min(abi::SNAPLEN_MAX as usize).min(orig_len as usize);
+    (&data[..limit], orig_len.max(limit as u32), limit < data.len())
 }
 
 /// A writer the pcap writer owns while the loop can still flush it, so a
@@ -121,6 +135,8 @@ struct Summary {
     policy_verdict: u64,
     lost: u64,
     undecodable: u64,
+    unknown_type: u64,
+    pcap_truncated: u64,
 }
 
 /// Lost events have two witnesses: the datapath counts every event it could
@@ -134,17 +150,17 @@ struct LossTracker {
 }
 
 impl LossTracker {
-    fn new(maps: &Maps) -> LossTracker {
-        LossTracker { kernel_base: lost_in_kernel(maps), reported: 0, perf_seen: 0 }
+    fn new(maps: &Maps) -> anyhow::Result<LossTracker> {
+        Ok(LossTracker { kernel_base: lost_in_kernel(maps)?, reported: 0, perf_seen: 0 })
     }
 
     /// Events lost since the last call.
-    fn poll(&mut self, maps: &Maps, perf_lost: u64) -> u64 {
+    fn poll(&mut self, maps: &Maps, perf_lost: u64) -> anyhow::Result<u64> {
         self.perf_seen = perf_lost;
-        let total = lost_in_kernel(maps).saturating_sub(self.kernel_base).max(perf_lost);
+        let total = lost_in_kernel(maps)?.saturating_sub(self.kernel_base).max(perf_lost);
         let new = total.saturating_sub(self.reported);
         self.reported = total.max(self.reported);
-        new
+        Ok(new)
     }
 }
 
@@ -160,8 +176,10 @@ fn report_loss(text: &mut impl Write, p: &Printer, new: u64, sum: &mut Summary) 
     }
 }
 
-fn lost_in_kernel(maps: &Maps) -> u64 {
-    maps.metrics().map(|m| m.iter().filter(|x| x.reason == Reason::EVENT_LOST.0).map(|x| x.packets).sum()).unwrap_or(0)
+/// A count that cannot be read is an error: a zero would claim nothing was lost.
+fn lost_in_kernel(maps: &Maps) -> anyhow::Result<u64> {
+    let m = maps.metrics().context("reading the datapath's lost-event counter")?;
+    Ok(m.iter().filter(|x| x.reason == Reason::EVENT_LOST.0).fold(0u64, |a, x| a.saturating_add(x.packets)))
 }
 
 impl MonitorCmd {
@@ -194,12 +212,18 @@ impl MonitorCmd {
     }
 
     pub fn run(self, bpffs: &Path, p: &Printer) -> anyhow::Result<()> {
+        if matches!(p, Printer::Json) {
+            crate::usage!(
+                "monitor prints a stream, one event at a time: use -o jsonl (one JSON object per line) instead of -o json"
+            );
+        }
         sys::require_privileges("monitor")?;
         let settings = datapath::loaded_settings(bpffs).context("monitor")?;
         let mut reader = EventReader::open(bpffs, settings.transport).context("monitor")?;
         let maps = Maps::open(bpffs)?;
         let filter = self.filter();
-        let deadline = self.until.map(|d| Instant::now() + d);
+        let deadline = self.until.and_then(|d| Instant::now().checked_add(d));
+        let pins = datapath::Pins::new(bpffs);
 
         // SAFETY: the handler only stores to an atomic.
         unsafe {
@@ -237,9 +261,13 @@ impl MonitorCmd {
             Box::new(BufWriter::new(std::io::stdout().lock()))
         };
         // Event times are CLOCK_MONOTONIC; pcap wants wall-clock time.
-        let wall_offset = {
-            let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            wall.as_nanos() as u64 - sys::monotonic_ns()
+        // Signed: a wall clock set before boot gives a negative offset.
+        let wall_offset: i128 = {
+            let wall = match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+                Ok(d) => d.as_nanos() as i128,
+                Err(e) => -(e.duration().as_nanos() as i128),
+            };
+            wall - sys::monotonic_ns() as i128
         };
 
         if p.is_table() && !pcap_to_stdout {
@@ -252,8 +280,9 @@ impl MonitorCmd {
             text.flush()?;
         }
         let mut sum = Summary::default();
-        let mut loss = LossTracker::new(&maps);
+        let mut loss = LossTracker::new(&maps)?;
         let mut last_lost_check = Instant::now();
+        let mut unloaded = false;
         let mut line = String::with_capacity(256);
         let mut io_err: Option<std::io::Error> = None;
         let done = |sum: &Summary| self.count.is_some_and(|c| sum.matched >= c);
@@ -277,12 +306,15 @@ impl MonitorCmd {
                 match ev.hdr.r#type {
                     abi::EVENT_TRACE => sum.trace += 1,
                     abi::EVENT_DROP => sum.drop += 1,
-                    _ => sum.policy_verdict += 1,
+                    abi::EVENT_POLICY_VERDICT => sum.policy_verdict += 1,
+                    _ => sum.unknown_type += 1,
                 }
                 let r = (|| -> std::io::Result<()> {
                     if let Some((w, _)) = pcap.as_mut() {
-                        let ts = Duration::from_nanos(ev.hdr.timestamp_ns + wall_offset);
-                        w.write_packet(&PcapPacket::new(ts, ev.hdr.orig_len, &ev.data))
+                        let ns = (ev.hdr.timestamp_ns as i128 + wall_offset).clamp(0, u64::MAX as i128) as u64;
+                        let (data, orig_len, cut) = pcap_record(&ev.data, ev.hdr.orig_len);
+                        sum.pcap_truncated += cut as u64;
+                        w.write_packet(&PcapPacket::new(Duration::from_nanos(ns), orig_len, data))
                             .map_err(std::io::Error::other)?;
                     }
                     if pcap_to_stdout || self.pcap.is_none() || self.verbose || self.hex {
@@ -317,8 +349,13 @@ impl MonitorCmd {
                 }
                 return Err(e).context("writing events");
             }
-            if reader.lost > loss.perf_seen || last_lost_check.elapsed() > Duration::from_secs(1) {
-                let new = loss.poll(&maps, reader.lost);
+            if reader.lost > loss.perf_seen || last_lost_check.elapsed() > Duration::from_millis(500) {
+                // An unloaded datapath sends nothing more: say so instead of waiting forever.
+                if !pins.is_loaded() {
+                    unloaded = true;
+                    break;
+                }
+                let new = loss.poll(&maps, reader.lost)?;
                 report_loss(&mut text, p, new, &mut sum)?;
                 last_lost_check = Instant::now();
             }
@@ -328,23 +365,35 @@ impl MonitorCmd {
             }
         }
         // Losses of the last moments are reported too.
-        let new = loss.poll(&maps, reader.lost);
-        report_loss(&mut text, p, new, &mut sum)?;
+        if !unloaded {
+            let new = loss.poll(&maps, reader.lost)?;
+            report_loss(&mut text, p, new, &mut sum)?;
+        }
         if let Some((_, mut shared)) = pcap {
             shared.flush()?;
         }
         text.flush()?;
         // The summary goes to stderr: stdout stays a clean stream for scripts.
+        let mut extra = String::new();
+        for (n, what) in [
+            (sum.unknown_type, "of unknown type"),
+            (sum.undecodable, "undecodable"),
+            (sum.pcap_truncated, "cut short in the pcap (damaged records)"),
+        ] {
+            if n > 0 {
+                extra.push_str(&format!(", {n} {what}"));
+            }
+        }
         eprintln!(
-            "Received {} events, {} matched (trace {}, drop {}, policy-verdict {}), lost {}{}",
-            sum.events,
-            sum.matched,
-            sum.trace,
-            sum.drop,
-            sum.policy_verdict,
-            sum.lost,
-            if sum.undecodable > 0 { format!(", {} undecodable", sum.undecodable) } else { String::new() }
+            "Received {} events, {} matched (trace {}, drop {}, policy-verdict {}), lost {}{extra}",
+            sum.events, sum.matched, sum.trace, sum.drop, sum.policy_verdict, sum.lost,
         );
+        if unloaded {
+            anyhow::bail!(
+                "the datapath under {} was unloaded: no more events will come (run `dpdbg datapath load` and start the monitor again)",
+                bpffs.display()
+            );
+        }
         Ok(())
     }
 }

@@ -53,12 +53,86 @@ impl Printer {
                 out.write_all(b"\n")?;
             }
             Printer::Jsonl => {
-                serde_json::to_writer(&mut out, value)?;
-                out.write_all(b"\n")?;
+                // A list is a stream of records: one object per line.
+                match serde_json::to_value(value)? {
+                    serde_json::Value::Array(items) => {
+                        for item in items {
+                            serde_json::to_writer(&mut out, &item)?;
+                            out.write_all(b"\n")?;
+                        }
+                    }
+                    other => {
+                        serde_json::to_writer(&mut out, &other)?;
+                        out.write_all(b"\n")?;
+                    }
+                }
             }
         }
         Ok(())
     }
+
+    pub fn is_json(&self) -> bool {
+        !self.is_table()
+    }
+}
+
+/// A mistake in how the command was called, found after parsing (a port
+/// without a protocol, a bad MAC): exit code 2, like the errors clap finds.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Returns early with a usage error (exit code 2).
+#[macro_export]
+macro_rules! usage {
+    ($($arg:tt)*) => {
+        return Err(anyhow::Error::new($crate::output::UsageError(format!($($arg)*))))
+    };
+}
+
+/// The longest piece of user input an error message quotes.
+const QUOTE_MAX: usize = 120;
+
+/// `s` for an error message: cut to a readable length.
+pub fn quote(s: &str) -> String {
+    if s.len() <= QUOTE_MAX {
+        return format!("{s:?}");
+    }
+    let mut end = QUOTE_MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}… ({} bytes)", &s[..end], s.len())
+}
+
+/// The error's message with its causes, each said once: a cause whose text
+/// its parent already includes is not repeated, and errno values the C
+/// library has no name for are explained.
+pub fn error_message(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if parts.iter().any(|p| p.contains(&text)) {
+            continue;
+        }
+        parts.push(text);
+    }
+    parts
+        .join(": ")
+        .replace("Unknown error 524", "operation not supported for this kind of map or program (ENOTSUPP, 524)")
+        .replace("Unknown error 523", "the kernel refused the request (ENOTSUPP_OR_BADCOOKIE, 523)")
+}
+
+/// The exit code for an error: 2 for usage mistakes, 1 for everything else.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.chain().any(|c| c.downcast_ref::<UsageError>().is_some()) { 2 } else { 1 }
 }
 
 /// A table in the style of cilium-dbg: no borders, upper-case headers.

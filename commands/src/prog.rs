@@ -10,17 +10,27 @@ use crate::output::{Printer, table};
 pub enum ProgCmd {
     /// List every program: id, type, name, tag, attach points, maps.
     List {
-        /// Turn on the kernel's run-time statistics for this long and show run count and average ns.
-        #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "1")]
-        stats: Option<f64>,
+        /// Turn on the kernel's run-time statistics for this long and show the runs and average ns of that window.
+        #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "1", value_parser = parse_window)]
+        stats: Option<Duration>,
     },
+}
+
+/// The statistics window: seconds (fractions allowed), more than 0 and at most an hour.
+fn parse_window(s: &str) -> Result<Duration, String> {
+    let secs: f64 =
+        s.trim().parse().map_err(|_| format!("{}: expected seconds, like 1 or 0.5", crate::output::quote(s)))?;
+    if !secs.is_finite() || secs <= 0.0 || secs > 3600.0 {
+        return Err(format!("{}: the window is more than 0 and at most 3600 seconds", crate::output::quote(s)));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 impl ProgCmd {
     pub fn run(self, p: &Printer) -> anyhow::Result<()> {
         match self {
             ProgCmd::List { stats } => {
-                let window = stats.map(|s| Duration::from_secs_f64(s.max(0.0)));
+                let window = stats;
                 let progs = dpdbg::progs::list(window)?;
                 p.print(&progs, || {
                     let mut headers = vec!["ID", "TYPE", "NAME", "TAG", "ATTACHED", "MAPS"];

@@ -151,7 +151,7 @@ fn endpoint_set_changes_every_address() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("endpoint 999 not found"), "{}", stderr(&o));
     let o = dpdbg(&fs.0, &state, &["bpf", "endpoint", "set", &id]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2), "nothing to change is a usage error");
     assert!(stderr(&o).contains("nothing to change"), "{}", stderr(&o));
     let o = dpdbg(&fs.0, &state, &["bpf", "endpoint", "set", &id, "--identity", "0"]);
     assert_eq!(o.status.code(), Some(1));

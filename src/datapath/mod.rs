@@ -233,19 +233,63 @@ fn verifier_error(program: &str, e: ProgramError) -> Error {
     }
 }
 
+/// Whether the kernel takes `n` entries for map `name` as they are: a size
+/// it would round or refuse is refused here, saying what would work.
+pub fn check_map_size(name: &str, n: u32) -> Result<()> {
+    if !MAPS.contains(&name) {
+        return Err(Error::InvalidInput(format!("no map named {name:?} (maps: {})", MAPS.join(", "))));
+    }
+    if n == 0 {
+        return Err(Error::InvalidInput(format!("map {name}: max entries must be at least 1")));
+    }
+    match name {
+        "events" => {
+            // The ring's size in bytes: a power of two, at least a page.
+            let page = sys::page_size() as u32;
+            if !n.is_power_of_two() || n < page {
+                let next = n.max(page).checked_next_power_of_two().unwrap_or(1 << 31);
+                return Err(Error::InvalidInput(format!(
+                    "map events is a ring buffer of {n} bytes: its size must be a power of two of at least one page ({page}); try {next}"
+                )));
+            }
+        }
+        "events_perf" => {
+            return Err(Error::InvalidInput(
+                "map events_perf has one slot per CPU, sized by the loader: it takes no --map-size".into(),
+            ));
+        }
+        "metrics" => {
+            return Err(Error::InvalidInput(format!(
+                "map metrics is indexed by reason and direction: its {} slots are fixed",
+                abi::METRICS_MAX
+            )));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 fn check_settings(s: &Settings) -> Result<()> {
     if s.snaplen > abi::SNAPLEN_MAX {
         return Err(Error::InvalidInput(format!("snaplen {} is too large: at most {}", s.snaplen, abi::SNAPLEN_MAX)));
     }
     for (name, n) in &s.max_entries {
-        if !MAPS.contains(&name.as_str()) {
-            return Err(Error::InvalidInput(format!("no map named {name:?} (maps: {})", MAPS.join(", "))));
-        }
-        if *n == 0 {
-            return Err(Error::InvalidInput(format!("map {name}: max entries must be at least 1")));
-        }
+        check_map_size(name, *n)?;
     }
     Ok(())
+}
+
+/// How long a change waits for another process's change to finish.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serialises load, attach, detach and unload under one bpffs: an flock on
+/// the bpffs directory itself (the pin directory may not exist yet), so two
+/// loads cannot both half-succeed and roll each other back.
+fn lock(bpffs: &Path) -> Result<sys::DirLock> {
+    sys::lock_dir(bpffs, LOCK_WAIT).map_err(|e| match e {
+        sys::LockError::Busy { holder } => Error::DatapathBusy { dir: bpffs.to_path_buf(), holder },
+        sys::LockError::Io(e) => Error::io("flock", bpffs, e),
+    })
 }
 
 /// Loads the built-in datapath object and pins its maps and programs.
@@ -258,6 +302,7 @@ pub fn load_object(bpffs: &Path, settings: &Settings, object: &[u8]) -> Result<L
     sys::require_privileges("loading the datapath")?;
     sys::require_bpffs(bpffs)?;
     check_settings(settings)?;
+    let _lock = lock(bpffs)?;
     let pins = Pins::new(bpffs);
     if pins.is_loaded() {
         return Err(Error::AlreadyLoaded { dir: pins.root().to_path_buf() });
@@ -334,29 +379,48 @@ pub struct Attachment {
 /// Attaches the datapath to both TC hooks of `ifname` and pins the links.
 /// `mode` None picks TCX when the kernel has it.
 pub fn attach(bpffs: &Path, ifname: &str, mode: Option<AttachMode>) -> Result<Vec<Attachment>> {
+    attach_all(bpffs, &[ifname], mode)
+}
+
+/// Attaches to every interface, or to none: every name is checked before the
+/// first attachment, and a failure detaches what this call attached.
+pub fn attach_all(bpffs: &Path, ifnames: &[&str], mode: Option<AttachMode>) -> Result<Vec<Attachment>> {
     sys::require_privileges("attaching the datapath")?;
     sys::require_bpffs(bpffs)?;
+    for ifname in ifnames {
+        sys::check_ifname(ifname)?;
+    }
+    let _lock = lock(bpffs)?;
     let pins = Pins::new(bpffs);
     if !pins.is_loaded() {
         return Err(Error::NotLoaded { dir: pins.root().to_path_buf() });
     }
-    let ifindex = sys::ifindex(ifname)?;
-    for hook in Hook::BOTH {
-        if pins.attachment(ifname, hook).is_some() {
-            return Err(Error::AlreadyAttached { name: ifname.to_string(), direction: hook.as_str() });
+    let mut targets = Vec::new();
+    for (i, ifname) in ifnames.iter().enumerate() {
+        if ifnames[..i].contains(ifname) {
+            return Err(Error::InvalidInput(format!("interface {ifname} is named twice")));
         }
+        let ifindex = sys::ifindex(ifname)?;
+        for hook in Hook::BOTH {
+            if pins.attachment(ifname, hook).is_some() {
+                return Err(Error::AlreadyAttached { name: ifname.to_string(), direction: hook.as_str() });
+            }
+        }
+        targets.push((*ifname, ifindex));
     }
     let mode = mode.unwrap_or(if sys::features().tcx { AttachMode::Tcx } else { AttachMode::Clsact });
-    let mut done = Vec::new();
-    for hook in Hook::BOTH {
-        match attach_hook(&pins, ifname, ifindex, hook, mode) {
-            Ok(a) => done.push(a),
-            Err(e) => {
-                // Leave the interface as it was: both hooks or neither.
-                for a in &done {
-                    let _ = detach_hook(&pins, ifname, a.hook);
+    let mut done: Vec<Attachment> = Vec::new();
+    for (ifname, ifindex) in targets {
+        for hook in Hook::BOTH {
+            match attach_hook(&pins, ifname, ifindex, hook, mode) {
+                Ok(a) => done.push(a),
+                Err(e) => {
+                    // Leave every interface as it was.
+                    for a in &done {
+                        let _ = detach_hook(&pins, &a.interface, a.hook);
+                    }
+                    return Err(e);
                 }
-                return Err(e);
             }
         }
     }
@@ -411,6 +475,8 @@ fn has_io_kind(e: &(dyn std::error::Error + 'static), kind: std::io::ErrorKind) 
     false
 }
 
+/// Removes one attachment. What is already gone (an interface deleted, a
+/// filter removed with `tc`) counts as removed: only the pin is left to clear.
 fn detach_hook(pins: &Pins, ifname: &str, hook: Hook) -> Result<bool> {
     match pins.attachment(ifname, hook) {
         Some((AttachMode::Tcx, path)) => {
@@ -421,9 +487,11 @@ fn detach_hook(pins: &Pins, ifname: &str, hook: Hook) -> Result<bool> {
             Ok(true)
         }
         Some((AttachMode::Clsact, path)) => {
-            if sys::ifindex(ifname).is_ok() {
-                tc::qdisc_detach_program(ifname, hook.tc(), hook.program())
-                    .map_err(|e| Error::bpf(format!("removing {} filter from {ifname}", hook.as_str()), e))?;
+            if sys::ifindex(ifname).is_ok()
+                && let Err(e) = tc::qdisc_detach_program(ifname, hook.tc(), hook.program())
+                && status::clsact_filter_present(ifname, hook, None)
+            {
+                return Err(Error::bpf(format!("removing {} filter from {ifname}", hook.as_str()), e));
             }
             fs::remove_dir(&path).map_err(|e| Error::io("rmdir", &path, e))?;
             Ok(true)
@@ -435,15 +503,28 @@ fn detach_hook(pins: &Pins, ifname: &str, hook: Hook) -> Result<bool> {
 /// Detaches the datapath from both hooks of `ifname`. Works for interfaces
 /// that no longer exist (their stale pins are removed).
 pub fn detach(bpffs: &Path, ifname: &str) -> Result<()> {
+    detach_all(bpffs, &[ifname])
+}
+
+/// Detaches from every interface, or from none: every name must be attached
+/// before the first is detached.
+pub fn detach_all(bpffs: &Path, ifnames: &[&str]) -> Result<()> {
     sys::require_privileges("detaching the datapath")?;
     sys::require_bpffs(bpffs)?;
-    let pins = Pins::new(bpffs);
-    let mut any = false;
-    for hook in Hook::BOTH {
-        any |= detach_hook(&pins, ifname, hook)?;
+    for ifname in ifnames {
+        sys::check_ifname(ifname)?;
     }
-    if !any {
-        return Err(Error::NotAttached { name: ifname.to_string() });
+    let _lock = lock(bpffs)?;
+    let pins = Pins::new(bpffs);
+    for ifname in ifnames {
+        if Hook::BOTH.iter().all(|h| pins.attachment(ifname, *h).is_none()) {
+            return Err(Error::NotAttached { name: ifname.to_string() });
+        }
+    }
+    for ifname in ifnames {
+        for hook in Hook::BOTH {
+            detach_hook(&pins, ifname, hook)?;
+        }
     }
     Ok(())
 }
@@ -460,6 +541,7 @@ pub struct UnloadReport {
 pub fn unload(bpffs: &Path) -> Result<UnloadReport> {
     sys::require_privileges("unloading the datapath")?;
     sys::require_bpffs(bpffs)?;
+    let _lock = lock(bpffs)?;
     let pins = Pins::new(bpffs);
     if !pins.root().exists() {
         return Err(Error::NotLoaded { dir: pins.root().to_path_buf() });

@@ -203,6 +203,25 @@ fn read_settings(pins: &Pins) -> Result<Settings> {
     Ok(Settings::from_parts(&c, &Runtime::from_abi(&r)))
 }
 
+/// Whether a clsact filter of ours is on the hook (with program `prog_id`
+/// when given), as `tc filter show` reports it: the marker pin only says we
+/// put one there, not that nobody removed it since.
+pub(super) fn clsact_filter_present(ifname: &str, hook: Hook, prog_id: Option<u32>) -> bool {
+    let Ok(out) =
+        std::process::Command::new("tc").args(["-j", "filter", "show", "dev", ifname, hook.as_str()]).output()
+    else {
+        // No tc to ask: trust the marker.
+        return true;
+    };
+    let Ok(filters) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else { return false };
+    filters.as_array().into_iter().flatten().any(|f| {
+        let opts = &f["options"];
+        let name_ok = opts["bpf_name"].as_str().is_some_and(|n| n.starts_with(hook.program()));
+        let id_ok = prog_id.is_none_or(|id| opts["prog"]["id"].as_u64() == Some(id as u64));
+        name_ok && id_ok
+    })
+}
+
 fn tcx_attached(ifname: &str, hook: Hook, prog_id: Option<u32>) -> bool {
     let tc = match hook {
         Hook::Ingress => aya::programs::TcAttachType::Ingress,
@@ -248,7 +267,7 @@ pub fn status(bpffs: &Path) -> Result<Status> {
         let attached = ifindex.is_some()
             && match mode {
                 AttachMode::Tcx => tcx_attached(&ifname, hook, prog_id(hook.program())),
-                AttachMode::Clsact => true,
+                AttachMode::Clsact => clsact_filter_present(&ifname, hook, prog_id(hook.program())),
             };
         st.interfaces.push(AttachmentStatus {
             interface: ifname,

@@ -49,43 +49,16 @@ pub fn decode(rec: &[u8]) -> Result<Event, DecodeError> {
     Ok(Event { hdr, data: rec[need..need + hdr.cap_len as usize].to_vec() })
 }
 
-/// One consumer per datapath: an exclusive flock on the `maps` pin
-/// directory (bpffs holds no regular files, but directories take flocks).
-fn lock_consumer(pins: &Pins) -> Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
+/// One consumer per datapath: an exclusive flock on the `maps` pin directory.
+fn lock_consumer(pins: &Pins) -> Result<crate::sys::DirLock> {
     let dir = pins.root().join("maps");
-    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY).open(&dir).map_err(|e| {
-        match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NotLoaded { dir: pins.root().to_path_buf() },
-            _ => Error::io("open", &dir, e),
+    crate::sys::lock_dir(&dir, std::time::Duration::ZERO).map_err(|e| match e {
+        crate::sys::LockError::Busy { holder } => Error::EventsBusy { dir: pins.root().to_path_buf(), holder },
+        crate::sys::LockError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Error::NotLoaded { dir: pins.root().to_path_buf() }
         }
-    })?;
-    // SAFETY: f is an open fd for the duration of the call.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            return Err(Error::EventsBusy { dir: pins.root().to_path_buf(), holder: lock_holder(&dir) });
-        }
-        return Err(Error::io("flock", &dir, e));
-    }
-    Ok(f)
-}
-
-/// The pid holding a flock on `dir`, from /proc/locks, for the error message.
-fn lock_holder(dir: &Path) -> String {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(md) = std::fs::metadata(dir) else { return "unknown".into() };
-    let want = format!(":{}", md.ino());
-    std::fs::read_to_string("/proc/locks")
-        .ok()
-        .and_then(|l| {
-            l.lines()
-                .find(|line| {
-                    line.contains("FLOCK") && line.split_whitespace().nth(5).is_some_and(|f| f.ends_with(&want))
-                })
-                .and_then(|line| line.split_whitespace().nth(4).map(str::to_string))
-        })
-        .unwrap_or_else(|| "unknown".into())
+        crate::sys::LockError::Io(e) => Error::io("flock", &dir, e),
+    })
 }
 
 enum Inner {
@@ -97,7 +70,7 @@ enum Inner {
 pub struct EventReader {
     inner: Inner,
     /// flock held on the pin directory while we consume.
-    _lock: std::fs::File,
+    _lock: crate::sys::DirLock,
     /// Perf samples the kernel reported lost (ring full).
     pub lost: u64,
 }

@@ -33,11 +33,14 @@ pub struct LabOptions {
     pub bpffs: Option<PathBuf>,
     pub settings: Settings,
     pub attach_mode: Option<AttachMode>,
+    /// Where the lab records what it makes, before making it, so a `lab up`
+    /// killed half-way leaves a state file `lab down` can clean up after.
+    pub state_file: Option<PathBuf>,
 }
 
 impl Default for LabOptions {
     fn default() -> Self {
-        LabOptions { endpoints: 2, bpffs: None, settings: Settings::default(), attach_mode: None }
+        LabOptions { endpoints: 2, bpffs: None, settings: Settings::default(), attach_mode: None, state_file: None }
     }
 }
 
@@ -73,6 +76,8 @@ pub struct LabState {
 pub struct Lab {
     state: LabState,
     keep: bool,
+    /// The state file this process writes as it builds (see LabOptions).
+    state_file: Option<PathBuf>,
 }
 
 pub(crate) fn run(cmd: &str, args: &[&str]) -> Result<String> {
@@ -148,6 +153,31 @@ fn reserve_index() -> Result<u8> {
     Err(Error::Lab(format!("no free lab index under {LABS_DIR}: remove stale files there")))
 }
 
+/// Why a state file is not one a lab wrote: it must name only what the
+/// lab's own naming scheme makes, so `lab down` deletes nothing else.
+fn check_state(st: &LabState) -> std::result::Result<(), String> {
+    let idx = st.index;
+    let numbered = |s: &str, prefix: &str| {
+        s.strip_prefix(prefix).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    for ep in &st.endpoints {
+        if !numbered(&ep.host_if, &format!("dpl{idx}e")) {
+            return Err(format!("interface {:?}", ep.host_if));
+        }
+        if !numbered(&ep.netns, &format!("dpdbg-l{idx}-ep")) {
+            return Err(format!("network namespace {:?}", ep.netns));
+        }
+    }
+    if st.own_mount {
+        let ours = st.bpffs.parent() == Some(std::env::temp_dir().as_path())
+            && st.bpffs.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("dpdbg-bpffs-"));
+        if !ours {
+            return Err(format!("a mount at {}", st.bpffs.display()));
+        }
+    }
+    Ok(())
+}
+
 fn release_index(index: u8) {
     let _ = fs::remove_file(Path::new(LABS_DIR).join(index.to_string()));
 }
@@ -173,6 +203,24 @@ impl Lab {
         if opts.endpoints == 0 || opts.endpoints > 200 {
             return Err(Error::InvalidInput(format!("--endpoints {}: use 1 to 200", opts.endpoints)));
         }
+        if let Some(f) = &opts.state_file
+            && f.exists()
+        {
+            return Err(Error::Lab(format!(
+                "a lab is already up ({} exists): run `dpdbg lab down` first",
+                f.display()
+            )));
+        }
+        if let Some(p) = &opts.bpffs
+            && opts.settings.transport == datapath::Transport::Perf
+            && Pins::new(p).is_loaded()
+            && datapath::loaded_settings(p).is_ok_and(|s| s.transport != datapath::Transport::Perf)
+        {
+            return Err(Error::InvalidInput(format!(
+                "a datapath that sends events by ring buffer is already loaded under {}: the lab would use it, not a perf one; unload it first or leave out --events perf",
+                p.display()
+            )));
+        }
         let index = reserve_index()?;
         let mut lab = Lab {
             state: LabState {
@@ -184,10 +232,25 @@ impl Lab {
                 ipv6_forwarding_before: None,
             },
             keep: false,
+            state_file: opts.state_file.clone(),
         };
         // Drop tears down whatever part was built if a step fails.
+        lab.save()?;
         lab.build(opts)?;
         Ok(lab)
+    }
+
+    /// Writes the state file, when there is one: before each step, so it
+    /// always names at least what exists. Written whole or not at all.
+    fn save(&self) -> Result<()> {
+        let Some(path) = &self.state_file else { return Ok(()) };
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(|e| Error::io("mkdir", dir, e))?;
+        }
+        let json = serde_json::to_vec_pretty(&self.state).map_err(|e| Error::Lab(e.to_string()))?;
+        let tmp = path.with_extension("json.tmp");
+        fs::write(&tmp, json).map_err(|e| Error::io("write", &tmp, e))?;
+        fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))
     }
 
     fn build(&mut self, opts: &LabOptions) -> Result<()> {
@@ -203,10 +266,12 @@ impl Lab {
                     .map_err(|e| Error::io("mkdtemp", std::env::temp_dir(), e))?
                     .keep();
                 self.state.bpffs = dir.clone();
-                sys::mount_bpffs(&dir)?;
                 self.state.own_mount = true;
+                self.save()?;
+                sys::mount_bpffs(&dir)?;
             }
         }
+        self.save()?;
         let idx = self.state.index;
         let force_fwd = Path::new("/proc/sys/net/ipv6/conf/all/force_forwarding").exists();
         for n in 1..=opts.endpoints as u32 {
@@ -232,8 +297,9 @@ impl Lab {
                 endpoint_id: 100 + n,
                 identity: 1000 + n,
             };
-            ip(&["netns", "add", &ep.netns])?;
             self.state.endpoints.push(ep.clone());
+            self.save()?;
+            ip(&["netns", "add", &ep.netns])?;
             let (ns, hif) = (ep.netns.as_str(), ep.host_if.as_str());
             let v4 = ep.ipv4.to_string();
             let v6 = ep.ipv6.to_string();
@@ -294,13 +360,15 @@ impl Lab {
         if !force_fwd {
             let path = "/proc/sys/net/ipv6/conf/all/forwarding";
             self.state.ipv6_forwarding_before = fs::read_to_string(path).ok().map(|s| s.trim().to_string());
+            self.save()?;
             write_sysctl(path, "1")?;
         }
 
         let bpffs = self.state.bpffs.clone();
         if !Pins::new(&bpffs).is_loaded() {
-            datapath::load(&bpffs, &opts.settings)?;
             self.state.loaded_datapath = true;
+            self.save()?;
+            datapath::load(&bpffs, &opts.settings)?;
         }
         let maps = Maps::open(&bpffs)?;
         for ep in &self.state.endpoints {
@@ -352,11 +420,8 @@ impl Lab {
     /// Keeps everything running after this value is dropped (`dpdbg lab up`),
     /// writing the state where `Lab::from_state_file` finds it.
     pub fn persist(mut self, path: &Path) -> Result<LabState> {
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(|e| Error::io("mkdir", dir, e))?;
-        }
-        let json = serde_json::to_vec_pretty(&self.state).map_err(|e| Error::Lab(e.to_string()))?;
-        fs::write(path, json).map_err(|e| Error::io("write", path, e))?;
+        self.state_file = Some(path.to_path_buf());
+        self.save()?;
         // No pid: the reservation must survive this process.
         let _ = fs::write(Path::new(LABS_DIR).join(self.state.index.to_string()), "persistent");
         self.keep = true;
@@ -374,16 +439,18 @@ impl Lab {
         })?;
         let state: LabState = serde_json::from_slice(&data)
             .map_err(|e| Error::Lab(format!("{} is not a lab state file: {e}", path.display())))?;
-        Ok(Lab { state, keep: true })
+        check_state(&state).map_err(|why| {
+            Error::Lab(format!("{} names {why}, which no lab makes: refusing to touch it", path.display()))
+        })?;
+        Ok(Lab { state, keep: true, state_file: Some(path.to_path_buf()) })
     }
 
-    /// Removes everything; the state file too when given.
+    /// Removes everything; the state file too when given, unless something
+    /// could not be removed (then the file still says what is left).
     pub fn down(mut self, state_file: Option<&Path>) -> Result<()> {
         self.keep = false;
+        self.state_file = state_file.map(Path::to_path_buf);
         let errors = self.teardown();
-        if let Some(p) = state_file {
-            let _ = fs::remove_file(p);
-        }
         self.keep = true; // already torn down: Drop has nothing left to do
         if errors.is_empty() {
             Ok(())
@@ -412,9 +479,16 @@ impl Lab {
         for ep in self.state.endpoints.drain(..) {
             // The namespace's veth would go with it, but only once the
             // kernel's asynchronous netns clean-up runs: delete it now so the
-            // name is free for the next lab at once.
-            let _ = ip(&["link", "del", &ep.host_if]);
-            if let Err(e) = ip(&["netns", "del", &ep.netns]) {
+            // name is free for the next lab at once. Either may not exist:
+            // a lab up killed half-way recorded it before making it.
+            if sys::ifindex(&ep.host_if).is_ok()
+                && let Err(e) = ip(&["link", "del", &ep.host_if])
+            {
+                errors.push(e.to_string());
+            }
+            if Path::new("/run/netns").join(&ep.netns).exists()
+                && let Err(e) = ip(&["netns", "del", &ep.netns])
+            {
                 errors.push(e.to_string());
             }
         }
@@ -422,13 +496,20 @@ impl Lab {
             let _ = write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", &v);
         }
         if self.state.own_mount {
-            if let Err(e) = sys::unmount(&bpffs) {
+            if sys::is_bpffs(&bpffs)
+                && let Err(e) = sys::unmount(&bpffs)
+            {
                 errors.push(e.to_string());
             }
             let _ = fs::remove_dir(&bpffs);
             self.state.own_mount = false;
         }
-        release_index(self.state.index);
+        if errors.is_empty() {
+            release_index(self.state.index);
+            if let Some(f) = &self.state_file {
+                let _ = fs::remove_file(f);
+            }
+        }
         errors
     }
 }

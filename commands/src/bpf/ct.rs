@@ -79,13 +79,11 @@ fn list(bpffs: &Path, filter: &CtFilter, p: &Printer) -> anyhow::Result<()> {
             let json = matches!(p, Printer::Json);
             let mut buf = Vec::with_capacity(512);
             let mut first = true;
-            if json {
-                w.write_all(b"[")?;
-            }
+            // The array opens with its first entry, so an error before it leaves stdout empty.
             let n = ct::for_each(bpffs, filter, |v| {
                 buf.clear();
-                if json && !first {
-                    buf.push(b',');
+                if json {
+                    buf.push(if first { b'[' } else { b',' });
                 }
                 first = false;
                 ct::write_json(&mut buf, v);
@@ -95,7 +93,7 @@ fn list(bpffs: &Path, filter: &CtFilter, p: &Printer) -> anyhow::Result<()> {
                 w.write_all(&buf).map_err(|e| dpdbg::Error::io("write", "stdout", e))
             })?;
             if json {
-                w.write_all(b"]\n")?;
+                w.write_all(if first { b"[]\n" } else { b"]\n" })?;
             }
             n
         }

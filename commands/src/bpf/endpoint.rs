@@ -44,8 +44,8 @@ pub enum EndpointCmd {
         interface: Option<String>,
         #[arg(long)]
         ifindex: Option<u32>,
-        #[arg(long, default_value = "00:00:00:00:00:00")]
-        mac: String,
+        #[arg(long, default_value = "00:00:00:00:00:00", value_parser = parse_mac)]
+        mac: [u8; 6],
         /// Which directions policy is enforced in.
         #[arg(long, value_enum, default_value_t = Enforce::None)]
         enforce: Enforce,
@@ -67,14 +67,18 @@ pub enum EndpointCmd {
     },
 }
 
-fn parse_mac(s: &str) -> anyhow::Result<[u8; 6]> {
+fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     let parts: Vec<&str> = s.split(':').collect();
     let mut mac = [0u8; 6];
     if parts.len() != 6 {
-        anyhow::bail!("MAC {s:?}: expected six hex bytes like 02:00:00:00:00:01");
+        return Err(format!("MAC {}: expected six hex bytes like 02:00:00:00:00:01", crate::output::quote(s)));
     }
     for (b, p) in mac.iter_mut().zip(parts) {
-        *b = u8::from_str_radix(p, 16).map_err(|_| anyhow::anyhow!("MAC {s:?}: {p:?} is not a hex byte"))?;
+        if p.len() > 2 {
+            return Err(format!("MAC {}: {p:?} is not a hex byte", crate::output::quote(s)));
+        }
+        *b = u8::from_str_radix(p, 16)
+            .map_err(|_| format!("MAC {}: {p:?} is not a hex byte", crate::output::quote(s)))?;
     }
     Ok(mac)
 }
@@ -135,10 +139,10 @@ impl EndpointCmd {
                 let ifindex = match (interface, ifindex) {
                     (Some(i), _) => dpdbg::sys::ifindex(&i)?,
                     (None, Some(x)) => x,
-                    (None, None) => anyhow::bail!("give the endpoint's interface with --interface NAME or --ifindex N"),
+                    (None, None) => crate::usage!("give the endpoint's interface with --interface NAME or --ifindex N"),
                 };
                 let flags = enforce.flags();
-                let info = EndpointInfo { endpoint_id: id, identity, ifindex, mac: parse_mac(&mac)?, flags };
+                let info = EndpointInfo { endpoint_id: id, identity, ifindex, mac, flags };
                 for ip in &ips {
                     maps.endpoint_upsert(*ip, info).with_context(|| format!("adding {ip}"))?;
                 }
@@ -148,7 +152,7 @@ impl EndpointCmd {
             }
             EndpointCmd::Set { id, enforce, identity } => {
                 if enforce.is_none() && identity.is_none() {
-                    anyhow::bail!("nothing to change: give --enforce none|ingress|egress|both and/or --identity N");
+                    crate::usage!("nothing to change: give --enforce none|ingress|egress|both and/or --identity N");
                 }
                 let changed = maps
                     .endpoint_set(id, enforce.map(Enforce::flags), identity)

@@ -45,7 +45,7 @@ fn parse_identity(s: &str) -> Result<u32, String> {
 impl RuleArgs {
     fn key(&self) -> anyhow::Result<PolicyKey> {
         if self.port != 0 && !matches!(self.proto, 6 | 17) {
-            anyhow::bail!("--port {} needs --proto tcp or udp", self.port);
+            crate::usage!("--port {} needs --proto tcp or udp", self.port);
         }
         Ok(PolicyKey {
             endpoint_id: self.endpoint,
