@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
+use dpdbg::btf::EncodeOptions;
 use dpdbg::maps::any::{self, AnyMap, MapSpec, Side};
 
 use crate::output::{Printer, table};
@@ -26,7 +27,13 @@ pub enum MapCmd {
     /// Print every entry of a map (MAP: a name, a pin path or id:N).
     Dump { map: String },
     /// Print one entry. KEY is JSON (decoded through the map's BTF) or hex:… bytes.
-    Get { map: String, key: String },
+    Get {
+        map: String,
+        key: String,
+        /// Fields a JSON key leaves out are zero (default: every field must be given).
+        #[arg(long)]
+        partial: bool,
+    },
     /// Create or replace one entry. KEY and VALUE are JSON or hex:… bytes.
     Update {
         map: String,
@@ -34,9 +41,18 @@ pub enum MapCmd {
         value: String,
         #[arg(long, value_enum, default_value_t = UpdateFlag::Any)]
         flag: UpdateFlag,
+        /// Fields the JSON leaves out are zero (default: every field must be given).
+        #[arg(long)]
+        partial: bool,
     },
     /// Delete one entry.
-    Delete { map: String, key: String },
+    Delete {
+        map: String,
+        key: String,
+        /// Fields a JSON key leaves out are zero (default: every field must be given).
+        #[arg(long)]
+        partial: bool,
+    },
 }
 
 fn open(map: &str, bpffs: &Path) -> anyhow::Result<AnyMap> {
@@ -69,10 +85,10 @@ impl MapCmd {
                 })
             }
             MapCmd::Dump { map } => dump(&open(&map, bpffs)?, p),
-            MapCmd::Get { map, key } => {
+            MapCmd::Get { map, key, partial } => {
                 let m = open(&map, bpffs)?;
-                let k = m.parse_input(&key, Side::Key)?;
-                let v = m.get(&k)?.ok_or_else(|| anyhow::anyhow!("key {key} not found in map {map}"))?;
+                let k = m.parse_input_with(&key, Side::Key, EncodeOptions { partial, ..Default::default() })?;
+                let v = m.get(&k)?.ok_or_else(|| anyhow::anyhow!("key {} not found in map {map}", any::quote(&key)))?;
                 let mut out = Vec::new();
                 let (kp, vp) = m.plans();
                 let percpu = m.is_percpu().then(|| (m.cpus(), m.value_buf_size() / m.cpus()));
@@ -80,11 +96,11 @@ impl MapCmd {
                 let value: serde_json::Value = serde_json::from_slice(&out)?;
                 p.print(&value, || human_entry(&value))
             }
-            MapCmd::Update { map, key, value, flag } => {
+            MapCmd::Update { map, key, value, flag, partial } => {
                 let m = open(&map, bpffs)?;
                 // Both are parsed and checked before anything is written.
-                let k = m.parse_input(&key, Side::Key)?;
-                let v = m.parse_input(&value, Side::Value)?;
+                let k = m.parse_input_with(&key, Side::Key, EncodeOptions { partial, ..Default::default() })?;
+                let v = m.parse_input_with(&value, Side::Value, EncodeOptions { partial, ..Default::default() })?;
                 let flags = match flag {
                     UpdateFlag::Any => 0,
                     UpdateFlag::Noexist => 1,
@@ -93,11 +109,11 @@ impl MapCmd {
                 m.update(&k, &v, flags).with_context(|| format!("map update {map}"))?;
                 p.print(&serde_json::json!({"updated": true}), || "Updated.".into())
             }
-            MapCmd::Delete { map, key } => {
+            MapCmd::Delete { map, key, partial } => {
                 let m = open(&map, bpffs)?;
-                let k = m.parse_input(&key, Side::Key)?;
+                let k = m.parse_input_with(&key, Side::Key, EncodeOptions { partial, ..Default::default() })?;
                 if !m.delete(&k)? {
-                    anyhow::bail!("key {key} not found in map {map}");
+                    anyhow::bail!("key {} not found in map {map}", any::quote(&key));
                 }
                 p.print(&serde_json::json!({"deleted": true}), || "Deleted.".into())
             }

@@ -363,7 +363,14 @@ fn typed_commands_and_dumps_agree_with_bpftool_in_the_lab() {
 
     // gc removes only expired entries: plant one that expired long ago.
     let old = r#"{"created_ns":1,"last_seen_ns":1,"packets_fwd":1,"bytes_fwd":60,"lifetime_s":1,"src_identity":7}"#;
-    ok(run(&["map", "update", "ct4", r#"{"saddr":1,"daddr":2,"sport":3,"dport":4,"proto":17,"direction":0}"#, old]));
+    ok(run(&[
+        "map",
+        "update",
+        "ct4",
+        r#"{"saddr":1,"daddr":2,"sport":3,"dport":4,"proto":17,"direction":0}"#,
+        old,
+        "--partial",
+    ]));
     let gc = ok_json(run(&["bpf", "ct", "gc", "-o", "json"]));
     assert!(gc["deleted"].as_u64().unwrap() >= 1);
     assert!(bpftool_dump(&pins.join("ct4")).iter().all(|e| e["key"]["sport"] != 3), "the expired entry is gone");

@@ -7,7 +7,7 @@ mod plan;
 
 use std::collections::HashMap;
 
-pub use encode::{EncodeError, encode};
+pub use encode::{EncodeError, EncodeOptions, encode, encode_with, parse_strict};
 pub use plan::JsonPlan;
 
 /// What can go wrong reading BTF.

@@ -20,6 +20,10 @@ enum Step {
     Bool {
         off: usize,
     },
+    /// A 128-bit integer: a hex string, as bpftool prints it.
+    Int128 {
+        off: usize,
+    },
     /// A bitfield: `bits` wide at bit `bit` of the value.
     Bits {
         bit: usize,
@@ -97,6 +101,8 @@ impl Builder<'_> {
                         bits: *bits as u8,
                         signed: *signed,
                     });
+                } else if size > 8 {
+                    self.steps.push(Step::Int128 { off });
                 } else if *is_bool {
                     self.steps.push(Step::Bool { off });
                 } else if *signed {
@@ -179,6 +185,7 @@ impl Builder<'_> {
 
 fn rd(data: &[u8], off: usize, size: usize) -> u64 {
     let mut b = [0u8; 8];
+    let size = size.min(8);
     if let Some(s) = data.get(off..off + size) {
         b[..size].copy_from_slice(s);
     }
@@ -186,7 +193,7 @@ fn rd(data: &[u8], off: usize, size: usize) -> u64 {
 }
 
 fn sign_extend(v: u64, bits: u32) -> i64 {
-    let shift = 64 - bits;
+    let shift = 64u32.saturating_sub(bits.clamp(1, 64));
     ((v << shift) as i64) >> shift
 }
 
@@ -214,6 +221,13 @@ impl JsonPlan {
                     out.extend_from_slice(ib.format(v).as_bytes())
                 }
                 Step::Bool { off } => out.extend_from_slice(if rd(data, *off, 1) != 0 { b"true" } else { b"false" }),
+                Step::Int128 { off } => {
+                    let mut b = [0u8; 16];
+                    if let Some(s) = data.get(*off..*off + 16) {
+                        b.copy_from_slice(s);
+                    }
+                    out.extend_from_slice(format!("\"{:#x}\"", u128::from_ne_bytes(b)).as_bytes());
+                }
                 Step::Bits { bit, bits, signed } => {
                     let start = bit / 8;
                     let shift = bit % 8;

@@ -498,7 +498,8 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>> {
     let body = body.strip_prefix("0x").unwrap_or(&body);
     if !body.len().is_multiple_of(2) || !body.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(Error::InvalidInput(format!(
-            "{s:?}: expected hex bytes, e.g. hex:0a000001 or \"hex:0a 00 00 01\""
+            "{}: expected hex bytes, e.g. hex:0a000001 or \"hex:0a 00 00 01\"",
+            quote(s)
         )));
     }
     Ok((0..body.len()).step_by(2).map(|i| u8::from_str_radix(&body[i..i + 2], 16).unwrap_or(0)).collect())
@@ -515,6 +516,12 @@ impl AnyMap {
     /// The bytes for a key or value the user typed: `hex:…`, or JSON
     /// checked against the map's BTF.
     pub fn parse_input(&self, s: &str, side: Side) -> Result<Vec<u8>> {
+        self.parse_input_with(s, side, crate::btf::EncodeOptions::default())
+    }
+
+    /// Bytes for a key or value given as JSON (checked against the map's
+    /// BTF, `opts` saying how strictly) or as `hex:…`.
+    pub fn parse_input_with(&self, s: &str, side: Side, opts: crate::btf::EncodeOptions) -> Result<Vec<u8>> {
         let what = if side == Side::Key { "key" } else { "value" };
         if let Some(h) = s.strip_prefix("hex:") {
             return parse_hex(h);
@@ -533,10 +540,25 @@ impl AnyMap {
                 self.info.name
             )));
         }
-        let json: serde_json::Value = serde_json::from_str(s)
-            .map_err(|e| Error::InvalidInput(format!("{what} {s:?} is not valid JSON ({e}); give JSON or hex:…")))?;
-        crate::btf::encode(btf, ty, &json).map_err(|e| Error::InvalidInput(format!("{what}: {e}")))
+        let json = crate::btf::parse_strict(s).map_err(|e| {
+            Error::InvalidInput(format!("{what} {} is not valid JSON ({e}); give JSON or hex:…", quote(s)))
+        })?;
+        let opts = crate::btf::EncodeOptions { root: Some(what), ..opts };
+        crate::btf::encode_with(btf, ty, &json, opts).map_err(|e| Error::InvalidInput(e.to_string()))
     }
+}
+
+/// User input for an error message, cut to a readable length.
+pub fn quote(s: &str) -> String {
+    const MAX: usize = 120;
+    if s.len() <= MAX {
+        return format!("{s:?}");
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}… ({} bytes)", &s[..end], s.len())
 }
 
 /// Renders one entry as JSON: `{"key":…,"value":…}`, or `"values":[{"cpu":N,"value":…}]` per CPU.
