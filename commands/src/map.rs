@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
 use dpdbg::btf::EncodeOptions;
-use dpdbg::maps::any::{self, AnyMap, MapSpec, Side};
+use dpdbg::maps::any::{self, Access, AnyMap, MapSpec, Side};
 
 use crate::output::{Printer, table};
 
@@ -55,9 +55,13 @@ pub enum MapCmd {
     },
 }
 
-fn open(map: &str, bpffs: &Path) -> anyhow::Result<AnyMap> {
+fn open(map: &str, bpffs: &Path, access: Access) -> anyhow::Result<AnyMap> {
     let spec = MapSpec::parse(map)?;
-    AnyMap::open(&spec, bpffs).with_context(|| format!("map {map}"))
+    let (m, note) = AnyMap::open_for(&spec, bpffs, access).with_context(|| format!("map {map}"))?;
+    if let Some(n) = note {
+        eprintln!("{n}");
+    }
+    Ok(m)
 }
 
 impl MapCmd {
@@ -84,9 +88,9 @@ impl MapCmd {
                     t.to_string()
                 })
             }
-            MapCmd::Dump { map } => dump(&open(&map, bpffs)?, p),
+            MapCmd::Dump { map } => dump(&open(&map, bpffs, Access::Read)?, p),
             MapCmd::Get { map, key, partial } => {
-                let m = open(&map, bpffs)?;
+                let m = open(&map, bpffs, Access::Read)?;
                 let k = m.parse_input_with(&key, Side::Key, EncodeOptions { partial, ..Default::default() })?;
                 let v = m.get(&k)?.ok_or_else(|| anyhow::anyhow!("key {} not found in map {map}", any::quote(&key)))?;
                 let mut out = Vec::new();
@@ -97,7 +101,7 @@ impl MapCmd {
                 p.print(&value, || human_entry(&value))
             }
             MapCmd::Update { map, key, value, flag, partial } => {
-                let m = open(&map, bpffs)?;
+                let m = open(&map, bpffs, Access::Write)?;
                 // Both are parsed and checked before anything is written.
                 let k = m.parse_input_with(&key, Side::Key, EncodeOptions { partial, ..Default::default() })?;
                 let v = m.parse_input_with(&value, Side::Value, EncodeOptions { partial, ..Default::default() })?;
@@ -110,7 +114,7 @@ impl MapCmd {
                 p.print(&serde_json::json!({"updated": true}), || "Updated.".into())
             }
             MapCmd::Delete { map, key, partial } => {
-                let m = open(&map, bpffs)?;
+                let m = open(&map, bpffs, Access::Write)?;
                 let k = m.parse_input_with(&key, Side::Key, EncodeOptions { partial, ..Default::default() })?;
                 if !m.delete(&k)? {
                     anyhow::bail!("key {} not found in map {map}", any::quote(&key));

@@ -154,7 +154,7 @@ fn endpoint_set_changes_every_address() {
     assert_eq!(o.status.code(), Some(2), "nothing to change is a usage error");
     assert!(stderr(&o).contains("nothing to change"), "{}", stderr(&o));
     let o = dpdbg(&fs.0, &state, &["bpf", "endpoint", "set", &id, "--identity", "0"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2), "a reserved identity is a usage error");
     assert!(stderr(&o).contains("identity 0"), "{}", stderr(&o));
 }
 

@@ -123,7 +123,53 @@ pub struct AnyMap {
 /// Walk buffers: this many entries per BPF_MAP_LOOKUP_BATCH call.
 const BATCH: usize = 8192;
 
+/// What a map is opened for: a name that is not one of our pins may pick
+/// another program's map, which is fine to read but not to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
 impl AnyMap {
+    /// Opens a map for `access`. A name resolves to our pin under `bpffs`
+    /// first; otherwise a read takes the one map on the system with that
+    /// name and says so in the returned note, and a write is refused with
+    /// the candidates, so it never lands in another datapath's map by accident.
+    pub fn open_for(spec: &MapSpec, bpffs: &Path, access: Access) -> Result<(AnyMap, Option<String>)> {
+        if let MapSpec::Name(name) = spec
+            && !Pins::new(bpffs).map(name).exists()
+        {
+            let ids = Self::ids_named(name)?;
+            if access == Access::Write {
+                let candidates = if ids.is_empty() {
+                    "none on this system (see `dpdbg map list`)".to_string()
+                } else {
+                    ids.iter().map(|id| format!("id:{id}")).collect::<Vec<_>>().join(", ")
+                };
+                return Err(Error::InvalidInput(format!(
+                    "{name:?} is not one of dpdbg's maps under {}: name the map to write by id:N or its pin path (maps named {name:?}: {candidates})",
+                    Pins::new(bpffs).root().join("maps").display()
+                )));
+            }
+            let m = Self::open(spec, bpffs)?;
+            let note = format!("note: {name:?} is not pinned under {}; reading map id:{}", bpffs.display(), m.info.id);
+            return Ok((m, Some(note)));
+        }
+        Ok((Self::open(spec, bpffs)?, None))
+    }
+
+    fn ids_named(name: &str) -> Result<Vec<u32>> {
+        let mut found = Vec::new();
+        for id in raw::map_ids().map_err(|e| Error::io("bpf_map_get_next_id", "maps", e))? {
+            let Ok(fd) = raw::map_fd_by_id(id) else { continue };
+            if raw::map_info(fd.as_raw_fd()).is_ok_and(|i| i.name == name) {
+                found.push(id);
+            }
+        }
+        Ok(found)
+    }
+
     pub fn open(spec: &MapSpec, bpffs: &Path) -> Result<AnyMap> {
         let fd = match spec {
             MapSpec::Id(id) => raw::map_fd_by_id(*id).map_err(|e| match e.raw_os_error() {

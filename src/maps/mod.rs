@@ -44,6 +44,20 @@ pub fn addr_bytes(ip: IpAddr) -> ([u8; 16], u8) {
     }
 }
 
+/// `ip` with the bits past `prefix_len` cleared: the network of a CIDR.
+pub fn network(ip: IpAddr, prefix_len: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mask = if prefix_len == 0 { 0 } else { u32::MAX << (32 - prefix_len.min(32) as u32) };
+            IpAddr::from((u32::from(v4) & mask).to_be_bytes())
+        }
+        IpAddr::V6(v6) => {
+            let mask = if prefix_len == 0 { 0 } else { u128::MAX << (128 - prefix_len.min(128) as u32) };
+            IpAddr::from((u128::from(v6) & mask).to_be_bytes())
+        }
+    }
+}
+
 pub fn addr_from_bytes(a: &[u8; 16], family: u8) -> IpAddr {
     if family == FAMILY_IPV4 { IpAddr::from([a[0], a[1], a[2], a[3]]) } else { IpAddr::from(*a) }
 }
@@ -276,6 +290,12 @@ impl Maps {
         if prefix_len > max {
             return Err(Error::InvalidInput(format!("prefix length /{prefix_len} is too long for {ip}")));
         }
+        let net = network(ip, prefix_len);
+        if net != ip {
+            return Err(Error::InvalidInput(format!(
+                "{ip}/{prefix_len} has host bits set: the network with that prefix is {net}/{prefix_len}"
+            )));
+        }
         let (addr, family) = addr_bytes(ip);
         let mut data = [0u8; 20];
         data[0] = family;
@@ -323,7 +343,9 @@ impl Maps {
         let mut out = Vec::new();
         for idx in 0..abi::METRICS_MAX {
             let vals = typed("metrics", m.get(&idx, 0))?;
-            let (packets, bytes) = vals.iter().fold((0, 0), |(p, b), v| (p + v.packets, b + v.bytes));
+            // Saturating: counters near the top must not wrap to small numbers when summed.
+            let (packets, bytes) =
+                vals.iter().fold((0u64, 0u64), |(p, b), v| (p.saturating_add(v.packets), b.saturating_add(v.bytes)));
             if packets > 0 {
                 let reason = Reason((idx / 2) as u8);
                 out.push(Metric {

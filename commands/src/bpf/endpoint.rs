@@ -49,6 +49,9 @@ pub enum EndpointCmd {
         /// Which directions policy is enforced in.
         #[arg(long, value_enum, default_value_t = Enforce::None)]
         enforce: Enforce,
+        /// Take an address another endpoint has (it becomes this endpoint's).
+        #[arg(long)]
+        force: bool,
     },
     /// Change an endpoint's enforcement or identity, for every address it has.
     Set {
@@ -109,6 +112,18 @@ fn render(eps: &[Endpoint]) -> String {
     t.to_string()
 }
 
+/// Identities below 256 are reserved (cilium: 1 host, 2 world, …); 0 means "any" in policy.
+const RESERVED_IDENTITIES: u32 = 256;
+
+fn check_identity(identity: u32) -> anyhow::Result<()> {
+    if identity < RESERVED_IDENTITIES {
+        crate::usage!(
+            "identity {identity} is reserved (0 means any peer in policy, 1 is host, 2 is world, below {RESERVED_IDENTITIES} are cilium's reserved identities): give an endpoint an identity of {RESERVED_IDENTITIES} or more"
+        );
+    }
+    Ok(())
+}
+
 impl Enforce {
     fn flags(self) -> u16 {
         match self {
@@ -135,7 +150,22 @@ impl EndpointCmd {
                 }
                 p.print(&eps, || render(&eps))
             }
-            EndpointCmd::Add { id, identity, ips, interface, ifindex, mac, enforce } => {
+            EndpointCmd::Add { id, identity, ips, interface, ifindex, mac, enforce, force } => {
+                check_identity(identity)?;
+                if !force {
+                    let owned: Vec<String> = maps
+                        .endpoint_list()?
+                        .into_iter()
+                        .filter(|e| ips.contains(&e.ip) && e.endpoint_id != id)
+                        .map(|e| format!("{} (endpoint {})", e.ip, e.endpoint_id))
+                        .collect();
+                    if !owned.is_empty() {
+                        anyhow::bail!(
+                            "{} already belong to another endpoint: delete it there first, or pass --force to move the address",
+                            owned.join(", ")
+                        );
+                    }
+                }
                 let ifindex = match (interface, ifindex) {
                     (Some(i), _) => dpdbg::sys::ifindex(&i)?,
                     (None, Some(x)) => x,
@@ -153,6 +183,9 @@ impl EndpointCmd {
             EndpointCmd::Set { id, enforce, identity } => {
                 if enforce.is_none() && identity.is_none() {
                     crate::usage!("nothing to change: give --enforce none|ingress|egress|both and/or --identity N");
+                }
+                if let Some(i) = identity {
+                    check_identity(i)?;
                 }
                 let changed = maps
                     .endpoint_set(id, enforce.map(Enforce::flags), identity)

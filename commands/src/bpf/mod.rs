@@ -60,6 +60,10 @@ pub fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
     if len > max {
         return Err(format!("{s:?}: prefix length {len} is longer than {max}"));
     }
+    let net = dpdbg::maps::network(ip, len);
+    if net != ip {
+        return Err(format!("{s:?} has host bits set: the network with that prefix is {net}/{len}"));
+    }
     Ok((ip, len))
 }
 
