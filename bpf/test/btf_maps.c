@@ -37,6 +37,20 @@ struct rich {
 	__u32 arr[3];
 };
 
+/* 128-bit integers: printed by bpftool as hex strings. */
+struct wide {
+	__int128 s;
+	unsigned __int128 u;
+	__u64 tail;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8);
+	__type(key, __u32);
+	__type(value, struct wide);
+} wide_hash SEC(".maps");
+
 struct counters {
 	__u64 packets;
 	__u64 bytes;

@@ -1,0 +1,396 @@
+//! dpdbg on a bad day: hostile arguments, interrupted and concurrent
+//! commands, changes made behind its back. Each test here failed before the
+//! fix it names.
+
+mod common;
+
+use common::{Bpffs, dpdbg};
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn ok(o: Output) -> String {
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    stdout(&o)
+}
+
+fn ok_json(o: Output) -> Value {
+    let s = ok(o);
+    serde_json::from_str(&s).unwrap_or_else(|e| panic!("{e}: {s}"))
+}
+
+/// Exit `code`, `needle` in stderr, no panic.
+fn refused(o: Output, code: i32, needle: &str) {
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(code), "stderr: {e}");
+    assert!(e.contains(needle), "expected {needle:?} in: {e}");
+    assert!(!e.contains("panicked") && !e.contains("RUST_BACKTRACE"), "{e}");
+}
+
+fn sh(cmd: &str, args: &[&str]) -> String {
+    let o = Command::new(cmd).args(args).output().unwrap();
+    assert!(o.status.success(), "{cmd} {args:?}: {}", stderr(&o));
+    stdout(&o)
+}
+
+/// A veth pair in this namespace, deleted on drop.
+struct Veth(String);
+
+impl Veth {
+    fn new(tag: &str) -> Veth {
+        let name = format!("dph{tag}{}", std::process::id() % 10000);
+        let _ = Command::new("ip").args(["link", "del", &name]).output();
+        sh("ip", &["link", "add", &name, "type", "veth", "peer", "name", &format!("{name}p")]);
+        sh("ip", &["link", "set", &name, "up"]);
+        Veth(name)
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).output();
+    }
+}
+
+#[test]
+fn no_panic_on_any_argument() {
+    let fs = Bpffs::new();
+    let st = fs.0.join("lab.json");
+    for w in ["inf", "1e30", "NaN", "-1", "0", "3601"] {
+        refused(dpdbg(&fs.0, &st, &["prog", "list", &format!("--stats={w}")]), 2, "at most 3600 seconds");
+    }
+    refused(dpdbg(&fs.0, &st, &["prog", "list", "--stats=nonsense"]), 2, "expected seconds");
+    for d in ["18446744073709551615s", "99999999999999999999", "500000000h", "1y1y1y1y1y1y1y1y1y1y1y"] {
+        refused(dpdbg(&fs.0, &st, &["monitor", "--until", d]), 2, "--until");
+        refused(dpdbg(&fs.0, &st, &["monitor", "--since", d]), 2, "--since");
+    }
+    refused(dpdbg(&fs.0, &st, &["monitor", "--until", "5 parsecs"]), 2, "a duration like");
+}
+
+#[test]
+fn interface_names_are_not_paths() {
+    let fs = Bpffs::new();
+    let st = fs.0.join("lab.json");
+    ok(dpdbg(&fs.0, &st, &["datapath", "load"]));
+    // What `detach ../../x` used to remove: a directory outside the pin tree.
+    let victim = fs.0.join("x-ingress-clsact");
+    std::fs::create_dir(&victim).unwrap();
+    refused(dpdbg(&fs.0, &st, &["datapath", "detach", "../../x"]), 1, "is not an interface name");
+    assert!(victim.exists(), "nothing outside the pin tree was touched");
+    refused(dpdbg(&fs.0, &st, &["datapath", "attach", "../../x"]), 1, "is not an interface name");
+    refused(dpdbg(&fs.0, &st, &["datapath", "detach", "a-name-longer-than-15"]), 1, "1 to 15 bytes");
+    std::fs::remove_dir(&victim).unwrap();
+}
+
+#[test]
+fn parallel_loads_are_serialised() {
+    let fs = Bpffs::new();
+    let st = fs.0.join("lab.json");
+    for round in 0..4 {
+        let spawn = || {
+            Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+                .arg("--bpffs")
+                .arg(&fs.0)
+                .args(["datapath", "load"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (spawn(), spawn());
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        let wins = [&a, &b].iter().filter(|o| o.status.success()).count();
+        assert_eq!(wins, 1, "round {round}: exactly one load wins: {} / {}", stderr(&a), stderr(&b));
+        let loser = if a.status.success() { &b } else { &a };
+        assert!(stderr(loser).contains("already loaded"), "round {round}: {}", stderr(loser));
+        let status = ok_json(dpdbg(&fs.0, &st, &["datapath", "status", "-o", "json"]));
+        assert_eq!(status["loaded"], true, "the winner's datapath is intact");
+        assert_eq!(status["programs"].as_array().unwrap().len(), 2);
+        ok(dpdbg(&fs.0, &st, &["datapath", "unload"]));
+    }
+}
+
+#[test]
+fn out_of_band_filter_removal_does_not_wedge() {
+    let fs = Bpffs::new();
+    let st = fs.0.join("lab.json");
+    let veth = Veth::new("o");
+    ok(dpdbg(&fs.0, &st, &["datapath", "load"]));
+    ok(dpdbg(&fs.0, &st, &["datapath", "attach", &veth.0, "--mode", "clsact"]));
+    // Someone removes our ingress filter with tc.
+    sh("tc", &["filter", "del", "dev", &veth.0, "ingress"]);
+    let status = ok_json(dpdbg(&fs.0, &st, &["datapath", "status", "-o", "json"]));
+    let hook =
+        |h: &str| status["interfaces"].as_array().unwrap().iter().find(|i| i["hook"] == h).unwrap()["attached"].clone();
+    assert_eq!(hook("ingress"), false, "status checks what is really attached: {status:#}");
+    assert_eq!(hook("egress"), true);
+    ok(dpdbg(&fs.0, &st, &["datapath", "detach", &veth.0]));
+    let after = sh("tc", &["filter", "show", "dev", &veth.0, "egress"]);
+    assert!(!after.contains("to_endpoint"), "the remaining filter went: {after}");
+    // And unload copes the same way.
+    ok(dpdbg(&fs.0, &st, &["datapath", "attach", &veth.0, "--mode", "clsact"]));
+    sh("tc", &["filter", "del", "dev", &veth.0, "egress"]);
+    ok(dpdbg(&fs.0, &st, &["datapath", "unload"]));
+    assert!(!fs.0.join("dpdbg").exists());
+}
+
+#[test]
+fn monitor_stops_when_the_datapath_is_unloaded() {
+    let fs = Bpffs::new();
+    let st = fs.0.join("lab.json");
+    ok(dpdbg(&fs.0, &st, &["datapath", "load"]));
+    let mon = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+        .arg("--bpffs")
+        .arg(&fs.0)
+        .arg("monitor")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    ok(dpdbg(&fs.0, &st, &["datapath", "unload"]));
+    let t = Instant::now();
+    let out = mon.wait_with_output().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(3), "stopped within a second or so: {:?}", t.elapsed());
+    refused(out, 1, "was unloaded");
+    // The ring is not held any more: a new datapath and monitor work at once.
+    ok(dpdbg(&fs.0, &st, &["datapath", "load"]));
+    ok(dpdbg(&fs.0, &st, &["monitor", "--until", "300ms"]));
+}
+
+#[test]
+fn attach_and_detach_are_all_or_nothing() {
+    let fs = Bpffs::new();
+    let st = fs.0.join("lab.json");
+    let veth = Veth::new("a");
+    ok(dpdbg(&fs.0, &st, &["datapath", "load"]));
+    refused(dpdbg(&fs.0, &st, &["datapath", "attach", &veth.0, "nonesuch0"]), 1, "\"nonesuch0\" does not exist");
+    let status = ok_json(dpdbg(&fs.0, &st, &["datapath", "status", "-o", "json"]));
+    assert!(status["interfaces"].as_array().unwrap().is_empty(), "{veth} left as it was: {status:#}", veth = veth.0);
+    assert!(!sh("bpftool", &["net", "show"]).contains(&veth.0));
+    ok(dpdbg(&fs.0, &st, &["datapath", "attach", &veth.0]));
+    refused(dpdbg(&fs.0, &st, &["datapath", "detach", &veth.0, "nonesuch0"]), 1, "nonesuch0 has no dpdbg program");
+    let status = ok_json(dpdbg(&fs.0, &st, &["datapath", "status", "-o", "json"]));
+    assert_eq!(status["interfaces"].as_array().unwrap().len(), 2, "still attached: {status:#}");
+}
+
+#[test]
+fn output_scripts_can_trust() {
+    let fs = Bpffs::new();
+    let st = fs.0.join("lab.json");
+    // Errors under -o json are one JSON object on stderr, nothing on stdout.
+    let o = dpdbg(&fs.0, &st, &["bpf", "ct", "list", "-o", "json"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).is_empty(), "nothing on stdout: {}", stdout(&o));
+    let err: Value = serde_json::from_str(stderr(&o).trim()).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+    assert_eq!(err["exit_code"], 1);
+    assert!(err["error"].as_str().unwrap().contains("dpdbg datapath load"), "{err}");
+
+    ok(dpdbg(&fs.0, &st, &["datapath", "load"]));
+    for (id, ip) in [("301", "192.0.2.1"), ("302", "192.0.2.2")] {
+        ok(dpdbg(
+            &fs.0,
+            &st,
+            &["bpf", "endpoint", "add", "--id", id, "--identity", "5000", "--ip", ip, "--ifindex", "1"],
+        ));
+    }
+    // jsonl: one object per line, on every command that lists.
+    for args in
+        [&["bpf", "endpoint", "list"][..], &["bpf", "metrics", "list"], &["map", "list"], &["datapath", "config"]]
+    {
+        let mut a = args.to_vec();
+        a.extend(["-o", "jsonl"]);
+        let out = ok(dpdbg(&fs.0, &st, &a));
+        for line in out.lines() {
+            let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{args:?}: {e}: {line}"));
+            assert!(v.is_object(), "{args:?}: one object per line, not {line}");
+        }
+    }
+    let eps = ok(dpdbg(&fs.0, &st, &["bpf", "endpoint", "list", "-o", "jsonl"]));
+    assert_eq!(eps.lines().count(), 2);
+    refused(dpdbg(&fs.0, &st, &["monitor", "-o", "json"]), 2, "use -o jsonl");
+}
+
+#[test]
+fn messages_are_said_once_and_plainly() {
+    let fs = Bpffs::new();
+    // A state file nobody can write: the I/O error is said once, not twice.
+    let o = dpdbg(&fs.0, Path::new("/proc/dpdbg-no-such-dir/lab.json"), &["lab", "up"]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert_eq!(e.matches("os error").count(), 1, "{e}");
+    assert!(!e.contains("Io {") && !e.contains("Err("), "no Rust debug output: {e}");
+    // A huge input is not echoed back whole.
+    let st = fs.0.join("lab.json");
+    ok(dpdbg(&fs.0, &st, &["datapath", "load"]));
+    let huge = format!("hex:{}", "zz".repeat(50_000));
+    let o = dpdbg(&fs.0, &st, &["map", "update", "ct4", &huge, "hex:00"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).len() < 1000, "{} bytes of error", stderr(&o).len());
+    assert!(stderr(&o).contains("100000 bytes"), "{}", stderr(&o));
+}
+
+#[test]
+fn refuses_what_it_would_not_do_as_asked() {
+    let fs = Bpffs::new();
+    let st = fs.0.join("lab.json");
+    refused(dpdbg(&fs.0, &st, &["datapath", "load", "--map-size", "events=3"]), 2, "power of two");
+    refused(dpdbg(&fs.0, &st, &["datapath", "load", "--map-size", "events_perf=1"]), 2, "takes no --map-size");
+    ok(dpdbg(&fs.0, &st, &["datapath", "load"]));
+    refused(
+        dpdbg(&fs.0, &st, &["bpf", "ipcache", "upsert", "10.1.2.3/8", "5000"]),
+        2,
+        "the network with that prefix is 10.0.0.0/8",
+    );
+    let add = |id: &str, identity: &str, extra: &[&str]| {
+        let mut a =
+            vec!["bpf", "endpoint", "add", "--id", id, "--identity", identity, "--ip", "192.0.2.9", "--ifindex", "1"];
+        a.extend(extra);
+        dpdbg(&fs.0, &st, &a)
+    };
+    refused(add("1", "0", &[]), 2, "identity 0 is reserved");
+    refused(add("1", "2", &[]), 2, "identity 2 is reserved");
+    ok(add("1", "5000", &[]));
+    refused(add("2", "5001", &[]), 1, "192.0.2.9 (endpoint 1) already belong to another endpoint");
+    ok(add("2", "5001", &["--force"]));
+    // A lab with perf events over a ring-buffer datapath would not be what was asked.
+    refused(dpdbg(&fs.0, &st, &["lab", "up", "--events", "perf"]), 1, "ring buffer is already loaded");
+    assert!(!st.exists(), "the refused lab left no state");
+
+    // JSON for maps: every field, real booleans, no key twice.
+    let key = r#"{"endpoint_id":1,"identity":2,"dport":80,"proto":6,"direction":0}"#;
+    refused(dpdbg(&fs.0, &st, &["map", "update", "policy", key, r#"{"action":1}"#]), 1, "missing packets, bytes");
+    ok(dpdbg(&fs.0, &st, &["map", "update", "policy", key, r#"{"action":1}"#, "--partial"]));
+    refused(
+        dpdbg(&fs.0, &st, &["map", "update", "policy", key, r#"{"action":true,"packets":0,"bytes":0}"#]),
+        1,
+        "expected an integer, got a boolean",
+    );
+    refused(
+        dpdbg(&fs.0, &st, &["map", "update", "policy", key, r#"{"action":1,"action":0,"packets":0,"bytes":0}"#]),
+        1,
+        "\"action\" is given twice",
+    );
+}
+
+#[test]
+fn writes_by_name_stay_inside_our_bpffs() {
+    let fs = Bpffs::new();
+    let st = fs.0.join("lab.json");
+    let name = format!("dpt{}", std::process::id() % 100_000);
+    let pin = fs.0.join(&name);
+    sh(
+        "bpftool",
+        &[
+            "map",
+            "create",
+            pin.to_str().unwrap(),
+            "type",
+            "hash",
+            "key",
+            "4",
+            "value",
+            "4",
+            "entries",
+            "4",
+            "name",
+            &name,
+        ],
+    );
+    let id =
+        ok_json(Command::new("bpftool").args(["-j", "map", "show", "pinned", pin.to_str().unwrap()]).output().unwrap())
+            ["id"]
+            .clone();
+    refused(dpdbg(&fs.0, &st, &["map", "update", &name, "hex:01000000", "hex:02000000"]), 1, &format!("id:{id}"));
+    let dump = dpdbg(&fs.0, &st, &["map", "dump", &name]);
+    assert!(dump.status.success(), "{}", stderr(&dump));
+    assert!(stderr(&dump).contains(&format!("reading map id:{id}")), "{}", stderr(&dump));
+    ok(dpdbg(&fs.0, &st, &["map", "update", pin.to_str().unwrap(), "hex:01000000", "hex:02000000"]));
+    std::fs::remove_file(&pin).unwrap();
+}
+
+#[test]
+fn int128_fields_decode_and_encode_like_bpftool() {
+    let fs = Bpffs::new();
+    let st = fs.0.join("lab.json");
+    let dir = fs.0.join("bt");
+    std::fs::create_dir_all(dir.join("maps")).unwrap();
+    let obj = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(obj.path(), dpdbg::test_objects::BTF_MAPS).unwrap();
+    let (objs, progs, maps) = (obj.path().to_str().unwrap(), dir.join("progs"), dir.join("maps"));
+    sh(
+        "bpftool",
+        &["prog", "loadall", objs, progs.to_str().unwrap(), "type", "classifier", "pinmaps", maps.to_str().unwrap()],
+    );
+    let wide = maps.join("wide_hash");
+    let w = wide.to_str().unwrap();
+    let value = r#"{"s":-5,"u":"0xffffffffffffffffffffffffffffffff","tail":7}"#;
+    ok(dpdbg(&fs.0, &st, &["map", "update", w, "1", value]));
+    let ours = ok_json(dpdbg(&fs.0, &st, &["map", "dump", w, "-o", "json"]));
+    let theirs: Value = serde_json::from_str(&sh("bpftool", &["-j", "map", "dump", "pinned", w])).unwrap();
+    assert_eq!(ours[0]["value"], theirs[0]["formatted"]["value"], "ours {ours} vs bpftool {theirs}");
+    assert_eq!(ours[0]["value"]["s"], "0xfffffffffffffffffffffffffffffffb");
+    refused(
+        dpdbg(&fs.0, &st, &["map", "update", w, "1", r#"{"s":0,"u":"-1","tail":0}"#]),
+        1,
+        "does not fit in 128 bits",
+    );
+}
+
+/// `lab up` killed at several points; `lab down` then removes whatever it made.
+#[test]
+fn killed_lab_up_leaves_nothing_lab_down_cannot_remove() {
+    for delay_ms in [20u64, 150, 400, 900, 2500] {
+        let fs = Bpffs::new();
+        let dir = tempfile::tempdir().unwrap();
+        let st = dir.path().join("lab.json");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+            .arg("--bpffs")
+            .arg(&fs.0)
+            .args(["lab", "up", "--endpoints", "3"])
+            .env("DPDBG_LAB_STATE", &st)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // The lab's index: from its state file, else from its reservation.
+        let index = std::fs::read_to_string(&st)
+            .ok()
+            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+            .and_then(|v| v["index"].as_u64())
+            .or_else(|| {
+                std::fs::read_dir("/run/dpdbg/labs").ok()?.flatten().find_map(|e| {
+                    let owner = std::fs::read_to_string(e.path()).ok()?;
+                    (owner.trim() == pid.to_string()).then(|| e.file_name().to_string_lossy().parse().ok())?
+                })
+            });
+        if st.exists() {
+            let down = dpdbg(&fs.0, &st, &["lab", "down"]);
+            assert!(down.status.success(), "after {delay_ms} ms: {}", stderr(&down));
+            assert!(!st.exists());
+        }
+        let Some(idx) = index else { continue };
+        let netns = sh("ip", &["netns", "list"]);
+        assert!(!netns.contains(&format!("dpdbg-l{idx}-")), "after {delay_ms} ms, namespaces left: {netns}");
+        let links = sh("ip", &["-o", "link", "show"]);
+        assert!(!links.contains(&format!("dpl{idx}e")), "after {delay_ms} ms, veths left: {links}");
+        let routes = sh("ip", &["route", "show"]);
+        assert!(!routes.contains(&format!("198.18.{idx}.")), "after {delay_ms} ms, routes left: {routes}");
+        assert!(!fs.0.join("dpdbg").exists(), "after {delay_ms} ms, pins left");
+    }
+}
