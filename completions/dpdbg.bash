@@ -749,7 +749,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__add)
-            opts="-o -h -V --id --identity --ip --interface --ifindex --mac --enforce --bpffs --output --help --version"
+            opts="-o -h -V --id --identity --ip --interface --ifindex --mac --enforce --force --bpffs --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2939,7 +2939,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__map__subcmd__delete)
-            opts="-o -h -V --bpffs --output --help --version"
+            opts="-o -h -V --partial --bpffs --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2991,7 +2991,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__map__subcmd__get)
-            opts="-o -h -V --bpffs --output --help --version"
+            opts="-o -h -V --partial --bpffs --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3141,7 +3141,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__map__subcmd__update)
-            opts="-o -h -V --flag --bpffs --output --help --version"
+            opts="-o -h -V --flag --partial --bpffs --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

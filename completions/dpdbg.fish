@@ -253,6 +253,7 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcomm
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from get" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from get" -l partial -d 'Fields a JSON key leaves out are zero (default: every field must be given)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -l flag -r -f -a "any\t'Create or replace'
@@ -262,12 +263,14 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcomm
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -l partial -d 'Fields the JSON leaves out are zero (default: every field must be given)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from delete" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from delete" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from delete" -l partial -d 'Fields a JSON key leaves out are zero (default: every field must be given)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from help" -f -a "list" -d 'List every BPF map on the system'

@@ -75,7 +75,7 @@ pub enum Setting {
 const LOAD_TIME_KEYS: &[(&str, &str)] =
     &[("events", "--events"), ("transport", "--events"), ("snaplen", "--snaplen"), ("map-size", "--map-size")];
 
-fn parse_setting(s: &str) -> Result<Setting, String> {
+pub(crate) fn parse_setting(s: &str) -> Result<Setting, String> {
     let (k, v) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected KEY=VALUE, e.g. aggregation=none"))?;
     let key = k.trim().to_ascii_lowercase().replace('_', "-");
     let v = v.trim();
@@ -114,7 +114,7 @@ struct ConfigRow {
     changeable: &'static str,
 }
 
-fn parse_map_size(s: &str) -> Result<(String, u32), String> {
+pub(crate) fn parse_map_size(s: &str) -> Result<(String, u32), String> {
     let (name, n) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected MAP=ENTRIES"))?;
     let n: u32 = n.parse().map_err(|_| format!("{s:?}: {n:?} is not a number of entries"))?;
     datapath::check_map_size(name, n).map_err(|e| e.to_string())?;

@@ -9,6 +9,8 @@ pub mod map;
 pub mod monitor;
 pub mod output;
 pub mod prog;
+#[cfg(test)]
+mod props;
 
 use std::path::PathBuf;
 

@@ -397,3 +397,35 @@ impl MonitorCmd {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn damaged_records_are_cut_for_the_pcap_not_fatal() {
+        let data = vec![7u8; 300];
+        // Longer than the snap length: cut to it.
+        assert_eq!(pcap_record(&data, 1000), (&data[..256], 1000, true));
+        // Longer than the packet it claims to be: cut to the packet, counted.
+        assert_eq!(pcap_record(&data[..100], 60), (&data[..60], 60, true));
+        // Honest records pass as they are.
+        assert_eq!(pcap_record(&data[..98], 98), (&data[..98], 98, false));
+        assert_eq!(pcap_record(&data[..0], 0), (&data[..0], 0, false));
+        // What is written from them, tcpdump reads back whole.
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut w = PcapWriter::with_header(
+            std::fs::File::create(file.path()).unwrap(),
+            PcapHeader { datalink: DataLink::ETHERNET, snaplen: abi::SNAPLEN_MAX, ..Default::default() },
+        )
+        .unwrap();
+        for (d, o) in [(&data[..], 1000u32), (&data[..100], 60)] {
+            let (bytes, orig, _) = pcap_record(d, o);
+            w.write_packet(&PcapPacket::new(Duration::ZERO, orig, bytes)).unwrap();
+        }
+        w.into_writer().sync_all().unwrap();
+        let out = std::process::Command::new("tcpdump").arg("-nr").arg(file.path()).output().expect("tcpdump");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    }
+}

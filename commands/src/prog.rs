@@ -16,12 +16,12 @@ pub enum ProgCmd {
     },
 }
 
-/// The statistics window: seconds (fractions allowed), more than 0 and at most an hour.
-fn parse_window(s: &str) -> Result<Duration, String> {
+/// The statistics window: seconds (fractions allowed), from a millisecond to an hour.
+pub(crate) fn parse_window(s: &str) -> Result<Duration, String> {
     let secs: f64 =
         s.trim().parse().map_err(|_| format!("{}: expected seconds, like 1 or 0.5", crate::output::quote(s)))?;
-    if !secs.is_finite() || secs <= 0.0 || secs > 3600.0 {
-        return Err(format!("{}: the window is more than 0 and at most 3600 seconds", crate::output::quote(s)));
+    if !secs.is_finite() || !(0.001..=3600.0).contains(&secs) {
+        return Err(format!("{}: the window is 0.001 to at most 3600 seconds", crate::output::quote(s)));
     }
     Ok(Duration::from_secs_f64(secs))
 }

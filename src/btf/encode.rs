@@ -83,6 +83,11 @@ fn int_from(v: &Value, path: &str, bits: u32, signed: bool, boolean: bool) -> Re
         signed,
     };
     let mask = if bits == 128 { u128::MAX } else { (1u128 << bits) - 1 };
+    // Hex is the field's bits, as bpftool prints wide integers: for a signed
+    // field "0xff…fb" is -5, not a number too large.
+    if !neg && matches!(v, Value::String(s) if s.starts_with("0x")) {
+        return if mag > mask { Err(out_of_range()) } else { Ok(mag) };
+    }
     if !signed {
         if neg && mag != 0 || mag > mask {
             return Err(out_of_range());

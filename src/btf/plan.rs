@@ -34,6 +34,7 @@ enum Step {
     Str {
         off: usize,
         len: usize,
+        signed: bool,
     },
     Enum {
         off: usize,
@@ -122,7 +123,8 @@ impl Builder<'_> {
             Some(Type::Array { elem, len, .. }) => {
                 let (elem, len) = (*elem, *len as usize);
                 if self.is_char(elem) {
-                    self.steps.push(Step::Str { off, len });
+                    let signed = matches!(self.btf.resolve(elem).1, Some(Type::Int { signed: true, .. }));
+                    self.steps.push(Step::Str { off, len, signed });
                     return;
                 }
                 let esize = self.btf.size_of(elem).unwrap_or(0) as usize;
@@ -245,11 +247,32 @@ impl JsonPlan {
                         out.extend_from_slice(ib.format(v).as_bytes());
                     }
                 }
-                Step::Str { off, len } => {
+                Step::Str { off, len, signed } => {
                     let raw = data.get(*off..*off + *len).unwrap_or_default();
-                    let end = raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
-                    let s = String::from_utf8_lossy(&raw[..end]);
-                    out.extend_from_slice(json_string(&s).as_bytes());
+                    // A string as bpftool sees one: printable up to a NUL that
+                    // is there; anything else is an array of numbers, so it
+                    // reads back into the same bytes.
+                    match raw.iter().position(|&c| c == 0) {
+                        Some(end) if raw.len() == *len && raw[..end].iter().all(|c| (0x20..0x7f).contains(c)) => {
+                            let s = std::str::from_utf8(&raw[..end]).unwrap_or_default();
+                            out.extend_from_slice(json_string(s).as_bytes());
+                        }
+                        _ => {
+                            out.push(b'[');
+                            for i in 0..*len {
+                                if i > 0 {
+                                    out.push(b',');
+                                }
+                                let b = raw.get(i).copied().unwrap_or(0);
+                                if *signed {
+                                    out.extend_from_slice(ib.format(b as i8).as_bytes());
+                                } else {
+                                    out.extend_from_slice(ib.format(b).as_bytes());
+                                }
+                            }
+                            out.push(b']');
+                        }
+                    }
                 }
                 Step::Enum { off, size, signed, names } => {
                     let raw = rd(data, *off, *size as usize);

@@ -70,7 +70,7 @@ pub enum EndpointCmd {
     },
 }
 
-fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+pub(crate) fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     let parts: Vec<&str> = s.split(':').collect();
     let mut mac = [0u8; 6];
     if parts.len() != 6 {

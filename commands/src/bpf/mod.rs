@@ -1,10 +1,10 @@
 //! `dpdbg bpf …`: typed views of dpdbg's own maps, in cilium-dbg's words.
 
-mod ct;
-mod endpoint;
+pub(crate) mod ct;
+pub(crate) mod endpoint;
 mod ipcache;
 mod metrics;
-mod policy;
+pub(crate) mod policy;
 
 use std::net::IpAddr;
 use std::path::Path;

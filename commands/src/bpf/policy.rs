@@ -38,7 +38,7 @@ pub struct RuleArgs {
     direction: Direction,
 }
 
-fn parse_identity(s: &str) -> Result<u32, String> {
+pub(crate) fn parse_identity(s: &str) -> Result<u32, String> {
     if s == "any" { Ok(0) } else { s.parse().map_err(|_| format!("{s:?}: an identity number or \"any\"")) }
 }
 
