@@ -119,6 +119,7 @@ struct event_record {
  * though no map is declared with them.
  */
 struct event_record *dpdbg_abi_event_record __attribute__((unused));
+struct dpdbg_abi_enums *dpdbg_abi_enums __attribute__((unused));
 
 #define TCP_FLAG_FIN 0x01
 #define TCP_FLAG_SYN 0x02

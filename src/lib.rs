@@ -11,8 +11,10 @@ pub mod events;
 pub mod flow;
 pub mod lab;
 pub mod maps;
+pub mod pins;
 pub mod progs;
 pub mod sys;
+pub(crate) mod syscall;
 
 pub use error::{Error, Result};
 

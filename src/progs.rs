@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::maps::raw;
+use crate::syscall as raw;
 use crate::{Error, Result, sys};
 
 /// The kernel's program type numbers (enum bpf_prog_type).

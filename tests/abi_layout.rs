@@ -121,3 +121,95 @@ fn map_key_and_value_types_match_the_mirrors() {
         assert_eq!(pointee("value"), value, "value type of {map}");
     }
 }
+
+/// Every constant the datapath and the Rust side share, by its C name.
+fn mirrored_constants() -> Vec<(&'static str, i64)> {
+    use abi::Reason;
+    let mut v: Vec<(&'static str, i64)> = vec![
+        ("DPDBG_FAMILY_IPV4", abi::FAMILY_IPV4.into()),
+        ("DPDBG_FAMILY_IPV6", abi::FAMILY_IPV6.into()),
+        ("DPDBG_DIR_INGRESS", abi::DIR_INGRESS.into()),
+        ("DPDBG_DIR_EGRESS", abi::DIR_EGRESS.into()),
+        ("DPDBG_IDENTITY_ANY", abi::IDENTITY_ANY.into()),
+        ("DPDBG_IDENTITY_HOST", abi::IDENTITY_HOST.into()),
+        ("DPDBG_IDENTITY_WORLD", abi::IDENTITY_WORLD.into()),
+        ("DPDBG_EP_ENFORCE_INGRESS", abi::EP_ENFORCE_INGRESS.into()),
+        ("DPDBG_EP_ENFORCE_EGRESS", abi::EP_ENFORCE_EGRESS.into()),
+        ("DPDBG_POLICY_ALLOW", abi::POLICY_ALLOW.into()),
+        ("DPDBG_POLICY_DENY", abi::POLICY_DENY.into()),
+        ("DPDBG_MATCH_NONE", abi::MATCH_NONE.into()),
+        ("DPDBG_MATCH_L3_L4", abi::MATCH_L3_L4.into()),
+        ("DPDBG_MATCH_L3_ONLY", abi::MATCH_L3_ONLY.into()),
+        ("DPDBG_MATCH_L4_ONLY", abi::MATCH_L4_ONLY.into()),
+        ("DPDBG_MATCH_ALL", abi::MATCH_ALL.into()),
+        ("DPDBG_CT_F_SEEN_NON_SYN", abi::CT_F_SEEN_NON_SYN.into()),
+        ("DPDBG_CT_F_CLOSING_FWD", abi::CT_F_CLOSING_FWD.into()),
+        ("DPDBG_CT_F_CLOSING_REV", abi::CT_F_CLOSING_REV.into()),
+        ("DPDBG_CT_F_REPLY_SEEN", abi::CT_F_REPLY_SEEN.into()),
+        ("DPDBG_CT_LIFETIME_TCP_SYN", abi::CT_LIFETIME_TCP_SYN.into()),
+        ("DPDBG_CT_LIFETIME_TCP", abi::CT_LIFETIME_TCP.into()),
+        ("DPDBG_CT_LIFETIME_CLOSE", abi::CT_LIFETIME_CLOSE.into()),
+        ("DPDBG_CT_LIFETIME_NONTCP", abi::CT_LIFETIME_NONTCP.into()),
+        ("DPDBG_CT_NEW", abi::CT_NEW.into()),
+        ("DPDBG_CT_ESTABLISHED", abi::CT_ESTABLISHED.into()),
+        ("DPDBG_CT_REPLY", abi::CT_REPLY.into()),
+        ("DPDBG_CT_RELATED", abi::CT_RELATED.into()),
+        ("DPDBG_CT_REOPENED", abi::CT_REOPENED.into()),
+        ("DPDBG_METRICS_MAX", abi::METRICS_MAX.into()),
+        ("DPDBG_EVENT_DROP", abi::EVENT_DROP.into()),
+        ("DPDBG_EVENT_TRACE", abi::EVENT_TRACE.into()),
+        ("DPDBG_EVENT_POLICY_VERDICT", abi::EVENT_POLICY_VERDICT.into()),
+        ("DPDBG_TRACE_TO_ENDPOINT", abi::TRACE_TO_ENDPOINT.into()),
+        ("DPDBG_TRACE_FROM_ENDPOINT", abi::TRACE_FROM_ENDPOINT.into()),
+        ("DPDBG_VERDICT_FORWARDED", abi::VERDICT_FORWARDED.into()),
+        ("DPDBG_VERDICT_DROPPED", abi::VERDICT_DROPPED.into()),
+        ("DPDBG_EVF_DENY_OVERRODE_ALLOW", abi::EVF_DENY_OVERRODE_ALLOW.into()),
+        ("DPDBG_EVF_FRAGMENT", abi::EVF_FRAGMENT.into()),
+        ("DPDBG_SNAPLEN_MAX", abi::SNAPLEN_MAX.into()),
+        ("DPDBG_TRANSPORT_RINGBUF", abi::TRANSPORT_RINGBUF.into()),
+        ("DPDBG_TRANSPORT_PERF", abi::TRANSPORT_PERF.into()),
+        ("DPDBG_AGG_NONE", abi::AGG_NONE.into()),
+        ("DPDBG_AGG_MEDIUM", abi::AGG_MEDIUM.into()),
+        ("DPDBG_AGG_MAX", abi::AGG_MAX.into()),
+    ];
+    for (c, r) in [
+        ("DPDBG_REASON_FORWARDED", Reason::FORWARDED),
+        ("DPDBG_REASON_INVALID_SOURCE_IP", Reason::INVALID_SOURCE_IP),
+        ("DPDBG_REASON_POLICY_DENIED", Reason::POLICY_DENIED),
+        ("DPDBG_REASON_INVALID_PACKET", Reason::INVALID_PACKET),
+        ("DPDBG_REASON_CT_TRUNCATED", Reason::CT_TRUNCATED),
+        ("DPDBG_REASON_UNROUTABLE", Reason::UNROUTABLE),
+        ("DPDBG_REASON_CT_MAP_INSERT", Reason::CT_MAP_INSERT),
+        ("DPDBG_REASON_INVALID_EXTHDR", Reason::INVALID_EXTHDR),
+        ("DPDBG_REASON_FRAG_NOT_FOUND", Reason::FRAG_NOT_FOUND),
+        ("DPDBG_REASON_POLICY_DENYLIST", Reason::POLICY_DENYLIST),
+        ("DPDBG_REASON_PASS_OTHER_L3", Reason::PASS_OTHER_L3),
+        ("DPDBG_REASON_EVENT_LOST", Reason::EVENT_LOST),
+    ] {
+        v.push((c, r.0.into()));
+    }
+    v
+}
+
+/// The constants are C enums, kept in the object's BTF: each equals its
+/// Rust mirror, and no enumerator is left without one.
+#[test]
+fn every_shared_constant_matches_the_object_btf() {
+    let btf = object_btf();
+    let (_, _, members) = btf.find_struct("dpdbg_abi_enums").expect("struct dpdbg_abi_enums in the BTF");
+    let mut in_c = std::collections::BTreeMap::new();
+    for m in members {
+        let (_, t) = btf.resolve(m.type_id);
+        let Some(Type::Enum { values, .. }) = t else { panic!("dpdbg_abi_enums.{} is not an enum", m.name) };
+        for e in values {
+            in_c.insert(e.name.clone(), e.value);
+        }
+    }
+    let ours = mirrored_constants();
+    for (name, value) in &ours {
+        assert_eq!(in_c.get(*name), Some(value), "{name}: C has {:?}, Rust {value}", in_c.get(*name));
+    }
+    let mirrored: std::collections::BTreeSet<&str> = ours.iter().map(|(n, _)| *n).collect();
+    let unmirrored: Vec<&String> = in_c.keys().filter(|k| !mirrored.contains(k.as_str())).collect();
+    assert!(unmirrored.is_empty(), "C constants without a Rust mirror: {unmirrored:?}");
+}

@@ -37,7 +37,7 @@ fn ping_creates_ct_and_traces(transport: Transport) {
         assert_eq!((e.packets_fwd, e.bytes_fwd), (1, PING4_LEN), "request counted on {k:?}");
         assert_eq!((e.packets_rev, e.bytes_rev), (1, PING4_LEN), "reply counted on {k:?}");
         assert_eq!(e.src_identity, a.identity);
-        assert_eq!(e.lifetime_s, 60);
+        assert_eq!(e.lifetime_s, abi::CT_LIFETIME_NONTCP);
         assert!(e.flags & abi::CT_F_REPLY_SEEN != 0);
     }
     let dirs: Vec<u8> = icmp.iter().map(|(k, _)| k.direction).collect();
@@ -118,7 +118,7 @@ fn tcp_connection_tracks_flags_and_counts() {
     assert_eq!(eg.tcp_flags_rev & (SYN | ACK | FIN), SYN | ACK | FIN, "server flags {:#x}", eg.tcp_flags_rev);
     let both = abi::CT_F_CLOSING_FWD | abi::CT_F_CLOSING_REV | abi::CT_F_REPLY_SEEN | abi::CT_F_SEEN_NON_SYN;
     assert_eq!(eg.flags & both, both, "flags {:#x}", eg.flags);
-    assert_eq!(eg.lifetime_s, 10, "closed connections get the close timeout");
+    assert_eq!(eg.lifetime_s, abi::CT_LIFETIME_CLOSE, "closed connections get the close timeout");
 
     let ev = events(&mut reader);
     assert!(ev.len() >= 4, "{ev:?}");

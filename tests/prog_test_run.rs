@@ -163,7 +163,7 @@ fn new_connection_allowed_then_established_then_reply() {
     assert_eq!((e.packets_fwd, e.packets_rev), (2, 1));
     assert_eq!(e.bytes_fwd, 2 * 54);
     assert_eq!(e.src_identity, EP_IDENTITY);
-    assert_eq!(e.lifetime_s, 21600, "established TCP");
+    assert_eq!(e.lifetime_s, abi::CT_LIFETIME_TCP, "established TCP");
 
     let rules = dp.maps.policy_list().unwrap();
     assert_eq!(rules[0].1.packets, 1, "policy is looked up for the first packet only");

@@ -9,24 +9,37 @@
 #ifndef DPDBG_ABI_H
 #define DPDBG_ABI_H
 
+/*
+ * Constants are enums, not #defines: enums are kept in the object's BTF, so
+ * tests/abi_layout.rs compares every one with its Rust mirror.
+ */
+
 #include <linux/types.h>
 
 /* Address families as they appear in keys (not AF_*: one byte, stable). */
-#define DPDBG_FAMILY_IPV4 4
-#define DPDBG_FAMILY_IPV6 6
+enum dpdbg_family {
+	DPDBG_FAMILY_IPV4 = 4,
+	DPDBG_FAMILY_IPV6 = 6,
+};
 
 /* Direction, from the endpoint's point of view (cilium's meaning). */
-#define DPDBG_DIR_INGRESS 0 /* towards the endpoint: tc egress of the host veth */
-#define DPDBG_DIR_EGRESS 1  /* from the endpoint: tc ingress of the host veth */
+enum dpdbg_dir {
+	DPDBG_DIR_INGRESS = 0, /* towards the endpoint: tc egress of the host veth */
+	DPDBG_DIR_EGRESS = 1, /* from the endpoint: tc ingress of the host veth */
+};
 
 /* Reserved identities. 0 is never a real identity: in policy keys it means "any". */
-#define DPDBG_IDENTITY_ANY 0
-#define DPDBG_IDENTITY_HOST 1
-#define DPDBG_IDENTITY_WORLD 2
+enum dpdbg_identity {
+	DPDBG_IDENTITY_ANY = 0,
+	DPDBG_IDENTITY_HOST = 1,
+	DPDBG_IDENTITY_WORLD = 2,
+};
 
 /* endpoint.flags */
-#define DPDBG_EP_ENFORCE_INGRESS 0x1
-#define DPDBG_EP_ENFORCE_EGRESS 0x2
+enum dpdbg_ep_flag {
+	DPDBG_EP_ENFORCE_INGRESS = 0x1,
+	DPDBG_EP_ENFORCE_EGRESS = 0x2,
+};
 
 /* endpoints: IP address -> endpoint. IPv4 addresses use addr[0..4]. */
 struct endpoint_key {
@@ -69,8 +82,10 @@ struct policy_key {
 	__u8 direction;
 };
 
-#define DPDBG_POLICY_ALLOW 0
-#define DPDBG_POLICY_DENY 1
+enum dpdbg_policy_action {
+	DPDBG_POLICY_ALLOW = 0,
+	DPDBG_POLICY_DENY = 1,
+};
 
 struct policy_value {
 	__u8 action;
@@ -80,11 +95,13 @@ struct policy_value {
 };
 
 /* Which policy lookup matched (policy verdict events, hubble's match kinds). */
-#define DPDBG_MATCH_NONE 0
-#define DPDBG_MATCH_L3_L4 1
-#define DPDBG_MATCH_L3_ONLY 2
-#define DPDBG_MATCH_L4_ONLY 3
-#define DPDBG_MATCH_ALL 4
+enum dpdbg_match {
+	DPDBG_MATCH_NONE = 0,
+	DPDBG_MATCH_L3_L4 = 1,
+	DPDBG_MATCH_L3_ONLY = 2,
+	DPDBG_MATCH_L4_ONLY = 3,
+	DPDBG_MATCH_ALL = 4,
+};
 
 /*
  * Conntrack keys are stored in the orientation of the packet that opened the
@@ -114,16 +131,20 @@ struct ct6_key {
 };
 
 /* ct_entry.flags */
-#define DPDBG_CT_F_SEEN_NON_SYN 0x01
-#define DPDBG_CT_F_CLOSING_FWD 0x02
-#define DPDBG_CT_F_CLOSING_REV 0x04
-#define DPDBG_CT_F_REPLY_SEEN 0x08
+enum dpdbg_ct_flag {
+	DPDBG_CT_F_SEEN_NON_SYN = 0x01,
+	DPDBG_CT_F_CLOSING_FWD = 0x02,
+	DPDBG_CT_F_CLOSING_REV = 0x04,
+	DPDBG_CT_F_REPLY_SEEN = 0x08,
+};
 
 /* Lifetimes in seconds after last_seen_ns. */
-#define DPDBG_CT_LIFETIME_TCP_SYN 60
-#define DPDBG_CT_LIFETIME_TCP 21600
-#define DPDBG_CT_LIFETIME_CLOSE 10
-#define DPDBG_CT_LIFETIME_NONTCP 60
+enum dpdbg_ct_lifetime {
+	DPDBG_CT_LIFETIME_TCP_SYN = 60,
+	DPDBG_CT_LIFETIME_TCP = 21600,
+	DPDBG_CT_LIFETIME_CLOSE = 10,
+	DPDBG_CT_LIFETIME_NONTCP = 60,
+};
 
 /*
  * Times are CLOCK_MONOTONIC_COARSE nanoseconds. What every tracked packet
@@ -157,11 +178,13 @@ struct ct_entry {
  * connection. REOPENED: a SYN on a closing or closed entry, which starts a
  * new connection (policy is looked up again, as for NEW).
  */
-#define DPDBG_CT_NEW 1
-#define DPDBG_CT_ESTABLISHED 2
-#define DPDBG_CT_REPLY 3
-#define DPDBG_CT_RELATED 4
-#define DPDBG_CT_REOPENED 5
+enum dpdbg_ct_state {
+	DPDBG_CT_NEW = 1,
+	DPDBG_CT_ESTABLISHED = 2,
+	DPDBG_CT_REPLY = 3,
+	DPDBG_CT_RELATED = 4,
+	DPDBG_CT_REOPENED = 5,
+};
 
 /*
  * IPv4 and IPv6 fragments: the first fragment of a datagram records its
@@ -186,21 +209,25 @@ struct frag_ports {
  * Reasons, the metrics key and the drop event's subtype. Numbers below 240
  * are cilium's drop reasons for the same cause; 240 and up are dpdbg's own.
  */
-#define DPDBG_REASON_FORWARDED 0
-#define DPDBG_REASON_INVALID_SOURCE_IP 132
-#define DPDBG_REASON_POLICY_DENIED 133
-#define DPDBG_REASON_INVALID_PACKET 134
-#define DPDBG_REASON_CT_TRUNCATED 135
-#define DPDBG_REASON_UNROUTABLE 151
-#define DPDBG_REASON_CT_MAP_INSERT 155
-#define DPDBG_REASON_INVALID_EXTHDR 156 /* IPv6 extension-header chain we cannot finish */
-#define DPDBG_REASON_FRAG_NOT_FOUND 175 /* a later fragment whose first we have not seen */
-#define DPDBG_REASON_POLICY_DENYLIST 181
-#define DPDBG_REASON_PASS_OTHER_L3 240 /* not IPv4/IPv6 (ARP, ...): passed */
-#define DPDBG_REASON_EVENT_LOST 242    /* event not written: buffer full */
+enum dpdbg_reason {
+	DPDBG_REASON_FORWARDED = 0,
+	DPDBG_REASON_INVALID_SOURCE_IP = 132,
+	DPDBG_REASON_POLICY_DENIED = 133,
+	DPDBG_REASON_INVALID_PACKET = 134,
+	DPDBG_REASON_CT_TRUNCATED = 135,
+	DPDBG_REASON_UNROUTABLE = 151,
+	DPDBG_REASON_CT_MAP_INSERT = 155,
+	DPDBG_REASON_INVALID_EXTHDR = 156, /* IPv6 extension-header chain we cannot finish */
+	DPDBG_REASON_FRAG_NOT_FOUND = 175, /* a later fragment whose first we have not seen */
+	DPDBG_REASON_POLICY_DENYLIST = 181,
+	DPDBG_REASON_PASS_OTHER_L3 = 240, /* not IPv4/IPv6 (ARP, ...): passed */
+	DPDBG_REASON_EVENT_LOST = 242, /* event not written: buffer full */
+};
 
 /* metrics is a per-CPU array indexed by reason * 2 + direction. */
-#define DPDBG_METRICS_MAX (256 * 2)
+enum dpdbg_metrics {
+	DPDBG_METRICS_MAX = (256 * 2),
+};
 
 struct metrics_value {
 	__u64 packets;
@@ -208,23 +235,33 @@ struct metrics_value {
 };
 
 /* Event types, hubble's CiliumEventType numbers. */
-#define DPDBG_EVENT_DROP 1
-#define DPDBG_EVENT_TRACE 4
-#define DPDBG_EVENT_POLICY_VERDICT 5
+enum dpdbg_event_type {
+	DPDBG_EVENT_DROP = 1,
+	DPDBG_EVENT_TRACE = 4,
+	DPDBG_EVENT_POLICY_VERDICT = 5,
+};
 
 /* Trace observation points (event subtype), cilium's numbers. */
-#define DPDBG_TRACE_TO_ENDPOINT 0
-#define DPDBG_TRACE_FROM_ENDPOINT 5
+enum dpdbg_trace_point {
+	DPDBG_TRACE_TO_ENDPOINT = 0,
+	DPDBG_TRACE_FROM_ENDPOINT = 5,
+};
 
 /* Verdicts, hubble's numbers. */
-#define DPDBG_VERDICT_FORWARDED 1
-#define DPDBG_VERDICT_DROPPED 2
+enum dpdbg_verdict {
+	DPDBG_VERDICT_FORWARDED = 1,
+	DPDBG_VERDICT_DROPPED = 2,
+};
 
 /* event_hdr.flags */
-#define DPDBG_EVF_DENY_OVERRODE_ALLOW 0x01 /* verdict: a deny won over a matching allow */
-#define DPDBG_EVF_FRAGMENT 0x02            /* the packet is a fragment of a datagram */
+enum dpdbg_event_flag {
+	DPDBG_EVF_DENY_OVERRODE_ALLOW = 0x01, /* verdict: a deny won over a matching allow */
+	DPDBG_EVF_FRAGMENT = 0x02, /* the packet is a fragment of a datagram */
+};
 
-#define DPDBG_SNAPLEN_MAX 256 /* a power of two: the datapath masks with it */
+enum dpdbg_snaplen {
+	DPDBG_SNAPLEN_MAX = 256, /* a power of two: the datapath masks with it */
+};
 
 /*
  * Every event starts with this header, followed by cap_len bytes of the
@@ -250,13 +287,17 @@ struct event_hdr {
 };
 
 /* Event transports. */
-#define DPDBG_TRANSPORT_RINGBUF 0
-#define DPDBG_TRANSPORT_PERF 1
+enum dpdbg_transport {
+	DPDBG_TRANSPORT_RINGBUF = 0,
+	DPDBG_TRANSPORT_PERF = 1,
+};
 
 /* Aggregation levels for trace events. */
-#define DPDBG_AGG_NONE 0   /* a trace event for every forwarded packet */
-#define DPDBG_AGG_MEDIUM 1 /* new connections and changes of TCP flags */
-#define DPDBG_AGG_MAX 2    /* no trace events; drops and verdicts only */
+enum dpdbg_aggregation {
+	DPDBG_AGG_NONE = 0, /* a trace event for every forwarded packet */
+	DPDBG_AGG_MEDIUM = 1, /* new connections and changes of TCP flags */
+	DPDBG_AGG_MAX = 2, /* no trace events; drops and verdicts only */
+};
 
 /*
  * Load-time settings: one const volatile global, set by the loader. The
@@ -292,6 +333,28 @@ struct dp_clock {
 struct clock_sample {
 	__u64 jiffies;
 	__u64 coarse_ns;
+};
+
+/* Every enum above, so they all reach the object's BTF (see datapath.c). */
+struct dpdbg_abi_enums {
+	enum dpdbg_family family;
+	enum dpdbg_dir dir;
+	enum dpdbg_identity identity;
+	enum dpdbg_ep_flag ep_flag;
+	enum dpdbg_policy_action policy_action;
+	enum dpdbg_match match;
+	enum dpdbg_ct_flag ct_flag;
+	enum dpdbg_ct_lifetime ct_lifetime;
+	enum dpdbg_ct_state ct_state;
+	enum dpdbg_reason reason;
+	enum dpdbg_metrics metrics;
+	enum dpdbg_event_type event_type;
+	enum dpdbg_trace_point trace_point;
+	enum dpdbg_verdict verdict;
+	enum dpdbg_event_flag event_flag;
+	enum dpdbg_snaplen snaplen;
+	enum dpdbg_transport transport;
+	enum dpdbg_aggregation aggregation;
 };
 
 #endif

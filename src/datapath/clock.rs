@@ -7,7 +7,6 @@
 //! here once, through the object's own `clock_probe` program: user space and
 //! the conntrack entries keep speaking CLOCK_MONOTONIC_COARSE.
 
-use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
 use aya::Ebpf;
@@ -16,7 +15,7 @@ use aya::programs::{SchedClassifier, TestRun, TestRunOptions};
 
 use super::status::global_offset_in;
 use crate::abi::{ClockSample, DpClock};
-use crate::maps::raw;
+use crate::syscall as raw;
 use crate::{Error, Result};
 
 /// Tick lengths of the kernel's possible HZ values (1000, 300, 250, 100).
@@ -112,6 +111,5 @@ pub(super) fn calibrate(ebpf: &mut Ebpf, object: &[u8]) -> Result<()> {
     let bytes =
         unsafe { std::slice::from_raw_parts((&clk as *const DpClock).cast::<u8>(), std::mem::size_of::<DpClock>()) };
     value[off..off + bytes.len()].copy_from_slice(bytes);
-    raw::update_fd(data.fd().as_fd().as_raw_fd(), &0u32.to_ne_bytes(), &value, 0)
-        .map_err(|e| Error::bpf("writing the clock calibration", e))
+    raw::update(data, &0u32.to_ne_bytes(), &value, 0).map_err(|e| Error::bpf("writing the clock calibration", e))
 }

@@ -3,7 +3,6 @@
 //! `maps/<name>`, `progs/<name>`, `links/<ifname>-<ingress|egress>`.
 
 mod clock;
-mod pins;
 mod status;
 
 use std::fs;
@@ -13,10 +12,10 @@ use std::str::FromStr;
 use aya::EbpfLoader;
 use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::tc::{self, TcAttachOptions};
-use aya::programs::{LinkOrder, ProgramError, SchedClassifier, TcAttachType};
+use aya::programs::{LinkOrder, ProgramError, SchedClassifier};
 use serde::Serialize;
 
-pub use pins::Pins;
+pub use crate::pins::{AttachMode, CONFIG_MAP, Hook, MAPS, PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT, Pins, SETTINGS_MAP};
 pub use status::{
     AttachmentStatus, MapStatus, ProgramStatus, Runtime, Status, clock_source, loaded_settings, runtime, set_runtime,
     status,
@@ -24,19 +23,6 @@ pub use status::{
 
 use crate::abi::{self, DpConfig, DpRuntime};
 use crate::{Error, Result, sys};
-
-/// The maps the object defines, each pinned as `maps/<name>`.
-pub const MAPS: &[&str] =
-    &["endpoints", "ipcache", "policy", "ct4", "ct6", "frags", "metrics", "events", "events_perf"];
-/// The object's `.rodata` (the `cfg` load-time settings) is pinned under this
-/// name so `status` can show what the loaded datapath was configured with.
-pub const CONFIG_MAP: &str = "config";
-/// The object's `.data` (the `rt` run-time settings) is pinned under this
-/// name; `datapath config` changes it while the datapath runs.
-pub const SETTINGS_MAP: &str = "settings";
-/// The programs, each pinned as `progs/<name>`.
-pub const PROG_FROM_ENDPOINT: &str = "from_endpoint";
-pub const PROG_TO_ENDPOINT: &str = "to_endpoint";
 
 /// Where events go: chosen at load time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -154,61 +140,6 @@ impl Runtime {
                 _ => Aggregation::Medium,
             },
             debug: r.debug != 0,
-        }
-    }
-}
-
-/// How a program is attached to an interface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AttachMode {
-    /// A TCX link (kernel 6.6+), pinned under links/.
-    Tcx,
-    /// A clsact qdisc filter (older kernels), remembered by a marker under links/.
-    Clsact,
-}
-
-impl FromStr for AttachMode {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "tcx" => Ok(AttachMode::Tcx),
-            "clsact" | "tc" => Ok(AttachMode::Clsact),
-            _ => Err(Error::InvalidInput(format!("unknown attach mode {s:?}: use tcx or clsact"))),
-        }
-    }
-}
-
-/// The TC hook a program sits on, named as tc names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Hook {
-    Ingress,
-    Egress,
-}
-
-impl Hook {
-    pub const BOTH: [Hook; 2] = [Hook::Ingress, Hook::Egress];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Hook::Ingress => "ingress",
-            Hook::Egress => "egress",
-        }
-    }
-
-    /// The host veth's tc ingress sees what the endpoint sends.
-    pub fn program(self) -> &'static str {
-        match self {
-            Hook::Ingress => PROG_FROM_ENDPOINT,
-            Hook::Egress => PROG_TO_ENDPOINT,
-        }
-    }
-
-    fn tc(self) -> TcAttachType {
-        match self {
-            Hook::Ingress => TcAttachType::Ingress,
-            Hook::Egress => TcAttachType::Egress,
         }
     }
 }

@@ -9,9 +9,8 @@ use super::{
     Aggregation, AttachMode, CONFIG_MAP, Hook, MAPS, PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT, Pins, SETTINGS_MAP, Settings,
 };
 use crate::abi::{DpClock, DpConfig, DpRuntime};
-use crate::maps::any::{AnyMap, MapSpec};
-use crate::maps::raw;
 use crate::sys::{self, Features};
+use crate::syscall as raw;
 use crate::{Error, Result};
 
 #[derive(Clone, Debug, Serialize)]
@@ -188,7 +187,7 @@ pub fn set_runtime(bpffs: &Path, r: &Runtime) -> Result<()> {
     // SAFETY: DpRuntime is repr(C) u32s, and slot is exactly its size.
     let bytes = unsafe { std::slice::from_raw_parts((&abi as *const DpRuntime).cast::<u8>(), size) };
     slot.copy_from_slice(bytes);
-    raw::update_fd(data.fd().as_fd().as_raw_fd(), &0u32.to_ne_bytes(), &value, 0).map_err(|e| Error::bpf(what(), e))
+    raw::update(&data, &0u32.to_ne_bytes(), &value, 0).map_err(|e| Error::bpf(what(), e))
 }
 
 /// The settings the loaded datapath runs with: load-time and run-time.
@@ -287,7 +286,10 @@ pub fn status(bpffs: &Path) -> Result<Status> {
         let entries = match mt {
             MapType::RingBuf | MapType::PerfEventArray => None,
             MapType::Array | MapType::PerCpuArray => Some(info.max_entries() as u64),
-            _ => Some(AnyMap::open(&MapSpec::Path(path.clone()), bpffs)?.count()?),
+            _ => Some(
+                raw::count_entries(data.fd().as_fd().as_raw_fd())
+                    .map_err(|e| Error::bpf(format!("counting the entries of {}", path.display()), e))?,
+            ),
         };
         st.maps.push(MapStatus {
             name: name.to_string(),

@@ -7,9 +7,10 @@ use std::sync::mpsc;
 
 use serde::Serialize;
 
-use super::raw::{self, MapInfoRaw};
 use crate::btf::{Btf, JsonPlan};
-use crate::datapath::{MAPS, Pins};
+use crate::pins::{CONFIG_MAP, MAPS, Pins, SETTINGS_MAP};
+use crate::syscall as raw;
+pub use crate::syscall::MapInfoRaw;
 use crate::{Error, Result};
 
 /// How the user named a map.
@@ -80,7 +81,7 @@ pub fn map_type_name(t: u32) -> &'static str {
 }
 
 fn is_percpu(t: u32) -> bool {
-    matches!(t, 5 | 6 | 10 | 21)
+    raw::is_percpu_type(t)
 }
 
 /// Map types whose entries cannot be walked and read from user space.
@@ -116,6 +117,7 @@ pub struct MapSummary {
 pub struct AnyMap {
     fd: OwnedFd,
     pub info: MapInfoRaw,
+    sizes: raw::Sizes,
     btf: Option<Btf>,
     cpus: usize,
 }
@@ -209,7 +211,9 @@ impl AnyMap {
         let btf =
             if info.btf_id != 0 { raw::btf_by_id(info.btf_id).ok().and_then(|d| Btf::parse(&d).ok()) } else { None };
         let cpus = crate::sys::possible_cpus()?;
-        Ok(AnyMap { fd, info, btf, cpus })
+        let sizes =
+            raw::Sizes::of(fd.as_raw_fd()).map_err(|e| Error::io("bpf_obj_get_info_by_fd", format!("{spec:?}"), e))?;
+        Ok(AnyMap { fd, info, btf, cpus, sizes })
     }
 
     pub fn is_percpu(&self) -> bool {
@@ -267,7 +271,7 @@ impl AnyMap {
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.check_key(key)?;
         let mut v = vec![0u8; self.value_buf_size()];
-        match raw::lookup_fd(self.fd(), key, &mut v) {
+        match raw::lookup_fd(self.fd(), self.sizes, key, &mut v) {
             Ok(true) => Ok(Some(v)),
             Ok(false) => Ok(None),
             Err(e) => Err(Error::io("bpf_map_lookup_elem", format!("map {}", self.info.name), e)),
@@ -319,7 +323,7 @@ impl AnyMap {
             }
             value.to_vec()
         };
-        raw::update_fd(self.fd(), key, &buf, flags)
+        raw::update_fd(self.fd(), self.sizes, key, &buf, flags)
             .map_err(|e| Error::io("bpf_map_update_elem", format!("map {}", self.info.name), e))
     }
 
@@ -336,14 +340,14 @@ impl AnyMap {
                 "update_batch: keys and values do not line up with the map's sizes".into(),
             ));
         }
-        raw::update_batch(self.fd(), keys, values, n as u32)
+        raw::update_batch(self.fd(), self.sizes, keys, values, n as u32)
             .map_err(|e| Error::io("bpf_map_update_batch", format!("map {}", self.info.name), e))
     }
 
     /// Deletes one entry; Ok(false) when it was not there.
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
         self.check_key(key)?;
-        raw::delete_fd(self.fd(), key)
+        raw::delete_fd(self.fd(), self.sizes, key)
             .map_err(|e| Error::io("bpf_map_delete_elem", format!("map {}", self.info.name), e))
     }
 
@@ -368,7 +372,7 @@ impl AnyMap {
         let mut rest = keys;
         while !rest.is_empty() {
             let n = (rest.len() / ks).min(BATCH);
-            let (done, err) = raw::delete_batch(self.fd(), &rest[..n * ks], n as u32);
+            let (done, err) = raw::delete_batch(self.fd(), self.sizes, &rest[..n * ks], n as u32);
             deleted += done as u64;
             rest = &rest[done as usize * ks..];
             match err {
@@ -400,7 +404,8 @@ impl AnyMap {
         }
         let mut total = 0u64;
         std::thread::scope(|scope| -> Result<()> {
-            scope.spawn(move || read_batches(fd, ks, vs, &name, empty_rx, full_tx));
+            let sizes = self.sizes;
+            scope.spawn(move || read_batches(fd, sizes, ks, vs, &name, empty_rx, full_tx));
             for msg in full_rx {
                 let (k, v, n) = msg?;
                 total += n as u64;
@@ -441,6 +446,7 @@ type Batch = Result<(Vec<u8>, Vec<u8>, usize)>;
 
 fn read_batches(
     fd: i32,
+    sizes: raw::Sizes,
     ks: usize,
     vs: usize,
     name: &str,
@@ -457,8 +463,15 @@ fn read_batches(
     loop {
         let Ok((mut k, mut v)) = empty.recv() else { return };
         if batch_ok {
-            match raw::lookup_batch(fd, (!first).then_some(&token_in[..]), &mut token_out, &mut k, &mut v, BATCH as u32)
-            {
+            match raw::lookup_batch(
+                fd,
+                sizes,
+                (!first).then_some(&token_in[..]),
+                &mut token_out,
+                &mut k,
+                &mut v,
+                BATCH as u32,
+            ) {
                 Ok((n, more)) => {
                     first = false;
                     std::mem::swap(&mut token_in, &mut token_out);
@@ -480,7 +493,7 @@ fn read_batches(
         let mut n = 0;
         while n < BATCH {
             let key_slot = &mut k[n * ks..(n + 1) * ks];
-            match raw::get_next_key_fd(fd, started.then_some(&cur[..]), key_slot) {
+            match raw::get_next_key_fd(fd, sizes, started.then_some(&cur[..]), key_slot) {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(e) => {
@@ -491,7 +504,7 @@ fn read_batches(
             started = true;
             cur.copy_from_slice(key_slot);
             // An entry deleted between the two calls is skipped, not an error.
-            match raw::lookup_fd(fd, &cur, &mut v[n * vs..(n + 1) * vs]) {
+            match raw::lookup_fd(fd, sizes, &cur, &mut v[n * vs..(n + 1) * vs]) {
                 Ok(true) => n += 1,
                 Ok(false) => {}
                 Err(e) => {
@@ -511,7 +524,7 @@ fn read_batches(
 pub fn list(bpffs: &Path) -> Result<Vec<MapSummary>> {
     let pins = Pins::new(bpffs);
     let mut ours = std::collections::HashMap::new();
-    for name in MAPS.iter().copied().chain([crate::datapath::CONFIG_MAP]) {
+    for name in MAPS.iter().copied().chain([CONFIG_MAP, SETTINGS_MAP]) {
         let p = pins.map(name);
         if let Ok(fd) = raw::obj_get(&p)
             && let Ok(i) = raw::map_info(fd.as_raw_fd())

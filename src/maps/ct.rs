@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::any::{AnyMap, MapSpec};
 use crate::abi::{self, Ct4Key, Ct6Key, CtEntry};
-use crate::datapath::Pins;
+use crate::pins::Pins;
 use crate::{Error, Result, sys};
 
 /// Which entries `list` keeps; None means any.
@@ -125,10 +125,18 @@ fn view(t: Tuple, e: &CtEntry, now: u64) -> CtView {
     }
 }
 
-fn read<T: Copy>(b: &[u8]) -> T {
-    // SAFETY: callers pass slices of exactly size_of::<T>() bytes of a
-    // repr(C) integer-only type.
-    unsafe { std::ptr::read_unaligned(b.as_ptr().cast()) }
+/// A mirrored ABI struct from the front of `b`, which must hold it whole
+/// (a table whose sizes are not ours is refused, not read past its end).
+fn read<T: aya::Pod>(b: &[u8]) -> Result<T> {
+    if b.len() < std::mem::size_of::<T>() {
+        return Err(Error::InvalidInput(format!(
+            "a conntrack entry of {} bytes where {} were expected: is this map dpdbg's?",
+            b.len(),
+            std::mem::size_of::<T>()
+        )));
+    }
+    // SAFETY: T is Pod (repr(C), integers only) and b holds at least its size.
+    Ok(unsafe { std::ptr::read_unaligned(b.as_ptr().cast()) })
 }
 
 impl CtFilter {
@@ -141,7 +149,7 @@ impl CtFilter {
 }
 
 /// The two key layouts, seen as one tuple.
-trait CtKey: Copy {
+trait CtKey: aya::Pod {
     fn tuple(&self) -> Tuple;
 }
 
@@ -187,8 +195,8 @@ fn walk<K: CtKey>(
     let mut n = 0;
     m.for_each_batch(|keys, values, count| {
         for i in 0..count {
-            let k: K = read(&keys[i * ks..(i + 1) * ks]);
-            let e: CtEntry = read(&values[i * vs..i * vs + std::mem::size_of::<CtEntry>()]);
+            let k: K = read(&keys[i * ks..(i + 1) * ks])?;
+            let e: CtEntry = read(&values[i * vs..(i + 1) * vs])?;
             let v = view(k.tuple(), &e, now);
             if filter.keep(&v) {
                 n += 1;
@@ -225,9 +233,9 @@ fn delete_where(bpffs: &Path, pred: impl Fn(&CtView, &CtEntry) -> bool) -> Resul
         m.for_each_batch(|keys, values, count| {
             for i in 0..count {
                 let kb = &keys[i * ks..(i + 1) * ks];
-                let e: CtEntry = read(&values[i * vs..i * vs + std::mem::size_of::<CtEntry>()]);
+                let e: CtEntry = read(&values[i * vs..(i + 1) * vs])?;
                 let t =
-                    if family == abi::FAMILY_IPV4 { read::<Ct4Key>(kb).tuple() } else { read::<Ct6Key>(kb).tuple() };
+                    if family == abi::FAMILY_IPV4 { read::<Ct4Key>(kb)?.tuple() } else { read::<Ct6Key>(kb)?.tuple() };
                 if pred(&view(t, &e, now), &e) {
                     doomed.extend_from_slice(kb);
                 }

@@ -2,7 +2,6 @@
 
 pub mod any;
 pub mod ct;
-pub mod raw;
 
 use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd};
@@ -13,7 +12,8 @@ use aya::maps::{HashMap, LpmTrie, Map, MapData, PerCpuArray};
 use serde::Serialize;
 
 use crate::abi::{self, *};
-use crate::datapath::Pins;
+use crate::pins::Pins;
+use crate::syscall as raw;
 use crate::{Error, Result, sys};
 
 fn open(pins: &Pins, name: &str) -> Result<Map> {
@@ -225,19 +225,20 @@ impl Maps {
             _ => return Err(Error::InvalidInput("map policy is not a hash map".into())),
         };
         let fd = data.fd().as_fd().as_raw_fd();
+        let sizes = raw::Sizes::of(fd).map_err(|e| Error::bpf("map policy", e))?;
         let kb = pod_bytes(&key);
         let value = PolicyValue { action, ..Default::default() };
         let vb = pod_bytes(&value);
         let what = || format!("map policy, rule {}", describe_rule(&key));
         // A bounded retry: each round is lost only to a concurrent delete.
         for _ in 0..16 {
-            match raw::update_fd(fd, kb, vb, BPF_NOEXIST) {
+            match raw::update_fd(fd, sizes, kb, vb, BPF_NOEXIST) {
                 Ok(()) => return Ok(PolicyAdd::Added),
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                 Err(e) => return Err(Error::bpf(what(), e)),
             }
             let mut cur = [0u8; std::mem::size_of::<PolicyValue>()];
-            if !raw::lookup_fd(fd, kb, &mut cur).map_err(|e| Error::bpf(what(), e))? {
+            if !raw::lookup_fd(fd, sizes, kb, &mut cur).map_err(|e| Error::bpf(what(), e))? {
                 continue;
             }
             let existing = cur[0];
@@ -247,7 +248,7 @@ impl Maps {
             if action == POLICY_ALLOW {
                 return Err(Error::PolicyConflict { rule: describe_rule(&key) });
             }
-            match raw::update_fd(fd, kb, vb, BPF_EXIST) {
+            match raw::update_fd(fd, sizes, kb, vb, BPF_EXIST) {
                 Ok(()) => return Ok(PolicyAdd::Replaced),
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
                 Err(e) => return Err(Error::bpf(what(), e)),

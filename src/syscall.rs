@@ -1,6 +1,12 @@
 //! The bpf(2) commands aya does not expose generically: byte-level element
 //! access so any map can be read whatever its types, batch lookups (aya
 //! 0.14 has none), object info with BTF ids, and id iteration.
+//!
+//! A leaf of the crate: it imports nothing of dpdbg, and both `datapath`
+//! and `maps` build on it. Crate-private: the kernel writes through the
+//! pointers these calls pass, so every element and batch call checks its
+//! buffers against the map's own sizes ([`Sizes`], read from the kernel)
+//! before the syscall.
 
 use std::ffi::CString;
 use std::io;
@@ -77,23 +83,69 @@ fn elem(cmd: u32, fd: RawFd, key: Option<&[u8]>, value: u64, flags: u64) -> io::
     }
 }
 
+/// A map's key size and the bytes one of its values takes in user space
+/// (per-CPU maps: value_size rounded to 8, times the possible CPUs), as the
+/// kernel reports them. Only `Sizes::of` makes one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Sizes {
+    key: usize,
+    value: usize,
+}
+
+/// Per-CPU map types: their values come one per possible CPU.
+pub(crate) fn is_percpu_type(t: u32) -> bool {
+    matches!(t, 5 | 6 | 10 | 21)
+}
+
+fn possible_cpus() -> io::Result<usize> {
+    aya::util::nr_cpus().map_err(|(_, e)| e)
+}
+
+impl Sizes {
+    pub(crate) fn of(fd: RawFd) -> io::Result<Sizes> {
+        let i = map_info(fd)?;
+        let v = i.value_size as usize;
+        let value = if is_percpu_type(i.map_type) { v.div_ceil(8) * 8 * possible_cpus()? } else { v };
+        Ok(Sizes { key: i.key_size as usize, value })
+    }
+}
+
+fn need(what: &str, have: usize, need: usize) -> io::Result<()> {
+    if have < need {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{what} buffer of {have} bytes for a map that needs {need}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Next key after `key` (the first when None); Ok(false) at the end.
-pub fn get_next_key_fd(fd: RawFd, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<bool> {
+pub(crate) fn get_next_key_fd(fd: RawFd, s: Sizes, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<bool> {
+    if let Some(k) = key {
+        need("key", k.len(), s.key)?;
+    }
+    need("next key", next.len(), s.key)?;
     elem(BPF_MAP_GET_NEXT_KEY, fd, key, next.as_mut_ptr() as u64, 0)
 }
 
 /// Looks `key` up into `value`; Ok(false) when absent.
-pub fn lookup_fd(fd: RawFd, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
+pub(crate) fn lookup_fd(fd: RawFd, s: Sizes, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
+    need("key", key.len(), s.key)?;
+    need("value", value.len(), s.value)?;
     elem(BPF_MAP_LOOKUP_ELEM, fd, Some(key), value.as_mut_ptr() as u64, 0)
 }
 
-pub fn lookup(map: &MapData, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
-    lookup_fd(map.fd().as_fd().as_raw_fd(), key, value)
+pub(crate) fn lookup(map: &MapData, key: &[u8], value: &mut [u8]) -> io::Result<bool> {
+    let fd = map.fd().as_fd().as_raw_fd();
+    lookup_fd(fd, Sizes::of(fd)?, key, value)
 }
 
 /// Writes `key`. Every refusal is an error, ENOENT included (BPF_EXIST on a
 /// missing key): a write the kernel did not make must never look like one.
-pub fn update_fd(fd: RawFd, key: &[u8], value: &[u8], flags: u64) -> io::Result<()> {
+pub(crate) fn update_fd(fd: RawFd, s: Sizes, key: &[u8], value: &[u8], flags: u64) -> io::Result<()> {
+    need("key", key.len(), s.key)?;
+    need("value", value.len(), s.value)?;
     let mut a: Attr = [0; 16];
     put_u32(&mut a, 0, fd as u32);
     put_u64(&mut a, 8, key.as_ptr() as u64);
@@ -102,8 +154,14 @@ pub fn update_fd(fd: RawFd, key: &[u8], value: &[u8], flags: u64) -> io::Result<
     sys_bpf(BPF_MAP_UPDATE_ELEM, &mut a).map(|_| ())
 }
 
+pub(crate) fn update(map: &MapData, key: &[u8], value: &[u8], flags: u64) -> io::Result<()> {
+    let fd = map.fd().as_fd().as_raw_fd();
+    update_fd(fd, Sizes::of(fd)?, key, value, flags)
+}
+
 /// Deletes `key`; Ok(false) when it was not there.
-pub fn delete_fd(fd: RawFd, key: &[u8]) -> io::Result<bool> {
+pub(crate) fn delete_fd(fd: RawFd, s: Sizes, key: &[u8]) -> io::Result<bool> {
+    need("key", key.len(), s.key)?;
     elem(BPF_MAP_DELETE_ELEM, fd, Some(key), 0, 0)
 }
 
@@ -111,14 +169,22 @@ pub fn delete_fd(fd: RawFd, key: &[u8]) -> io::Result<bool> {
 /// calls (None for the first). Returns how many entries were written and
 /// whether the map has more. Err(ENOTSUPP/EINVAL) when the map type has no
 /// batch support.
-pub fn lookup_batch(
+pub(crate) fn lookup_batch(
     fd: RawFd,
+    s: Sizes,
     token_in: Option<&[u8]>,
     token_out: &mut [u8],
     keys: &mut [u8],
     values: &mut [u8],
     count: u32,
 ) -> io::Result<(u32, bool)> {
+    // The position token is a key for some map types, a bucket number for others.
+    need("batch token", token_out.len(), s.key.max(4))?;
+    if let Some(t) = token_in {
+        need("batch token", t.len(), s.key.max(4))?;
+    }
+    need("batch keys", keys.len(), count as usize * s.key)?;
+    need("batch values", values.len(), count as usize * s.value)?;
     let mut a: Attr = [0; 16];
     put_u64(&mut a, 0, token_in.map_or(0, |t| t.as_ptr() as u64));
     put_u64(&mut a, 8, token_out.as_mut_ptr() as u64);
@@ -135,7 +201,9 @@ pub fn lookup_batch(
 }
 
 /// Writes `count` entries in one BPF_MAP_UPDATE_BATCH call; returns how many went in.
-pub fn update_batch(fd: RawFd, keys: &[u8], values: &[u8], count: u32) -> io::Result<u32> {
+pub(crate) fn update_batch(fd: RawFd, s: Sizes, keys: &[u8], values: &[u8], count: u32) -> io::Result<u32> {
+    need("batch keys", keys.len(), count as usize * s.key)?;
+    need("batch values", values.len(), count as usize * s.value)?;
     let mut a: Attr = [0; 16];
     put_u64(&mut a, 16, keys.as_ptr() as u64);
     put_u64(&mut a, 24, values.as_ptr() as u64);
@@ -148,7 +216,10 @@ pub fn update_batch(fd: RawFd, keys: &[u8], values: &[u8], count: u32) -> io::Re
 /// Deletes `count` keys (packed in `keys`) in one BPF_MAP_DELETE_BATCH call.
 /// Returns how many were deleted before the kernel stopped, and the error
 /// that stopped it (ENOENT: the next key was already gone).
-pub fn delete_batch(fd: RawFd, keys: &[u8], count: u32) -> (u32, Option<io::Error>) {
+pub(crate) fn delete_batch(fd: RawFd, s: Sizes, keys: &[u8], count: u32) -> (u32, Option<io::Error>) {
+    if let Err(e) = need("batch keys", keys.len(), count as usize * s.key) {
+        return (0, Some(e));
+    }
     let mut a: Attr = [0; 16];
     put_u64(&mut a, 16, keys.as_ptr() as u64);
     put_u32(&mut a, 32, count);
@@ -198,7 +269,7 @@ fn cstr(b: &[u8]) -> String {
     String::from_utf8_lossy(&b[..end]).into_owned()
 }
 
-pub fn map_info(fd: RawFd) -> io::Result<MapInfoRaw> {
+pub(crate) fn map_info(fd: RawFd) -> io::Result<MapInfoRaw> {
     let mut b = [0u8; 88];
     obj_info(fd, &mut b)?;
     Ok(MapInfoRaw {
@@ -216,7 +287,7 @@ pub fn map_info(fd: RawFd) -> io::Result<MapInfoRaw> {
 }
 
 /// The raw BTF blob with this id (what a map's btf_id refers to).
-pub fn btf_by_id(id: u32) -> io::Result<Vec<u8>> {
+pub(crate) fn btf_by_id(id: u32) -> io::Result<Vec<u8>> {
     let mut a: Attr = [0; 16];
     put_u32(&mut a, 0, id);
     let fd = owned(sys_bpf(BPF_BTF_GET_FD_BY_ID, &mut a)?);
@@ -232,14 +303,14 @@ pub fn btf_by_id(id: u32) -> io::Result<Vec<u8>> {
     Ok(data)
 }
 
-pub fn map_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+pub(crate) fn map_fd_by_id(id: u32) -> io::Result<OwnedFd> {
     let mut a: Attr = [0; 16];
     put_u32(&mut a, 0, id);
     sys_bpf(BPF_MAP_GET_FD_BY_ID, &mut a).map(owned)
 }
 
 /// Opens a pinned object (map, program or link) by path.
-pub fn obj_get(path: &Path) -> io::Result<OwnedFd> {
+pub(crate) fn obj_get(path: &Path) -> io::Result<OwnedFd> {
     let c =
         CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let mut a: Attr = [0; 16];
@@ -258,12 +329,12 @@ fn next_id(cmd: u32, start: u32) -> io::Result<Option<u32>> {
 }
 
 /// Ids of every map on the system, ascending.
-pub fn map_ids() -> io::Result<Vec<u32>> {
+pub(crate) fn map_ids() -> io::Result<Vec<u32>> {
     ids(BPF_MAP_GET_NEXT_ID)
 }
 
 /// Ids of every program on the system, ascending.
-pub fn prog_ids() -> io::Result<Vec<u32>> {
+pub(crate) fn prog_ids() -> io::Result<Vec<u32>> {
     ids(BPF_PROG_GET_NEXT_ID)
 }
 
@@ -277,7 +348,7 @@ fn ids(cmd: u32) -> io::Result<Vec<u32>> {
     Ok(out)
 }
 
-pub fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+pub(crate) fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
     let mut a: Attr = [0; 16];
     put_u32(&mut a, 0, id);
     sys_bpf(BPF_PROG_GET_FD_BY_ID, &mut a).map(owned)
@@ -285,9 +356,8 @@ pub fn prog_fd_by_id(id: u32) -> io::Result<OwnedFd> {
 
 /// What `prog list` shows of a program.
 #[derive(Clone, Debug, Default)]
-pub struct ProgInfoRaw {
+pub(crate) struct ProgInfoRaw {
     pub prog_type: u32,
-    pub id: u32,
     pub tag: [u8; 8],
     pub name: String,
     pub map_ids: Vec<u32>,
@@ -295,7 +365,7 @@ pub struct ProgInfoRaw {
     pub run_cnt: u64,
 }
 
-pub fn prog_info(fd: RawFd) -> io::Result<ProgInfoRaw> {
+pub(crate) fn prog_info(fd: RawFd) -> io::Result<ProgInfoRaw> {
     // bpf_prog_info: type 0, id 4, tag 8..16, nr_map_ids 52, map_ids 56,
     // name 64..80, run_time_ns 192, run_cnt 200.
     let mut b = [0u8; 232];
@@ -312,7 +382,6 @@ pub fn prog_info(fd: RawFd) -> io::Result<ProgInfoRaw> {
     tag.copy_from_slice(&b[8..16]);
     Ok(ProgInfoRaw {
         prog_type: le32(&b, 0),
-        id: le32(&b, 4),
         tag,
         name: cstr(&b[64..80]),
         map_ids: ids,
@@ -323,9 +392,8 @@ pub fn prog_info(fd: RawFd) -> io::Result<ProgInfoRaw> {
 
 /// A link and where it attaches, when the kernel says (tcx, netkit, xdp).
 #[derive(Clone, Debug, Default)]
-pub struct LinkInfoRaw {
+pub(crate) struct LinkInfoRaw {
     pub link_type: u32,
-    pub id: u32,
     pub prog_id: u32,
     pub ifindex: Option<u32>,
     pub attach_type: Option<u32>,
@@ -335,7 +403,7 @@ const BPF_LINK_TYPE_XDP: u32 = 6;
 const BPF_LINK_TYPE_TCX: u32 = 11;
 const BPF_LINK_TYPE_NETKIT: u32 = 13;
 
-pub fn links() -> io::Result<Vec<LinkInfoRaw>> {
+pub(crate) fn links() -> io::Result<Vec<LinkInfoRaw>> {
     let mut out = Vec::new();
     for id in ids(BPF_LINK_GET_NEXT_ID)? {
         let mut a: Attr = [0; 16];
@@ -351,14 +419,89 @@ pub fn links() -> io::Result<Vec<LinkInfoRaw>> {
             BPF_LINK_TYPE_XDP => (Some(le32(&b, 16)), None),
             _ => (None, None),
         };
-        out.push(LinkInfoRaw { link_type, id: le32(&b, 4), prog_id: le32(&b, 8), ifindex, attach_type });
+        out.push(LinkInfoRaw { link_type, prog_id: le32(&b, 8), ifindex, attach_type });
     }
     Ok(out)
 }
 
 /// Turns on run-time statistics for as long as the returned fd lives.
-pub fn enable_run_time_stats() -> io::Result<OwnedFd> {
+pub(crate) fn enable_run_time_stats() -> io::Result<OwnedFd> {
     let mut a: Attr = [0; 16];
     put_u32(&mut a, 0, 0); // BPF_STATS_RUN_TIME
     sys_bpf(BPF_ENABLE_STATS, &mut a).map(owned)
+}
+
+/// How many entries a map holds: batch lookups where the map type has them,
+/// else a walk of its keys.
+pub(crate) fn count_entries(fd: RawFd) -> io::Result<u64> {
+    const N: usize = 4096;
+    let s = Sizes::of(fd)?;
+    let (mut keys, mut values) = (vec![0u8; s.key.max(1) * N], vec![0u8; s.value.max(1) * N]);
+    let (mut tin, mut tout) = (vec![0u8; s.key.max(8)], vec![0u8; s.key.max(8)]);
+    let mut total = 0u64;
+    let mut first = true;
+    loop {
+        match lookup_batch(fd, s, (!first).then_some(&tin[..]), &mut tout, &mut keys, &mut values, N as u32) {
+            Ok((n, more)) => {
+                total += n as u64;
+                if !more {
+                    return Ok(total);
+                }
+                first = false;
+                std::mem::swap(&mut tin, &mut tout);
+            }
+            Err(e) if first && matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOTSUP) | Some(524)) => {
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let mut cur = vec![0u8; s.key];
+    let mut next = vec![0u8; s.key];
+    let mut started = false;
+    while get_next_key_fd(fd, s, started.then_some(&cur[..]), &mut next)? {
+        total += 1;
+        started = true;
+        std::mem::swap(&mut cur, &mut next);
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hash map made with BPF_MAP_CREATE (needs root, as every test here does).
+    fn hash_map(key: u32, value: u32) -> OwnedFd {
+        let mut a: Attr = [0; 16];
+        put_u32(&mut a, 0, 1); // BPF_MAP_TYPE_HASH
+        put_u32(&mut a, 4, key);
+        put_u32(&mut a, 8, value);
+        put_u32(&mut a, 12, 8);
+        owned(sys_bpf(0, &mut a).expect("BPF_MAP_CREATE (run as root)"))
+    }
+
+    #[test]
+    fn buffers_shorter_than_the_map_needs_are_refused_before_the_syscall() {
+        let fd = hash_map(4, 64);
+        let raw = fd.as_raw_fd();
+        let s = Sizes::of(raw).unwrap();
+        let key = 7u32.to_ne_bytes();
+        let short = |r: io::Result<()>| r.expect_err("refused").kind() == io::ErrorKind::InvalidInput;
+        assert!(short(update_fd(raw, s, &key, &[0u8; 8], 0)), "an 8-byte value for a 64-byte map");
+        assert!(short(update_fd(raw, s, &key[..2], &[0u8; 64], 0)));
+        update_fd(raw, s, &key, &[1u8; 64], 0).unwrap();
+        let mut small = [0u8; 16];
+        assert!(short(lookup_fd(raw, s, &key, &mut small).map(|_| ())), "the kernel would write 64 bytes into 16");
+        let mut v = [0u8; 64];
+        assert!(lookup_fd(raw, s, &key, &mut v).unwrap());
+        assert_eq!(v, [1u8; 64]);
+        let (mut keys, mut vals, mut tok) = (vec![0u8; 4 * 8], vec![0u8; 64 * 7], vec![0u8; 8]);
+        assert!(
+            short(lookup_batch(raw, s, None, &mut tok, &mut keys, &mut vals, 8).map(|_| ())),
+            "7 values' room for 8"
+        );
+        assert!(delete_batch(raw, s, &[0u8; 4], 2).1.is_some_and(|e| e.kind() == io::ErrorKind::InvalidInput));
+        assert_eq!(count_entries(raw).unwrap(), 1);
+    }
 }
