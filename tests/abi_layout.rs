@@ -185,6 +185,7 @@ fn mirrored_constants() -> Vec<(&'static str, i64)> {
         ("DPDBG_REASON_POLICY_DENYLIST", Reason::POLICY_DENYLIST),
         ("DPDBG_REASON_PASS_OTHER_L3", Reason::PASS_OTHER_L3),
         ("DPDBG_REASON_EVENT_LOST", Reason::EVENT_LOST),
+        ("DPDBG_REASON_EVENT_UNDECODABLE", Reason::EVENT_UNDECODABLE),
     ] {
         v.push((c, r.0.into()));
     }

@@ -158,3 +158,43 @@ fn settings_roundtrip_through_the_pinned_config() {
     assert_eq!(ct4.max_entries, 1024);
     let _ = Hook::BOTH;
 }
+
+#[test]
+fn status_reports_event_losses_and_undecodable_records() {
+    let fs = TestBpffs::new();
+    datapath::load(fs.path(), &Settings::default()).unwrap();
+    let st = datapath::status(fs.path()).unwrap();
+    assert_eq!((st.events_lost, st.events_undecodable), (Some(0), Some(0)));
+    let maps = dpdbg::maps::Maps::open(fs.path()).unwrap();
+    maps.count_in_metrics(dpdbg::abi::Reason::EVENT_UNDECODABLE, 3).unwrap();
+    maps.count_in_metrics(dpdbg::abi::Reason::EVENT_UNDECODABLE, 2).unwrap();
+    let st = datapath::status(fs.path()).unwrap();
+    assert_eq!(st.events_undecodable, Some(5));
+}
+
+/// `prog list --stats N` reports the N seconds asked for, not what the
+/// program ran before them while statistics were already on.
+#[test]
+fn program_stats_cover_the_window_only() {
+    use aya::programs::{SchedClassifier, TestRun, TestRunOptions};
+    let fs = TestBpffs::new();
+    datapath::load(fs.path(), &Settings::default()).unwrap();
+    let prog = SchedClassifier::from_pin(datapath::Pins::new(fs.path()).prog(datapath::PROG_FROM_ENDPOINT)).unwrap();
+    let id = prog.info().unwrap().id();
+    let _stats = dpdbg::progs::enable_stats().unwrap();
+    let pkt = [0u8; 64];
+    let mut o = TestRunOptions::new();
+    o.data_in = Some(&pkt);
+    o.repeat = 5000;
+    prog.test_run(o).unwrap();
+    let lifetime: u64 = {
+        let v: serde_json::Value =
+            serde_json::from_str(&sh("bpftool", &["-j", "prog", "show", "id", &id.to_string()])).unwrap();
+        v["run_cnt"].as_u64().unwrap_or(0)
+    };
+    assert!(lifetime >= 5000, "the runs before the window counted: {lifetime}");
+    let progs = dpdbg::progs::list(Some(std::time::Duration::from_millis(200))).unwrap();
+    let ours = progs.iter().find(|p| p.id == id).unwrap();
+    assert_eq!(ours.run_count, Some(0), "nothing ran in the window: {ours:?}");
+    assert_eq!(ours.avg_ns, None);
+}

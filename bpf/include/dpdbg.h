@@ -222,6 +222,7 @@ enum dpdbg_reason {
 	DPDBG_REASON_POLICY_DENYLIST = 181,
 	DPDBG_REASON_PASS_OTHER_L3 = 240, /* not IPv4/IPv6 (ARP, ...): passed */
 	DPDBG_REASON_EVENT_LOST = 242, /* event not written: buffer full */
+	DPDBG_REASON_EVENT_UNDECODABLE = 243, /* counted by readers: an event record that did not decode */
 };
 
 /* metrics is a per-CPU array indexed by reason * 2 + direction. */

@@ -284,6 +284,9 @@ fn render_status(st: &datapath::Status) -> String {
     if let Some(c) = &st.clock {
         let _ = writeln!(s, "Clock:       {c}");
     }
+    if let (Some(lost), Some(bad)) = (st.events_lost, st.events_undecodable) {
+        let _ = writeln!(s, "Event loss:  {lost} not written (buffer full), {bad} undecodable by readers");
+    }
     let _ = writeln!(s, "\nPrograms:");
     let mut t = table(&["NAME", "ID", "TAG", "PIN"]);
     for pr in &st.programs {

@@ -374,6 +374,10 @@ impl MonitorCmd {
         }
         text.flush()?;
         // The summary goes to stderr: stdout stays a clean stream for scripts.
+        if sum.undecodable > 0 {
+            // Kept where `datapath status` finds it after this monitor is gone.
+            let _ = maps.count_in_metrics(Reason::EVENT_UNDECODABLE, sum.undecodable);
+        }
         let mut extra = String::new();
         for (n, what) in [
             (sum.unknown_type, "of unknown type"),

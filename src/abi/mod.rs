@@ -180,6 +180,7 @@ impl Reason {
     pub const POLICY_DENYLIST: Reason = Reason(181);
     pub const PASS_OTHER_L3: Reason = Reason(240);
     pub const EVENT_LOST: Reason = Reason(242);
+    pub const EVENT_UNDECODABLE: Reason = Reason(243);
 
     /// The text `cilium-dbg monitor` prints for the same number, or ours.
     pub fn text(self) -> &'static str {
@@ -201,6 +202,7 @@ impl Reason {
             181 => "Policy denied by denylist",
             240 => "Passed: unsupported L3 protocol",
             242 => "Event lost: buffer full",
+            243 => "Event undecodable by a reader",
             _ => "Unknown reason",
         }
     }

@@ -77,6 +77,10 @@ pub struct Status {
     pub settings: Option<Settings>,
     /// Where conntrack times come from (jiffies scaled, or the coarse helper).
     pub clock: Option<String>,
+    /// Events the datapath could not write (buffer full), since load.
+    pub events_lost: Option<u64>,
+    /// Event records readers could not decode, since load.
+    pub events_undecodable: Option<u64>,
     pub programs: Vec<ProgramStatus>,
     pub interfaces: Vec<AttachmentStatus>,
     pub maps: Vec<MapStatus>,
@@ -232,6 +236,22 @@ fn tcx_attached(ifname: &str, hook: Hook, prog_id: Option<u32>) -> bool {
     }
 }
 
+/// Packets (events) counted under `reason`, both directions, every CPU.
+fn metric_total(pins: &Pins, reason: crate::abi::Reason) -> Result<u64> {
+    let path = pins.map("metrics");
+    let what = || format!("reading {}", path.display());
+    let data = MapData::from_pin(&path).map_err(|e| Error::bpf(what(), e))?;
+    let m: aya::maps::PerCpuArray<MapData, crate::abi::MetricsValue> =
+        aya::maps::PerCpuArray::try_from(aya::maps::Map::from_map_data(data).map_err(|e| Error::bpf(what(), e))?)
+            .map_err(|e| Error::bpf(what(), e))?;
+    let mut total = 0u64;
+    for dir in [crate::abi::DIR_INGRESS, crate::abi::DIR_EGRESS] {
+        let vals = m.get(&(reason.0 as u32 * 2 + dir as u32), 0).map_err(|e| Error::bpf(what(), e))?;
+        total = vals.iter().fold(total, |t, v| t.saturating_add(v.packets));
+    }
+    Ok(total)
+}
+
 /// Describes what is loaded and attached under `bpffs`.
 pub fn status(bpffs: &Path) -> Result<Status> {
     sys::require_privileges("reading the datapath status")?;
@@ -248,6 +268,8 @@ pub fn status(bpffs: &Path) -> Result<Status> {
         features: sys::features(),
         settings: read_settings(&pins).ok(),
         clock: clock_source(bpffs).ok(),
+        events_lost: None,
+        events_undecodable: None,
         programs: vec![],
         interfaces: vec![],
         maps: vec![],
@@ -255,6 +277,8 @@ pub fn status(bpffs: &Path) -> Result<Status> {
     if !st.loaded {
         return Ok(st);
     }
+    st.events_lost = Some(metric_total(&pins, crate::abi::Reason::EVENT_LOST)?);
+    st.events_undecodable = Some(metric_total(&pins, crate::abi::Reason::EVENT_UNDECODABLE)?);
     for name in [PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT] {
         let path = pins.prog(name);
         let info = ProgramInfo::from_pin(&path).map_err(|e| Error::bpf(format!("reading {}", path.display()), e))?;

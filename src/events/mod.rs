@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use aya::maps::perf::{PerfEvent, PerfEventArrayBuffer};
 use aya::maps::{Map, MapData, PerfEventArray, RingBuf};
 
-pub use hub::{Hub, Subscription};
+pub use hub::{Hub, Next, Source, Subscription};
 
 use crate::abi::{self, EventHdr};
 use crate::datapath::{Pins, Transport};
@@ -28,7 +28,7 @@ pub enum DecodeError {
 }
 
 /// One decoded event: the header and the captured packet bytes.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
     pub hdr: EventHdr,
     pub data: Vec<u8>,

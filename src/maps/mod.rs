@@ -337,6 +337,23 @@ impl Maps {
         Ok(out)
     }
 
+    /// Adds `n` to a counter user space keeps in the metrics map beside the
+    /// datapath's (event records a reader could not decode), so `datapath
+    /// status` and `bpf metrics list` show it whoever read the events.
+    pub fn count_in_metrics(&self, reason: Reason, n: u64) -> Result<()> {
+        let mut m: PerCpuArray<MapData, MetricsValue> =
+            typed("metrics", PerCpuArray::try_from(open(&self.pins, "metrics")?))?;
+        let idx = reason.0 as u32 * 2;
+        let vals = typed("metrics", m.get(&idx, 0))?;
+        // The datapath never writes this slot: the read-modify-write races no one.
+        let mut all: Vec<MetricsValue> = vals.iter().copied().collect();
+        if let Some(v) = all.first_mut() {
+            v.packets = v.packets.saturating_add(n);
+        }
+        let vals = aya::maps::PerCpuValues::try_from(all).map_err(|e| Error::bpf("map metrics", e))?;
+        typed("metrics", m.set(idx, vals, 0))
+    }
+
     /// Metrics with at least one packet, summed over CPUs.
     pub fn metrics(&self) -> Result<Vec<Metric>> {
         let m: PerCpuArray<MapData, MetricsValue> =
