@@ -394,3 +394,38 @@ fn killed_lab_up_leaves_nothing_lab_down_cannot_remove() {
         assert!(!fs.0.join("dpdbg").exists(), "after {delay_ms} ms, pins left");
     }
 }
+
+/// `lab down` deletes only what the lab's naming scheme makes, and keeps the
+/// state file while something it names could not be removed.
+#[test]
+fn lab_down_touches_only_what_a_lab_makes() {
+    let fs = Bpffs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("lab.json");
+    let forged = serde_json::json!({
+        "index": 7, "bpffs": fs.0, "own_mount": false, "loaded_datapath": false,
+        "ipv6_forwarding_before": null,
+        "endpoints": [{
+            "name": "ep1", "netns": "dpdbg-l7-ep1", "host_if": "lo", "ifindex": 1,
+            "ipv4": "198.18.7.1", "ipv6": "fd00:dbd:7::1", "mac": "02:00:00:00:00:01",
+            "host_mac": "02:00:00:00:00:02", "endpoint_id": 101, "identity": 1001
+        }]
+    });
+    std::fs::write(&st, forged.to_string()).unwrap();
+    refused(dpdbg(&fs.0, &st, &["lab", "down"]), 1, "names interface \"lo\", which no lab makes");
+    assert!(st.exists());
+    assert!(sh("ip", &["link", "show", "lo"]).contains("LOOPBACK"), "lo is still there");
+
+    // A lab whose datapath cannot be unloaded (another dpdbg holds the lock):
+    // lab down fails and the state file stays, naming what is left.
+    ok(dpdbg(&fs.0, &dir.path().join("real.json"), &["lab", "up", "--endpoints", "1"]));
+    let real = dir.path().join("real.json");
+    let held = dpdbg::sys::lock_dir(&fs.0, Duration::ZERO).expect("take the datapath lock");
+    let down = dpdbg(&fs.0, &real, &["lab", "down"]);
+    assert_eq!(down.status.code(), Some(1), "{}", stderr(&down));
+    assert!(stderr(&down).contains("is busy"), "{}", stderr(&down));
+    assert!(real.exists(), "the state file stays while pins are left");
+    drop(held);
+    ok(dpdbg(&fs.0, &real, &["lab", "down"]));
+    assert!(!real.exists() && !fs.0.join("dpdbg").exists());
+}

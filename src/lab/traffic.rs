@@ -97,7 +97,12 @@ impl Lab {
         });
         if ready_rx.recv_timeout(TIMEOUT).is_err() {
             let r = server.join().map_err(|_| Error::Lab("tcp server panicked".into()))?;
-            return Err(Error::Lab(format!("tcp server did not start: {:?}", r.map(|r| r.err()))));
+            let why = match r {
+                Ok(Err(e)) => e.to_string(),
+                Ok(Ok(())) => "it stopped before listening".to_string(),
+                Err(e) => e.to_string(),
+            };
+            return Err(Error::Lab(format!("tcp server did not start: {why}")));
         }
         let client_ns = self.endpoint(from).netns.clone();
         let res = in_netns(&client_ns, move || -> std::io::Result<Vec<u8>> {
