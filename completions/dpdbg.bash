@@ -37,6 +37,9 @@ _dpdbg() {
             dpdbg,prog)
                 cmd="dpdbg__subcmd__prog"
                 ;;
+            dpdbg,serve)
+                cmd="dpdbg__subcmd__serve"
+                ;;
             dpdbg__subcmd__bpf,ct)
                 cmd="dpdbg__subcmd__bpf__subcmd__ct"
                 ;;
@@ -301,6 +304,9 @@ _dpdbg() {
             dpdbg__subcmd__help,prog)
                 cmd="dpdbg__subcmd__help__subcmd__prog"
                 ;;
+            dpdbg__subcmd__help,serve)
+                cmd="dpdbg__subcmd__help__subcmd__serve"
+                ;;
             dpdbg__subcmd__help__subcmd__bpf,ct)
                 cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__ct"
                 ;;
@@ -485,7 +491,7 @@ _dpdbg() {
 
     case "${cmd}" in
         dpdbg)
-            opts="-o -h -V --bpffs --output --help --version datapath lab monitor bpf map prog help"
+            opts="-o -h -V --bpffs --output --help --version datapath lab monitor bpf map prog serve help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2125,7 +2131,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__help)
-            opts="datapath lab monitor bpf map prog help"
+            opts="datapath lab monitor bpf map prog serve help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2715,6 +2721,20 @@ _dpdbg() {
         dpdbg__subcmd__help__subcmd__prog__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__serve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -3324,6 +3344,48 @@ _dpdbg() {
             fi
             case "${prev}" in
                 --stats)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__serve)
+            opts="-o -h -V --socket --listen --buffer --ct-gc-interval --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --buffer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ct-gc-interval)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

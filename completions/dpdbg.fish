@@ -36,6 +36,7 @@ complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "monitor" -d 'Stream dat
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "bpf" -d 'dpdbg\'s own maps, typed: endpoints, policy, conntrack, metrics, ipcache'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "map" -d 'Any BPF map on the system, decoded through BTF'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "prog" -d 'Every BPF program on the system'
+complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "serve" -d 'Read the datapath\'s events and serve them to many clients (Hubble\'s Observer API)'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
@@ -296,13 +297,24 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcom
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from help" -f -a "list" -d 'List every program: id, type, name, tag, attach points, maps'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog help" -f -a "datapath" -d 'Load, attach, detach, unload and inspect the datapath'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog help" -f -a "lab" -d 'The built-in lab: endpoints in network namespaces with the datapath attached'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog help" -f -a "monitor" -d 'Stream datapath events (trace, drop, policy verdict) as decoded packets'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog help" -f -a "bpf" -d 'dpdbg\'s own maps, typed: endpoints, policy, conntrack, metrics, ipcache'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog help" -f -a "map" -d 'Any BPF map on the system, decoded through BTF'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog help" -f -a "prog" -d 'Every BPF program on the system'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l socket -d 'Unix socket to serve on (mode 0660)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l listen -d 'Also serve on this TCP address (loopback only until TLS is there)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l buffer -d 'How many recent flows to keep for clients that ask for the last N' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l ct-gc-interval -d 'Remove expired conntrack entries this often (0 turns it off)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (streams)'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve help" -f -a "datapath" -d 'Load, attach, detach, unload and inspect the datapath'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve help" -f -a "lab" -d 'The built-in lab: endpoints in network namespaces with the datapath attached'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve help" -f -a "monitor" -d 'Stream datapath events (trace, drop, policy verdict) as decoded packets'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve help" -f -a "bpf" -d 'dpdbg\'s own maps, typed: endpoints, policy, conntrack, metrics, ipcache'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve help" -f -a "map" -d 'Any BPF map on the system, decoded through BTF'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve help" -f -a "prog" -d 'Every BPF program on the system'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve help" -f -a "serve" -d 'Read the datapath\'s events and serve them to many clients (Hubble\'s Observer API)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from datapath" -f -a "load" -d 'Load the datapath and pin its programs and maps under <bpffs>/dpdbg/'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from datapath" -f -a "unload" -d 'Detach from every interface and remove every program, link and map pin'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from datapath" -f -a "attach" -d 'Attach the datapath to the TC ingress and egress of each interface'

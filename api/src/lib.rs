@@ -1,9 +1,20 @@
-//! dpdbg's gRPC API.
+//! dpdbg's gRPC API: Hubble's Observer service (GetFlows, GetNodes,
+//! ServerStatus) over dpdbg's datapath events, served by `dpdbg serve`.
+//! The async runtime lives here, not in the core: the server reads the
+//! core's event reader on a thread of its own.
 
+/// Generated from proto/flow/flow.proto.
 pub mod flow {
     tonic::include_proto!("flow");
 }
 
+/// Generated from proto/observer/observer.proto.
 pub mod observer {
+    // Generated: a response's oneof holds a whole flow beside a small lost-events record.
+    #![allow(clippy::large_enum_variant)]
     tonic::include_proto!("observer");
 }
+
+pub mod convert;
+pub mod filter;
+pub mod server;

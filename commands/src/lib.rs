@@ -11,6 +11,7 @@ pub mod output;
 pub mod prog;
 #[cfg(test)]
 mod props;
+pub mod serve;
 
 use std::path::PathBuf;
 
@@ -54,6 +55,8 @@ pub enum Command {
     /// Every BPF program on the system.
     #[command(subcommand)]
     Prog(prog::ProgCmd),
+    /// Read the datapath's events and serve them to many clients (Hubble's Observer API).
+    Serve(serve::ServeCmd),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -65,5 +68,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bpf(c) => c.run(&cli.bpffs, &printer),
         Command::Map(c) => c.run(&cli.bpffs, &printer),
         Command::Prog(c) => c.run(&printer),
+        Command::Serve(c) => c.run(&cli.bpffs),
     }
 }

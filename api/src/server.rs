@@ -1,0 +1,424 @@
+//! `dpdbg serve`: the one consumer of the datapath's events, keeping the
+//! last flows for late joiners and serving Hubble's Observer API to any
+//! number of clients over a unix socket (and TCP when asked).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dpdbg::datapath::{self, Pins};
+use dpdbg::events::{EventReader, decode};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::observer::observer_server::{Observer, ObserverServer};
+use crate::observer::{
+    GetFlowsRequest, GetFlowsResponse, GetNodesRequest, GetNodesResponse, Node, NodeState, ServerStatusRequest,
+    ServerStatusResponse, get_flows_response::ResponseTypes,
+};
+use crate::{convert, filter, flow};
+
+/// Where and how `dpdbg serve` runs.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub bpffs: PathBuf,
+    pub socket: PathBuf,
+    pub listen: Option<SocketAddr>,
+    /// How many flows are kept for clients that ask for the last N.
+    pub buffer: usize,
+    /// Conntrack garbage collection; zero turns it off.
+    pub ct_gc_interval: Duration,
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Core(#[from] dpdbg::Error),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serving gRPC: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// What the server saw, reported when it stops.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ServeSummary {
+    pub seen_flows: u64,
+    pub undecodable: u64,
+}
+
+type Numbered = (u64, Arc<flow::Flow>);
+
+struct Shared {
+    buffer: Mutex<VecDeque<Numbered>>,
+    capacity: usize,
+    seen: AtomicU64,
+    undecodable: AtomicU64,
+    started: Instant,
+    live: broadcast::Sender<Numbered>,
+    /// False while no datapath is loaded (the reader waits for one).
+    loaded: watch::Sender<bool>,
+    node: String,
+    address: String,
+}
+
+fn node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// Nanoseconds to add to a CLOCK_MONOTONIC stamp for wall-clock time.
+fn wall_offset_ns() -> i128 {
+    let wall = match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(e) => -(e.duration().as_nanos() as i128),
+    };
+    wall - dpdbg::sys::monotonic_ns() as i128
+}
+
+/// Reads the ring until told to stop; when the datapath goes away, says so
+/// and waits for a new one.
+fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: PathBuf, stop: Arc<AtomicBool>) {
+    let pins = Pins::new(&bpffs);
+    let mut seq = 0u64;
+    let mut last_check = Instant::now();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        if reader.wait(Duration::from_millis(100)).is_err() || last_check.elapsed() > Duration::from_millis(500) {
+            last_check = Instant::now();
+            if !pins.is_loaded() {
+                eprintln!("dpdbg serve: the datapath under {} was unloaded; waiting for a new one", bpffs.display());
+                let _ = shared.loaded.send(false);
+                drop(reader);
+                reader = loop {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                    let transport = match datapath::loaded_settings(&bpffs) {
+                        Ok(s) => s.transport,
+                        Err(_) => continue,
+                    };
+                    if let Ok(r) = EventReader::open(&bpffs, transport) {
+                        break r;
+                    }
+                };
+                eprintln!("dpdbg serve: a datapath is loaded again; reading its events");
+                let _ = shared.loaded.send(true);
+            }
+        }
+        let offset = wall_offset_ns();
+        let mut batch = Vec::new();
+        reader.drain(|rec| match decode(rec) {
+            Ok(ev) => batch.push(ev),
+            Err(_) => {
+                shared.undecodable.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        if batch.is_empty() {
+            continue;
+        }
+        let mut buf = shared.buffer.lock().unwrap_or_else(|p| p.into_inner());
+        for ev in &batch {
+            seq += 1;
+            let f = Arc::new(convert::to_flow(ev, offset, &shared.node));
+            if buf.len() == shared.capacity {
+                buf.pop_front();
+            }
+            buf.push_back((seq, Arc::clone(&f)));
+            // No receiver is fine: nobody follows right now.
+            let _ = shared.live.send((seq, f));
+        }
+        shared.seen.store(seq, Ordering::Relaxed);
+    }
+}
+
+#[derive(Clone)]
+struct ObserverService(Arc<Shared>);
+
+fn ts_ns(t: &prost_types::Timestamp) -> i128 {
+    t.seconds as i128 * 1_000_000_000 + t.nanos as i128
+}
+
+fn response(f: &flow::Flow, node: &str) -> GetFlowsResponse {
+    GetFlowsResponse { node_name: node.to_string(), time: f.time, response_types: Some(ResponseTypes::Flow(f.clone())) }
+}
+
+type FlowStream = Pin<Box<dyn Stream<Item = Result<GetFlowsResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Observer for ObserverService {
+    type GetFlowsStream = FlowStream;
+
+    async fn get_flows(&self, req: Request<GetFlowsRequest>) -> Result<Response<FlowStream>, Status> {
+        let req = req.into_inner();
+        if req.first && req.follow {
+            return Err(Status::invalid_argument("first and follow cannot be combined"));
+        }
+        let shared = Arc::clone(&self.0);
+        let admits = {
+            let (w, b) = (req.whitelist.clone(), req.blacklist.clone());
+            let (since, until) = (req.since.as_ref().map(ts_ns), req.until.as_ref().map(ts_ns));
+            move |f: &flow::Flow| {
+                let t = f.time.as_ref().map_or(0, ts_ns);
+                since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u) && filter::admits(&w, &b, f)
+            }
+        };
+        // Subscribe before the snapshot so nothing falls between the two.
+        let mut live = shared.live.subscribe();
+        let mut loaded = shared.loaded.subscribe();
+        let snapshot: Vec<Numbered> = {
+            let buf = shared.buffer.lock().unwrap_or_else(|p| p.into_inner());
+            buf.iter().filter(|(_, f)| admits(f)).cloned().collect()
+        };
+        let n = req.number as usize;
+        let time_bounded = req.since.is_some() || req.until.is_some();
+        let picked: Vec<Numbered> = if req.first {
+            snapshot.into_iter().take(if n == 0 { usize::MAX } else { n }).collect()
+        } else if n > 0 {
+            let skip = snapshot.len().saturating_sub(n);
+            snapshot.into_iter().skip(skip).collect()
+        } else if req.follow && !time_bounded {
+            // hubble observe -f: only what comes next.
+            vec![]
+        } else {
+            snapshot
+        };
+        let last_seq = picked.last().map(|(s, _)| *s).unwrap_or_else(|| shared.seen.load(Ordering::Relaxed));
+        let (tx, rx) = mpsc::channel(1024);
+        let node = shared.node.clone();
+        let follow = req.follow;
+        let until = req.until.as_ref().map(ts_ns);
+        tokio::spawn(async move {
+            for (_, f) in &picked {
+                if tx.send(Ok(response(f, &node))).await.is_err() {
+                    return;
+                }
+            }
+            if !follow {
+                return;
+            }
+            loop {
+                tokio::select! {
+                    r = live.recv() => match r {
+                        Ok((seq, f)) => {
+                            if seq <= last_seq || !admits(&f) {
+                                if until.is_some_and(|u| f.time.as_ref().map_or(0, ts_ns) > u) {
+                                    return;
+                                }
+                                continue;
+                            }
+                            if tx.send(Ok(response(&f, &node))).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            // This client fell behind: it loses its own events, and is told how many.
+                            let ev = GetFlowsResponse {
+                                node_name: node.clone(),
+                                time: None,
+                                response_types: Some(ResponseTypes::LostEvents(flow::LostEvent {
+                                    source: flow::LostEventSource::ObserverEventsQueue as i32,
+                                    num_events_lost: n,
+                                    cpu: None,
+                                })),
+                            };
+                            if tx.send(Ok(ev)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                    _ = loaded.changed() => {
+                        if !*loaded.borrow() {
+                            let _ = tx
+                                .send(Err(Status::unavailable(
+                                    "the datapath was unloaded: dpdbg serve waits for a new one; ask again once it is loaded",
+                                )))
+                                .await;
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn get_nodes(&self, _: Request<GetNodesRequest>) -> Result<Response<GetNodesResponse>, Status> {
+        let s = &self.0;
+        let num = s.buffer.lock().unwrap_or_else(|p| p.into_inner()).len() as u64;
+        Ok(Response::new(GetNodesResponse {
+            nodes: vec![Node {
+                name: s.node.clone(),
+                version: format!("dpdbg {}", env!("CARGO_PKG_VERSION")),
+                address: s.address.clone(),
+                state: NodeState::NodeConnected as i32,
+                tls: None,
+                uptime_ns: s.started.elapsed().as_nanos() as u64,
+                num_flows: num,
+                max_flows: s.capacity as u64,
+                seen_flows: s.seen.load(Ordering::Relaxed),
+            }],
+        }))
+    }
+
+    async fn server_status(&self, _: Request<ServerStatusRequest>) -> Result<Response<ServerStatusResponse>, Status> {
+        let s = &self.0;
+        Ok(Response::new(ServerStatusResponse {
+            num_flows: s.buffer.lock().unwrap_or_else(|p| p.into_inner()).len() as u64,
+            max_flows: s.capacity as u64,
+            seen_flows: s.seen.load(Ordering::Relaxed),
+            uptime_ns: s.started.elapsed().as_nanos() as u64,
+            num_connected_nodes: Some(1),
+            num_unavailable_nodes: Some(0),
+            unavailable_nodes: vec![],
+            version: format!("dpdbg {}", env!("CARGO_PKG_VERSION")),
+        }))
+    }
+}
+
+/// Binds the unix socket: the old file goes only when nothing answers on it,
+/// then the socket is made group-accessible (0660), never world-accessible.
+fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, ServeError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |what: &str, e| ServeError::Io { what: format!("{what} {}", path.display()), source: e };
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(io("binding", std::io::Error::from(std::io::ErrorKind::AddrInUse)));
+        }
+        std::fs::remove_file(path).map_err(|e| io("removing the stale socket", e))?;
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| io("creating the directory of", e))?;
+    }
+    let l = tokio::net::UnixListener::bind(path).map_err(|e| io("binding", e))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(|e| io("chmod", e))?;
+    Ok(l)
+}
+
+/// Runs the server until `shutdown` resolves; removes its socket on the way out.
+pub async fn run(
+    opts: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<ServeSummary, ServeError> {
+    let settings = datapath::loaded_settings(&opts.bpffs)?;
+    // The reader first: it takes the consumer lock, so a second server stops
+    // here (naming the first's pid) before it touches the first's socket.
+    let reader = EventReader::open(&opts.bpffs, settings.transport)?;
+    let listener = bind_unix(&opts.socket)?;
+    let (live, _) = broadcast::channel(opts.buffer.max(1024));
+    let (loaded, _) = watch::channel(true);
+    let shared = Arc::new(Shared {
+        buffer: Mutex::new(VecDeque::with_capacity(opts.buffer)),
+        capacity: opts.buffer.max(1),
+        seen: AtomicU64::new(0),
+        undecodable: AtomicU64::new(0),
+        started: Instant::now(),
+        live,
+        loaded,
+        node: node_name(),
+        address: opts.socket.display().to_string(),
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader_thread = {
+        let (s, b, st) = (Arc::clone(&shared), opts.bpffs.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || read_events(s, reader, b, st))
+    };
+    if !opts.ct_gc_interval.is_zero() {
+        let (bpffs, every) = (opts.bpffs.clone(), opts.ct_gc_interval);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let b = bpffs.clone();
+                match tokio::task::spawn_blocking(move || dpdbg::maps::ct::gc(&b)).await {
+                    Ok(Ok(n)) if n > 0 => eprintln!("dpdbg serve: conntrack gc removed {n} expired entries"),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => eprintln!("dpdbg serve: conntrack gc: {e}"),
+                    Err(e) => eprintln!("dpdbg serve: conntrack gc: {e}"),
+                }
+            }
+        });
+    }
+    let svc = ObserverService(Arc::clone(&shared));
+    let (down_tx, down_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = down_tx.send(true);
+    });
+    let wait_down = |mut rx: watch::Receiver<bool>| async move {
+        while !*rx.borrow() {
+            if rx.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    let mut servers = Vec::new();
+    {
+        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+        let svc = svc.clone();
+        let down = wait_down(down_rx.clone());
+        servers.push(tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(ObserverServer::new(svc))
+                .serve_with_incoming_shutdown(incoming, down)
+                .await
+        }));
+    }
+    if let Some(addr) = opts.listen {
+        let down = wait_down(down_rx.clone());
+        let svc = svc.clone();
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| ServeError::Io { what: format!("binding {addr}"), source: e })?;
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
+        servers.push(tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(ObserverServer::new(svc))
+                .serve_with_incoming_shutdown(incoming, down)
+                .await
+        }));
+    }
+    eprintln!(
+        "dpdbg serve: reading {} ({:?}), serving observer.Observer on {}{}, keeping the last {} flows",
+        opts.bpffs.display(),
+        settings.transport,
+        opts.socket.display(),
+        opts.listen.map(|a| format!(" and {a}")).unwrap_or_default(),
+        shared.capacity
+    );
+    let mut result = Ok(());
+    for s in servers {
+        match s.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = Err(ServeError::Transport(e)),
+            Err(e) => {
+                result = Err(ServeError::Io { what: "the gRPC server task".into(), source: std::io::Error::other(e) })
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = reader_thread.join();
+    let _ = std::fs::remove_file(&opts.socket);
+    result?;
+    Ok(ServeSummary {
+        seen_flows: shared.seen.load(Ordering::Relaxed),
+        undecodable: shared.undecodable.load(Ordering::Relaxed),
+    })
+}
