@@ -3,7 +3,7 @@
 # mounts bpffs. Idempotent: quick when everything is already there. Run as root.
 set -euo pipefail
 
-packages=(clang llvm libbpf-dev bpftool iproute2 iputils-ping netcat-openbsd tshark tcpdump)
+packages=(clang llvm libbpf-dev bpftool iproute2 iputils-ping netcat-openbsd tshark tcpdump python3-venv)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,4 +18,14 @@ fi
 if ! mount | grep -q ' /sys/fs/bpf type bpf '; then
     echo "setup: mounting bpffs at /sys/fs/bpf"
     mount -t bpf bpf /sys/fs/bpf
+fi
+
+# A gRPC client not written in Rust for the API tests: Python grpcio, with
+# stubs generated from our .proto files by grpcio-tools (from PyPI, in a
+# venv: Debian's pip refuses system-wide installs).
+venv=/opt/dpdbg-venv
+if ! "$venv/bin/python" -c 'import grpc, grpc_tools' 2>/dev/null; then
+    echo "setup: creating $venv with grpcio and grpcio-tools"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check grpcio grpcio-tools
 fi

@@ -1,0 +1,178 @@
+//! `dpdbg serve` in the lab: a Python grpcio client (stubs generated from
+//! our .proto files) and the Rust client see the same flows; the last N
+//! after the traffic ended; followers at once; a client that goes away does
+//! not disturb the others; a second server is refused; the unloaded
+//! datapath ends follow streams; SIGTERM removes the socket.
+
+mod common;
+
+use common::{Bpffs, LabGuard, dpdbg};
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn python() -> PathBuf {
+    let p = std::env::var_os("DPDBG_PYTHON").map_or_else(|| PathBuf::from("/opt/dpdbg-venv/bin/python"), PathBuf::from);
+    assert!(p.exists(), "{} is missing: run scripts/setup.sh (it makes the grpcio venv)", p.display());
+    p
+}
+
+fn protos() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../api/proto")
+}
+
+fn client() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/observer_client.py")
+}
+
+/// The Python client's JSON lines.
+fn py(socket: &Path, args: &[&str]) -> Vec<Value> {
+    let o = Command::new(python())
+        .arg(client())
+        .arg(protos())
+        .arg(format!("unix:{}", socket.display()))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "python client: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn py_follow(socket: &Path, seconds: &str) -> Child {
+    Command::new(python())
+        .arg(client())
+        .arg(protos())
+        .arg(format!("unix:{}", socket.display()))
+        .args(["follow", seconds])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn lines(o: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+struct Server(Child, PathBuf);
+
+impl Server {
+    fn start(bpffs: &Path, socket: &Path) -> Server {
+        let child = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+            .arg("--bpffs")
+            .arg(bpffs)
+            .args(["serve", "--socket"])
+            .arg(socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while !socket.exists() {
+            assert!(t.elapsed() < Duration::from_secs(10), "the server never made its socket");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Server(child, socket.to_path_buf())
+    }
+
+    fn stop(mut self) -> Output {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let t = Instant::now();
+        while self.0.try_wait().unwrap().is_none() {
+            assert!(t.elapsed() < Duration::from_secs(5), "the server did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let child = std::mem::replace(&mut self.0, Command::new("true").spawn().unwrap());
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_file(&self.1);
+    }
+}
+
+fn ping(netns: &str, dst: &str) {
+    let o = Command::new("ip")
+        .args(["netns", "exec", netns, "ping", "-c", "2", "-i", "0.2", "-W", "1", dst])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "ping {dst}");
+}
+
+#[test]
+fn serve_speaks_hubbles_observer_api() {
+    let fs = Bpffs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("lab.json");
+    let _lab = LabGuard { bpffs: fs.0.clone(), state: state.clone() };
+    let lab: Value = serde_json::from_slice(&dpdbg(&fs.0, &state, &["lab", "up", "-o", "json"]).stdout).unwrap();
+    let eps = lab["endpoints"].as_array().unwrap();
+    let (ns0, ip1) = (eps[0]["netns"].as_str().unwrap(), eps[1]["ipv4"].as_str().unwrap());
+    let socket = dir.path().join("dpdbg.sock");
+    let server = Server::start(&fs.0, &socket);
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o660, "the socket is for root and its group");
+
+    // One reader of the ring: a second server is refused, and names the first.
+    let second = dpdbg(&fs.0, &state, &["serve", "--socket", dir.path().join("other.sock").to_str().unwrap()]);
+    assert_eq!(second.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&second.stderr);
+    assert!(e.contains(&format!("pid holding the lock: {}", server.0.id())), "{e}");
+    assert!(socket.exists(), "the second server left the first's socket alone");
+
+    // Two followers at once, one of which goes away early.
+    let stays = py_follow(&socket, "6");
+    let mut leaves = py_follow(&socket, "6");
+    std::thread::sleep(Duration::from_millis(1500));
+    ping(ns0, ip1);
+    std::thread::sleep(Duration::from_millis(500));
+    leaves.kill().unwrap();
+    let _ = leaves.wait();
+    ping(ns0, ip1);
+    let followed = lines(&stays.wait_with_output().unwrap());
+    let icmp = |v: &Vec<Value>| v.iter().filter(|r| r["flow"]["l4"]["ICMPv4"].is_object()).count();
+    assert_eq!(icmp(&followed), 4, "two pings, each traced at both hooks (new connection): {followed:#?}");
+
+    // After the traffic: the last flows from the buffer, the same for a
+    // Python client and for the server's own status.
+    let last = py(&socket, &["flows", "4"]);
+    assert_eq!(last.len(), 4);
+    let f = &last[3]["flow"];
+    assert_eq!(f["IP"]["destination"], ip1, "{f:#}");
+    assert_eq!(f["l4"]["ICMPv4"]["type"], 8);
+    assert_eq!(f["verdict"], "FORWARDED");
+    assert_eq!(f["Type"], "L3_L4");
+    assert_eq!(f["trafficDirection"], "INGRESS");
+    assert_eq!(f["traceObservationPoint"], "TO_ENDPOINT");
+    assert_eq!(f["destination"]["ID"], eps[1]["endpoint_id"]);
+    assert_eq!(f["destination"]["identity"], eps[1]["identity"]);
+    assert_eq!(f["eventType"]["type"], 4);
+    assert_eq!(f["interface"]["name"], eps[1]["host_if"]);
+    assert!(f["Summary"].as_str().unwrap().contains("state new"), "{f:#}");
+    assert_eq!(last[3]["flow"], followed.last().unwrap()["flow"], "the follower saw the same last flow");
+    let status = &py(&socket, &["status"])[0];
+    assert_eq!(status["numFlows"], status["seenFlows"]);
+    assert_eq!(status["maxFlows"], "4096");
+
+    // Unloading the datapath ends follow streams with a reason.
+    let follower = py_follow(&socket, "6");
+    std::thread::sleep(Duration::from_millis(1000));
+    let down = dpdbg(&fs.0, &state, &["datapath", "unload"]);
+    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    let out = follower.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("UNAVAILABLE") && err.contains("datapath was unloaded"), "{err}");
+
+    let out = server.stop();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!socket.exists(), "the socket goes with the server");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("was unloaded; waiting for a new one"));
+}
