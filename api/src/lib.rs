@@ -15,6 +15,8 @@ pub mod observer {
     tonic::include_proto!("observer");
 }
 
+pub mod client;
 pub mod convert;
 pub mod filter;
+pub mod json;
 pub mod server;

@@ -7,6 +7,7 @@ pub mod generated;
 pub mod lab;
 pub mod map;
 pub mod monitor;
+pub mod observe;
 pub mod output;
 pub mod prog;
 #[cfg(test)]
@@ -57,6 +58,8 @@ pub enum Command {
     Prog(prog::ProgCmd),
     /// Read the datapath's events and serve them to many clients (Hubble's Observer API).
     Serve(serve::ServeCmd),
+    /// Flows from `dpdbg serve`, with Hubble's flags and output.
+    Observe(Box<observe::ObserveCmd>),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -69,5 +72,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Map(c) => c.run(&cli.bpffs, &printer),
         Command::Prog(c) => c.run(&printer),
         Command::Serve(c) => c.run(&cli.bpffs),
+        Command::Observe(c) => {
+            // Hubble prints compact unless told otherwise; our global default is "table".
+            let explicit = std::env::args().any(|a| a == "-o" || a.starts_with("-o") || a.starts_with("--output"));
+            c.run(&cli.bpffs, observe::ObserveFormat::from_global(cli.output, explicit))
+        }
     }
 }

@@ -15,6 +15,12 @@ pub enum Format {
     Json,
     /// One JSON object per line (streams).
     Jsonl,
+    /// `observe`: one line per flow (Hubble's compact); a table elsewhere.
+    Compact,
+    /// `observe`: KEY: value blocks (Hubble's dict); a table elsewhere.
+    Dict,
+    /// `observe`: Hubble's jsonpb, the same as json there; json elsewhere.
+    Jsonpb,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -27,8 +33,8 @@ pub enum Printer {
 impl Printer {
     pub fn new(f: Format) -> Printer {
         match f {
-            Format::Table => Printer::Table,
-            Format::Json => Printer::Json,
+            Format::Table | Format::Compact | Format::Dict => Printer::Table,
+            Format::Json | Format::Jsonpb => Printer::Json,
             Format::Jsonl => Printer::Jsonl,
         }
     }

@@ -158,6 +158,37 @@ fn serve_speaks_hubbles_observer_api() {
     assert_eq!(f["interface"]["name"], eps[1]["host_if"]);
     assert!(f["Summary"].as_str().unwrap().contains("state new"), "{f:#}");
     assert_eq!(last[3]["flow"], followed.last().unwrap()["flow"], "the follower saw the same last flow");
+    // `dpdbg observe -o json` prints what a protobuf library prints, key for key.
+    let ours = dpdbg(&fs.0, &state, &["observe", "--server", socket.to_str().unwrap(), "--last", "4", "-o", "json"]);
+    assert!(ours.status.success(), "{}", String::from_utf8_lossy(&ours.stderr));
+    let theirs = py(&socket, &["flows-proto-names", "4"]);
+    assert_eq!(lines(&ours), theirs, "observe -o json and protobuf's JSON agree");
+    // Filters reach the server: only the ICMP echo requests to endpoint 2.
+    let icmp_only = dpdbg(
+        &fs.0,
+        &state,
+        &[
+            "observe",
+            "--server",
+            socket.to_str().unwrap(),
+            "--all",
+            "--to-ip",
+            ip1,
+            "--protocol",
+            "icmpv4",
+            "-o",
+            "json",
+        ],
+    );
+    let got = lines(&icmp_only);
+    assert_eq!(got.len(), 4, "{got:#?}");
+    assert!(got.iter().all(|r| r["flow"]["IP"]["destination"] == ip1 && r["flow"]["l4"]["ICMPv4"]["type"] == 8));
+    let compact = dpdbg(&fs.0, &state, &["observe", "--server", socket.to_str().unwrap(), "--last", "1"]);
+    let text = String::from_utf8_lossy(&compact.stdout);
+    assert!(
+        text.contains(&format!("-> {ip1} (ID:")) && text.contains("to-endpoint FORWARDED (ICMPv4 type 8 code 0)"),
+        "{text}"
+    );
     let status = &py(&socket, &["status"])[0];
     assert_eq!(status["numFlows"], status["seenFlows"]);
     assert_eq!(status["maxFlows"], "4096");

@@ -40,10 +40,12 @@ def main():
     if what == "status":
         print(json_format.MessageToJson(stub.ServerStatus(pb.ServerStatusRequest()), indent=None))
         return
-    if what == "flows":
+    if what in ("flows", "flows-proto-names"):
+        # flows-proto-names: keys as the .proto spells them, as `hubble observe -o json` prints them.
+        names = what == "flows-proto-names"
         req = pb.GetFlowsRequest(number=int(sys.argv[4]))
         for r in stub.GetFlows(req, timeout=10):
-            print(json_format.MessageToJson(r, indent=None), flush=True)
+            print(json_format.MessageToJson(r, indent=None, preserving_proto_field_name=names), flush=True)
         return
     if what == "follow":
         req = pb.GetFlowsRequest(follow=True)

@@ -1,0 +1,175 @@
+//! Flows as Hubble's CLI prints them in JSON: protobuf's JSON mapping with
+//! the .proto field names (`node_name`, `source_port`), enums by name, and
+//! zero values left out.
+
+use serde_json::{Map, Value, json};
+
+use crate::flow;
+use crate::observer::{GetFlowsResponse, get_flows_response::ResponseTypes};
+
+fn rfc3339(t: &prost_types::Timestamp) -> String {
+    let secs = t.seconds;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm), for UTC.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z", rem / 3600, rem % 3600 / 60, rem % 60, t.nanos.max(0))
+}
+
+pub fn time_text(t: &prost_types::Timestamp) -> String {
+    rfc3339(t)
+}
+
+fn put(m: &mut Map<String, Value>, k: &str, v: Value) {
+    let zero = match &v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_u64() == Some(0) || n.as_i64() == Some(0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+    };
+    if !zero {
+        m.insert(k.to_string(), v);
+    }
+}
+
+fn obj(pairs: Vec<(&str, Value)>) -> Value {
+    let mut m = Map::new();
+    for (k, v) in pairs {
+        put(&mut m, k, v);
+    }
+    Value::Object(m)
+}
+
+fn endpoint(e: &flow::Endpoint) -> Value {
+    obj(vec![("ID", json!(e.id)), ("identity", json!(e.identity)), ("labels", json!(e.labels))])
+}
+
+/// An enum by its name; the zero value, like every default, is left out.
+fn name<E: TryFrom<i32>>(n: i32, f: impl Fn(E) -> &'static str) -> Value {
+    if n == 0 {
+        return Value::Null;
+    }
+    match E::try_from(n) {
+        Ok(e) => json!(f(e)),
+        Err(_) => json!(n),
+    }
+}
+
+pub fn flow(f: &flow::Flow) -> Value {
+    let l4 = f.l4.as_ref().and_then(|l| l.protocol.as_ref()).map(|p| match p {
+        flow::layer4::Protocol::Tcp(t) => {
+            let flags = t.flags.as_ref().map(|x| {
+                obj(vec![
+                    ("FIN", json!(x.fin)),
+                    ("SYN", json!(x.syn)),
+                    ("RST", json!(x.rst)),
+                    ("PSH", json!(x.psh)),
+                    ("ACK", json!(x.ack)),
+                    ("URG", json!(x.urg)),
+                    ("ECE", json!(x.ece)),
+                    ("CWR", json!(x.cwr)),
+                    ("NS", json!(x.ns)),
+                ])
+            });
+            json!({"TCP": obj(vec![("source_port", json!(t.source_port)), ("destination_port", json!(t.destination_port)), ("flags", flags.unwrap_or(Value::Null))])})
+        }
+        flow::layer4::Protocol::Udp(u) => {
+            json!({"UDP": obj(vec![("source_port", json!(u.source_port)), ("destination_port", json!(u.destination_port))])})
+        }
+        flow::layer4::Protocol::Sctp(u) => {
+            json!({"SCTP": obj(vec![("source_port", json!(u.source_port)), ("destination_port", json!(u.destination_port))])})
+        }
+        flow::layer4::Protocol::IcmPv4(i) => json!({"ICMPv4": obj(vec![("type", json!(i.r#type)), ("code", json!(i.code))])}),
+        flow::layer4::Protocol::IcmPv6(i) => json!({"ICMPv6": obj(vec![("type", json!(i.r#type)), ("code", json!(i.code))])}),
+    });
+    #[allow(deprecated)]
+    let (drop_reason, summary) = (f.drop_reason, f.summary.clone());
+    obj(vec![
+        ("time", f.time.as_ref().map_or(Value::Null, |t| json!(rfc3339(t)))),
+        ("uuid", json!(f.uuid)),
+        ("verdict", name(f.verdict, |v: flow::Verdict| v.as_str_name())),
+        ("drop_reason", json!(drop_reason)),
+        (
+            "ethernet",
+            f.ethernet
+                .as_ref()
+                .map_or(Value::Null, |e| obj(vec![("source", json!(e.source)), ("destination", json!(e.destination))])),
+        ),
+        (
+            "IP",
+            f.ip.as_ref().map_or(Value::Null, |ip| {
+                obj(vec![
+                    ("source", json!(ip.source)),
+                    ("destination", json!(ip.destination)),
+                    ("ipVersion", name(ip.ip_version, |v: flow::IpVersion| v.as_str_name())),
+                ])
+            }),
+        ),
+        ("l4", l4.unwrap_or(Value::Null)),
+        ("source", f.source.as_ref().map_or(Value::Null, endpoint)),
+        ("destination", f.destination.as_ref().map_or(Value::Null, endpoint)),
+        ("Type", name(f.r#type, |v: flow::FlowType| v.as_str_name())),
+        ("node_name", json!(f.node_name)),
+        (
+            "event_type",
+            f.event_type
+                .as_ref()
+                .map_or(Value::Null, |e| obj(vec![("type", json!(e.r#type)), ("sub_type", json!(e.sub_type))])),
+        ),
+        ("traffic_direction", name(f.traffic_direction, |v: flow::TrafficDirection| v.as_str_name())),
+        ("policy_match_type", json!(f.policy_match_type)),
+        ("trace_observation_point", name(f.trace_observation_point, |v: flow::TraceObservationPoint| v.as_str_name())),
+        ("drop_reason_desc", name(f.drop_reason_desc, |v: flow::DropReason| v.as_str_name())),
+        // A wrapper: present even when false.
+        ("is_reply", f.is_reply.map_or(Value::Null, |r| if r { json!(true) } else { json!("false") })),
+        (
+            "interface",
+            f.interface.as_ref().map_or(Value::Null, |i| obj(vec![("index", json!(i.index)), ("name", json!(i.name))])),
+        ),
+        ("Summary", json!(summary)),
+    ])
+    .as_object()
+    .map(|m| {
+        let mut m = m.clone();
+        if f.is_reply == Some(false) {
+            m.insert("is_reply".into(), json!(false));
+        }
+        Value::Object(m)
+    })
+    .unwrap_or(Value::Null)
+}
+
+/// A GetFlowsResponse as `hubble observe -o json` prints it.
+pub fn response(r: &GetFlowsResponse) -> Value {
+    let mut m = Map::new();
+    match &r.response_types {
+        Some(ResponseTypes::Flow(f)) => {
+            m.insert("flow".into(), flow(f));
+        }
+        Some(ResponseTypes::LostEvents(l)) => {
+            m.insert(
+                "lost_events".into(),
+                obj(vec![
+                    ("source", name(l.source, |v: flow::LostEventSource| v.as_str_name())),
+                    ("num_events_lost", json!(l.num_events_lost)),
+                ]),
+            );
+        }
+        None => {}
+    }
+    put(&mut m, "node_name", json!(r.node_name));
+    if let Some(t) = &r.time {
+        m.insert("time".into(), json!(rfc3339(t)));
+    }
+    Value::Object(m)
+}

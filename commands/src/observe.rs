@@ -1,0 +1,358 @@
+//! `dpdbg observe`: flows from `dpdbg serve`, for Hubble users — Hubble's
+//! flags, filters and output shapes over the same Observer API.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+use dpdbg_api::flow::{self, FlowFilter};
+use dpdbg_api::observer::{GetFlowsRequest, get_flows_response::ResponseTypes};
+
+/// How `observe` prints, from the global -o: Hubble's shapes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObserveFormat {
+    Compact,
+    Dict,
+    Json,
+    Table,
+}
+
+impl ObserveFormat {
+    /// `-o table` is also the global default: only when given on the command line is it a table here; otherwise Hubble's default, compact.
+    pub fn from_global(f: crate::output::Format, explicit: bool) -> ObserveFormat {
+        use crate::output::Format;
+        match f {
+            Format::Json | Format::Jsonpb | Format::Jsonl => ObserveFormat::Json,
+            Format::Dict => ObserveFormat::Dict,
+            Format::Table if explicit => ObserveFormat::Table,
+            Format::Table | Format::Compact => ObserveFormat::Compact,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum VerdictArg {
+    #[value(name = "FORWARDED", alias = "forwarded")]
+    Forwarded,
+    #[value(name = "DROPPED", alias = "dropped")]
+    Dropped,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TypeArg {
+    Trace,
+    Drop,
+    PolicyVerdict,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DirectionArg {
+    Ingress,
+    Egress,
+}
+
+#[derive(Debug, Args)]
+pub struct ObserveCmd {
+    /// The server: a unix socket path or host:port.
+    #[arg(long, env = "DPDBG_SERVER", default_value = crate::serve::DEFAULT_SOCKET, value_name = "ADDR")]
+    server: String,
+    /// Keep streaming new flows.
+    #[arg(short = 'f', long)]
+    follow: bool,
+    /// The last N flows (default 20 without --follow).
+    #[arg(long, value_name = "N", conflicts_with_all = ["first", "all"])]
+    last: Option<u64>,
+    /// The first N flows the server still holds.
+    #[arg(long, value_name = "N", conflicts_with_all = ["follow", "all"])]
+    first: Option<u64>,
+    /// Every flow the server holds.
+    #[arg(long)]
+    all: bool,
+    /// Flows since this time: RFC 3339, or a duration ago (5m).
+    #[arg(long, value_parser = parse_time, value_name = "TIME")]
+    since: Option<prost_types::Timestamp>,
+    /// Flows until this time: RFC 3339, or a duration ago.
+    #[arg(long, value_parser = parse_time, value_name = "TIME")]
+    until: Option<prost_types::Timestamp>,
+    /// Source or destination IP or CIDR (repeatable: any matches).
+    #[arg(long, value_name = "CIDR")]
+    ip: Vec<String>,
+    #[arg(long, value_name = "CIDR")]
+    from_ip: Vec<String>,
+    #[arg(long, value_name = "CIDR")]
+    to_ip: Vec<String>,
+    /// Source or destination port.
+    #[arg(long)]
+    port: Vec<u16>,
+    #[arg(long)]
+    from_port: Vec<u16>,
+    #[arg(long)]
+    to_port: Vec<u16>,
+    /// tcp, udp, icmpv4, icmpv6 (repeatable).
+    #[arg(long)]
+    protocol: Vec<String>,
+    #[arg(long, value_enum)]
+    verdict: Vec<VerdictArg>,
+    /// Event type: trace, drop, policy-verdict.
+    #[arg(short = 't', long = "type", value_enum)]
+    types: Vec<TypeArg>,
+    /// TCP flags that must be set, e.g. SYN or SYN,ACK.
+    #[arg(long, value_name = "FLAGS")]
+    tcp_flags: Vec<String>,
+    /// Source or destination identity.
+    #[arg(long)]
+    identity: Vec<u32>,
+    #[arg(long)]
+    from_identity: Vec<u32>,
+    #[arg(long)]
+    to_identity: Vec<u32>,
+    #[arg(long, value_enum)]
+    traffic_direction: Vec<DirectionArg>,
+    /// IPv4 flows only.
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    ipv4: bool,
+    /// IPv6 flows only.
+    #[arg(short = '6', long = "ipv6")]
+    ipv6: bool,
+    /// Print the filters sent to the server and stop.
+    #[arg(long)]
+    print_raw_filters: bool,
+}
+
+/// RFC 3339 ("2026-11-25T13:00:00Z"), or a duration ago ("5m").
+fn parse_time(s: &str) -> Result<prost_types::Timestamp, String> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        let d = t.duration_since(std::time::UNIX_EPOCH).map_err(|e| e.to_string())?;
+        return Ok(prost_types::Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 });
+    }
+    let ago =
+        crate::monitor::parse_duration(s).map_err(|_| format!("{s:?}: an RFC 3339 time or a duration ago like 5m"))?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let t = now.saturating_sub(ago);
+    Ok(prost_types::Timestamp { seconds: t.as_secs() as i64, nanos: t.subsec_nanos() as i32 })
+}
+
+fn tcp_flags(s: &str) -> Result<flow::TcpFlags, String> {
+    let mut f = flow::TcpFlags::default();
+    for part in s.split(',') {
+        match part.trim().to_ascii_uppercase().as_str() {
+            "SYN" => f.syn = true,
+            "ACK" => f.ack = true,
+            "FIN" => f.fin = true,
+            "RST" => f.rst = true,
+            "PSH" => f.psh = true,
+            "URG" => f.urg = true,
+            "ECE" => f.ece = true,
+            "CWR" => f.cwr = true,
+            "NS" => f.ns = true,
+            other => return Err(format!("TCP flag {other:?}: SYN, ACK, FIN, RST, PSH, URG, ECE, CWR or NS")),
+        }
+    }
+    Ok(f)
+}
+
+impl ObserveCmd {
+    /// Hubble's rule: the flags build one filter; an "either side" flag
+    /// (--ip, --port, --identity) makes a source and a destination variant.
+    fn whitelist(&self) -> anyhow::Result<Vec<FlowFilter>> {
+        let mut base = FlowFilter {
+            source_ip: self.from_ip.clone(),
+            destination_ip: self.to_ip.clone(),
+            source_port: self.from_port.iter().map(u16::to_string).collect(),
+            destination_port: self.to_port.iter().map(u16::to_string).collect(),
+            protocol: self.protocol.iter().map(|p| p.to_ascii_lowercase()).collect(),
+            verdict: self
+                .verdict
+                .iter()
+                .map(|v| match v {
+                    VerdictArg::Forwarded => flow::Verdict::Forwarded as i32,
+                    VerdictArg::Dropped => flow::Verdict::Dropped as i32,
+                })
+                .collect(),
+            event_type: self
+                .types
+                .iter()
+                .map(|t| flow::EventTypeFilter {
+                    r#type: match t {
+                        TypeArg::Trace => dpdbg::abi::EVENT_TRACE,
+                        TypeArg::Drop => dpdbg::abi::EVENT_DROP,
+                        TypeArg::PolicyVerdict => dpdbg::abi::EVENT_POLICY_VERDICT,
+                    } as i32,
+                    ..Default::default()
+                })
+                .collect(),
+            source_identity: self.from_identity.clone(),
+            destination_identity: self.to_identity.clone(),
+            traffic_direction: self
+                .traffic_direction
+                .iter()
+                .map(|d| match d {
+                    DirectionArg::Ingress => flow::TrafficDirection::Ingress as i32,
+                    DirectionArg::Egress => flow::TrafficDirection::Egress as i32,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        for f in &self.tcp_flags {
+            base.tcp_flags.push(tcp_flags(f).map_err(crate::output::UsageError).map_err(anyhow::Error::new)?);
+        }
+        if self.ipv4 {
+            base.ip_version.push(flow::IpVersion::IPv4 as i32);
+        }
+        if self.ipv6 {
+            base.ip_version.push(flow::IpVersion::IPv6 as i32);
+        }
+        let mut out = vec![base];
+        let split = |out: Vec<FlowFilter>, src: &dyn Fn(&mut FlowFilter), dst: &dyn Fn(&mut FlowFilter)| {
+            out.into_iter()
+                .flat_map(|f| {
+                    let (mut a, mut b) = (f.clone(), f);
+                    src(&mut a);
+                    dst(&mut b);
+                    [a, b]
+                })
+                .collect::<Vec<_>>()
+        };
+        if !self.ip.is_empty() {
+            let ip = self.ip.clone();
+            out = split(out, &|f| f.source_ip.extend(ip.clone()), &|f| f.destination_ip.extend(ip.clone()));
+        }
+        if !self.port.is_empty() {
+            let p: Vec<String> = self.port.iter().map(u16::to_string).collect();
+            out = split(out, &|f| f.source_port.extend(p.clone()), &|f| f.destination_port.extend(p.clone()));
+        }
+        if !self.identity.is_empty() {
+            let i = self.identity.clone();
+            out = split(out, &|f| f.source_identity.extend(i.clone()), &|f| f.destination_identity.extend(i.clone()));
+        }
+        Ok(out.into_iter().filter(|f| *f != FlowFilter::default()).collect())
+    }
+
+    pub fn run(self, _bpffs: &Path, format: ObserveFormat) -> anyhow::Result<()> {
+        let whitelist = self.whitelist()?;
+        let number = match (self.last, self.first, self.all, self.follow) {
+            (Some(n), _, _, _) | (_, Some(n), _, _) => n,
+            (_, _, true, _) => 0,
+            (_, _, _, true) => 0,
+            _ if self.since.is_some() || self.until.is_some() => 0,
+            _ => 20,
+        };
+        let req = GetFlowsRequest {
+            number,
+            first: self.first.is_some(),
+            follow: self.follow,
+            whitelist,
+            blacklist: vec![],
+            since: self.since,
+            until: self.until,
+        };
+        if self.print_raw_filters {
+            let filters: Vec<String> = req.whitelist.iter().map(|f| format!("{f:?}")).collect();
+            println!("allowlist:");
+            for f in filters {
+                println!("  - {f}");
+            }
+            return Ok(());
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("the async runtime")?;
+        rt.block_on(async move {
+            let mut client = dpdbg_api::client::observer(&self.server).await?;
+            let mut stream = client.get_flows(req).await.context("GetFlows")?.into_inner();
+            let mut out = std::io::stdout().lock();
+            use std::io::Write;
+            if format == ObserveFormat::Table {
+                writeln!(
+                    out,
+                    "{:<31} {:<34} {:<34} {:<16} {:<10} SUMMARY",
+                    "TIMESTAMP", "SOURCE", "DESTINATION", "TYPE", "VERDICT"
+                )?;
+            }
+            loop {
+                let msg = tokio::time::timeout(Duration::from_secs(3600), stream.message()).await;
+                let Ok(msg) = msg else { continue };
+                let Some(r) = msg.context("GetFlows stream")? else { break };
+                match format {
+                    ObserveFormat::Json => {
+                        writeln!(out, "{}", dpdbg_api::json::response(&r))?;
+                    }
+                    fmt => match &r.response_types {
+                        Some(ResponseTypes::Flow(f)) => writeln!(out, "{}", render(f, fmt))?,
+                        Some(ResponseTypes::LostEvents(l)) => writeln!(
+                            out,
+                            "EVENTS LOST: {} (the server's queue for this client was full)",
+                            l.num_events_lost
+                        )?,
+                        None => {}
+                    },
+                }
+                out.flush()?;
+            }
+            anyhow::Ok(())
+        })
+    }
+}
+
+fn endpoint_text(ip: &str, port: Option<u32>, e: Option<&flow::Endpoint>) -> String {
+    let addr = match port {
+        Some(p) if ip.contains(':') => format!("[{ip}]:{p}"),
+        Some(p) => format!("{ip}:{p}"),
+        None => ip.to_string(),
+    };
+    match e {
+        Some(e) if e.id != 0 => format!("{addr} (ID:{})", e.id),
+        Some(e) if e.labels.iter().any(|l| l == "reserved:world") => format!("{addr} (world)"),
+        Some(e) if e.labels.iter().any(|l| l == "reserved:host") => format!("{addr} (host)"),
+        Some(e) => format!("{addr} (identity:{})", e.identity),
+        None => addr,
+    }
+}
+
+fn render(f: &flow::Flow, fmt: ObserveFormat) -> String {
+    let (src_ip, dst_ip) =
+        f.ip.as_ref().map_or((String::new(), String::new()), |i| (i.source.clone(), i.destination.clone()));
+    let (sport, dport) = match f.l4.as_ref().and_then(|l| l.protocol.as_ref()) {
+        Some(flow::layer4::Protocol::Tcp(t)) => (Some(t.source_port), Some(t.destination_port)),
+        Some(flow::layer4::Protocol::Udp(u)) => (Some(u.source_port), Some(u.destination_port)),
+        _ => (None, None),
+    };
+    let time = f.time.as_ref().map(dpdbg_api::json::time_text).unwrap_or_default();
+    let src = endpoint_text(&src_ip, sport, f.source.as_ref());
+    let dst = endpoint_text(&dst_ip, dport, f.destination.as_ref());
+    let verdict = flow::Verdict::try_from(f.verdict).map_or("UNKNOWN", |v| v.as_str_name());
+    let kind = match f.event_type.as_ref().map(|e| e.r#type as u8) {
+        Some(dpdbg::abi::EVENT_TRACE) => flow::TraceObservationPoint::try_from(f.trace_observation_point)
+            .map_or("trace".to_string(), |p| p.as_str_name().to_lowercase().replace('_', "-")),
+        Some(dpdbg::abi::EVENT_DROP) => "drop".into(),
+        Some(dpdbg::abi::EVENT_POLICY_VERDICT) => "policy-verdict".into(),
+        _ => "unknown".into(),
+    };
+    let detail = match f.l4.as_ref().and_then(|l| l.protocol.as_ref()) {
+        Some(flow::layer4::Protocol::Tcp(t)) => {
+            let fl = t.flags.unwrap_or_default();
+            let names: Vec<&str> =
+                [(fl.syn, "SYN"), (fl.ack, "ACK"), (fl.rst, "RST"), (fl.fin, "FIN"), (fl.psh, "PSH")]
+                    .into_iter()
+                    .filter_map(|(on, n)| on.then_some(n))
+                    .collect();
+            format!("TCP Flags: {}", names.join(", "))
+        }
+        Some(flow::layer4::Protocol::Udp(_)) => "UDP".into(),
+        Some(flow::layer4::Protocol::IcmPv4(i)) => format!("ICMPv4 type {} code {}", i.r#type, i.code),
+        Some(flow::layer4::Protocol::IcmPv6(i)) => format!("ICMPv6 type {} code {}", i.r#type, i.code),
+        _ => String::new(),
+    };
+    let drop = if f.verdict == flow::Verdict::Dropped as i32 {
+        flow::DropReason::try_from(f.drop_reason_desc).map_or(String::new(), |d| format!(" ({})", d.as_str_name()))
+    } else {
+        String::new()
+    };
+    match fmt {
+        ObserveFormat::Dict => format!(
+            "  TIMESTAMP: {time}\n     SOURCE: {src}\nDESTINATION: {dst}\n       TYPE: {kind}\n    VERDICT: {verdict}{drop}\n    SUMMARY: {detail}\n------------"
+        ),
+        ObserveFormat::Table => format!("{time:<31} {src:<34} {dst:<34} {kind:<16} {verdict:<10} {detail}"),
+        _ => format!("{time}: {src} -> {dst} {kind} {verdict}{drop} ({detail})"),
+    }
+}
