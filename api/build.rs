@@ -2,7 +2,7 @@
 //! protobuf compiler in Rust): a fresh machine builds without protoc.
 
 fn main() {
-    let files = ["proto/observer/observer.proto", "proto/flow/flow.proto"];
+    let files = ["proto/observer/observer.proto", "proto/flow/flow.proto", "proto/dpdbg/v1/events.proto"];
     for f in files {
         println!("cargo::rerun-if-changed={f}");
     }

@@ -3211,7 +3211,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__monitor)
-            opts="-n -v -o -h -V --type --from --to --related-to --ip --port --proto --verdict --count --since --until --verbose --hex --pcap --bpffs --output --help --version"
+            opts="-n -v -o -h -V --type --from --to --related-to --ip --port --proto --verdict --count --since --until --verbose --hex --pcap --server --bpffs --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3266,6 +3266,10 @@ _dpdbg() {
                     return 0
                     ;;
                 --pcap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -15,8 +15,14 @@ pub mod observer {
     tonic::include_proto!("observer");
 }
 
+/// Generated from proto/dpdbg/v1/events.proto.
+pub mod events {
+    tonic::include_proto!("dpdbg.v1");
+}
+
 pub mod client;
 pub mod convert;
 pub mod filter;
 pub mod json;
+pub mod remote;
 pub mod server;

@@ -17,6 +17,8 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use crate::events::events_server::{Events, EventsServer};
+use crate::events::{EventRecord, SubscribeRequest};
 use crate::observer::observer_server::{Observer, ObserverServer};
 use crate::observer::{
     GetFlowsRequest, GetFlowsResponse, GetNodesRequest, GetNodesResponse, Node, NodeState, ServerStatusRequest,
@@ -67,6 +69,8 @@ struct Shared {
     undecodable: AtomicU64,
     started: Instant,
     live: broadcast::Sender<Numbered>,
+    /// The records themselves, for `dpdbg monitor` beside the server.
+    raw: broadcast::Sender<Arc<Vec<u8>>>,
     /// False while no datapath is loaded (the reader waits for one).
     loaded: watch::Sender<bool>,
     node: String,
@@ -123,10 +127,16 @@ fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: PathBuf, sto
         }
         let offset = wall_offset_ns();
         let mut batch = Vec::new();
-        reader.drain(|rec| match decode(rec) {
-            Ok(ev) => batch.push(ev),
-            Err(_) => {
-                shared.undecodable.fetch_add(1, Ordering::Relaxed);
+        let monitors = shared.raw.receiver_count() > 0;
+        reader.drain(|rec| {
+            if monitors {
+                let _ = shared.raw.send(Arc::new(rec.to_vec()));
+            }
+            match decode(rec) {
+                Ok(ev) => batch.push(ev),
+                Err(_) => {
+                    shared.undecodable.fetch_add(1, Ordering::Relaxed);
+                }
             }
         });
         if batch.is_empty() {
@@ -292,6 +302,46 @@ impl Observer for ObserverService {
     }
 }
 
+#[derive(Clone)]
+struct EventsService(Arc<Shared>);
+
+type RecordStream = Pin<Box<dyn Stream<Item = Result<EventRecord, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Events for EventsService {
+    type SubscribeStream = RecordStream;
+
+    async fn subscribe(&self, _: Request<SubscribeRequest>) -> Result<Response<RecordStream>, Status> {
+        let mut raw = self.0.raw.subscribe();
+        let mut loaded = self.0.loaded.subscribe();
+        let (tx, rx) = mpsc::channel(4096);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    r = raw.recv() => {
+                        let msg = match r {
+                            Ok(rec) => EventRecord { record: rec.as_ref().clone(), lost: 0 },
+                            // A slow monitor loses its own records, and is told how many.
+                            Err(broadcast::error::RecvError::Lagged(n)) => EventRecord { record: vec![], lost: n },
+                            Err(broadcast::error::RecvError::Closed) => return,
+                        };
+                        if tx.send(Ok(msg)).await.is_err() {
+                            return;
+                        }
+                    }
+                    _ = loaded.changed() => {
+                        if !*loaded.borrow() {
+                            let _ = tx.send(Err(Status::unavailable("the datapath was unloaded"))).await;
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
 /// Binds the unix socket: the old file goes only when nothing answers on it,
 /// then the socket is made group-accessible (0660), never world-accessible.
 fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, ServeError> {
@@ -322,6 +372,7 @@ pub async fn run(
     let reader = EventReader::open(&opts.bpffs, settings.transport)?;
     let listener = bind_unix(&opts.socket)?;
     let (live, _) = broadcast::channel(opts.buffer.max(1024));
+    let (raw, _) = broadcast::channel(65536);
     let (loaded, _) = watch::channel(true);
     let shared = Arc::new(Shared {
         buffer: Mutex::new(VecDeque::with_capacity(opts.buffer)),
@@ -330,6 +381,7 @@ pub async fn run(
         undecodable: AtomicU64::new(0),
         started: Instant::now(),
         live,
+        raw,
         loaded,
         node: node_name(),
         address: opts.socket.display().to_string(),
@@ -357,6 +409,7 @@ pub async fn run(
         });
     }
     let svc = ObserverService(Arc::clone(&shared));
+    let events = EventsService(Arc::clone(&shared));
     let (down_tx, down_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -372,18 +425,19 @@ pub async fn run(
     let mut servers = Vec::new();
     {
         let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-        let svc = svc.clone();
+        let (svc, events) = (svc.clone(), events.clone());
         let down = wait_down(down_rx.clone());
         servers.push(tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(ObserverServer::new(svc))
+                .add_service(EventsServer::new(events))
                 .serve_with_incoming_shutdown(incoming, down)
                 .await
         }));
     }
     if let Some(addr) = opts.listen {
         let down = wait_down(down_rx.clone());
-        let svc = svc.clone();
+        let (svc, events) = (svc.clone(), events.clone());
         let l = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| ServeError::Io { what: format!("binding {addr}"), source: e })?;
@@ -391,6 +445,7 @@ pub async fn run(
         servers.push(tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(ObserverServer::new(svc))
+                .add_service(EventsServer::new(events))
                 .serve_with_incoming_shutdown(incoming, down)
                 .await
         }));

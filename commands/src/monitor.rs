@@ -77,6 +77,9 @@ pub struct MonitorCmd {
     /// Write the captured packets to a pcap file ("-" for stdout).
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
+    /// When `dpdbg serve` holds the ring, read its events through this socket (or host:port).
+    #[arg(long, env = "DPDBG_SERVER", default_value = crate::serve::DEFAULT_SOCKET, value_name = "ADDR")]
+    server: String,
 }
 
 /// The longest duration a flag takes: a year is past any capture an
@@ -103,6 +106,45 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 fn pcap_record(data: &[u8], orig_len: u32) -> (&[u8], u32, bool) {
     let limit = data.len().min(abi::SNAPLEN_MAX as usize).min(orig_len as usize);
     (&data[..limit], orig_len.max(limit as u32), limit < data.len())
+}
+
+/// Where the monitor's records come from: the ring itself, or `dpdbg serve`
+/// when the server holds the ring.
+enum Source {
+    Local(EventReader),
+    Remote(dpdbg_api::remote::RemoteEvents),
+}
+
+impl Source {
+    fn wait(&mut self, timeout: Duration) -> Result<(), String> {
+        match self {
+            Source::Local(r) => r.wait(timeout).map(|_| ()).map_err(|e| e.to_string()),
+            Source::Remote(r) => r.wait(timeout).map(|_| ()),
+        }
+    }
+
+    fn drain(&mut self, f: impl FnMut(&[u8])) -> usize {
+        match self {
+            Source::Local(r) => r.drain(f),
+            Source::Remote(r) => r.drain(f),
+        }
+    }
+
+    /// Losses the perf buffers reported (local perf transport only).
+    fn perf_lost(&self) -> u64 {
+        match self {
+            Source::Local(r) => r.lost,
+            Source::Remote(_) => 0,
+        }
+    }
+
+    /// Records the server could not hand to us since the last call.
+    fn take_remote_lost(&mut self) -> u64 {
+        match self {
+            Source::Local(_) => 0,
+            Source::Remote(r) => std::mem::take(&mut r.lost),
+        }
+    }
 }
 
 /// A writer the pcap writer owns while the loop can still flush it, so a
@@ -219,7 +261,25 @@ impl MonitorCmd {
         }
         sys::require_privileges("monitor")?;
         let settings = datapath::loaded_settings(bpffs).context("monitor")?;
-        let mut reader = EventReader::open(bpffs, settings.transport).context("monitor")?;
+        let mut reader = match EventReader::open(bpffs, settings.transport) {
+            Ok(r) => Source::Local(r),
+            // Another reader holds the ring: when it is `dpdbg serve`, subscribe through it.
+            Err(busy @ dpdbg::Error::EventsBusy { .. }) => match dpdbg_api::remote::RemoteEvents::connect(&self.server)
+            {
+                Ok(r) => {
+                    if p.is_table() {
+                        eprintln!("dpdbg serve holds the ring: reading its events through {}", self.server);
+                    }
+                    Source::Remote(r)
+                }
+                Err(why) => {
+                    return Err(anyhow::Error::new(busy)
+                        .context(format!("and no dpdbg serve answered at {} ({why})", self.server))
+                        .context("monitor"));
+                }
+            },
+            Err(e) => return Err(anyhow::Error::new(e).context("monitor")),
+        };
         let maps = Maps::open(bpffs)?;
         let filter = self.filter();
         let deadline = self.until.and_then(|d| Instant::now().checked_add(d));
@@ -283,12 +343,16 @@ impl MonitorCmd {
         let mut loss = LossTracker::new(&maps)?;
         let mut last_lost_check = Instant::now();
         let mut unloaded = false;
+        let mut remote_end: Option<String> = None;
         let mut line = String::with_capacity(256);
         let mut io_err: Option<std::io::Error> = None;
         let done = |sum: &Summary| self.count.is_some_and(|c| sum.matched >= c);
 
         while !STOP.load(Ordering::Relaxed) && !done(&sum) && deadline.is_none_or(|d| Instant::now() < d) {
-            reader.wait(Duration::from_millis(100))?;
+            if let Err(e) = reader.wait(Duration::from_millis(100)) {
+                remote_end = Some(e);
+                break;
+            }
             reader.drain(|rec| {
                 if io_err.is_some() || done(&sum) {
                     return;
@@ -349,13 +413,13 @@ impl MonitorCmd {
                 }
                 return Err(e).context("writing events");
             }
-            if reader.lost > loss.perf_seen || last_lost_check.elapsed() > Duration::from_millis(500) {
+            if reader.perf_lost() > loss.perf_seen || last_lost_check.elapsed() > Duration::from_millis(500) {
                 // An unloaded datapath sends nothing more: say so instead of waiting forever.
                 if !pins.is_loaded() {
                     unloaded = true;
                     break;
                 }
-                let new = loss.poll(&maps, reader.lost)?;
+                let new = loss.poll(&maps, reader.perf_lost())? + reader.take_remote_lost();
                 report_loss(&mut text, p, new, &mut sum)?;
                 last_lost_check = Instant::now();
             }
@@ -366,7 +430,7 @@ impl MonitorCmd {
         }
         // Losses of the last moments are reported too.
         if !unloaded {
-            let new = loss.poll(&maps, reader.lost)?;
+            let new = loss.poll(&maps, reader.perf_lost())? + reader.take_remote_lost();
             report_loss(&mut text, p, new, &mut sum)?;
         }
         if let Some((_, mut shared)) = pcap {
@@ -392,6 +456,9 @@ impl MonitorCmd {
             "Received {} events, {} matched (trace {}, drop {}, policy-verdict {}), lost {}{extra}",
             sum.events, sum.matched, sum.trace, sum.drop, sum.policy_verdict, sum.lost,
         );
+        if let Some(why) = remote_end {
+            anyhow::bail!("the events stream from dpdbg serve ended: {why}");
+        }
         if unloaded {
             anyhow::bail!(
                 "the datapath under {} was unloaded: no more events will come (run `dpdbg datapath load` and start the monitor again)",

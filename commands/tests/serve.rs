@@ -193,6 +193,28 @@ fn serve_speaks_hubbles_observer_api() {
     assert_eq!(status["numFlows"], status["seenFlows"]);
     assert_eq!(status["maxFlows"], "4096");
 
+    // Monitors beside the server read its records: several at once, the same events.
+    let monitor = || {
+        Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+            .arg("--bpffs")
+            .arg(&fs.0)
+            .args(["monitor", "-o", "jsonl", "--until", "4s", "--server"])
+            .arg(&socket)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (m1, m2) = (monitor(), monitor());
+    std::thread::sleep(Duration::from_millis(1500));
+    ping(ns0, ip1);
+    let (o1, o2) = (m1.wait_with_output().unwrap(), m2.wait_with_output().unwrap());
+    assert!(o1.status.success() && o2.status.success(), "{}", String::from_utf8_lossy(&o1.stderr));
+    let (e1, e2) = (lines(&o1), lines(&o2));
+    assert_eq!(e1.len(), 2, "the new ping, traced at both hooks: {e1:#?}");
+    assert_eq!(e1, e2, "both monitors print the same events");
+    assert!(e1.iter().all(|e| e["dst_ip"] == ip1 && e["ip_proto"] == 1), "{e1:#?}");
+
     // Unloading the datapath ends follow streams with a reason.
     let follower = py_follow(&socket, "6");
     std::thread::sleep(Duration::from_millis(1000));

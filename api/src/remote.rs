@@ -1,0 +1,113 @@
+//! The datapath's event records through `dpdbg serve`, for code that reads
+//! them the way it reads the ring: wait, then drain. A thread of its own
+//! runs the gRPC stream, so callers stay synchronous.
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+use crate::events::SubscribeRequest;
+use crate::events::events_client::EventsClient;
+
+enum Msg {
+    Record(Vec<u8>),
+    Lost(u64),
+    End(Option<String>),
+}
+
+pub struct RemoteEvents {
+    rx: Receiver<Msg>,
+    pending: Vec<Vec<u8>>,
+    /// Records the server could not hand to this subscriber in time.
+    pub lost: u64,
+    ended: Option<Option<String>>,
+}
+
+impl RemoteEvents {
+    /// Subscribes to the records of the server at `server` (a socket path or host:port).
+    pub fn connect(server: &str) -> Result<RemoteEvents, String> {
+        let (tx, rx) = mpsc::sync_channel::<Msg>(65536);
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        let server = server.to_string();
+        std::thread::spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let channel = match crate::client::connect(&server).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let mut stream = match EventsClient::new(channel).subscribe(SubscribeRequest {}).await {
+                    Ok(s) => s.into_inner(),
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("subscribing at {server}: {}", e.message())));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                loop {
+                    let msg = match stream.message().await {
+                        Ok(Some(r)) if r.lost > 0 => Msg::Lost(r.lost),
+                        Ok(Some(r)) => Msg::Record(r.record),
+                        Ok(None) => Msg::End(None),
+                        Err(e) => Msg::End(Some(e.message().to_string())),
+                    };
+                    let end = matches!(msg, Msg::End(_));
+                    if tx.send(msg).is_err() || end {
+                        return;
+                    }
+                }
+            });
+        });
+        ready_rx.recv().map_err(|_| "the subscription thread ended".to_string())??;
+        Ok(RemoteEvents { rx, pending: Vec::new(), lost: 0, ended: None })
+    }
+
+    fn take(&mut self, m: Msg) {
+        match m {
+            Msg::Record(r) => self.pending.push(r),
+            Msg::Lost(n) => self.lost += n,
+            Msg::End(why) => self.ended = Some(why),
+        }
+    }
+
+    /// Waits up to `timeout` for records; an error once the server's stream ended.
+    pub fn wait(&mut self, timeout: Duration) -> Result<bool, String> {
+        if let Some(why) = &self.ended {
+            return Err(why.clone().unwrap_or_else(|| "the server ended the stream".into()));
+        }
+        if !self.pending.is_empty() {
+            return Ok(true);
+        }
+        match self.rx.recv_timeout(timeout) {
+            Ok(m) => {
+                self.take(m);
+                Ok(true)
+            }
+            Err(RecvTimeoutError::Timeout) => Ok(false),
+            Err(RecvTimeoutError::Disconnected) => {
+                self.ended = Some(None);
+                Err("the server ended the stream".into())
+            }
+        }
+    }
+
+    /// Hands every record received so far to `f`.
+    pub fn drain(&mut self, mut f: impl FnMut(&[u8])) -> usize {
+        while let Ok(m) = self.rx.try_recv() {
+            self.take(m);
+        }
+        let n = self.pending.len();
+        for r in self.pending.drain(..) {
+            f(&r);
+        }
+        n
+    }
+}
