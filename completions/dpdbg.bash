@@ -3211,13 +3211,17 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__monitor)
-            opts="-n -v -o -h -V --type --from --to --related-to --ip --port --proto --verdict --count --since --until --verbose --hex --pcap --server --bpffs --output --help --version"
+            opts="-t -n -j -v -o -h -V --type --from --to --related-to --ip --port --proto --verdict --count --numeric --json --since --until --verbose --hex --pcap --server --bpffs --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --type)
+                    COMPREPLY=($(compgen -W "trace drop policy-verdict" -- "${cur}"))
+                    return 0
+                    ;;
+                -t)
                     COMPREPLY=($(compgen -W "trace drop policy-verdict" -- "${cur}"))
                     return 0
                     ;;
@@ -3250,10 +3254,6 @@ _dpdbg() {
                     return 0
                     ;;
                 --count)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -n)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -172,7 +172,7 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcomm
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "traffic" -d 'Send ICMP, TCP and UDP over IPv4 and IPv6 between the lab\'s endpoints'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "down" -d 'Remove the lab: detach, unload what the lab loaded, delete the namespaces'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l type -d 'Only these event types (repeatable)' -r -f -a "trace\t''
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s t -l type -d 'Only these event types (repeatable)' -r -f -a "trace\t''
 drop\t''
 policy-verdict\t''"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l from -d 'Only packets this endpoint sent' -r
@@ -183,7 +183,7 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l port -d 'Only pa
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l proto -d 'Only this protocol: tcp, udp, icmp, icmpv6 or a number' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l verdict -d 'Only forwarded (allow) or dropped (deny) packets' -r -f -a "allow\t''
 deny\t''"
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s n -l count -d 'Stop after COUNT matching events' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l count -d 'Stop after COUNT matching events' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l since -d 'Skip events older than this (e.g. 30s, 5m), such as those waiting in the ring' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l until -d 'Stop after this long (e.g. 10s)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l pcap -d 'Write the captured packets to a pcap file ("-" for stdout)' -r -F
@@ -195,7 +195,9 @@ jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s v -l verbose -d 'Show every decoded layer'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s n -l numeric -d 'Identities as numbers (no "world", "host")'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s j -l json -d 'JSON, one object per line (the same as -o jsonl)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s v -l verbose -d 'Show every decoded layer (-v); -vv adds a hexdump'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l hex -d 'Show a hexdump of the captured bytes'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s V -l version -d 'Print version'

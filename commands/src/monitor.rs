@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use dpdbg::abi::{self, Reason};
 use dpdbg::events::{EventReader, decode};
-use dpdbg::flow::{self, Filter, Flow, VerdictFilter};
+use dpdbg::flow::{self, Filter, Flow, LineOptions, VerdictFilter};
 use dpdbg::maps::Maps;
 use dpdbg::{datapath, sys};
 use pcap_file::DataLink;
@@ -36,7 +36,7 @@ pub enum Verdict {
 #[derive(Debug, Args)]
 pub struct MonitorCmd {
     /// Only these event types (repeatable).
-    #[arg(long = "type", value_enum, value_name = "trace|drop|policy-verdict")]
+    #[arg(short = 't', long = "type", value_enum, value_name = "trace|drop|policy-verdict")]
     types: Vec<EventType>,
     /// Only packets this endpoint sent.
     #[arg(long, value_name = "ENDPOINT")]
@@ -60,17 +60,23 @@ pub struct MonitorCmd {
     #[arg(long, value_enum)]
     verdict: Option<Verdict>,
     /// Stop after COUNT matching events.
-    #[arg(short = 'n', long = "count", value_name = "COUNT")]
+    #[arg(long = "count", value_name = "COUNT")]
     count: Option<u64>,
+    /// Identities as numbers (no "world", "host").
+    #[arg(short = 'n', long)]
+    numeric: bool,
+    /// JSON, one object per line (the same as -o jsonl).
+    #[arg(short = 'j', long)]
+    json: bool,
     /// Skip events older than this (e.g. 30s, 5m), such as those waiting in the ring.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     since: Option<Duration>,
     /// Stop after this long (e.g. 10s).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     until: Option<Duration>,
-    /// Show every decoded layer.
-    #[arg(short, long)]
-    verbose: bool,
+    /// Show every decoded layer (-v); -vv adds a hexdump.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
     /// Show a hexdump of the captured bytes.
     #[arg(long)]
     hex: bool,
@@ -254,6 +260,8 @@ impl MonitorCmd {
     }
 
     pub fn run(self, bpffs: &Path, p: &Printer) -> anyhow::Result<()> {
+        let jsonl = Printer::Jsonl;
+        let p = if self.json { &jsonl } else { p };
         if matches!(p, Printer::Json) {
             crate::usage!(
                 "monitor prints a stream, one event at a time: use -o jsonl (one JSON object per line) instead of -o json"
@@ -347,6 +355,8 @@ impl MonitorCmd {
         let mut line = String::with_capacity(256);
         let mut io_err: Option<std::io::Error> = None;
         let done = |sum: &Summary| self.count.is_some_and(|c| sum.matched >= c);
+        // Interface names looked up once each: a lookup per event would cost a syscall.
+        let mut ifnames: std::collections::HashMap<u32, Option<String>> = std::collections::HashMap::new();
 
         while !STOP.load(Ordering::Relaxed) && !done(&sum) && deadline.is_none_or(|d| Instant::now() < d) {
             if let Err(e) = reader.wait(Duration::from_millis(100)) {
@@ -362,7 +372,7 @@ impl MonitorCmd {
                     sum.undecodable += 1;
                     return;
                 };
-                let f = Flow::from_event(&ev);
+                let mut f = Flow::from_event(&ev);
                 if !filter.matches_event(&ev, Some(&f.packet)) {
                     return;
                 }
@@ -381,16 +391,18 @@ impl MonitorCmd {
                         w.write_packet(&PcapPacket::new(Duration::from_nanos(ns), orig_len, data))
                             .map_err(std::io::Error::other)?;
                     }
-                    if pcap_to_stdout || self.pcap.is_none() || self.verbose || self.hex {
+                    if pcap_to_stdout || self.pcap.is_none() || self.verbose > 0 || self.hex {
+                        f.set_wall_time(wall_offset);
+                        f.interface = ifnames.entry(f.ifindex).or_insert_with(|| sys::ifname(f.ifindex)).clone();
                         match p {
                             Printer::Table => {
                                 line.clear();
-                                let _ = flow::write_line(&mut line, &f);
+                                let _ = flow::write_line_with(&mut line, &f, LineOptions { numeric: self.numeric });
                                 line.push('\n');
-                                if self.verbose {
+                                if self.verbose > 0 {
                                     let _ = flow::write_verbose(&mut line, &ev.data);
                                 }
-                                if self.hex {
+                                if self.hex || self.verbose > 1 {
                                     let _ = flow::hexdump(&mut line, &ev.data);
                                 }
                                 text.write_all(line.as_bytes())?;

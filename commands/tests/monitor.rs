@@ -218,11 +218,55 @@ fn since_count_and_filters() {
 
     assert!(run(&["lab", "traffic"]).status.success());
     let three =
-        run(&["monitor", "-o", "jsonl", "--since", "1m", "-n", "3", "--type", "policy-verdict", "--until", "5s"]);
+        run(&["monitor", "-o", "jsonl", "--since", "1m", "--count", "3", "--type", "policy-verdict", "--until", "5s"]);
     let lines: Vec<Value> =
         String::from_utf8_lossy(&three.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 3, "-n 3 stops after three matching events");
     assert!(
         lines.iter().all(|f| f["type"] == "policy-verdict" && f["endpoint_id"] == up["endpoints"][1]["endpoint_id"])
     );
+}
+
+/// Text lines start with the wall-clock time and name the interface; -j is
+/// JSON lines with an RFC 3339 time; -t filters by type; -vv adds the hexdump.
+#[test]
+fn monitor_lines_carry_time_and_interface_names() {
+    let fs = Bpffs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("lab.json");
+    let _lab = LabGuard { bpffs: fs.0.clone(), state: state.clone() };
+    let up = dpdbg(&fs.0, &state).args(["lab", "up", "-o", "json"]).output().unwrap();
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    let up: Value = serde_json::from_slice(&up.stdout).unwrap();
+    let (ns, dst, host_if) = (
+        up["endpoints"][0]["netns"].as_str().unwrap().to_string(),
+        up["endpoints"][1]["ipv4"].as_str().unwrap().to_string(),
+        up["endpoints"][0]["host_if"].as_str().unwrap().to_string(),
+    );
+    let ping = || {
+        let o = Command::new("ip").args(["netns", "exec", &ns, "ping", "-c", "1", "-W", "1", &dst]).output().unwrap();
+        assert!(o.status.success());
+    };
+    let watch = |args: &[&str]| {
+        let child = dpdbg(&fs.0, &state)
+            .args(["monitor", "--until", "3s"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        ping();
+        String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).into_owned()
+    };
+    let text = watch(&["-t", "trace", "-vv"]);
+    let first = text.lines().find(|l| l.contains("endpoint")).expect("a trace line");
+    let stamp = first.split_whitespace().next().unwrap();
+    assert!(stamp.len() == 27 && stamp.as_bytes()[10] == b'T' && stamp.ends_with('Z'), "{first}");
+    assert!(first.contains(&format!("({host_if})")), "the interface by name: {first}");
+    assert!(text.contains("IPv4") && text.contains("0000  "), "-vv shows layers and a hexdump: {text}");
+    let json = watch(&["-j"]);
+    let v: Value = serde_json::from_str(json.lines().next().expect("a JSON line")).unwrap();
+    assert!(v["time"].as_str().unwrap().ends_with('Z'), "{v}");
+    assert_eq!(v["interface"], host_if.as_str());
 }

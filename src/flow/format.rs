@@ -77,35 +77,71 @@ pub fn write_summary(out: &mut impl Write, p: &Packet) -> fmt::Result {
     Ok(())
 }
 
+/// How one-line text is written beyond its fixed shape.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LineOptions {
+    /// Identities as numbers only (`-n`): no "world", "host".
+    pub numeric: bool,
+}
+
+/// An identity as operators read it: reserved ones by name.
+struct Identity(u32, bool);
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.0, self.1) {
+            (crate::abi::IDENTITY_HOST, false) => f.write_str("host"),
+            (crate::abi::IDENTITY_WORLD, false) => f.write_str("world"),
+            (n, _) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// "ifindex 7" or "ifindex 7 (eth0)" when the interface's name is known.
+struct Ifindex<'a>(u32, Option<&'a str>);
+
+impl fmt::Display for Ifindex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            Some(name) => write!(f, "ifindex {} ({name})", self.0),
+            None => write!(f, "ifindex {}", self.0),
+        }
+    }
+}
+
 /// One line per event, in the shape of `cilium-dbg monitor`.
 pub fn write_line(out: &mut impl Write, f: &Flow) -> fmt::Result {
+    write_line_with(out, f, LineOptions::default())
+}
+
+/// One line per event, with the wall-clock time first when the flow has one.
+pub fn write_line_with(out: &mut impl Write, f: &Flow, o: LineOptions) -> fmt::Result {
     let ingress = f.direction == "ingress";
+    if let Some(t) = &f.time {
+        write!(out, "{t} ")?;
+    }
+    let (src, dst) = (Identity(f.src_identity, o.numeric), Identity(f.dst_identity, o.numeric));
+    let ifx = Ifindex(f.ifindex, f.interface.as_deref());
     match f.event_type {
         "trace" => write!(
             out,
-            "{} endpoint {}, identity {}->{} state {} ifindex {}: ",
+            "{} endpoint {}, identity {src}->{dst} state {} {ifx}: ",
             if ingress { "->" } else { "<-" },
             f.endpoint_id,
-            f.src_identity,
-            f.dst_identity,
             f.ct_state,
-            f.ifindex
         )?,
         "drop" => write!(
             out,
-            "xx drop ({}) {} endpoint {}, ifindex {}, identity {}->{}: ",
+            "xx drop ({}) {} endpoint {}, {ifx}, identity {src}->{dst}: ",
             f.drop_reason_desc.unwrap_or("Unknown reason"),
             if ingress { "to" } else { "from" },
             f.endpoint_id,
-            f.ifindex,
-            f.src_identity,
-            f.dst_identity
         )?,
         "policy-verdict" => write!(
             out,
             "Policy verdict log: local EP ID {}, remote ID {}, proto {}, {}, action {}, match {}{}, ",
             f.endpoint_id,
-            if ingress { f.src_identity } else { f.dst_identity },
+            if ingress { src } else { dst },
             f.packet.ip_proto.unwrap_or(0),
             f.direction,
             if f.verdict == "FORWARDED" { "allow" } else { "deny" },

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-pub use format::{hexdump, write_line, write_verbose};
+pub use format::{LineOptions, hexdump, write_line, write_line_with, write_verbose};
 pub use packet::{Packet, decode_packet};
 
 use crate::abi::{self, Reason, match_kind_text};
@@ -43,6 +43,10 @@ pub fn observation_point(subtype: u8) -> &'static str {
 /// One event as scripts see it (`-o jsonl`): field names are stable.
 #[derive(Clone, Debug, Serialize)]
 pub struct Flow {
+    /// Wall-clock time (RFC 3339, UTC), when the reader knows the offset
+    /// from the datapath's clock (see `Flow::set_wall_time`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
     /// CLOCK_MONOTONIC nanoseconds, as the datapath stamped the event.
     pub timestamp_ns: u64,
     #[serde(rename = "type")]
@@ -68,6 +72,9 @@ pub struct Flow {
     pub ct_state: &'static str,
     pub direction: &'static str,
     pub ifindex: u32,
+    /// The interface's name, when the reader looked it up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
     pub endpoint_id: u32,
     pub src_identity: u32,
     pub dst_identity: u32,
@@ -77,11 +84,37 @@ pub struct Flow {
     pub packet: Packet,
 }
 
+/// RFC 3339 in UTC with microseconds for nanoseconds since the epoch.
+pub fn rfc3339_micros(ns: i128) -> String {
+    let ns = ns.max(0);
+    let secs = (ns / 1_000_000_000) as i64;
+    let micros = ((ns % 1_000_000_000) / 1000) as u32;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
 impl Flow {
+    /// Stamps the flow with wall-clock time: `offset_ns` is wall minus monotonic.
+    pub fn set_wall_time(&mut self, offset_ns: i128) {
+        self.time = Some(rfc3339_micros(self.timestamp_ns as i128 + offset_ns));
+    }
+
     pub fn from_event(e: &Event) -> Flow {
         let h = &e.hdr;
         let is = |t| h.r#type == t;
         Flow {
+            time: None,
+            interface: None,
             timestamp_ns: h.timestamp_ns,
             event_type: type_name(h.r#type),
             verdict: verdict_name(h.verdict),
@@ -275,6 +308,22 @@ mod tests {
         let mut r = record(abi::EVENT_TRACE, 0, 1, abi::DIR_INGRESS, 2, &a);
         r[11] = abi::CT_RELATED;
         assert!(line(r).contains("state related "));
+        // Reserved identities by name unless numeric; the time and the interface name when known.
+        let mut r = record(abi::EVENT_DROP, 133, 2, abi::DIR_INGRESS, 2, &a);
+        r[24..28].copy_from_slice(&abi::IDENTITY_WORLD.to_le_bytes());
+        r[28..32].copy_from_slice(&1001u32.to_le_bytes());
+        let mut f = Flow::from_event(&decode(&r).unwrap());
+        f.interface = Some("lxc1".into());
+        f.set_wall_time(1_764_000_000_000_000_000);
+        let mut s = String::new();
+        write_line_with(&mut s, &f, LineOptions::default()).unwrap();
+        assert!(s.starts_with("2025-11-24T16:00:00.000000Z xx drop (Policy denied) to endpoint 2, ifindex 0 (lxc1), identity world->1001: "), "{s}");
+        let mut s = String::new();
+        write_line_with(&mut s, &f, LineOptions { numeric: true }).unwrap();
+        assert!(s.contains("identity 2->1001"), "{s}");
+        let json = serde_json::to_value(&f).unwrap();
+        assert_eq!(json["time"], "2025-11-24T16:00:00.000000Z");
+        assert_eq!(json["interface"], "lxc1");
         let json = serde_json::to_value(Flow::from_event(&decode(&record(abi::EVENT_TRACE, 0, 1, 0, 2, &a)).unwrap()))
             .unwrap();
         assert!(json.get("deny_overrode_allow").is_none() && json.get("fragment").is_none(), "{json}");
