@@ -62,13 +62,21 @@ pub struct ServeSummary {
 
 type Numbered = (u64, Arc<flow::Flow>);
 
+/// What followers receive: flows, and events the datapath could not write.
+#[derive(Clone)]
+enum Live {
+    Flow(Numbered),
+    /// Events the datapath dropped since the last report (ring or perf buffer full).
+    Lost(u64),
+}
+
 struct Shared {
     buffer: Mutex<VecDeque<Numbered>>,
     capacity: usize,
     seen: AtomicU64,
     undecodable: AtomicU64,
     started: Instant,
-    live: broadcast::Sender<Numbered>,
+    live: broadcast::Sender<Live>,
     /// The records themselves, for `dpdbg monitor` beside the server.
     raw: broadcast::Sender<Arc<Vec<u8>>>,
     /// False while no datapath is loaded (the reader waits for one).
@@ -98,12 +106,29 @@ fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: PathBuf, sto
     let pins = Pins::new(&bpffs);
     let mut seq = 0u64;
     let mut last_check = Instant::now();
+    let lost_now = |b: &Path| -> Option<u64> {
+        let m = dpdbg::maps::Maps::open(b).ok()?.metrics().ok()?;
+        Some(
+            m.iter()
+                .filter(|x| x.reason == dpdbg::abi::Reason::EVENT_LOST.0)
+                .fold(0u64, |a, x| a.saturating_add(x.packets)),
+        )
+    };
+    let mut lost_seen = lost_now(&bpffs).unwrap_or(0);
     loop {
         if stop.load(Ordering::Relaxed) {
             return;
         }
         if reader.wait(Duration::from_millis(100)).is_err() || last_check.elapsed() > Duration::from_millis(500) {
             last_check = Instant::now();
+            // The datapath counts every event it could not write: followers hear of them
+            // as Hubble reports a full perf ring.
+            if let Some(now) = lost_now(&bpffs)
+                && now > lost_seen
+            {
+                let _ = shared.live.send(Live::Lost(now - lost_seen));
+                lost_seen = now;
+            }
             if !pins.is_loaded() {
                 eprintln!("dpdbg serve: the datapath under {} was unloaded; waiting for a new one", bpffs.display());
                 let _ = shared.loaded.send(false);
@@ -122,6 +147,7 @@ fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: PathBuf, sto
                     }
                 };
                 eprintln!("dpdbg serve: a datapath is loaded again; reading its events");
+                lost_seen = lost_now(&bpffs).unwrap_or(0);
                 let _ = shared.loaded.send(true);
             }
         }
@@ -151,7 +177,7 @@ fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: PathBuf, sto
             }
             buf.push_back((seq, Arc::clone(&f)));
             // No receiver is fine: nobody follows right now.
-            let _ = shared.live.send((seq, f));
+            let _ = shared.live.send(Live::Flow((seq, f)));
         }
         shared.seen.store(seq, Ordering::Relaxed);
     }
@@ -166,6 +192,18 @@ fn ts_ns(t: &prost_types::Timestamp) -> i128 {
 
 fn response(f: &flow::Flow, node: &str) -> GetFlowsResponse {
     GetFlowsResponse { node_name: node.to_string(), time: f.time, response_types: Some(ResponseTypes::Flow(f.clone())) }
+}
+
+fn lost_response(node: &str, source: flow::LostEventSource, n: u64) -> GetFlowsResponse {
+    GetFlowsResponse {
+        node_name: node.to_string(),
+        time: None,
+        response_types: Some(ResponseTypes::LostEvents(flow::LostEvent {
+            source: source as i32,
+            num_events_lost: n,
+            cpu: None,
+        })),
+    }
 }
 
 type FlowStream = Pin<Box<dyn Stream<Item = Result<GetFlowsResponse, Status>> + Send>>;
@@ -225,7 +263,13 @@ impl Observer for ObserverService {
             loop {
                 tokio::select! {
                     r = live.recv() => match r {
-                        Ok((seq, f)) => {
+                        Ok(Live::Lost(n)) => {
+                            let ev = lost_response(&node, flow::LostEventSource::PerfEventRingBuffer, n);
+                            if tx.send(Ok(ev)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(Live::Flow((seq, f))) => {
                             if seq <= last_seq || !admits(&f) {
                                 if until.is_some_and(|u| f.time.as_ref().map_or(0, ts_ns) > u) {
                                     return;
@@ -238,15 +282,7 @@ impl Observer for ObserverService {
                         }
                         Err(broadcast::error::RecvError::Lagged(n)) => {
                             // This client fell behind: it loses its own events, and is told how many.
-                            let ev = GetFlowsResponse {
-                                node_name: node.clone(),
-                                time: None,
-                                response_types: Some(ResponseTypes::LostEvents(flow::LostEvent {
-                                    source: flow::LostEventSource::ObserverEventsQueue as i32,
-                                    num_events_lost: n,
-                                    cpu: None,
-                                })),
-                            };
+                            let ev = lost_response(&node, flow::LostEventSource::ObserverEventsQueue, n);
                             if tx.send(Ok(ev)).await.is_err() {
                                 return;
                             }

@@ -229,3 +229,46 @@ fn serve_speaks_hubbles_observer_api() {
     assert!(!socket.exists(), "the socket goes with the server");
     assert!(String::from_utf8_lossy(&out.stderr).contains("was unloaded; waiting for a new one"));
 }
+
+/// A client that stops reading loses flows of its own, and is told how
+/// many; a client that reads on gets every one.
+#[test]
+fn a_stalled_client_loses_only_its_own_flows() {
+    let fs = Bpffs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("lab.json");
+    let _lab = LabGuard { bpffs: fs.0.clone(), state: state.clone() };
+    let lab: Value = serde_json::from_slice(&dpdbg(&fs.0, &state, &["lab", "up", "-o", "json"]).stdout).unwrap();
+    let eps = lab["endpoints"].as_array().unwrap();
+    let (ns0, ip1) = (eps[0]["netns"].as_str().unwrap(), eps[1]["ipv4"].as_str().unwrap());
+    assert!(dpdbg(&fs.0, &state, &["datapath", "config", "aggregation=none"]).status.success());
+    let socket = dir.path().join("dpdbg.sock");
+    let _server = Server::start(&fs.0, &socket);
+    let reader = py_follow(&socket, "9");
+    let stalled = Command::new(python())
+        .arg(client())
+        .arg(protos())
+        .arg(format!("unix:{}", socket.display()))
+        .args(["follow-stalled", "6", "9"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // 2000 echo requests and replies, each traced at both hooks: 8000 flows in about 2 s.
+    let o = Command::new("ip")
+        .args(["netns", "exec", ns0, "ping", "-q", "-c", "2000", "-i", "0.001", "-W", "1", ip1])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let read = lines(&reader.wait_with_output().unwrap());
+    let flows = read.iter().filter(|r| r["flow"]["l4"]["ICMPv4"].is_object()).count();
+    assert!(read.iter().all(|r| r.get("lostEvents").is_none()), "the reading client lost nothing");
+    assert_eq!(flows, 8000, "the reading client got every flow");
+    let out = stalled.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (f, lost) = (got["flows"].as_u64().unwrap(), got["lost"].as_u64().unwrap());
+    assert!(lost > 0, "the stalled client is told it lost flows: {got}");
+    assert!(f + lost >= 8000 && f < 8000, "what it got and what it lost add up: {got}");
+}

@@ -35,7 +35,12 @@ def main():
     pb, rpc = stubs(proto_dir)
     # grpc-core sends the socket path as :authority, which HTTP/2 servers
     # built on hyper (tonic) refuse; hubble and grpcurl send "localhost".
-    channel = grpc.insecure_channel(target, options=[("grpc.default_authority", "localhost")])
+    options = [("grpc.default_authority", "localhost")]
+    if what == "follow-stalled":
+        # No window growth: a client that stops reading stops the stream
+        # within the HTTP/2 window, as a slow remote client would.
+        options.append(("grpc.http2.bdp_probe", 0))
+    channel = grpc.insecure_channel(target, options=options)
     stub = rpc.ObserverStub(channel)
     if what == "status":
         print(json_format.MessageToJson(stub.ServerStatus(pb.ServerStatusRequest()), indent=None))
@@ -46,6 +51,25 @@ def main():
         req = pb.GetFlowsRequest(number=int(sys.argv[4]))
         for r in stub.GetFlows(req, timeout=10):
             print(json_format.MessageToJson(r, indent=None, preserving_proto_field_name=names), flush=True)
+        return
+    if what == "follow-stalled":
+        # Asks to follow, reads nothing for a while, then counts what it gets.
+        import time
+
+        stall, total = float(sys.argv[4]), float(sys.argv[5])
+        flows = lost = 0
+        stream = stub.GetFlows(pb.GetFlowsRequest(follow=True), timeout=total)
+        time.sleep(stall)
+        try:
+            for r in stream:
+                if r.HasField("flow"):
+                    flows += 1
+                elif r.HasField("lost_events"):
+                    lost += r.lost_events.num_events_lost
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise
+        print(json.dumps({"flows": flows, "lost": lost}))
         return
     if what == "follow":
         req = pb.GetFlowsRequest(follow=True)
