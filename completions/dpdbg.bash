@@ -3293,7 +3293,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__observe)
-            opts="-f -t -4 -6 -o -h -V --server --follow --last --first --all --since --until --ip --from-ip --to-ip --port --from-port --to-port --protocol --verdict --type --tcp-flags --identity --from-identity --to-identity --traffic-direction --ipv4 --ipv6 --print-raw-filters --bpffs --output --help --version"
+            opts="-f -t -4 -6 -o -h -V --server --follow --last --first --all --since --until --ip --from-ip --to-ip --port --from-port --to-port --protocol --verdict --type --tcp-flags --identity --from-identity --to-identity --traffic-direction --ipv4 --ipv6 --drop-reason-desc --interface --not --print-raw-filters --bpffs --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3377,6 +3377,14 @@ _dpdbg() {
                     ;;
                 --traffic-direction)
                     COMPREPLY=($(compgen -W "ingress egress" -- "${cur}"))
+                    return 0
+                    ;;
+                --drop-reason-desc)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interface)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --bpffs)

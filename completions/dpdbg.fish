@@ -418,6 +418,8 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l from-identity -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l to-identity -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l traffic-direction -r -f -a "ingress\t''
 egress\t''"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l drop-reason-desc -d 'Drop reason, by cilium\'s name (POLICY_DENIED, POLICY_DENY, …) or number' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l interface -d 'The interface the flow was seen on, by name' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
@@ -429,6 +431,7 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s f -l follow -d '
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l all -d 'Every flow the server holds'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s 4 -l ipv4 -d 'IPv4 flows only'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s 6 -l ipv6 -d 'IPv6 flows only'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l not -d 'Negate the filter flag that follows: flows matching it are left out'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l print-raw-filters -d 'Print the filters sent to the server and stop'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s V -l version -d 'Print version'

@@ -116,9 +116,94 @@ pub struct ObserveCmd {
     /// IPv6 flows only.
     #[arg(short = '6', long = "ipv6")]
     ipv6: bool,
+    /// Drop reason, by cilium's name (POLICY_DENIED, POLICY_DENY, …) or number.
+    #[arg(long, value_name = "REASON")]
+    drop_reason_desc: Vec<String>,
+    /// The interface the flow was seen on, by name.
+    #[arg(long, value_name = "NAME")]
+    interface: Vec<String>,
+    /// Negate the filter flag that follows: flows matching it are left out.
+    #[arg(long = "not", action = clap::ArgAction::Count)]
+    not: u8,
     /// Print the filters sent to the server and stop.
     #[arg(long)]
     print_raw_filters: bool,
+}
+
+/// The filter flags alone, parsed again from the words `--not` negated.
+#[derive(Debug, clap::Parser)]
+#[command(no_binary_name = true)]
+struct Negated {
+    #[command(flatten)]
+    cmd: ObserveCmd,
+    // The global flags may stand among observe's: taken and ignored here.
+    #[arg(short = 'o', long = "output", hide = true)]
+    _output: Option<String>,
+    #[arg(long = "bpffs", hide = true)]
+    _bpffs: Option<String>,
+}
+
+/// Flags that take a value and filter (what `--not` can negate).
+const FILTER_FLAGS: &[&str] = &[
+    "--ip",
+    "--from-ip",
+    "--to-ip",
+    "--port",
+    "--from-port",
+    "--to-port",
+    "--protocol",
+    "--verdict",
+    "--type",
+    "-t",
+    "--tcp-flags",
+    "--identity",
+    "--from-identity",
+    "--to-identity",
+    "--traffic-direction",
+    "--drop-reason-desc",
+    "--interface",
+];
+
+/// Splits the command line after `observe` into the words `--not` negates
+/// (each `--not --flag value`) and the rest.
+fn split_negated(args: &[String]) -> (Vec<String>, Vec<String>) {
+    let (mut kept, mut negated) = (Vec::new(), Vec::new());
+    let mut i = 0;
+    while i < args.len() {
+        if args[i] == "--not" && i + 1 < args.len() {
+            let flag = &args[i + 1];
+            let (name, inline) = match flag.split_once('=') {
+                Some((n, _)) => (n, true),
+                None => (flag.as_str(), false),
+            };
+            if FILTER_FLAGS.contains(&name) {
+                negated.push(flag.clone());
+                if !inline && i + 2 < args.len() {
+                    negated.push(args[i + 2].clone());
+                    i += 3;
+                } else {
+                    i += 2;
+                }
+                continue;
+            }
+        }
+        kept.push(args[i].clone());
+        i += 1;
+    }
+    (kept, negated)
+}
+
+/// What the server cannot filter on in this API subset, checked here.
+fn client_side(cmd: &ObserveCmd, f: &flow::Flow) -> bool {
+    let reason_ok = cmd.drop_reason_desc.is_empty()
+        || cmd.drop_reason_desc.iter().any(|r| {
+            r.parse::<i32>().ok() == Some(f.drop_reason_desc)
+                || flow::DropReason::from_str_name(&r.to_ascii_uppercase()).map(|d| d as i32)
+                    == Some(f.drop_reason_desc)
+        });
+    let iface_ok =
+        cmd.interface.is_empty() || f.interface.as_ref().is_some_and(|i| cmd.interface.iter().any(|n| *n == i.name));
+    reason_ok && iface_ok
 }
 
 /// RFC 3339 ("2026-11-25T13:00:00Z"), or a duration ago ("5m").
@@ -231,28 +316,55 @@ impl ObserveCmd {
     }
 
     pub fn run(self, _bpffs: &Path, format: ObserveFormat) -> anyhow::Result<()> {
+        // `--not FLAG VALUE`: the flag's filter goes to the blacklist.
+        let (this, negated) = if self.not > 0 {
+            let args: Vec<String> = std::env::args().skip_while(|a| a != "observe").skip(1).collect();
+            let (kept, neg) = split_negated(&args);
+            let parse = |words: Vec<String>| {
+                <Negated as clap::Parser>::try_parse_from(words)
+                    .map(|n| n.cmd)
+                    .map_err(|e| anyhow::Error::new(crate::output::UsageError(e.to_string())))
+            };
+            (parse(kept)?, Some(parse(neg)?))
+        } else {
+            (self, None)
+        };
+        this.run_with(format, negated)
+    }
+
+    fn run_with(self, format: ObserveFormat, negated: Option<ObserveCmd>) -> anyhow::Result<()> {
         let whitelist = self.whitelist()?;
-        let number = match (self.last, self.first, self.all, self.follow) {
+        let blacklist = match &negated {
+            Some(n) => n.whitelist()?,
+            None => vec![],
+        };
+        let local = !self.drop_reason_desc.is_empty() || !self.interface.is_empty();
+        let want = match (self.last, self.first, self.all, self.follow) {
             (Some(n), _, _, _) | (_, Some(n), _, _) => n,
             (_, _, true, _) => 0,
             (_, _, _, true) => 0,
             _ if self.since.is_some() || self.until.is_some() => 0,
             _ => 20,
         };
+        // Filters the server does not know are applied here: ask for all, keep the last N.
+        let number = if local { 0 } else { want };
         let req = GetFlowsRequest {
             number,
             first: self.first.is_some(),
             follow: self.follow,
             whitelist,
-            blacklist: vec![],
+            blacklist,
             since: self.since,
             until: self.until,
         };
         if self.print_raw_filters {
-            let filters: Vec<String> = req.whitelist.iter().map(|f| format!("{f:?}")).collect();
             println!("allowlist:");
-            for f in filters {
-                println!("  - {f}");
+            for f in &req.whitelist {
+                println!("  - {f:?}");
+            }
+            println!("denylist:");
+            for f in &req.blacklist {
+                println!("  - {f:?}");
             }
             return Ok(());
         }
@@ -269,28 +381,54 @@ impl ObserveCmd {
                     "TIMESTAMP", "SOURCE", "DESTINATION", "TYPE", "VERDICT"
                 )?;
             }
+            // With client-side filters and no follow, the last `want` are printed at the end.
+            let mut held: std::collections::VecDeque<dpdbg_api::observer::GetFlowsResponse> = Default::default();
+            let hold = local && !self.follow && want > 0;
             loop {
                 let msg = tokio::time::timeout(Duration::from_secs(3600), stream.message()).await;
                 let Ok(msg) = msg else { continue };
                 let Some(r) = msg.context("GetFlows stream")? else { break };
-                match format {
-                    ObserveFormat::Json => {
-                        writeln!(out, "{}", dpdbg_api::json::response(&r))?;
+                if let Some(ResponseTypes::Flow(f)) = &r.response_types {
+                    let blocked = negated.as_ref().is_some_and(|n| {
+                        (!n.drop_reason_desc.is_empty() || !n.interface.is_empty()) && client_side(n, f)
+                    });
+                    if !client_side(&self, f) || blocked {
+                        continue;
                     }
-                    fmt => match &r.response_types {
-                        Some(ResponseTypes::Flow(f)) => writeln!(out, "{}", render(f, fmt))?,
-                        Some(ResponseTypes::LostEvents(l)) => writeln!(
-                            out,
-                            "EVENTS LOST: {} (the server's queue for this client was full)",
-                            l.num_events_lost
-                        )?,
-                        None => {}
-                    },
                 }
+                if hold {
+                    held.push_back(r);
+                    if held.len() as u64 > want {
+                        held.pop_front();
+                    }
+                    continue;
+                }
+                print_response(&mut out, &r, format)?;
                 out.flush()?;
+            }
+            for r in held {
+                print_response(&mut out, &r, format)?;
             }
             anyhow::Ok(())
         })
+    }
+}
+
+fn print_response(
+    out: &mut impl std::io::Write,
+    r: &dpdbg_api::observer::GetFlowsResponse,
+    format: ObserveFormat,
+) -> std::io::Result<()> {
+    match format {
+        ObserveFormat::Json => writeln!(out, "{}", dpdbg_api::json::response(r)),
+        fmt => match &r.response_types {
+            Some(ResponseTypes::Flow(f)) => writeln!(out, "{}", render(f, fmt)),
+            Some(ResponseTypes::LostEvents(l)) => {
+                let source = flow::LostEventSource::try_from(l.source).map_or("UNKNOWN", |s| s.as_str_name());
+                writeln!(out, "EVENTS LOST: {} ({source})", l.num_events_lost)
+            }
+            None => Ok(()),
+        },
     }
 }
 
