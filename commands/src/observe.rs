@@ -201,8 +201,7 @@ fn client_side(cmd: &ObserveCmd, f: &flow::Flow) -> bool {
                 || flow::DropReason::from_str_name(&r.to_ascii_uppercase()).map(|d| d as i32)
                     == Some(f.drop_reason_desc)
         });
-    let iface_ok =
-        cmd.interface.is_empty() || f.interface.as_ref().is_some_and(|i| cmd.interface.iter().any(|n| *n == i.name));
+    let iface_ok = cmd.interface.is_empty() || f.interface.as_ref().is_some_and(|i| cmd.interface.contains(&i.name));
     reason_ok && iface_ok
 }
 
