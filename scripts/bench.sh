@@ -7,3 +7,4 @@ scripts/setup.sh
 cargo bench -p dpdbg --bench datapath
 cargo bench -p dpdbg --bench monitor
 cargo bench -p dpdbg-cli --bench maps
+cargo bench -p dpdbg-cli --bench serve

@@ -61,6 +61,9 @@ fn lock_consumer(pins: &Pins) -> Result<crate::sys::DirLock> {
     })
 }
 
+/// Records one `drain` call hands over at most (the rest wait for the next).
+pub const DRAIN_MAX: usize = 65_536;
+
 enum Inner {
     Ring(RingBuf<MapData>),
     Perf(Vec<PerfEventArrayBuffer<MapData>>),
@@ -114,7 +117,10 @@ impl EventReader {
         let mut n = 0;
         match &mut self.inner {
             Inner::Ring(r) => {
-                while let Some(item) = r.next() {
+                // Bounded: under a flood the ring never runs dry, and the
+                // caller must get back to its deadline and its signals.
+                while n < DRAIN_MAX {
+                    let Some(item) = r.next() else { break };
                     f(&item);
                     n += 1;
                 }

@@ -1,0 +1,185 @@
+//! `dpdbg serve` fan-out: flows per second delivered to 1, 4 and 16
+//! subscribers over the local socket, with the server's CPU per flow and the
+//! losses per subscriber, beside a direct `dpdbg monitor` (text and -o jsonl)
+//! reading the same generator in the same run. The generator runs the
+//! datapath on a crafted packet with BPF_PROG_TEST_RUN (aggregation none: an
+//! event per run), faster than the lab's sender could. Needs root.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use aya::programs::{SchedClassifier, TestRun, TestRunOptions};
+use dpdbg::abi::EndpointInfo;
+use dpdbg::datapath::{self, Aggregation, Pins, Settings};
+use dpdbg::maps::Maps;
+use dpdbg_api::observer::GetFlowsRequest;
+use dpdbg_api::observer::get_flows_response::ResponseTypes;
+use etherparse::PacketBuilder;
+
+const WINDOW: Duration = Duration::from_secs(3);
+
+/// Runs the datapath on one packet over and over until stopped; returns runs.
+fn generator(bpffs: &Path, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    let prog = SchedClassifier::from_pin(Pins::new(bpffs).prog(datapath::PROG_FROM_ENDPOINT)).unwrap();
+    let mut pkt = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([192, 0, 2, 1], [198, 51, 100, 7], 64)
+        .udp(4000, 53)
+        .write(&mut pkt, &[0u8; 32])
+        .unwrap();
+    std::thread::spawn(move || {
+        let mut runs = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let mut o = TestRunOptions::new();
+            o.data_in = Some(&pkt);
+            o.repeat = 20_000;
+            prog.test_run(o).unwrap();
+            runs += 20_000;
+        }
+        runs
+    })
+}
+
+fn cpu_ns(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<u64> = after.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    // utime and stime are fields 14 and 15; after the ')' they are the 12th and 13th.
+    let ticks = f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0);
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    ticks * 1_000_000_000 / hz
+}
+
+/// A direct monitor for the window: (events received, lost) from its summary.
+fn direct(bpffs: &Path, args: &[&str]) -> (u64, u64, u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let out = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+        .arg("--bpffs")
+        .arg(bpffs)
+        .args(["monitor", "--until", "3s"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let g = generator(bpffs, Arc::clone(&stop));
+    let out = out.wait_with_output().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let runs = g.join().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    let summary = text.lines().find(|l| l.starts_with("Received")).unwrap_or("");
+    let num = |after: &str| {
+        summary
+            .split(after)
+            .nth(1)
+            .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).find(|x| !x.is_empty()))
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0)
+    };
+    (num("Received "), num("lost "), runs)
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    dpdbg::sys::mount_bpffs(dir.path()).expect("mount bpffs (run as root)");
+    let bpffs = dir.path().to_path_buf();
+    let r = std::panic::catch_unwind(|| run(&bpffs));
+    let _ = datapath::unload(&bpffs);
+    let _ = dpdbg::sys::unmount(&bpffs);
+    r.unwrap();
+}
+
+fn run(bpffs: &Path) {
+    datapath::load(bpffs, &Settings { aggregation: Aggregation::None, ..Settings::default() }).unwrap();
+    let maps = Maps::open(bpffs).unwrap();
+    let ep = EndpointInfo { endpoint_id: 1, identity: 1000, ifindex: 1, mac: [2, 0, 0, 0, 0, 1], flags: 0 };
+    maps.endpoint_upsert(IpAddr::from([192, 0, 2, 1]), ep).unwrap();
+    let secs = WINDOW.as_secs_f64();
+
+    println!(
+        "events from a BPF_PROG_TEST_RUN generator for {}s, aggregation none, default ring (4 MiB):",
+        WINDOW.as_secs()
+    );
+    let (text, text_lost, runs) = direct(bpffs, &[]);
+    println!(
+        "  direct monitor, text        {:>10.0} events/s delivered, {:>9} lost (generator {:.0} events/s)",
+        text as f64 / secs,
+        text_lost,
+        runs as f64 / secs
+    );
+    let (jsonl, jsonl_lost, runs) = direct(bpffs, &["-o", "jsonl"]);
+    println!(
+        "  direct monitor, -o jsonl    {:>10.0} events/s delivered, {:>9} lost (generator {:.0} events/s)",
+        jsonl as f64 / secs,
+        jsonl_lost,
+        runs as f64 / secs
+    );
+
+    let socket = bpffs.join("..").join(format!("dpdbg-bench-{}.sock", std::process::id()));
+    let mut server = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+        .arg("--bpffs")
+        .arg(bpffs)
+        .args(["serve", "--socket"])
+        .arg(&socket)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while !socket.exists() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    for n in [1usize, 4, 16] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let cpu0 = cpu_ns(server.id());
+        let results: Vec<(u64, u64)> = rt.block_on(async {
+            let mut tasks = Vec::new();
+            for _ in 0..n {
+                let sock = socket.to_string_lossy().into_owned();
+                tasks.push(tokio::spawn(async move {
+                    let mut c = dpdbg_api::client::observer(&sock).await.unwrap();
+                    let mut s =
+                        c.get_flows(GetFlowsRequest { follow: true, ..Default::default() }).await.unwrap().into_inner();
+                    let (mut flows, mut lost) = (0u64, 0u64);
+                    let end = Instant::now() + WINDOW;
+                    while let Ok(Ok(Some(r))) = tokio::time::timeout_at(end.into(), s.message()).await {
+                        match r.response_types {
+                            Some(ResponseTypes::Flow(_)) => flows += 1,
+                            Some(ResponseTypes::LostEvents(l)) => lost += l.num_events_lost,
+                            None => {}
+                        }
+                    }
+                    (flows, lost)
+                }));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let g = generator(bpffs, Arc::clone(&stop));
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap());
+            }
+            stop.store(true, Ordering::Relaxed);
+            g.join().unwrap();
+            out
+        });
+        let cpu = cpu_ns(server.id()) - cpu0;
+        let total: u64 = results.iter().map(|r| r.0).sum();
+        let per = total as f64 / n as f64 / secs;
+        let lost: Vec<u64> = results.iter().map(|r| r.1).collect();
+        println!(
+            "  serve -> {n:>2} subscriber(s)   {:>10.0} flows/s each ({:.2}x the direct jsonl rate), server CPU {:.0} ns/flow, lost per subscriber {:?}",
+            per,
+            per / (jsonl as f64 / secs).max(1.0),
+            cpu as f64 / total.max(1) as f64,
+            lost
+        );
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_file(&socket);
+}
