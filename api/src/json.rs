@@ -8,20 +8,7 @@ use crate::flow;
 use crate::observer::{GetFlowsResponse, get_flows_response::ResponseTypes};
 
 fn rfc3339(t: &prost_types::Timestamp) -> String {
-    let secs = t.seconds;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil from days (Howard Hinnant's algorithm), for UTC.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z", rem / 3600, rem % 3600 / 60, rem % 60, t.nanos.max(0))
+    dpdbg::flow::rfc3339(t.seconds as i128 * 1_000_000_000 + t.nanos.max(0) as i128, 9)
 }
 
 pub fn time_text(t: &prost_types::Timestamp) -> String {

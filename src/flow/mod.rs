@@ -84,11 +84,13 @@ pub struct Flow {
     pub packet: Packet,
 }
 
-/// RFC 3339 in UTC with microseconds for nanoseconds since the epoch.
-pub fn rfc3339_micros(ns: i128) -> String {
+/// RFC 3339 in UTC for nanoseconds since the epoch, with `digits` (6 or 9)
+/// of the fraction: what monitor prints (micros) and Hubble's JSON (nanos).
+pub fn rfc3339(ns: i128, digits: usize) -> String {
     let ns = ns.max(0);
     let secs = (ns / 1_000_000_000) as i64;
-    let micros = ((ns % 1_000_000_000) / 1000) as u32;
+    let frac = (ns % 1_000_000_000) as u32;
+    // Days to a civil date (Howard Hinnant's algorithm).
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let z = days + 719_468;
@@ -100,7 +102,12 @@ pub fn rfc3339_micros(ns: i128) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    let frac = if digits == 6 { format!("{:06}", frac / 1000) } else { format!("{frac:09}") };
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+pub fn rfc3339_micros(ns: i128) -> String {
+    rfc3339(ns, 6)
 }
 
 impl Flow {
