@@ -15,7 +15,15 @@ pub fn time_text(t: &prost_types::Timestamp) -> String {
     rfc3339(t)
 }
 
+/// Fields of a wrapper type (google.protobuf.BoolValue): present means set,
+/// so `false` is printed, unlike a plain bool's default.
+const WRAPPERS: &[&str] = &["is_reply"];
+
 fn put(m: &mut Map<String, Value>, k: &str, v: Value) {
+    if WRAPPERS.contains(&k) && !v.is_null() {
+        m.insert(k.to_string(), v);
+        return;
+    }
     let zero = match &v {
         Value::Null => true,
         Value::Bool(b) => !b,
@@ -117,23 +125,13 @@ pub fn flow(f: &flow::Flow) -> Value {
         ("policy_match_type", json!(f.policy_match_type)),
         ("trace_observation_point", name(f.trace_observation_point, |v: flow::TraceObservationPoint| v.as_str_name())),
         ("drop_reason_desc", name(f.drop_reason_desc, |v: flow::DropReason| v.as_str_name())),
-        // A wrapper: present even when false.
-        ("is_reply", f.is_reply.map_or(Value::Null, |r| if r { json!(true) } else { json!("false") })),
+        ("is_reply", f.is_reply.map_or(Value::Null, |r| json!(r))),
         (
             "interface",
             f.interface.as_ref().map_or(Value::Null, |i| obj(vec![("index", json!(i.index)), ("name", json!(i.name))])),
         ),
         ("Summary", json!(summary)),
     ])
-    .as_object()
-    .map(|m| {
-        let mut m = m.clone();
-        if f.is_reply == Some(false) {
-            m.insert("is_reply".into(), json!(false));
-        }
-        Value::Object(m)
-    })
-    .unwrap_or(Value::Null)
 }
 
 /// A GetFlowsResponse as `hubble observe -o json` prints it.
