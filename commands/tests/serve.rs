@@ -300,3 +300,67 @@ fn a_stalled_client_loses_only_its_own_flows() {
     assert!(lost > 0, "the stalled client is told it lost flows: {got}");
     assert!(f + lost >= 8000 && f < 8000, "what it got and what it lost add up: {got}");
 }
+
+/// serve removes expired conntrack entries on its interval, and when the
+/// datapath is unloaded and loaded again it reads the new one.
+#[test]
+fn serve_collects_conntrack_and_follows_a_reloaded_datapath() {
+    let fs = Bpffs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("lab.json");
+    let _lab = LabGuard { bpffs: fs.0.clone(), state: state.clone() };
+    let lab: Value = serde_json::from_slice(&dpdbg(&fs.0, &state, &["lab", "up", "-o", "json"]).stdout).unwrap();
+    let eps = lab["endpoints"].as_array().unwrap();
+    let (ns0, ip1, if0) =
+        (eps[0]["netns"].as_str().unwrap(), eps[1]["ipv4"].as_str().unwrap(), eps[0]["host_if"].as_str().unwrap());
+    let socket = dir.path().join("dpdbg.sock");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+        .arg("--bpffs")
+        .arg(&fs.0)
+        .args(["serve", "--ct-gc-interval", "1s", "--socket"])
+        .arg(&socket)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !socket.exists() {
+        assert!(t.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // An entry that expired long ago: the datapath ignores it, gc removes it.
+    let old = r#"{"created_ns":1,"last_seen_ns":1,"lifetime_s":1,"src_identity":7}"#;
+    let key = r#"{"saddr":1,"daddr":2,"sport":3,"dport":4,"proto":17,"direction":0}"#;
+    let o = dpdbg(&fs.0, &state, &["map", "update", "ct4", key, old, "--partial"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::thread::sleep(Duration::from_millis(2500));
+    let left = dpdbg(&fs.0, &state, &["map", "get", "ct4", key]);
+    assert_eq!(left.status.code(), Some(1), "the expired entry was collected");
+
+    // Unload, load again, attach one interface: the server reads the new datapath.
+    assert!(dpdbg(&fs.0, &state, &["datapath", "unload"]).status.success());
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(dpdbg(&fs.0, &state, &["datapath", "load"]).status.success());
+    assert!(dpdbg(&fs.0, &state, &["datapath", "attach", if0]).status.success());
+    std::thread::sleep(Duration::from_millis(1500));
+    let follower = py_follow(&socket, "4");
+    std::thread::sleep(Duration::from_millis(1000));
+    // No endpoint is known any more: the packet is dropped, and that is a flow too.
+    let _ = Command::new("ip").args(["netns", "exec", ns0, "ping", "-c", "1", "-W", "1", ip1]).output();
+    let got = lines(&follower.wait_with_output().unwrap());
+    assert!(
+        got.iter().any(|r| r["flow"]["verdict"] == "DROPPED" && r["flow"]["dropReasonDesc"] == "INVALID_SOURCE_IP"),
+        "{got:#?}"
+    );
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("conntrack gc removed 1 expired entries"), "{log}");
+    assert!(log.contains("a datapath is loaded again"), "{log}");
+}
