@@ -353,6 +353,7 @@ impl MonitorCmd {
         let mut unloaded = false;
         let mut remote_end: Option<String> = None;
         let mut line = String::with_capacity(256);
+        let mut jbuf: Vec<u8> = Vec::with_capacity(512);
         let mut io_err: Option<std::io::Error> = None;
         let done = |sum: &Summary| self.count.is_some_and(|c| sum.matched >= c);
         // Interface names looked up once each: a lookup per event would cost a syscall.
@@ -408,8 +409,10 @@ impl MonitorCmd {
                                 text.write_all(line.as_bytes())?;
                             }
                             Printer::Json | Printer::Jsonl => {
-                                serde_json::to_writer(&mut text, &f)?;
-                                text.write_all(b"\n")?;
+                                jbuf.clear();
+                                f.write_json(&mut jbuf);
+                                jbuf.push(b'\n');
+                                text.write_all(&jbuf)?;
                             }
                         }
                     }
