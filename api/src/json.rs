@@ -158,3 +158,60 @@ pub fn response(r: &GetFlowsResponse) -> Value {
     }
     Value::Object(m)
 }
+
+/// A flow filter as Hubble's `--print-raw-filters` shows one: the fields set, by their .proto names.
+pub fn filter(f: &flow::FlowFilter) -> Value {
+    let names = |v: &[i32], n: fn(i32) -> Value| Value::Array(v.iter().map(|x| n(*x)).collect());
+    let verdict = |x: i32| name(x, |v: flow::Verdict| v.as_str_name());
+    let direction = |x: i32| name(x, |v: flow::TrafficDirection| v.as_str_name());
+    let version = |x: i32| name(x, |v: flow::IpVersion| v.as_str_name());
+    obj(vec![
+        ("source_ip", json!(f.source_ip)),
+        ("destination_ip", json!(f.destination_ip)),
+        ("traffic_direction", names(&f.traffic_direction, direction)),
+        ("verdict", names(&f.verdict, verdict)),
+        (
+            "event_type",
+            Value::Array(
+                f.event_type
+                    .iter()
+                    .map(|e| {
+                        obj(vec![
+                            ("type", json!(e.r#type)),
+                            ("match_sub_type", json!(e.match_sub_type)),
+                            ("sub_type", json!(e.sub_type)),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
+        ("protocol", json!(f.protocol)),
+        ("source_port", json!(f.source_port)),
+        ("destination_port", json!(f.destination_port)),
+        ("reply", json!(f.reply)),
+        ("source_identity", json!(f.source_identity)),
+        ("destination_identity", json!(f.destination_identity)),
+        (
+            "tcp_flags",
+            Value::Array(
+                f.tcp_flags
+                    .iter()
+                    .map(|x| {
+                        obj(vec![
+                            ("FIN", json!(x.fin)),
+                            ("SYN", json!(x.syn)),
+                            ("RST", json!(x.rst)),
+                            ("PSH", json!(x.psh)),
+                            ("ACK", json!(x.ack)),
+                            ("URG", json!(x.urg)),
+                            ("ECE", json!(x.ece)),
+                            ("CWR", json!(x.cwr)),
+                            ("NS", json!(x.ns)),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
+        ("ip_version", names(&f.ip_version, version)),
+    ])
+}

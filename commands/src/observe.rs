@@ -357,13 +357,14 @@ impl ObserveCmd {
             until: self.until,
         };
         if self.print_raw_filters {
+            // As hubble prints them: one JSON filter per line under each list.
             println!("allowlist:");
             for f in &req.whitelist {
-                println!("  - {f:?}");
+                println!("    - '{}'", dpdbg_api::json::filter(f));
             }
             println!("denylist:");
             for f in &req.blacklist {
-                println!("  - {f:?}");
+                println!("    - '{}'", dpdbg_api::json::filter(f));
             }
             return Ok(());
         }

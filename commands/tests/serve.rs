@@ -364,3 +364,39 @@ fn serve_collects_conntrack_and_follows_a_reloaded_datapath() {
     assert!(log.contains("conntrack gc removed 1 expired entries"), "{log}");
     assert!(log.contains("a datapath is loaded again"), "{log}");
 }
+
+/// The filters observe sends, as hubble's --print-raw-filters shows them:
+/// either-side flags split into a source and a destination filter, --not
+/// into the denylist.
+#[test]
+fn observe_prints_its_raw_filters() {
+    let o = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+        .args(["observe", "--ip", "10.0.0.1", "--protocol", "tcp", "--not", "--port", "22", "--print-raw-filters"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let filters = |section: &str| -> Vec<Value> {
+        text.split(section)
+            .nth(1)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .take_while(|l| l.starts_with("    - '"))
+            .map(|l| serde_json::from_str(l.trim().trim_start_matches("- '").trim_end_matches('\'')).unwrap())
+            .collect()
+    };
+    assert_eq!(
+        filters("allowlist:"),
+        vec![
+            serde_json::json!({"source_ip": ["10.0.0.1"], "protocol": ["tcp"]}),
+            serde_json::json!({"destination_ip": ["10.0.0.1"], "protocol": ["tcp"]}),
+        ],
+        "{text}"
+    );
+    assert_eq!(
+        filters("denylist:"),
+        vec![serde_json::json!({"source_port": ["22"]}), serde_json::json!({"destination_port": ["22"]})],
+        "{text}"
+    );
+}
