@@ -330,7 +330,7 @@ jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from get" -l partial -d 'Fields a JSON key leaves out are zero (default: every field must be given)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -l flag -r -f -a "any\t'Create or replace'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -l flag -d 'any: create or replace; noexist: only create; exist: only replace' -r -f -a "any\t'Create or replace'
 noexist\t'Only create: fail when the key exists'
 exist\t'Only replace: fail when the key is absent'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
@@ -401,22 +401,22 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l first -d 'The fi
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l since -d 'Flows since this time: RFC 3339, or a duration ago (5m)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l until -d 'Flows until this time: RFC 3339, or a duration ago' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l ip -d 'Source or destination IP or CIDR (repeatable: any matches)' -r
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l from-ip -r
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l to-ip -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l from-ip -d 'Source IP or CIDR (repeatable)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l to-ip -d 'Destination IP or CIDR (repeatable)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l port -d 'Source or destination port' -r
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l from-port -r
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l to-port -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l from-port -d 'Source port (repeatable)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l to-port -d 'Destination port (repeatable)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l protocol -d 'tcp, udp, icmpv4, icmpv6 (repeatable)' -r
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l verdict -r -f -a "FORWARDED\t''
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l verdict -d 'FORWARDED or DROPPED (repeatable)' -r -f -a "FORWARDED\t''
 DROPPED\t''"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s t -l type -d 'Event type: trace, drop, policy-verdict' -r -f -a "trace\t''
 drop\t''
 policy-verdict\t''"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l tcp-flags -d 'TCP flags that must be set, e.g. SYN or SYN,ACK' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l identity -d 'Source or destination identity' -r
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l from-identity -r
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l to-identity -r
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l traffic-direction -r -f -a "ingress\t''
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l from-identity -d 'Source identity (repeatable)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l to-identity -d 'Destination identity (repeatable)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l traffic-direction -d 'ingress or egress (repeatable)' -r -f -a "ingress\t''
 egress\t''"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l drop-reason-desc -d 'Drop reason, by cilium\'s name (POLICY_DENIED, POLICY_DENY, …) or number' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l interface -d 'The interface the flow was seen on, by name' -r

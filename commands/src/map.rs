@@ -25,10 +25,15 @@ pub enum MapCmd {
     /// List every BPF map on the system.
     List,
     /// Print every entry of a map (MAP: a name, a pin path or id:N).
-    Dump { map: String },
+    Dump {
+        /// A map name, a pin path or id:N.
+        map: String,
+    },
     /// Print one entry. KEY is JSON (decoded through the map's BTF) or hex:… bytes.
     Get {
+        /// A map name, a pin path or id:N.
         map: String,
+        /// JSON checked against the map's BTF, or hex:….
         key: String,
         /// Fields a JSON key leaves out are zero (default: every field must be given).
         #[arg(long)]
@@ -36,9 +41,13 @@ pub enum MapCmd {
     },
     /// Create or replace one entry. KEY and VALUE are JSON or hex:… bytes.
     Update {
+        /// A map name, a pin path or id:N.
         map: String,
+        /// JSON checked against the map's BTF, or hex:….
         key: String,
+        /// JSON checked against the map's BTF, or hex:….
         value: String,
+        /// any: create or replace; noexist: only create; exist: only replace.
         #[arg(long, value_enum, default_value_t = UpdateFlag::Any)]
         flag: UpdateFlag,
         /// Fields the JSON leaves out are zero (default: every field must be given).
@@ -47,7 +56,9 @@ pub enum MapCmd {
     },
     /// Delete one entry.
     Delete {
+        /// A map name, a pin path or id:N.
         map: String,
+        /// JSON checked against the map's BTF, or hex:….
         key: String,
         /// Fields a JSON key leaves out are zero (default: every field must be given).
         #[arg(long)]

@@ -330,13 +330,7 @@ impl MonitorCmd {
         };
         // Event times are CLOCK_MONOTONIC; pcap wants wall-clock time.
         // Signed: a wall clock set before boot gives a negative offset.
-        let wall_offset: i128 = {
-            let wall = match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-                Ok(d) => d.as_nanos() as i128,
-                Err(e) => -(e.duration().as_nanos() as i128),
-            };
-            wall - sys::monotonic_ns() as i128
-        };
+        let wall_offset = sys::wall_offset_ns();
 
         if p.is_table() && !pcap_to_stdout {
             writeln!(

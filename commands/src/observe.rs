@@ -79,20 +79,25 @@ pub struct ObserveCmd {
     /// Source or destination IP or CIDR (repeatable: any matches).
     #[arg(long, value_name = "CIDR")]
     ip: Vec<String>,
+    /// Source IP or CIDR (repeatable).
     #[arg(long, value_name = "CIDR")]
     from_ip: Vec<String>,
+    /// Destination IP or CIDR (repeatable).
     #[arg(long, value_name = "CIDR")]
     to_ip: Vec<String>,
     /// Source or destination port.
     #[arg(long)]
     port: Vec<u16>,
+    /// Source port (repeatable).
     #[arg(long)]
     from_port: Vec<u16>,
+    /// Destination port (repeatable).
     #[arg(long)]
     to_port: Vec<u16>,
     /// tcp, udp, icmpv4, icmpv6 (repeatable).
     #[arg(long)]
     protocol: Vec<String>,
+    /// FORWARDED or DROPPED (repeatable).
     #[arg(long, value_enum)]
     verdict: Vec<VerdictArg>,
     /// Event type: trace, drop, policy-verdict.
@@ -104,10 +109,13 @@ pub struct ObserveCmd {
     /// Source or destination identity.
     #[arg(long)]
     identity: Vec<u32>,
+    /// Source identity (repeatable).
     #[arg(long)]
     from_identity: Vec<u32>,
+    /// Destination identity (repeatable).
     #[arg(long)]
     to_identity: Vec<u32>,
+    /// ingress or egress (repeatable).
     #[arg(long, value_enum)]
     traffic_direction: Vec<DirectionArg>,
     /// IPv4 flows only.

@@ -12,8 +12,10 @@ use crate::output::{Printer, table};
 pub enum CtCmd {
     /// List conntrack entries.
     List {
+        /// IPv4 entries only.
         #[arg(long, conflicts_with = "ipv6")]
         ipv4: bool,
+        /// IPv6 entries only.
         #[arg(long)]
         ipv6: bool,
         /// Entries with this address as source or destination.

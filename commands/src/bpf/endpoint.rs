@@ -29,11 +29,16 @@ pub enum EndpointCmd {
     /// List every endpoint address.
     List,
     /// Show one endpoint's addresses.
-    Get { id: u32 },
+    Get {
+        /// Endpoint id.
+        id: u32,
+    },
     /// Add (or replace) an endpoint address.
     Add {
+        /// Endpoint id.
         #[arg(long)]
         id: u32,
+        /// Security identity of the endpoint (256 or more).
         #[arg(long)]
         identity: u32,
         /// The endpoint's IPv4 or IPv6 address (repeatable).
@@ -42,8 +47,10 @@ pub enum EndpointCmd {
         /// Host-side interface of the endpoint (or --ifindex).
         #[arg(long, conflicts_with = "ifindex")]
         interface: Option<String>,
+        /// Host-side interface index (or --interface).
         #[arg(long)]
         ifindex: Option<u32>,
+        /// The endpoint's MAC address.
         #[arg(long, default_value = "00:00:00:00:00:00", value_parser = parse_mac)]
         mac: [u8; 6],
         /// Which directions policy is enforced in.
@@ -55,16 +62,20 @@ pub enum EndpointCmd {
     },
     /// Change an endpoint's enforcement or identity, for every address it has.
     Set {
+        /// Endpoint id.
         id: u32,
         /// Which directions policy is enforced in.
         #[arg(long, value_enum)]
         enforce: Option<Enforce>,
+        /// New security identity (256 or more).
         #[arg(long)]
         identity: Option<u32>,
     },
     /// Delete an endpoint (all its addresses, or just --ip).
     Delete {
+        /// Endpoint id.
         id: u32,
+        /// Only this address of the endpoint.
         #[arg(long)]
         ip: Option<IpAddr>,
     },

@@ -18,6 +18,7 @@ pub enum IpcacheCmd {
     },
     /// Remove a CIDR.
     Delete {
+        /// The CIDR, e.g. 10.0.0.0/24 (host bits clear).
         #[arg(value_parser = parse_cidr)]
         cidr: (std::net::IpAddr, u8),
     },

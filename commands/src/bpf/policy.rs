@@ -34,6 +34,7 @@ pub struct RuleArgs {
     /// tcp, udp, icmp, icmpv6 or any.
     #[arg(long, default_value = "any", value_parser = parse_proto)]
     proto: u8,
+    /// ingress (traffic to the endpoint) or egress (from it).
     #[arg(long, value_enum)]
     direction: Direction,
 }
@@ -65,6 +66,7 @@ pub enum PolicyCmd {
     Add {
         #[command(flatten)]
         rule: RuleArgs,
+        /// allow or deny.
         #[arg(long, value_enum)]
         action: Action,
     },
