@@ -213,3 +213,14 @@ pub fn check_ifname(name: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Nanoseconds to add to a CLOCK_MONOTONIC stamp (the datapath's event
+/// times) for wall-clock time since the epoch; negative when the wall clock
+/// is set before boot.
+pub fn wall_offset_ns() -> i128 {
+    let wall = match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(e) => -(e.duration().as_nanos() as i128),
+    };
+    wall - monotonic_ns() as i128
+}

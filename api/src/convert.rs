@@ -35,9 +35,10 @@ fn mac(b: &[u8]) -> String {
 }
 
 /// Converts one event. `wall_offset_ns` turns the event's CLOCK_MONOTONIC
-/// stamp into wall-clock time; `node` is the node's name.
+/// stamp into wall-clock time; `node` is the node's name, `ifname` the name
+/// of the event's interface.
 #[allow(deprecated)] // Hubble still fills drop_reason and Summary for older clients; so do we.
-pub fn to_flow(ev: &Event, wall_offset_ns: i128, node: &str) -> flow::Flow {
+pub fn to_flow(ev: &Event, wall_offset_ns: i128, node: &str, ifname: &str) -> flow::Flow {
     let h = &ev.hdr;
     let d = Decoded::from_event(ev);
     let p = &d.packet;
@@ -134,10 +135,7 @@ pub fn to_flow(ev: &Event, wall_offset_ns: i128, node: &str) -> flow::Flow {
             abi::CT_NEW | abi::CT_ESTABLISHED | abi::CT_REOPENED => Some(false),
             _ => None,
         },
-        interface: Some(flow::NetworkInterface {
-            index: h.ifindex,
-            name: dpdbg::sys::ifname(h.ifindex).unwrap_or_default(),
-        }),
+        interface: Some(flow::NetworkInterface { index: h.ifindex, name: ifname.to_string() }),
         summary,
         uuid: String::new(),
     }

@@ -60,22 +60,25 @@ fn name<E: TryFrom<i32>>(n: i32, f: impl Fn(E) -> &'static str) -> Value {
     }
 }
 
+/// The flags set, by Hubble's names.
+fn tcp_flags(x: &flow::TcpFlags) -> Value {
+    obj(vec![
+        ("FIN", json!(x.fin)),
+        ("SYN", json!(x.syn)),
+        ("RST", json!(x.rst)),
+        ("PSH", json!(x.psh)),
+        ("ACK", json!(x.ack)),
+        ("URG", json!(x.urg)),
+        ("ECE", json!(x.ece)),
+        ("CWR", json!(x.cwr)),
+        ("NS", json!(x.ns)),
+    ])
+}
+
 pub fn flow(f: &flow::Flow) -> Value {
     let l4 = f.l4.as_ref().and_then(|l| l.protocol.as_ref()).map(|p| match p {
         flow::layer4::Protocol::Tcp(t) => {
-            let flags = t.flags.as_ref().map(|x| {
-                obj(vec![
-                    ("FIN", json!(x.fin)),
-                    ("SYN", json!(x.syn)),
-                    ("RST", json!(x.rst)),
-                    ("PSH", json!(x.psh)),
-                    ("ACK", json!(x.ack)),
-                    ("URG", json!(x.urg)),
-                    ("ECE", json!(x.ece)),
-                    ("CWR", json!(x.cwr)),
-                    ("NS", json!(x.ns)),
-                ])
-            });
+            let flags = t.flags.as_ref().map(tcp_flags);
             json!({"TCP": obj(vec![("source_port", json!(t.source_port)), ("destination_port", json!(t.destination_port)), ("flags", flags.unwrap_or(Value::Null))])})
         }
         flow::layer4::Protocol::Udp(u) => {
@@ -191,27 +194,7 @@ pub fn filter(f: &flow::FlowFilter) -> Value {
         ("reply", json!(f.reply)),
         ("source_identity", json!(f.source_identity)),
         ("destination_identity", json!(f.destination_identity)),
-        (
-            "tcp_flags",
-            Value::Array(
-                f.tcp_flags
-                    .iter()
-                    .map(|x| {
-                        obj(vec![
-                            ("FIN", json!(x.fin)),
-                            ("SYN", json!(x.syn)),
-                            ("RST", json!(x.rst)),
-                            ("PSH", json!(x.psh)),
-                            ("ACK", json!(x.ack)),
-                            ("URG", json!(x.urg)),
-                            ("ECE", json!(x.ece)),
-                            ("CWR", json!(x.cwr)),
-                            ("NS", json!(x.ns)),
-                        ])
-                    })
-                    .collect(),
-            ),
-        ),
+        ("tcp_flags", Value::Array(f.tcp_flags.iter().map(tcp_flags).collect())),
         ("ip_version", names(&f.ip_version, version)),
     ])
 }

@@ -91,15 +91,6 @@ fn node_name() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-/// Nanoseconds to add to a CLOCK_MONOTONIC stamp for wall-clock time.
-fn wall_offset_ns() -> i128 {
-    let wall = match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => d.as_nanos() as i128,
-        Err(e) => -(e.duration().as_nanos() as i128),
-    };
-    wall - dpdbg::sys::monotonic_ns() as i128
-}
-
 /// Reads the ring until told to stop; when the datapath goes away, says so
 /// and waits for a new one.
 fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: PathBuf, stop: Arc<AtomicBool>) {
@@ -115,6 +106,8 @@ fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: PathBuf, sto
         )
     };
     let mut lost_seen = lost_now(&bpffs).unwrap_or(0);
+    // Interface names, looked up once each rather than once per flow.
+    let mut ifnames = std::collections::HashMap::new();
     loop {
         if stop.load(Ordering::Relaxed) {
             return;
@@ -151,7 +144,7 @@ fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: PathBuf, sto
                 let _ = shared.loaded.send(true);
             }
         }
-        let offset = wall_offset_ns();
+        let offset = dpdbg::sys::wall_offset_ns();
         let mut batch = Vec::new();
         let monitors = shared.raw.receiver_count() > 0;
         reader.drain(|rec| {
@@ -171,7 +164,9 @@ fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: PathBuf, sto
         let mut buf = shared.buffer.lock().unwrap_or_else(|p| p.into_inner());
         for ev in &batch {
             seq += 1;
-            let f = Arc::new(convert::to_flow(ev, offset, &shared.node));
+            let ifname =
+                ifnames.entry(ev.hdr.ifindex).or_insert_with(|| dpdbg::sys::ifname(ev.hdr.ifindex).unwrap_or_default());
+            let f = Arc::new(convert::to_flow(ev, offset, &shared.node, ifname));
             if buf.len() == shared.capacity {
                 buf.pop_front();
             }

@@ -61,10 +61,16 @@ struct Server(Child, PathBuf);
 
 impl Server {
     fn start(bpffs: &Path, socket: &Path) -> Server {
+        Server::start_with(bpffs, socket, &[])
+    }
+
+    fn start_with(bpffs: &Path, socket: &Path, args: &[&str]) -> Server {
         let child = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
             .arg("--bpffs")
             .arg(bpffs)
-            .args(["serve", "--socket"])
+            .arg("serve")
+            .args(args)
+            .arg("--socket")
             .arg(socket)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -314,20 +320,7 @@ fn serve_collects_conntrack_and_follows_a_reloaded_datapath() {
     let (ns0, ip1, if0) =
         (eps[0]["netns"].as_str().unwrap(), eps[1]["ipv4"].as_str().unwrap(), eps[0]["host_if"].as_str().unwrap());
     let socket = dir.path().join("dpdbg.sock");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
-        .arg("--bpffs")
-        .arg(&fs.0)
-        .args(["serve", "--ct-gc-interval", "1s", "--socket"])
-        .arg(&socket)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    while !socket.exists() {
-        assert!(t.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let server = Server::start_with(&fs.0, &socket, &["--ct-gc-interval", "1s"]);
     // An entry that expired long ago: the datapath ignores it, gc removes it.
     let old = r#"{"created_ns":1,"last_seen_ns":1,"lifetime_s":1,"src_identity":7}"#;
     let key = r#"{"saddr":1,"daddr":2,"sport":3,"dport":4,"proto":17,"direction":0}"#;
@@ -352,14 +345,7 @@ fn serve_collects_conntrack_and_follows_a_reloaded_datapath() {
         got.iter().any(|r| r["flow"]["verdict"] == "DROPPED" && r["flow"]["dropReasonDesc"] == "INVALID_SOURCE_IP"),
         "{got:#?}"
     );
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let t = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(t.elapsed() < Duration::from_secs(5));
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = server.stop();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("conntrack gc removed 1 expired entries"), "{log}");
     assert!(log.contains("a datapath is loaded again"), "{log}");

@@ -124,8 +124,9 @@ pub struct Runtime {
     pub debug: bool,
 }
 
-/// Reads the global `var` of type T from the pinned data-section map `pin`.
-fn read_global<T: Copy>(pins: &Pins, pin: &str, section: &str, var: &str) -> Result<T> {
+/// The pinned data-section map `pin`, its one value, and where global `var`
+/// of `size` bytes sits in it.
+fn global_slot(pins: &Pins, pin: &str, section: &str, var: &str, size: usize) -> Result<(MapData, Vec<u8>, usize)> {
     let path = pins.map(pin);
     let what = || format!("reading {}", path.display());
     let data = MapData::from_pin(&path).map_err(|e| Error::bpf(what(), e))?;
@@ -136,12 +137,18 @@ fn read_global<T: Copy>(pins: &Pins, pin: &str, section: &str, var: &str) -> Res
     }
     let off = global_offset(section, var)
         .ok_or_else(|| Error::bpf(what(), format!("no global {var} in {section} of the object's BTF")))?;
-    let bytes = value
-        .get(off..off + std::mem::size_of::<T>())
-        .ok_or_else(|| Error::bpf(what(), format!("{section} is {} bytes, too short for {var}", value.len())))?;
-    // SAFETY: T is a repr(C) struct of u32s (DpConfig, DpRuntime) and bytes
-    // holds exactly its size.
-    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) })
+    if off + size > value.len() {
+        return Err(Error::bpf(what(), format!("{section} is {} bytes, too short for {var}", value.len())));
+    }
+    Ok((data, value, off))
+}
+
+/// Reads the global `var` of type T from the pinned data-section map `pin`.
+fn read_global<T: Copy>(pins: &Pins, pin: &str, section: &str, var: &str) -> Result<T> {
+    let (_, value, off) = global_slot(pins, pin, section, var, std::mem::size_of::<T>())?;
+    // SAFETY: T is a repr(C) struct of integers (DpConfig, DpRuntime, DpClock)
+    // and the slot holds at least its size (global_slot checked).
+    Ok(unsafe { std::ptr::read_unaligned(value[off..].as_ptr().cast()) })
 }
 
 fn loaded(bpffs: &Path) -> Result<Pins> {
@@ -176,22 +183,14 @@ pub fn clock_source(bpffs: &Path) -> Result<String> {
 pub fn set_runtime(bpffs: &Path, r: &Runtime) -> Result<()> {
     sys::require_privileges("changing the datapath's settings")?;
     let pins = loaded(bpffs)?;
-    let path = pins.map(SETTINGS_MAP);
-    let what = || format!("writing {}", path.display());
-    let data = MapData::from_pin(&path).map_err(|e| Error::bpf(what(), e))?;
-    let info = data.info().map_err(|e| Error::bpf(what(), e))?;
-    let mut value = vec![0u8; info.value_size() as usize];
-    if !raw::lookup(&data, &0u32.to_ne_bytes(), &mut value).map_err(|e| Error::bpf(what(), e))? {
-        return Err(Error::bpf(what(), "the map has no entry 0"));
-    }
-    let off = global_offset(".data", "rt").ok_or_else(|| Error::bpf(what(), "no global rt in the object's BTF"))?;
-    let abi = r.to_abi();
     let size = std::mem::size_of::<DpRuntime>();
-    let slot = value.get_mut(off..off + size).ok_or_else(|| Error::bpf(what(), ".data too short for rt"))?;
-    // SAFETY: DpRuntime is repr(C) u32s, and slot is exactly its size.
+    let (data, mut value, off) = global_slot(&pins, SETTINGS_MAP, ".data", "rt", size)?;
+    let abi = r.to_abi();
+    // SAFETY: DpRuntime is repr(C) u32s; the slice is exactly its size.
     let bytes = unsafe { std::slice::from_raw_parts((&abi as *const DpRuntime).cast::<u8>(), size) };
-    slot.copy_from_slice(bytes);
-    raw::update(&data, &0u32.to_ne_bytes(), &value, 0).map_err(|e| Error::bpf(what(), e))
+    value[off..off + size].copy_from_slice(bytes);
+    raw::update(&data, &0u32.to_ne_bytes(), &value, 0)
+        .map_err(|e| Error::bpf(format!("writing {}", pins.map(SETTINGS_MAP).display()), e))
 }
 
 /// The settings the loaded datapath runs with: load-time and run-time.
