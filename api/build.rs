@@ -13,8 +13,32 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(fds) {
+    if let Err(e) = tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .bytes(".dpdbg.v1.EventBatch.records")
+        .compile_fds(fds.clone())
+    {
         println!("cargo::error=generating the gRPC code: {e}");
+        std::process::exit(1);
+    }
+    // The Observer server a second time, over responses the server encodes
+    // once per flow and writes as they are to every subscriber: every other
+    // type is the one generated above.
+    let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("encoded");
+    let made = std::fs::create_dir_all(&out).and_then(|()| {
+        tonic_prost_build::configure()
+            .build_client(false)
+            .build_server(true)
+            .out_dir(&out)
+            .extern_path(".flow", "crate::flow")
+            .extern_path(".observer", "crate::observer")
+            .extern_path(".observer.GetFlowsResponse", "crate::encoded::EncodedResponse")
+            .extern_path(".dpdbg.v1", "crate::events")
+            .compile_fds(fds)
+    });
+    if let Err(e) = made {
+        println!("cargo::error=generating the encoded Observer server: {e}");
         std::process::exit(1);
     }
 }

@@ -31,16 +31,24 @@ fn labels(identity: u32) -> Vec<String> {
 }
 
 fn mac(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(17);
+    for (i, x) in b.iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        s.push(HEX[(x >> 4) as usize] as char);
+        s.push(HEX[(x & 15) as usize] as char);
+    }
+    s
 }
 
 /// Converts one event. `wall_offset_ns` turns the event's CLOCK_MONOTONIC
 /// stamp into wall-clock time; `node` is the node's name, `ifname` the name
 /// of the event's interface.
 #[allow(deprecated)] // Hubble still fills drop_reason and Summary for older clients; so do we.
-pub fn to_flow(ev: &Event, wall_offset_ns: i128, node: &str, ifname: &str) -> flow::Flow {
+pub fn to_flow(ev: &Event, d: &Decoded, wall_offset_ns: i128, node: &str, ifname: &str) -> flow::Flow {
     let h = &ev.hdr;
-    let d = Decoded::from_event(ev);
     let p = &d.packet;
     let ns = (h.timestamp_ns as i128 + wall_offset_ns).max(0);
     let time = prost_types::Timestamp { seconds: (ns / 1_000_000_000) as i64, nanos: (ns % 1_000_000_000) as i32 };
@@ -64,8 +72,8 @@ pub fn to_flow(ev: &Event, wall_offset_ns: i128, node: &str, ifname: &str) -> fl
     destination.labels = labels(destination.identity);
     let ip = match (p.src_ip, p.dst_ip) {
         (Some(s), Some(t)) => Some(flow::Ip {
-            source: s.to_string(),
-            destination: t.to_string(),
+            source: dpdbg::flow::ip_text(s),
+            destination: dpdbg::flow::ip_text(t),
             ip_version: if matches!(s, IpAddr::V4(_)) { flow::IpVersion::IPv4 } else { flow::IpVersion::IPv6 } as i32,
             encrypted: false,
         }),
@@ -102,7 +110,7 @@ pub fn to_flow(ev: &Event, wall_offset_ns: i128, node: &str, ifname: &str) -> fl
         _ => None,
     };
     let mut summary = String::new();
-    let _ = write_line(&mut summary, &d);
+    let _ = write_line(&mut summary, d);
     let is_drop = h.r#type == abi::EVENT_DROP;
     flow::Flow {
         time: Some(time),
@@ -130,11 +138,7 @@ pub fn to_flow(ev: &Event, wall_offset_ns: i128, node: &str, ifname: &str) -> fl
         } else {
             flow::TraceObservationPoint::UnknownPoint
         } as i32,
-        is_reply: match h.ct_state {
-            abi::CT_REPLY => Some(true),
-            abi::CT_NEW | abi::CT_ESTABLISHED | abi::CT_REOPENED => Some(false),
-            _ => None,
-        },
+        is_reply: dpdbg::flow::is_reply(h.ct_state),
         interface: Some(flow::NetworkInterface { index: h.ifindex, name: ifname.to_string() }),
         summary,
         uuid: String::new(),

@@ -173,6 +173,13 @@ pub fn filter(f: &flow::FlowFilter) -> Value {
         ("destination_ip", json!(f.destination_ip)),
         ("traffic_direction", names(&f.traffic_direction, direction)),
         ("verdict", names(&f.verdict, verdict)),
+        ("drop_reason_desc", names(&f.drop_reason_desc, |x| name(x, |v: flow::DropReason| v.as_str_name()))),
+        (
+            "interface",
+            Value::Array(
+                f.interface.iter().map(|i| obj(vec![("index", json!(i.index)), ("name", json!(i.name))])).collect(),
+            ),
+        ),
         (
             "event_type",
             Value::Array(

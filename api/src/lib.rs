@@ -20,8 +20,17 @@ pub mod events {
     tonic::include_proto!("dpdbg.v1");
 }
 
+/// The Observer server over [`encoded::EncodedResponse`] (see build.rs).
+pub mod observer_encoded {
+    include!(concat!(env!("OUT_DIR"), "/encoded/observer.rs"));
+}
+
+/// The gRPC crate, for callers that handle its statuses.
+pub use tonic;
+
 pub mod client;
 pub mod convert;
+pub mod encoded;
 pub mod filter;
 pub mod json;
 pub mod remote;

@@ -9,14 +9,13 @@ use crate::events::SubscribeRequest;
 use crate::events::events_client::EventsClient;
 
 enum Msg {
-    Record(Vec<u8>),
-    Lost(u64),
+    Records(Vec<prost::bytes::Bytes>, u64),
     End(Option<String>),
 }
 
 pub struct RemoteEvents {
     rx: Receiver<Msg>,
-    pending: Vec<Vec<u8>>,
+    pending: Vec<prost::bytes::Bytes>,
     /// Records the server could not hand to this subscriber in time.
     pub lost: u64,
     ended: Option<Option<String>>,
@@ -25,7 +24,7 @@ pub struct RemoteEvents {
 impl RemoteEvents {
     /// Subscribes to the records of the server at `server` (a socket path or host:port).
     pub fn connect(server: &str) -> Result<RemoteEvents, String> {
-        let (tx, rx) = mpsc::sync_channel::<Msg>(65536);
+        let (tx, rx) = mpsc::sync_channel::<Msg>(256);
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
         let server = server.to_string();
         std::thread::spawn(move || {
@@ -54,8 +53,7 @@ impl RemoteEvents {
                 let _ = ready_tx.send(Ok(()));
                 loop {
                     let msg = match stream.message().await {
-                        Ok(Some(r)) if r.lost > 0 => Msg::Lost(r.lost),
-                        Ok(Some(r)) => Msg::Record(r.record),
+                        Ok(Some(r)) => Msg::Records(r.records, r.lost),
                         Ok(None) => Msg::End(None),
                         Err(e) => Msg::End(Some(e.message().to_string())),
                     };
@@ -72,8 +70,10 @@ impl RemoteEvents {
 
     fn take(&mut self, m: Msg) {
         match m {
-            Msg::Record(r) => self.pending.push(r),
-            Msg::Lost(n) => self.lost += n,
+            Msg::Records(r, lost) => {
+                self.pending.extend(r);
+                self.lost += lost;
+            }
             Msg::End(why) => self.ended = Some(why),
         }
     }

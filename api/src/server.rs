@@ -11,19 +11,21 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dpdbg::datapath::{self, Pins};
-use dpdbg::events::{EventReader, decode};
+use dpdbg::events::{Event, EventReader, decode};
+use dpdbg::flow::{Filters, Flow as Decoded, Packet};
+use prost::bytes::Bytes;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::Stream;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use crate::encoded::EncodedResponse;
 use crate::events::events_server::{Events, EventsServer};
-use crate::events::{EventRecord, SubscribeRequest};
-use crate::observer::observer_server::{Observer, ObserverServer};
+use crate::events::{EventBatch, SubscribeRequest};
 use crate::observer::{
     GetFlowsRequest, GetFlowsResponse, GetNodesRequest, GetNodesResponse, Node, NodeState, ServerStatusRequest,
     ServerStatusResponse, get_flows_response::ResponseTypes,
 };
+use crate::observer_encoded::observer_server::{Observer, ObserverServer};
 use crate::{convert, filter, flow};
 
 /// Where and how `dpdbg serve` runs.
@@ -60,25 +62,40 @@ pub struct ServeSummary {
     pub undecodable: u64,
 }
 
-type Numbered = (u64, Arc<flow::Flow>);
+/// One flow as the server keeps it: what filters look at, and the response
+/// every subscriber is sent, encoded once.
+struct Stored {
+    seq: u64,
+    event: Event,
+    packet: Packet,
+    response: EncodedResponse,
+}
+
+/// Flows read in one drain of the ring, handed to followers together: one
+/// wake-up per batch rather than per flow.
+type Batch = Arc<Vec<Arc<Stored>>>;
+
+/// Most flows in one batch, so followers see flows while a burst is read.
+const BATCH_MAX: usize = 1024;
 
 /// What followers receive: flows, and events the datapath could not write.
 #[derive(Clone)]
 enum Live {
-    Flow(Numbered),
+    Flows(Batch),
     /// Events the datapath dropped since the last report (ring or perf buffer full).
     Lost(u64),
 }
 
 struct Shared {
-    buffer: Mutex<VecDeque<Numbered>>,
+    buffer: Mutex<VecDeque<Arc<Stored>>>,
     capacity: usize,
     seen: AtomicU64,
     undecodable: AtomicU64,
     started: Instant,
     live: broadcast::Sender<Live>,
     /// The records themselves, for `dpdbg monitor` beside the server.
-    raw: broadcast::Sender<Arc<Vec<u8>>>,
+    /// With the number of the batch's first record: a gap is what a slow monitor missed.
+    raw: broadcast::Sender<(u64, Arc<Vec<Bytes>>)>,
     /// False while no datapath is loaded (the reader waits for one).
     loaded: watch::Sender<bool>,
     node: String,
@@ -96,6 +113,7 @@ fn node_name() -> String {
 fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: PathBuf, stop: Arc<AtomicBool>) {
     let pins = Pins::new(&bpffs);
     let mut seq = 0u64;
+    let mut raw_seq = 0u64;
     let mut last_check = Instant::now();
     let lost_now = |b: &Path| -> Option<u64> {
         let m = dpdbg::maps::Maps::open(b).ok()?.metrics().ok()?;
@@ -145,36 +163,90 @@ fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: PathBuf, sto
             }
         }
         let offset = dpdbg::sys::wall_offset_ns();
-        let mut batch = Vec::new();
+        let mut events = Vec::new();
+        let mut records = Vec::new();
         let monitors = shared.raw.receiver_count() > 0;
         reader.drain(|rec| {
             if monitors {
-                let _ = shared.raw.send(Arc::new(rec.to_vec()));
+                records.push(Bytes::copy_from_slice(rec));
             }
             match decode(rec) {
-                Ok(ev) => batch.push(ev),
+                Ok(ev) => events.push(ev),
                 Err(_) => {
                     shared.undecodable.fetch_add(1, Ordering::Relaxed);
                 }
             }
         });
-        if batch.is_empty() {
-            continue;
+        if !records.is_empty() {
+            let n = records.len() as u64;
+            let _ = shared.raw.send((raw_seq, Arc::new(records)));
+            raw_seq += n;
         }
-        let mut buf = shared.buffer.lock().unwrap_or_else(|p| p.into_inner());
-        for ev in &batch {
-            seq += 1;
-            let ifname =
-                ifnames.entry(ev.hdr.ifindex).or_insert_with(|| dpdbg::sys::ifname(ev.hdr.ifindex).unwrap_or_default());
-            let f = Arc::new(convert::to_flow(ev, offset, &shared.node, ifname));
-            if buf.len() == shared.capacity {
-                buf.pop_front();
+        let mut events = events.into_iter().peekable();
+        while events.peek().is_some() {
+            let mut batch = Vec::with_capacity(BATCH_MAX.min(events.len()));
+            for ev in events.by_ref().take(BATCH_MAX) {
+                seq += 1;
+                let ifname = ifnames
+                    .entry(ev.hdr.ifindex)
+                    .or_insert_with(|| dpdbg::sys::ifname(ev.hdr.ifindex).unwrap_or_default());
+                let d = Decoded::from_event(&ev);
+                let f = convert::to_flow(&ev, &d, offset, &shared.node, ifname);
+                let response = EncodedResponse::new(&GetFlowsResponse {
+                    node_name: shared.node.clone(),
+                    time: f.time,
+                    response_types: Some(ResponseTypes::Flow(f)),
+                });
+                batch.push(Arc::new(Stored { seq, event: ev, packet: d.packet, response }));
             }
-            buf.push_back((seq, Arc::clone(&f)));
+            {
+                let mut buf = shared.buffer.lock().unwrap_or_else(|p| p.into_inner());
+                for s in &batch {
+                    if buf.len() == shared.capacity {
+                        buf.pop_front();
+                    }
+                    buf.push_back(Arc::clone(s));
+                }
+            }
+            shared.seen.store(seq, Ordering::Relaxed);
             // No receiver is fine: nobody follows right now.
-            let _ = shared.live.send(Live::Flow((seq, f)));
+            let _ = shared.live.send(Live::Flows(Arc::new(batch)));
         }
-        shared.seen.store(seq, Ordering::Relaxed);
+    }
+}
+
+/// A stream of batches handed out one item at a time: tonic encodes the
+/// items that are ready into one write.
+struct Batched<T> {
+    rx: mpsc::Receiver<Result<Vec<T>, Status>>,
+    ready: std::collections::VecDeque<T>,
+}
+
+impl<T> Batched<T> {
+    fn new(rx: mpsc::Receiver<Result<Vec<T>, Status>>) -> Self {
+        Batched { rx, ready: Default::default() }
+    }
+}
+
+impl<T: Unpin> Stream for Batched<T> {
+    type Item = Result<T, Status>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<T, Status>>> {
+        use std::task::Poll;
+        loop {
+            if let Some(x) = self.ready.pop_front() {
+                return Poll::Ready(Some(Ok(x)));
+            }
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(Ok(v))) => self.ready.extend(v),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 
@@ -185,12 +257,8 @@ fn ts_ns(t: &prost_types::Timestamp) -> i128 {
     t.seconds as i128 * 1_000_000_000 + t.nanos as i128
 }
 
-fn response(f: &flow::Flow, node: &str) -> GetFlowsResponse {
-    GetFlowsResponse { node_name: node.to_string(), time: f.time, response_types: Some(ResponseTypes::Flow(f.clone())) }
-}
-
-fn lost_response(node: &str, source: flow::LostEventSource, n: u64) -> GetFlowsResponse {
-    GetFlowsResponse {
+fn lost_response(node: &str, source: flow::LostEventSource, n: u64) -> EncodedResponse {
+    EncodedResponse::new(&GetFlowsResponse {
         node_name: node.to_string(),
         time: None,
         response_types: Some(ResponseTypes::LostEvents(flow::LostEvent {
@@ -198,10 +266,10 @@ fn lost_response(node: &str, source: flow::LostEventSource, n: u64) -> GetFlowsR
             num_events_lost: n,
             cpu: None,
         })),
-    }
+    })
 }
 
-type FlowStream = Pin<Box<dyn Stream<Item = Result<GetFlowsResponse, Status>> + Send>>;
+type FlowStream = Batched<EncodedResponse>;
 
 #[tonic::async_trait]
 impl Observer for ObserverService {
@@ -213,24 +281,25 @@ impl Observer for ObserverService {
             return Err(Status::invalid_argument("first and follow cannot be combined"));
         }
         let shared = Arc::clone(&self.0);
-        let admits = {
-            let (w, b) = (req.whitelist.clone(), req.blacklist.clone());
-            let (since, until) = (req.since.as_ref().map(ts_ns), req.until.as_ref().map(ts_ns));
-            move |f: &flow::Flow| {
-                let t = f.time.as_ref().map_or(0, ts_ns);
-                since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u) && filter::admits(&w, &b, f)
-            }
+        // CLOCK_MONOTONIC is what events carry: the request's wall-clock bounds are moved onto it.
+        let offset = dpdbg::sys::wall_offset_ns();
+        let mono = |t: &prost_types::Timestamp| (ts_ns(t) - offset).clamp(0, u64::MAX as i128) as u64;
+        let filters = Filters {
+            since_ns: req.since.as_ref().map(mono),
+            until_ns: req.until.as_ref().map(mono),
+            ..filter::filters(&req.whitelist, &req.blacklist).map_err(Status::invalid_argument)?
         };
+        let admits = move |s: &Stored| filters.admits(&s.event, Some(&s.packet));
         // Subscribe before the snapshot so nothing falls between the two.
         let mut live = shared.live.subscribe();
         let mut loaded = shared.loaded.subscribe();
-        let snapshot: Vec<Numbered> = {
+        let snapshot: Vec<Arc<Stored>> = {
             let buf = shared.buffer.lock().unwrap_or_else(|p| p.into_inner());
-            buf.iter().filter(|(_, f)| admits(f)).cloned().collect()
+            buf.iter().filter(|s| admits(s)).cloned().collect()
         };
         let n = req.number as usize;
         let time_bounded = req.since.is_some() || req.until.is_some();
-        let picked: Vec<Numbered> = if req.first {
+        let picked: Vec<Arc<Stored>> = if req.first {
             snapshot.into_iter().take(if n == 0 { usize::MAX } else { n }).collect()
         } else if n > 0 {
             let skip = snapshot.len().saturating_sub(n);
@@ -241,14 +310,14 @@ impl Observer for ObserverService {
         } else {
             snapshot
         };
-        let last_seq = picked.last().map(|(s, _)| *s).unwrap_or_else(|| shared.seen.load(Ordering::Relaxed));
-        let (tx, rx) = mpsc::channel(1024);
+        let mut next_seq = picked.last().map(|s| s.seq).unwrap_or_else(|| shared.seen.load(Ordering::Relaxed)) + 1;
+        let (tx, rx) = mpsc::channel(64);
         let node = shared.node.clone();
         let follow = req.follow;
-        let until = req.until.as_ref().map(ts_ns);
+        let until = req.until.as_ref().map(mono);
         tokio::spawn(async move {
-            for (_, f) in &picked {
-                if tx.send(Ok(response(f, &node))).await.is_err() {
+            for chunk in picked.chunks(BATCH_MAX) {
+                if tx.send(Ok(chunk.iter().map(|s| s.response.clone()).collect())).await.is_err() {
                     return;
                 }
             }
@@ -260,28 +329,39 @@ impl Observer for ObserverService {
                     r = live.recv() => match r {
                         Ok(Live::Lost(n)) => {
                             let ev = lost_response(&node, flow::LostEventSource::PerfEventRingBuffer, n);
-                            if tx.send(Ok(ev)).await.is_err() {
+                            if tx.send(Ok(vec![ev])).await.is_err() {
                                 return;
                             }
                         }
-                        Ok(Live::Flow((seq, f))) => {
-                            if seq <= last_seq || !admits(&f) {
-                                if until.is_some_and(|u| f.time.as_ref().map_or(0, ts_ns) > u) {
-                                    return;
+                        Ok(Live::Flows(batch)) => {
+                            let mut out = Vec::with_capacity(batch.len() + 1);
+                            // A gap in the sequence is what this client missed by falling behind:
+                            // it loses its own flows, and is told how many.
+                            if let Some(first) = batch.first()
+                                && first.seq > next_seq
+                            {
+                                out.push(lost_response(&node, flow::LostEventSource::ObserverEventsQueue, first.seq - next_seq));
+                            }
+                            let mut ended = false;
+                            for s in batch.iter().filter(|s| s.seq >= next_seq) {
+                                if until.is_some_and(|u| s.event.hdr.timestamp_ns > u) {
+                                    ended = true;
+                                    break;
                                 }
-                                continue;
+                                if admits(s) {
+                                    out.push(s.response.clone());
+                                }
                             }
-                            if tx.send(Ok(response(&f, &node))).await.is_err() {
+                            next_seq = batch.last().map_or(next_seq, |s| next_seq.max(s.seq + 1));
+                            if !out.is_empty() && tx.send(Ok(out)).await.is_err() {
+                                return;
+                            }
+                            if ended {
                                 return;
                             }
                         }
-                        Err(broadcast::error::RecvError::Lagged(n)) => {
-                            // This client fell behind: it loses its own events, and is told how many.
-                            let ev = lost_response(&node, flow::LostEventSource::ObserverEventsQueue, n);
-                            if tx.send(Ok(ev)).await.is_err() {
-                                return;
-                            }
-                        }
+                        // Counted from the sequence gap of the next batch.
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
                         Err(broadcast::error::RecvError::Closed) => return,
                     },
                     _ = loaded.changed() => {
@@ -297,7 +377,7 @@ impl Observer for ObserverService {
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Batched::new(rx)))
     }
 
     async fn get_nodes(&self, _: Request<GetNodesRequest>) -> Result<Response<GetNodesResponse>, Status> {
@@ -336,7 +416,7 @@ impl Observer for ObserverService {
 #[derive(Clone)]
 struct EventsService(Arc<Shared>);
 
-type RecordStream = Pin<Box<dyn Stream<Item = Result<EventRecord, Status>> + Send>>;
+type RecordStream = Pin<Box<dyn Stream<Item = Result<EventBatch, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Events for EventsService {
@@ -345,15 +425,20 @@ impl Events for EventsService {
     async fn subscribe(&self, _: Request<SubscribeRequest>) -> Result<Response<RecordStream>, Status> {
         let mut raw = self.0.raw.subscribe();
         let mut loaded = self.0.loaded.subscribe();
-        let (tx, rx) = mpsc::channel(4096);
+        let (tx, rx) = mpsc::channel(256);
         tokio::spawn(async move {
+            let mut next: Option<u64> = None;
             loop {
                 tokio::select! {
                     r = raw.recv() => {
                         let msg = match r {
-                            Ok(rec) => EventRecord { record: rec.as_ref().clone(), lost: 0 },
-                            // A slow monitor loses its own records, and is told how many.
-                            Err(broadcast::error::RecvError::Lagged(n)) => EventRecord { record: vec![], lost: n },
+                            Ok((first, records)) => {
+                                // A slow monitor loses its own records, and is told how many.
+                                let lost = next.map_or(0, |n| first.saturating_sub(n));
+                                next = Some(first + records.len() as u64);
+                                EventBatch { records: records.as_ref().clone(), lost }
+                            }
+                            Err(broadcast::error::RecvError::Lagged(_)) => continue,
                             Err(broadcast::error::RecvError::Closed) => return,
                         };
                         if tx.send(Ok(msg)).await.is_err() {
@@ -369,7 +454,7 @@ impl Events for EventsService {
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 }
 
@@ -402,8 +487,9 @@ pub async fn run(
     // here (naming the first's pid) before it touches the first's socket.
     let reader = EventReader::open(&opts.bpffs, settings.transport)?;
     let listener = bind_unix(&opts.socket)?;
-    let (live, _) = broadcast::channel(opts.buffer.max(1024));
-    let (raw, _) = broadcast::channel(65536);
+    // In batches of up to BATCH_MAX flows.
+    let (live, _) = broadcast::channel(256);
+    let (raw, _) = broadcast::channel(1024);
     let (loaded, _) = watch::channel(true);
     let shared = Arc::new(Shared {
         buffer: Mutex::new(VecDeque::with_capacity(opts.buffer)),

@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use dpdbg::abi::{self, Reason};
 use dpdbg::events::{EventReader, decode};
-use dpdbg::flow::{self, Filter, Flow, LineOptions, VerdictFilter};
+use dpdbg::flow::{self, Filters, Flow, FlowFilter, LineOptions, TypeMatch};
 use dpdbg::maps::Maps;
 use dpdbg::{datapath, sys};
 use pcap_file::DataLink;
@@ -231,32 +231,39 @@ fn lost_in_kernel(maps: &Maps) -> anyhow::Result<u64> {
 }
 
 impl MonitorCmd {
-    fn filter(&self) -> Filter {
+    fn filter(&self) -> Filters {
         let now = sys::monotonic_ns();
-        Filter {
-            types: self
+        let f = FlowFilter {
+            event_type: self
                 .types
                 .iter()
-                .map(|t| match t {
-                    EventType::Trace => abi::EVENT_TRACE,
-                    EventType::Drop => abi::EVENT_DROP,
-                    EventType::PolicyVerdict => abi::EVENT_POLICY_VERDICT,
+                .map(|t| TypeMatch {
+                    r#type: match t {
+                        EventType::Trace => abi::EVENT_TRACE,
+                        EventType::Drop => abi::EVENT_DROP,
+                        EventType::PolicyVerdict => abi::EVENT_POLICY_VERDICT,
+                    },
+                    subtype: None,
                 })
                 .collect(),
-            from_endpoint: self.from,
-            to_endpoint: self.to,
-            related_to: self.related_to,
-            ip: self.ip,
-            port: self.port,
+            source_endpoint: self.from.into_iter().collect(),
+            destination_endpoint: self.to.into_iter().collect(),
+            endpoint: self.related_to.into_iter().collect(),
+            ip: self.ip.map(flow::Cidr::from).into_iter().collect(),
+            port: self.port.into_iter().collect(),
             // "any" parses to 0: no filter.
-            proto: self.proto.filter(|p| *p != 0),
-            verdict: self.verdict.map(|v| match v {
-                Verdict::Allow => VerdictFilter::Allow,
-                Verdict::Deny => VerdictFilter::Deny,
-            }),
-            since_ns: self.since.map(|d| now.saturating_sub(d.as_nanos() as u64)),
-            until_ns: None,
-        }
+            protocol: self.proto.filter(|p| *p != 0).into_iter().collect(),
+            verdict: self
+                .verdict
+                .map(|v| match v {
+                    Verdict::Allow => abi::VERDICT_FORWARDED,
+                    Verdict::Deny => abi::VERDICT_DROPPED,
+                })
+                .into_iter()
+                .collect(),
+            ..FlowFilter::default()
+        };
+        Filters { since_ns: self.since.map(|d| now.saturating_sub(d.as_nanos() as u64)), ..Filters::only(f) }
     }
 
     pub fn run(self, bpffs: &Path, p: &Printer) -> anyhow::Result<()> {
@@ -290,6 +297,8 @@ impl MonitorCmd {
         };
         let maps = Maps::open(bpffs)?;
         let filter = self.filter();
+        let needs_packet = filter.needs_packet();
+        let header_only_pass = |ev: &dpdbg::events::Event| needs_packet || filter.admits(ev, None);
         let deadline = self.until.and_then(|d| Instant::now().checked_add(d));
         let pins = datapath::Pins::new(bpffs);
 
@@ -367,8 +376,12 @@ impl MonitorCmd {
                     sum.undecodable += 1;
                     return;
                 };
+                // Most filters decide on the header: an event they drop is never decoded.
+                if !header_only_pass(&ev) {
+                    return;
+                }
                 let mut f = Flow::from_event(&ev);
-                if !filter.matches_event(&ev, Some(&f.packet)) {
+                if needs_packet && !filter.admits(&ev, Some(&f.packet)) {
                     return;
                 }
                 sum.matched += 1;

@@ -201,18 +201,6 @@ fn split_negated(args: &[String]) -> (Vec<String>, Vec<String>) {
     (kept, negated)
 }
 
-/// What the server cannot filter on in this API subset, checked here.
-fn client_side(cmd: &ObserveCmd, f: &flow::Flow) -> bool {
-    let reason_ok = cmd.drop_reason_desc.is_empty()
-        || cmd.drop_reason_desc.iter().any(|r| {
-            r.parse::<i32>().ok() == Some(f.drop_reason_desc)
-                || flow::DropReason::from_str_name(&r.to_ascii_uppercase()).map(|d| d as i32)
-                    == Some(f.drop_reason_desc)
-        });
-    let iface_ok = cmd.interface.is_empty() || f.interface.as_ref().is_some_and(|i| cmd.interface.contains(&i.name));
-    reason_ok && iface_ok
-}
-
 /// RFC 3339 ("2026-11-25T13:00:00Z"), or a duration ago ("5m").
 fn parse_time(s: &str) -> Result<prost_types::Timestamp, String> {
     if let Ok(t) = humantime::parse_rfc3339_weak(s) {
@@ -226,23 +214,31 @@ fn parse_time(s: &str) -> Result<prost_types::Timestamp, String> {
     Ok(prost_types::Timestamp { seconds: t.as_secs() as i64, nanos: t.subsec_nanos() as i32 })
 }
 
+/// Hubble's TCPFlags from names, through the core's parser.
 fn tcp_flags(s: &str) -> Result<flow::TcpFlags, String> {
-    let mut f = flow::TcpFlags::default();
-    for part in s.split(',') {
-        match part.trim().to_ascii_uppercase().as_str() {
-            "SYN" => f.syn = true,
-            "ACK" => f.ack = true,
-            "FIN" => f.fin = true,
-            "RST" => f.rst = true,
-            "PSH" => f.psh = true,
-            "URG" => f.urg = true,
-            "ECE" => f.ece = true,
-            "CWR" => f.cwr = true,
-            "NS" => f.ns = true,
-            other => return Err(format!("TCP flag {other:?}: SYN, ACK, FIN, RST, PSH, URG, ECE, CWR or NS")),
-        }
-    }
-    Ok(f)
+    let m = dpdbg::flow::parse_tcp_flags(s).map_err(|e| e.to_string())?;
+    let on = |bit: u8| m & bit != 0;
+    Ok(flow::TcpFlags {
+        fin: on(0x01),
+        syn: on(0x02),
+        rst: on(0x04),
+        psh: on(0x08),
+        ack: on(0x10),
+        urg: on(0x20),
+        ece: on(0x40),
+        cwr: on(0x80),
+        ns: false,
+    })
+}
+
+/// A drop reason by Hubble's name (POLICY_DENIED) or cilium's number (133).
+fn drop_reason(s: &str) -> Result<i32, String> {
+    s.trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|n| flow::DropReason::try_from(*n).is_ok())
+        .or_else(|| flow::DropReason::from_str_name(&s.trim().to_ascii_uppercase()).map(|d| d as i32))
+        .ok_or_else(|| format!("drop reason {s:?}: a name such as POLICY_DENIED or a number such as 133"))
 }
 
 impl ObserveCmd {
@@ -290,6 +286,11 @@ impl ObserveCmd {
         for f in &self.tcp_flags {
             base.tcp_flags.push(tcp_flags(f).map_err(crate::output::UsageError).map_err(anyhow::Error::new)?);
         }
+        for r in &self.drop_reason_desc {
+            base.drop_reason_desc.push(drop_reason(r).map_err(crate::output::UsageError).map_err(anyhow::Error::new)?);
+        }
+        base.interface =
+            self.interface.iter().map(|name| flow::NetworkInterface { index: 0, name: name.clone() }).collect();
         if self.ipv4 {
             base.ip_version.push(flow::IpVersion::IPv4 as i32);
         }
@@ -345,7 +346,6 @@ impl ObserveCmd {
             Some(n) => n.whitelist()?,
             None => vec![],
         };
-        let local = !self.drop_reason_desc.is_empty() || !self.interface.is_empty();
         let want = match (self.last, self.first, self.all, self.follow) {
             (Some(n), _, _, _) | (_, Some(n), _, _) => n,
             (_, _, true, _) => 0,
@@ -353,10 +353,8 @@ impl ObserveCmd {
             _ if self.since.is_some() || self.until.is_some() => 0,
             _ => 20,
         };
-        // Filters the server does not know are applied here: ask for all, keep the last N.
-        let number = if local { 0 } else { want };
         let req = GetFlowsRequest {
-            number,
+            number: want,
             first: self.first.is_some(),
             follow: self.follow,
             whitelist,
@@ -379,7 +377,10 @@ impl ObserveCmd {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("the async runtime")?;
         rt.block_on(async move {
             let mut client = dpdbg_api::client::observer(&self.server).await?;
-            let mut stream = client.get_flows(req).await.context("GetFlows")?.into_inner();
+            // The server's own words, not tonic's rendering of the status.
+            let server = self.server.clone();
+            let refused = move |s: dpdbg_api::tonic::Status| anyhow::anyhow!("GetFlows at {server}: {}", s.message());
+            let mut stream = client.get_flows(req).await.map_err(&refused)?.into_inner();
             let mut out = std::io::stdout().lock();
             use std::io::Write;
             if format == ObserveFormat::Table {
@@ -389,33 +390,12 @@ impl ObserveCmd {
                     "TIMESTAMP", "SOURCE", "DESTINATION", "TYPE", "VERDICT"
                 )?;
             }
-            // With client-side filters and no follow, the last `want` are printed at the end.
-            let mut held: std::collections::VecDeque<dpdbg_api::observer::GetFlowsResponse> = Default::default();
-            let hold = local && !self.follow && want > 0;
             loop {
                 let msg = tokio::time::timeout(Duration::from_secs(3600), stream.message()).await;
                 let Ok(msg) = msg else { continue };
-                let Some(r) = msg.context("GetFlows stream")? else { break };
-                if let Some(ResponseTypes::Flow(f)) = &r.response_types {
-                    let blocked = negated.as_ref().is_some_and(|n| {
-                        (!n.drop_reason_desc.is_empty() || !n.interface.is_empty()) && client_side(n, f)
-                    });
-                    if !client_side(&self, f) || blocked {
-                        continue;
-                    }
-                }
-                if hold {
-                    held.push_back(r);
-                    if held.len() as u64 > want {
-                        held.pop_front();
-                    }
-                    continue;
-                }
+                let Some(r) = msg.map_err(&refused)? else { break };
                 print_response(&mut out, &r, format)?;
                 out.flush()?;
-            }
-            for r in held {
-                print_response(&mut out, &r, format)?;
             }
             anyhow::Ok(())
         })

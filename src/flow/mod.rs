@@ -1,14 +1,14 @@
 //! Flows: a datapath event with its packet decoded, in the operator's words;
 //! filters over them; one-line and verbose text.
 
+mod filter;
 mod format;
 mod packet;
 
-use std::net::IpAddr;
-
 use serde::Serialize;
 
-pub use format::{LineOptions, hexdump, write_line, write_line_with, write_verbose};
+pub use filter::{Cidr, FilterParseError, Filters, FlowFilter, TypeMatch, is_reply, parse_protocol, parse_tcp_flags};
+pub use format::{LineOptions, hexdump, ip_text, push_ip, write_line, write_line_with, write_verbose};
 pub use packet::{Packet, decode_packet};
 
 use crate::abi::{self, Reason, match_kind_text};
@@ -86,6 +86,8 @@ pub struct Flow {
 
 /// RFC 3339 in UTC for nanoseconds since the epoch, with `digits` (6 or 9)
 /// of the fraction: what monitor prints (micros) and Hubble's JSON (nanos).
+/// Written digit by digit: monitor stamps every line, and `format!` was a
+/// tenth of its time per event.
 pub fn rfc3339(ns: i128, digits: usize) -> String {
     let ns = ns.max(0);
     let secs = (ns / 1_000_000_000) as i64;
@@ -102,8 +104,24 @@ pub fn rfc3339(ns: i128, digits: usize) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    let frac = if digits == 6 { format!("{:06}", frac / 1000) } else { format!("{frac:09}") };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    let (frac, width) = if digits == 6 { (frac / 1000, 6) } else { (frac, 9) };
+    let fields: [(u64, u32, char); 7] = [
+        (y.clamp(0, 9999) as u64, 4, '-'),
+        (m as u64, 2, '-'),
+        (d as u64, 2, 'T'),
+        ((rem / 3600) as u64, 2, ':'),
+        ((rem % 3600 / 60) as u64, 2, ':'),
+        ((rem % 60) as u64, 2, '.'),
+        (frac as u64, width, 'Z'),
+    ];
+    let mut text = String::with_capacity(30);
+    for (v, width, sep) in fields {
+        for i in (0..width).rev() {
+            text.push(char::from(b'0' + (v / 10u64.pow(i) % 10) as u8));
+        }
+        text.push(sep);
+    }
+    text
 }
 
 pub fn rfc3339_micros(ns: i128) -> String {
@@ -144,86 +162,6 @@ impl Flow {
     }
 }
 
-/// Which verdict a filter keeps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VerdictFilter {
-    Allow,
-    Deny,
-}
-
-/// Filters combine with AND; an empty filter keeps everything.
-#[derive(Clone, Debug, Default)]
-pub struct Filter {
-    /// Event types to keep (abi::EVENT_*); empty keeps all.
-    pub types: Vec<u8>,
-    /// Packets the endpoint sent.
-    pub from_endpoint: Option<u32>,
-    /// Packets sent to the endpoint.
-    pub to_endpoint: Option<u32>,
-    /// Events of the endpoint, either way.
-    pub related_to: Option<u32>,
-    pub ip: Option<IpAddr>,
-    pub port: Option<u16>,
-    pub proto: Option<u8>,
-    pub verdict: Option<VerdictFilter>,
-    /// Keep events stamped at or after this CLOCK_MONOTONIC time.
-    pub since_ns: Option<u64>,
-    /// Keep events stamped before this CLOCK_MONOTONIC time.
-    pub until_ns: Option<u64>,
-}
-
-impl Filter {
-    /// Whether only the header is needed (no packet decode) to decide.
-    fn needs_packet(&self) -> bool {
-        self.ip.is_some() || self.port.is_some()
-    }
-
-    pub fn matches_event(&self, e: &Event, pkt: Option<&Packet>) -> bool {
-        let h = &e.hdr;
-        if !self.types.is_empty() && !self.types.contains(&h.r#type) {
-            return false;
-        }
-        let sent = h.direction == abi::DIR_EGRESS;
-        if self.from_endpoint.is_some_and(|id| !(sent && h.endpoint_id == id)) {
-            return false;
-        }
-        if self.to_endpoint.is_some_and(|id| sent || h.endpoint_id != id) {
-            return false;
-        }
-        if self.related_to.is_some_and(|id| h.endpoint_id != id) {
-            return false;
-        }
-        if self.proto.is_some_and(|p| p != h.proto) {
-            return false;
-        }
-        match self.verdict {
-            Some(VerdictFilter::Allow) if h.verdict != abi::VERDICT_FORWARDED => return false,
-            Some(VerdictFilter::Deny) if h.verdict != abi::VERDICT_DROPPED => return false,
-            _ => {}
-        }
-        if self.since_ns.is_some_and(|t| h.timestamp_ns < t) || self.until_ns.is_some_and(|t| h.timestamp_ns >= t) {
-            return false;
-        }
-        if self.needs_packet() {
-            let owned;
-            let p = match pkt {
-                Some(p) => p,
-                None => {
-                    owned = decode_packet(&e.data);
-                    &owned
-                }
-            };
-            if self.ip.is_some_and(|ip| p.src_ip != Some(ip) && p.dst_ip != Some(ip)) {
-                return false;
-            }
-            if self.port.is_some_and(|port| p.src_port != Some(port) && p.dst_port != Some(port)) {
-                return false;
-            }
-        }
-        true
-    }
-}
-
 /// A JSON string literal: what serde_json writes for `s`.
 fn json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
@@ -249,7 +187,6 @@ impl Flow {
     /// written by hand: `monitor -o jsonl` runs this for every event, and
     /// serde's flatten costs more than the rest of the event's handling.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        use std::io::Write;
         let mut ib = itoa::Buffer::new();
         let mut first = true;
         let mut key = |out: &mut Vec<u8>, k: &str| {
@@ -310,11 +247,15 @@ impl Flow {
         let p = &self.packet;
         if let Some(ip) = p.src_ip {
             key(out, "src_ip");
-            let _ = write!(out, "\"{ip}\"");
+            out.push(b'"');
+            out.extend_from_slice(ip_text(ip).as_bytes());
+            out.push(b'"');
         }
         if let Some(ip) = p.dst_ip {
             key(out, "dst_ip");
-            let _ = write!(out, "\"{ip}\"");
+            out.push(b'"');
+            out.extend_from_slice(ip_text(ip).as_bytes());
+            out.push(b'"');
         }
         for (k, v) in [("ip_proto", p.ip_proto.map(u16::from)), ("src_port", p.src_port), ("dst_port", p.dst_port)] {
             if let Some(v) = v {
@@ -335,6 +276,8 @@ impl Flow {
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
     use crate::events::decode;
 
@@ -374,26 +317,58 @@ mod tests {
         .iter()
         .map(|r| decode(r).unwrap())
         .collect();
-        let sel = |f: Filter| -> Vec<usize> { (0..evs.len()).filter(|&i| f.matches_event(&evs[i], None)).collect() };
-        assert_eq!(sel(Filter::default()), vec![0, 1, 2, 3]);
-        assert_eq!(sel(Filter { types: vec![abi::EVENT_DROP], ..Default::default() }), vec![2]);
-        assert_eq!(sel(Filter { from_endpoint: Some(1), ..Default::default() }), vec![0]);
-        assert_eq!(sel(Filter { to_endpoint: Some(2), ..Default::default() }), vec![1, 2, 3]);
-        assert_eq!(sel(Filter { related_to: Some(1), ..Default::default() }), vec![0]);
-        assert_eq!(sel(Filter { verdict: Some(VerdictFilter::Deny), ..Default::default() }), vec![2, 3]);
-        assert_eq!(sel(Filter { verdict: Some(VerdictFilter::Allow), ..Default::default() }), vec![0, 1]);
-        assert_eq!(sel(Filter { ip: Some("10.0.0.9".parse().unwrap()), ..Default::default() }), vec![3]);
-        assert_eq!(sel(Filter { port: Some(53), ..Default::default() }), vec![0, 1, 2]);
-        assert_eq!(sel(Filter { proto: Some(6), ..Default::default() }), Vec::<usize>::new());
+        // Decoded on demand: no packet is handed in.
+        let sel = |f: FlowFilter| -> Vec<usize> {
+            let fs = Filters::only(f);
+            (0..evs.len()).filter(|&i| fs.admits(&evs[i], None)).collect()
+        };
+        let d = FlowFilter::default;
+        let ty = |t| TypeMatch { r#type: t, subtype: None };
+        assert_eq!(sel(d()), vec![0, 1, 2, 3]);
+        assert_eq!(sel(FlowFilter { event_type: vec![ty(abi::EVENT_DROP)], ..d() }), vec![2]);
+        assert_eq!(sel(FlowFilter { source_endpoint: vec![1], ..d() }), vec![0]);
+        assert_eq!(sel(FlowFilter { destination_endpoint: vec![2], ..d() }), vec![1, 2, 3]);
+        assert_eq!(sel(FlowFilter { endpoint: vec![1], ..d() }), vec![0]);
+        assert_eq!(sel(FlowFilter { verdict: vec![abi::VERDICT_DROPPED], ..d() }), vec![2, 3]);
+        assert_eq!(sel(FlowFilter { verdict: vec![abi::VERDICT_FORWARDED], ..d() }), vec![0, 1]);
+        assert_eq!(sel(FlowFilter { ip: vec!["10.0.0.9".parse().unwrap()], ..d() }), vec![3]);
+        assert_eq!(sel(FlowFilter { port: vec![53], ..d() }), vec![0, 1, 2]);
+        assert_eq!(sel(FlowFilter { protocol: vec![6], ..d() }), Vec::<usize>::new());
         assert_eq!(
-            sel(Filter {
-                port: Some(80),
-                types: vec![abi::EVENT_POLICY_VERDICT],
-                to_endpoint: Some(2),
-                ..Default::default()
+            sel(FlowFilter {
+                port: vec![80],
+                event_type: vec![ty(abi::EVENT_POLICY_VERDICT)],
+                destination_endpoint: vec![2],
+                ..d()
             }),
             vec![3]
         );
+    }
+
+    #[test]
+    fn rfc3339_dates() {
+        // Expected text from Python's datetime, leap day and century included.
+        let cases = [
+            (0i128, "1970-01-01T00:00:00"),
+            (951_782_400, "2000-02-29T00:00:00"),
+            (1_795_651_200, "2026-11-26T00:00:00"),
+            (4_102_444_799, "2099-12-31T23:59:59"),
+            (1_764_072_000, "2025-11-25T12:00:00"),
+        ];
+        for (secs, want) in cases {
+            let ns = secs * 1_000_000_000 + 123_456_789;
+            assert_eq!(rfc3339(ns, 6), format!("{want}.123456Z"));
+            assert_eq!(rfc3339(ns, 9), format!("{want}.123456789Z"));
+        }
+        assert_eq!(rfc3339(-5, 6), "1970-01-01T00:00:00.000000Z", "before the epoch clamps");
+    }
+
+    #[test]
+    fn ip_text_is_display() {
+        for ip in ["0.0.0.0", "10.0.0.1", "255.255.255.255", "192.0.2.33", "fd00::1", "::ffff:10.0.0.1"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
     }
 
     #[test]
