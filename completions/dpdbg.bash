@@ -43,6 +43,9 @@ _dpdbg() {
             dpdbg,serve)
                 cmd="dpdbg__subcmd__serve"
                 ;;
+            dpdbg,tui)
+                cmd="dpdbg__subcmd__tui"
+                ;;
             dpdbg__subcmd__bpf,ct)
                 cmd="dpdbg__subcmd__bpf__subcmd__ct"
                 ;;
@@ -313,6 +316,9 @@ _dpdbg() {
             dpdbg__subcmd__help,serve)
                 cmd="dpdbg__subcmd__help__subcmd__serve"
                 ;;
+            dpdbg__subcmd__help,tui)
+                cmd="dpdbg__subcmd__help__subcmd__tui"
+                ;;
             dpdbg__subcmd__help__subcmd__bpf,ct)
                 cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__ct"
                 ;;
@@ -497,7 +503,7 @@ _dpdbg() {
 
     case "${cmd}" in
         dpdbg)
-            opts="-o -h -V --bpffs --output --help --version datapath lab monitor bpf map prog serve observe help"
+            opts="-o -h -V --bpffs --output --help --version datapath lab monitor bpf map prog serve observe tui help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2137,7 +2143,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__help)
-            opts="datapath lab monitor bpf map prog serve observe help"
+            opts="datapath lab monitor bpf map prog serve observe tui help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2753,6 +2759,20 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__help__subcmd__serve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__tui)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -3524,6 +3544,40 @@ _dpdbg() {
                     return 0
                     ;;
                 --ct-gc-interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__tui)
+            opts="-o -h -V --refresh --server --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --refresh)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -73,7 +73,7 @@ pub fn enable_stats() -> Result<StatsGuard> {
 }
 
 /// Run count and run time of every program now, by id.
-fn counters() -> Result<std::collections::HashMap<u32, (u64, u64)>> {
+fn counters() -> Result<Counters> {
     let mut out = std::collections::HashMap::new();
     for id in raw::prog_ids().map_err(|e| Error::io("bpf_prog_get_next_id", "programs", e))? {
         let Ok(fd) = raw::prog_fd_by_id(id) else { continue };
@@ -100,6 +100,20 @@ pub fn list(stats: Option<Duration>) -> Result<Vec<ProgSummary>> {
         }
         None => None,
     };
+    summarize(window)
+}
+
+/// Every program with the kernel's run count and run time as they stand
+/// (totals since statistics went on): for callers that take their own
+/// deltas between readings, as a dashboard does once per refresh.
+pub fn list_totals() -> Result<Vec<ProgSummary>> {
+    sys::require_privileges("listing programs")?;
+    summarize(Some((Default::default(), counters()?)))
+}
+
+type Counters = std::collections::HashMap<u32, (u64, u64)>;
+
+fn summarize(window: Option<(Counters, Counters)>) -> Result<Vec<ProgSummary>> {
     let links = raw::links().unwrap_or_default();
     let mut out = Vec::new();
     for id in raw::prog_ids().map_err(|e| Error::io("bpf_prog_get_next_id", "programs", e))? {

@@ -111,3 +111,76 @@ impl RemoteEvents {
         n
     }
 }
+
+/// Where a reader's records come from: the ring itself, or `dpdbg serve`
+/// when the server holds the ring. `monitor` and the dashboard read both alike.
+pub enum Records {
+    Local(dpdbg::events::EventReader),
+    Remote(RemoteEvents),
+}
+
+/// Neither the ring nor a server could be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordsError {
+    #[error("{busy}, and no dpdbg serve answered at {server} ({why})")]
+    BusyNoServer {
+        #[source]
+        busy: dpdbg::Error,
+        server: String,
+        why: String,
+    },
+    #[error(transparent)]
+    Core(#[from] dpdbg::Error),
+}
+
+impl Records {
+    /// The ring when it is free; when another reader holds it, the server at `server`.
+    pub fn open(
+        bpffs: &std::path::Path,
+        transport: dpdbg::datapath::Transport,
+        server: &str,
+    ) -> Result<Records, RecordsError> {
+        match dpdbg::events::EventReader::open(bpffs, transport) {
+            Ok(r) => Ok(Records::Local(r)),
+            Err(busy @ dpdbg::Error::EventsBusy { .. }) => match RemoteEvents::connect(server) {
+                Ok(r) => Ok(Records::Remote(r)),
+                Err(why) => Err(RecordsError::BusyNoServer { busy, server: server.to_string(), why }),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Records::Remote(_))
+    }
+
+    pub fn wait(&mut self, timeout: Duration) -> Result<(), String> {
+        match self {
+            Records::Local(r) => r.wait(timeout).map(|_| ()).map_err(|e| e.to_string()),
+            Records::Remote(r) => r.wait(timeout).map(|_| ()),
+        }
+    }
+
+    pub fn drain(&mut self, f: impl FnMut(&[u8])) -> usize {
+        match self {
+            Records::Local(r) => r.drain(f),
+            Records::Remote(r) => r.drain(f),
+        }
+    }
+
+    /// Losses the perf buffers reported (local perf transport only).
+    pub fn perf_lost(&self) -> u64 {
+        match self {
+            Records::Local(r) => r.lost,
+            Records::Remote(_) => 0,
+        }
+    }
+
+    /// Records the server could not hand to us since the last call.
+    pub fn take_remote_lost(&mut self) -> u64 {
+        match self {
+            Records::Local(_) => 0,
+            Records::Remote(r) => std::mem::take(&mut r.lost),
+        }
+    }
+}

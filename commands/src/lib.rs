@@ -13,6 +13,7 @@ pub mod prog;
 #[cfg(test)]
 mod props;
 pub mod serve;
+pub mod tui;
 
 use std::path::PathBuf;
 
@@ -60,6 +61,8 @@ pub enum Command {
     Serve(serve::ServeCmd),
     /// Flows from `dpdbg serve`, with Hubble's flags and output.
     Observe(Box<observe::ObserveCmd>),
+    /// A live dashboard: endpoints, policy verdicts, conntrack, drops and programs.
+    Tui(tui::TuiCmd),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -72,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Map(c) => c.run(&cli.bpffs, &printer),
         Command::Prog(c) => c.run(&printer),
         Command::Serve(c) => c.run(&cli.bpffs),
+        Command::Tui(c) => c.run(&cli.bpffs),
         Command::Observe(c) => {
             // Hubble prints compact unless told otherwise; our global default is "table".
             let explicit = std::env::args().any(|a| a == "-o" || a.starts_with("-o") || a.starts_with("--output"));

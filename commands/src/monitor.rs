@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use dpdbg::abi::{self, Reason};
-use dpdbg::events::{EventReader, decode};
+use dpdbg::events::decode;
 use dpdbg::flow::{self, Filters, Flow, FlowFilter, LineOptions, TypeMatch};
 use dpdbg::maps::Maps;
 use dpdbg::{datapath, sys};
+use dpdbg_api::remote::Records;
 use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 
@@ -112,45 +113,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 fn pcap_record(data: &[u8], orig_len: u32) -> (&[u8], u32, bool) {
     let limit = data.len().min(abi::SNAPLEN_MAX as usize).min(orig_len as usize);
     (&data[..limit], orig_len.max(limit as u32), limit < data.len())
-}
-
-/// Where the monitor's records come from: the ring itself, or `dpdbg serve`
-/// when the server holds the ring.
-enum Source {
-    Local(EventReader),
-    Remote(dpdbg_api::remote::RemoteEvents),
-}
-
-impl Source {
-    fn wait(&mut self, timeout: Duration) -> Result<(), String> {
-        match self {
-            Source::Local(r) => r.wait(timeout).map(|_| ()).map_err(|e| e.to_string()),
-            Source::Remote(r) => r.wait(timeout).map(|_| ()),
-        }
-    }
-
-    fn drain(&mut self, f: impl FnMut(&[u8])) -> usize {
-        match self {
-            Source::Local(r) => r.drain(f),
-            Source::Remote(r) => r.drain(f),
-        }
-    }
-
-    /// Losses the perf buffers reported (local perf transport only).
-    fn perf_lost(&self) -> u64 {
-        match self {
-            Source::Local(r) => r.lost,
-            Source::Remote(_) => 0,
-        }
-    }
-
-    /// Records the server could not hand to us since the last call.
-    fn take_remote_lost(&mut self) -> u64 {
-        match self {
-            Source::Local(_) => 0,
-            Source::Remote(r) => std::mem::take(&mut r.lost),
-        }
-    }
 }
 
 /// A writer the pcap writer owns while the loop can still flush it, so a
@@ -276,23 +238,13 @@ impl MonitorCmd {
         }
         sys::require_privileges("monitor")?;
         let settings = datapath::loaded_settings(bpffs).context("monitor")?;
-        let mut reader = match EventReader::open(bpffs, settings.transport) {
-            Ok(r) => Source::Local(r),
-            // Another reader holds the ring: when it is `dpdbg serve`, subscribe through it.
-            Err(busy @ dpdbg::Error::EventsBusy { .. }) => match dpdbg_api::remote::RemoteEvents::connect(&self.server)
-            {
-                Ok(r) => {
-                    if p.is_table() {
-                        eprintln!("dpdbg serve holds the ring: reading its events through {}", self.server);
-                    }
-                    Source::Remote(r)
+        let mut reader = match Records::open(bpffs, settings.transport, &self.server) {
+            Ok(r) => {
+                if r.is_remote() && p.is_table() {
+                    eprintln!("dpdbg serve holds the ring: reading its events through {}", self.server);
                 }
-                Err(why) => {
-                    return Err(anyhow::Error::new(busy)
-                        .context(format!("and no dpdbg serve answered at {} ({why})", self.server))
-                        .context("monitor"));
-                }
-            },
+                r
+            }
             Err(e) => return Err(anyhow::Error::new(e).context("monitor")),
         };
         let maps = Maps::open(bpffs)?;

@@ -1,0 +1,26 @@
+//! `dpdbg tui`: the live dashboard (the `dpdbg-tui` crate) on this node.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct TuiCmd {
+    /// How often the dashboard reads the maps and the events, in milliseconds.
+    #[arg(long, default_value_t = 1000, value_name = "MS", value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    refresh: u64,
+    /// When `dpdbg serve` holds the ring, read its events through this socket (or host:port).
+    #[arg(long, env = "DPDBG_SERVER", default_value = crate::serve::DEFAULT_SOCKET, value_name = "ADDR")]
+    server: String,
+}
+
+impl TuiCmd {
+    pub fn run(self, bpffs: &Path) -> anyhow::Result<()> {
+        dpdbg::sys::require_privileges("tui")?;
+        dpdbg::sys::require_bpffs(bpffs)?;
+        let mut source = dpdbg_tui::Local::new(bpffs.to_path_buf(), self.server);
+        dpdbg_tui::run(&mut source, Duration::from_millis(self.refresh)).context("tui")
+    }
+}

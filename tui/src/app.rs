@@ -1,0 +1,599 @@
+//! The dashboard's state, apart from drawing: what each view shows, worked
+//! out from successive snapshots (rates are deltas between two), and what
+//! each key does. Everything here is plain data, so tests drive it directly.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use dpdbg::abi::{self, Reason};
+use dpdbg::events::Event;
+use dpdbg::flow::{Flow, write_line};
+use dpdbg::maps::ct::CtView;
+
+use crate::source::{Overview, Snapshot};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tab {
+    Overview,
+    Endpoints,
+    Policy,
+    Conntrack,
+    Drops,
+    Programs,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 6] = [Tab::Overview, Tab::Endpoints, Tab::Policy, Tab::Conntrack, Tab::Drops, Tab::Programs];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Overview => "Overview",
+            Tab::Endpoints => "Endpoints",
+            Tab::Policy => "Policy",
+            Tab::Conntrack => "Conntrack",
+            Tab::Drops => "Drops",
+            Tab::Programs => "Programs",
+        }
+    }
+
+    fn index(self) -> usize {
+        Tab::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    }
+}
+
+/// How the conntrack table is ordered (`s` cycles).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CtSort {
+    Bytes,
+    Packets,
+    Age,
+    TimeLeft,
+}
+
+impl CtSort {
+    fn next(self) -> CtSort {
+        match self {
+            CtSort::Bytes => CtSort::Packets,
+            CtSort::Packets => CtSort::Age,
+            CtSort::Age => CtSort::TimeLeft,
+            CtSort::TimeLeft => CtSort::Bytes,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CtSort::Bytes => "bytes",
+            CtSort::Packets => "packets",
+            CtSort::Age => "age",
+            CtSort::TimeLeft => "time left",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EndpointRow {
+    pub id: u32,
+    pub identity: u32,
+    pub addresses: Vec<IpAddr>,
+    pub interface: String,
+    pub enforcement: &'static str,
+    pub fwd_packets: u64,
+    pub fwd_bytes: u64,
+    pub drop_packets: u64,
+    pub drop_bytes: u64,
+    pub fwd_pps: f64,
+    pub drop_pps: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleRow {
+    pub rule: String,
+    pub action: &'static str,
+    pub packets: u64,
+    pub bytes: u64,
+    pub pps: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CtRow {
+    pub view: CtView,
+    pub packets: u64,
+    pub bytes: u64,
+    pub bps: f64,
+    /// Text the `/` filter matches: addresses, ports, protocol, state.
+    search: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DropRow {
+    pub time: String,
+    pub reason: String,
+    pub endpoint: u32,
+    pub summary: String,
+    pub event: Event,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProgRow {
+    pub id: u32,
+    pub prog_type: &'static str,
+    pub name: String,
+    pub attached: String,
+    pub runs: u64,
+    pub runs_per_s: f64,
+    pub avg_ns: f64,
+    /// Of one core.
+    pub cpu_pct: f64,
+}
+
+/// Samples kept for the sparklines.
+pub const HISTORY: usize = 120;
+/// Lines kept in the verdict and drop feeds.
+pub const FEED: usize = 500;
+
+/// What a key asked for, beyond changing the state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    None,
+    Quit,
+}
+
+#[derive(Debug)]
+pub struct App {
+    pub tab: Tab,
+    pub source: String,
+    pub help: bool,
+    pub paused: bool,
+    pub error: Option<String>,
+    pub overview: Overview,
+    pub fwd_history: VecDeque<u64>,
+    pub drop_history: VecDeque<u64>,
+    pub drops_by_reason: Vec<(String, u64, f64)>,
+    pub events_lost: u64,
+    pub talkers: Vec<(String, f64)>,
+    pub endpoints: Vec<EndpointRow>,
+    pub rules: Vec<RuleRow>,
+    pub verdicts: VecDeque<String>,
+    pub ct: Vec<CtRow>,
+    pub ct_filter: String,
+    pub filtering: bool,
+    pub ct_sort: CtSort,
+    pub drops: VecDeque<DropRow>,
+    pub detail: bool,
+    pub programs: Vec<ProgRow>,
+    selected: [usize; 6],
+    /// Rows a page moves, set by the drawing code from the last frame.
+    pub page: usize,
+    /// Whether the screen needs drawing again.
+    pub dirty: bool,
+    prev_at: Option<f64>,
+    prev_metrics: Option<(u64, u64, HashMap<u8, u64>)>,
+    prev_ct: HashMap<CtId, (u64, u64)>,
+    prev_rules: HashMap<String, u64>,
+    prev_eps: HashMap<u32, (u64, u64)>,
+    prev_progs: HashMap<u32, (u64, u64)>,
+    /// Drops counted per endpoint since the dashboard started: (packets, bytes).
+    ep_drops: HashMap<u32, (u64, u64)>,
+    wall_offset_ns: i128,
+}
+
+type CtId = (u8, u8, IpAddr, IpAddr, u16, u16, &'static str);
+
+fn ct_id(v: &CtView) -> CtId {
+    (v.family, v.proto, v.src, v.dst, v.sport, v.dport, v.direction)
+}
+
+fn proto_name(p: u8) -> String {
+    match p {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        58 => "icmpv6".into(),
+        n => format!("proto {n}"),
+    }
+}
+
+fn rate(now: u64, before: Option<u64>, dt: Option<f64>) -> f64 {
+    match (before, dt) {
+        (Some(b), Some(dt)) if dt > 0.0 => now.saturating_sub(b) as f64 / dt,
+        _ => 0.0,
+    }
+}
+
+impl App {
+    pub fn new(source: String) -> App {
+        App {
+            tab: Tab::Overview,
+            source,
+            help: false,
+            paused: false,
+            error: None,
+            overview: Overview::default(),
+            fwd_history: VecDeque::with_capacity(HISTORY),
+            drop_history: VecDeque::with_capacity(HISTORY),
+            drops_by_reason: vec![],
+            events_lost: 0,
+            talkers: vec![],
+            endpoints: vec![],
+            rules: vec![],
+            verdicts: VecDeque::new(),
+            ct: vec![],
+            ct_filter: String::new(),
+            filtering: false,
+            ct_sort: CtSort::Bytes,
+            drops: VecDeque::new(),
+            detail: false,
+            programs: vec![],
+            selected: [0; 6],
+            page: 10,
+            dirty: true,
+            prev_at: None,
+            prev_metrics: None,
+            prev_ct: HashMap::new(),
+            prev_rules: HashMap::new(),
+            prev_eps: HashMap::new(),
+            prev_progs: HashMap::new(),
+            ep_drops: HashMap::new(),
+            wall_offset_ns: dpdbg::sys::wall_offset_ns(),
+        }
+    }
+
+    /// For tests: wall-clock times from a fixed offset.
+    pub fn with_wall_offset(mut self, ns: i128) -> App {
+        self.wall_offset_ns = ns;
+        self
+    }
+
+    pub fn selected(&self) -> usize {
+        self.selected[self.tab.index()]
+    }
+
+    /// Rows of the current view, for moving the selection.
+    fn rows(&self) -> usize {
+        match self.tab {
+            Tab::Overview => 0,
+            Tab::Endpoints => self.endpoints.len(),
+            Tab::Policy => self.rules.len(),
+            Tab::Conntrack => self.visible_ct().len(),
+            Tab::Drops => self.drops.len(),
+            Tab::Programs => self.programs.len(),
+        }
+    }
+
+    /// The conntrack rows the filter keeps, in the chosen order.
+    pub fn visible_ct(&self) -> Vec<&CtRow> {
+        let needle = self.ct_filter.trim().to_lowercase();
+        let mut rows: Vec<&CtRow> =
+            self.ct.iter().filter(|r| needle.is_empty() || r.search.contains(needle.as_str())).collect();
+        // Ties in the tuple's order, so equal rows do not swap places between refreshes.
+        let tuple = |r: &CtRow| ct_id(&r.view);
+        match self.ct_sort {
+            CtSort::Bytes => rows.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(tuple(a).cmp(&tuple(b)))),
+            CtSort::Packets => rows.sort_by(|a, b| b.packets.cmp(&a.packets).then(tuple(a).cmp(&tuple(b)))),
+            CtSort::Age => rows.sort_by(|a, b| b.view.age_s.cmp(&a.view.age_s).then(tuple(a).cmp(&tuple(b)))),
+            CtSort::TimeLeft => {
+                rows.sort_by(|a, b| a.view.expires_in_s.cmp(&b.view.expires_in_s).then(tuple(a).cmp(&tuple(b))))
+            }
+        }
+        rows
+    }
+
+    pub fn selected_drop(&self) -> Option<&DropRow> {
+        self.drops.get(self.selected[Tab::Drops.index()])
+    }
+
+    fn select(&mut self, to: isize) {
+        let n = self.rows();
+        let i = &mut self.selected[self.tab.index()];
+        *i = if n == 0 { 0 } else { to.clamp(0, n as isize - 1) as usize };
+    }
+
+    /// One key press; returns what the caller must do beyond redrawing.
+    pub fn on_key(&mut self, k: KeyEvent) -> Action {
+        if k.kind == KeyEventKind::Release {
+            return Action::None;
+        }
+        self.dirty = true;
+        if k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL) {
+            return Action::Quit;
+        }
+        if self.filtering {
+            match k.code {
+                KeyCode::Esc => {
+                    self.filtering = false;
+                    self.ct_filter.clear();
+                }
+                KeyCode::Enter => self.filtering = false,
+                KeyCode::Backspace => {
+                    self.ct_filter.pop();
+                }
+                KeyCode::Char(c) => self.ct_filter.push(c),
+                _ => {}
+            }
+            self.select(0);
+            return Action::None;
+        }
+        if self.help {
+            // Any key closes the help; q still quits.
+            self.help = false;
+            return if k.code == KeyCode::Char('q') { Action::Quit } else { Action::None };
+        }
+        let cur = self.selected() as isize;
+        let page = self.page.max(1) as isize;
+        match k.code {
+            KeyCode::Char('q') => return Action::Quit,
+            KeyCode::Char('?') => self.help = true,
+            KeyCode::Tab => self.tab = Tab::ALL[(self.tab.index() + 1) % Tab::ALL.len()],
+            KeyCode::BackTab => self.tab = Tab::ALL[(self.tab.index() + Tab::ALL.len() - 1) % Tab::ALL.len()],
+            KeyCode::Char(c @ '1'..='6') => self.tab = Tab::ALL[(c as u8 - b'1') as usize],
+            KeyCode::Down | KeyCode::Char('j') => self.select(cur + 1),
+            KeyCode::Up | KeyCode::Char('k') => self.select(cur - 1),
+            KeyCode::PageDown => self.select(cur + page),
+            KeyCode::PageUp => self.select(cur - page),
+            KeyCode::Home | KeyCode::Char('g') => self.select(0),
+            KeyCode::End | KeyCode::Char('G') => self.select(isize::MAX / 2),
+            KeyCode::Char('p') => self.paused = !self.paused,
+            KeyCode::Char('s') if self.tab == Tab::Conntrack => self.ct_sort = self.ct_sort.next(),
+            KeyCode::Char('/') if self.tab == Tab::Conntrack => {
+                self.filtering = true;
+                self.ct_filter.clear();
+            }
+            KeyCode::Enter if self.tab == Tab::Drops => self.detail = !self.detail,
+            KeyCode::Esc => {
+                self.detail = false;
+                self.ct_filter.clear();
+            }
+            _ => self.dirty = false,
+        }
+        Action::None
+    }
+
+    /// A refresh that failed: said in the status line; the last data stays.
+    pub fn failed(&mut self, why: String) {
+        if self.error.as_ref() != Some(&why) {
+            self.error = Some(why);
+            self.dirty = true;
+        }
+    }
+
+    /// Takes one snapshot in. Paused, the feeds and tables stand still.
+    pub fn ingest(&mut self, s: Snapshot) {
+        if self.error.take().is_some() {
+            self.dirty = true;
+        }
+        if self.paused {
+            return;
+        }
+        self.dirty = true;
+        let dt = self.prev_at.map(|p| s.at - p);
+        self.prev_at = Some(s.at);
+        if let Some(o) = s.overview {
+            self.overview = o;
+        }
+        self.events(&s.events);
+        self.events_lost = self.events_lost.saturating_add(s.events_lost);
+        self.metrics(&s.metrics, dt);
+        self.conntrack(&s.ct, dt);
+        self.endpoints(&s.endpoints, &s.ifnames, dt);
+        self.rules(&s.rules, dt);
+        if let Some(p) = &s.programs {
+            self.programs(p, dt);
+        } else {
+            self.prev_progs.clear();
+        }
+        let n = self.rows();
+        let i = &mut self.selected[self.tab.index()];
+        *i = (*i).min(n.saturating_sub(1));
+    }
+
+    fn events(&mut self, events: &[Event]) {
+        for ev in events {
+            let mut f = Flow::from_event(ev);
+            f.set_wall_time(self.wall_offset_ns);
+            match ev.hdr.r#type {
+                abi::EVENT_DROP => {
+                    let e = self.ep_drops.entry(ev.hdr.endpoint_id).or_default();
+                    e.0 += 1;
+                    e.1 += u64::from(ev.hdr.orig_len);
+                    let mut summary = String::new();
+                    let _ = dpdbg::flow::write_summary(&mut summary, &f.packet);
+                    self.drops.push_front(DropRow {
+                        time: f.time.clone().unwrap_or_default(),
+                        reason: format!("{} ({})", Reason(ev.hdr.subtype).text(), ev.hdr.subtype),
+                        endpoint: ev.hdr.endpoint_id,
+                        summary,
+                        event: ev.clone(),
+                    });
+                    // The selection stays on the packet it was on.
+                    if self.tab == Tab::Drops && self.detail {
+                        let i = &mut self.selected[Tab::Drops.index()];
+                        *i = (*i + 1).min(FEED - 1);
+                    }
+                }
+                abi::EVENT_POLICY_VERDICT => {
+                    let mut line = String::new();
+                    let _ = write_line(&mut line, &f);
+                    self.verdicts.push_front(line);
+                }
+                _ => {}
+            }
+        }
+        self.drops.truncate(FEED);
+        self.verdicts.truncate(FEED);
+    }
+
+    fn metrics(&mut self, metrics: &[dpdbg::maps::Metric], dt: Option<f64>) {
+        let (mut fwd, mut dropped) = (0u64, 0u64);
+        let mut by_reason: HashMap<u8, u64> = HashMap::new();
+        for m in metrics {
+            let r = Reason(m.reason);
+            if m.reason == Reason::FORWARDED.0 {
+                fwd += m.packets;
+            } else if r.is_drop() {
+                dropped += m.packets;
+                *by_reason.entry(m.reason).or_default() += m.packets;
+            } else if m.reason == Reason::EVENT_LOST.0 {
+                // Shown beside the reader's own losses.
+            }
+        }
+        let prev = self.prev_metrics.take();
+        if let (Some((pf, pd, _)), Some(dt)) = (&prev, dt)
+            && dt > 0.0
+        {
+            push(&mut self.fwd_history, (fwd.saturating_sub(*pf) as f64 / dt) as u64);
+            push(&mut self.drop_history, (dropped.saturating_sub(*pd) as f64 / dt) as u64);
+        }
+        let mut reasons: Vec<(String, u64, f64)> = by_reason
+            .iter()
+            .map(|(r, n)| {
+                let before = prev.as_ref().and_then(|p| p.2.get(r).copied());
+                (format!("{} ({r})", Reason(*r).text()), *n, rate(*n, before.or(prev.as_ref().map(|_| 0)), dt))
+            })
+            .collect();
+        reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        self.drops_by_reason = reasons;
+        self.prev_metrics = Some((fwd, dropped, by_reason));
+    }
+
+    fn conntrack(&mut self, ct: &[CtView], dt: Option<f64>) {
+        let mut prev = std::mem::take(&mut self.prev_ct);
+        let mut rows = Vec::with_capacity(ct.len());
+        for v in ct {
+            let id = ct_id(v);
+            let (packets, bytes) = (v.packets_fwd + v.packets_rev, v.bytes_fwd + v.bytes_rev);
+            let before = prev.remove(&id);
+            let bps = rate(bytes, before.map(|b| b.1), dt);
+            self.prev_ct.insert(id, (packets, bytes));
+            let search = format!(
+                "{} {} {} {} {} {} {}",
+                v.src,
+                v.dst,
+                v.sport,
+                v.dport,
+                proto_name(v.proto),
+                v.state,
+                v.direction
+            )
+            .to_lowercase();
+            rows.push(CtRow { view: v.clone(), packets, bytes, bps, search });
+        }
+        let mut talkers: Vec<(String, f64)> = rows
+            .iter()
+            .filter(|r| r.bps > 0.0)
+            .map(|r| {
+                let v = &r.view;
+                (format!("{}:{} -> {}:{} {}", v.src, v.sport, v.dst, v.dport, proto_name(v.proto)), r.bps)
+            })
+            .collect();
+        talkers.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        talkers.truncate(5);
+        self.talkers = talkers;
+        self.ct = rows;
+    }
+
+    fn endpoints(&mut self, eps: &[dpdbg::maps::Endpoint], ifnames: &[(u32, String)], dt: Option<f64>) {
+        // Forwarded traffic of an endpoint is what its conntrack entries counted.
+        let mut by_id: Vec<EndpointRow> = Vec::new();
+        for e in eps {
+            if let Some(r) = by_id.iter_mut().find(|r| r.id == e.endpoint_id) {
+                r.addresses.push(e.ip);
+                continue;
+            }
+            by_id.push(EndpointRow {
+                id: e.endpoint_id,
+                identity: e.identity,
+                addresses: vec![e.ip],
+                interface: ifnames
+                    .iter()
+                    .find(|(i, _)| *i == e.ifindex)
+                    .map_or_else(|| format!("ifindex {}", e.ifindex), |(_, n)| n.clone()),
+                enforcement: match (e.enforce_ingress, e.enforce_egress) {
+                    (true, true) => "both",
+                    (true, false) => "ingress",
+                    (false, true) => "egress",
+                    (false, false) => "none",
+                },
+                fwd_packets: 0,
+                fwd_bytes: 0,
+                drop_packets: 0,
+                drop_bytes: 0,
+                fwd_pps: 0.0,
+                drop_pps: 0.0,
+            });
+        }
+        for r in &mut by_id {
+            for c in &self.ct {
+                if r.addresses.contains(&c.view.src) || r.addresses.contains(&c.view.dst) {
+                    r.fwd_packets += c.packets;
+                    r.fwd_bytes += c.bytes;
+                }
+            }
+            let (dp, db) = self.ep_drops.get(&r.id).copied().unwrap_or_default();
+            r.drop_packets = dp;
+            r.drop_bytes = db;
+            let before = self.prev_eps.get(&r.id).copied();
+            r.fwd_pps = rate(r.fwd_packets, before.map(|b| b.0), dt);
+            r.drop_pps = rate(r.drop_packets, before.map(|b| b.1), dt);
+        }
+        by_id.sort_by_key(|r| r.id);
+        self.prev_eps = by_id.iter().map(|r| (r.id, (r.fwd_packets, r.drop_packets))).collect();
+        self.endpoints = by_id;
+    }
+
+    fn rules(&mut self, rules: &[(abi::PolicyKey, abi::PolicyValue)], dt: Option<f64>) {
+        let mut rows: Vec<RuleRow> = rules
+            .iter()
+            .map(|(k, v)| {
+                let rule = dpdbg::maps::describe_rule(k);
+                let pps = rate(v.packets, self.prev_rules.get(&rule).copied(), dt);
+                RuleRow {
+                    rule,
+                    action: if v.action == abi::POLICY_DENY { "deny" } else { "allow" },
+                    packets: v.packets,
+                    bytes: v.bytes,
+                    pps,
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| a.rule.cmp(&b.rule));
+        self.prev_rules = rows.iter().map(|r| (r.rule.clone(), r.packets)).collect();
+        self.rules = rows;
+    }
+
+    fn programs(&mut self, progs: &[dpdbg::progs::ProgSummary], dt: Option<f64>) {
+        let mut rows: Vec<ProgRow> = progs
+            .iter()
+            .map(|p| {
+                let (runs, ns) = (p.run_count.unwrap_or(0), p.run_time_ns.unwrap_or(0));
+                let before = self.prev_progs.get(&p.id).copied();
+                let runs_per_s = rate(runs, before.map(|b| b.0), dt);
+                let ns_per_s = rate(ns, before.map(|b| b.1), dt);
+                let d_runs = before.map_or(0, |b| runs.saturating_sub(b.0));
+                let d_ns = before.map_or(0, |b| ns.saturating_sub(b.1));
+                ProgRow {
+                    id: p.id,
+                    prog_type: p.prog_type,
+                    name: p.name.clone(),
+                    attached: p.attached.join(", "),
+                    runs,
+                    runs_per_s,
+                    avg_ns: if d_runs > 0 { d_ns as f64 / d_runs as f64 } else { 0.0 },
+                    // Nanoseconds of run time per second of wall time, as bpftop counts it.
+                    cpu_pct: ns_per_s / 1e7,
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| b.cpu_pct.total_cmp(&a.cpu_pct).then(a.id.cmp(&b.id)));
+        self.prev_progs =
+            progs.iter().map(|p| (p.id, (p.run_count.unwrap_or(0), p.run_time_ns.unwrap_or(0)))).collect();
+        self.programs = rows;
+    }
+}
+
+fn push(h: &mut VecDeque<u64>, v: u64) {
+    if h.len() == HISTORY {
+        h.pop_front();
+    }
+    h.push_back(v);
+}

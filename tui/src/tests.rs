@@ -1,0 +1,365 @@
+//! The app state driven by keys and fixed snapshots, and every view drawn
+//! on a `TestBackend` and compared with the text in `tests/snapshots/`
+//! (`DPDBG_UPDATE_SNAPSHOTS=1` rewrites them; review the diff).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use dpdbg::abi::{self, EventHdr, PolicyKey, PolicyValue};
+use dpdbg::events::Event;
+use dpdbg::maps::ct::CtView;
+use dpdbg::maps::{Endpoint, Metric};
+use dpdbg::progs::ProgSummary;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use crate::app::{Action, App, CtSort, Tab};
+use crate::source::{Overview, Snapshot};
+use crate::ui;
+
+fn key(c: KeyCode) -> KeyEvent {
+    KeyEvent::new(c, KeyModifiers::NONE)
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// A conntrack entry: (address, port) each way, then protocol, packets, bytes, age.
+fn ct((src, sport): (&str, u16), (dst, dport): (&str, u16), proto: u8, packets: u64, bytes: u64, age: u64) -> CtView {
+    CtView {
+        family: if ip(src).is_ipv4() { 4 } else { 6 },
+        proto,
+        direction: "egress",
+        src: ip(src),
+        dst: ip(dst),
+        sport,
+        dport,
+        state: "ESTABLISHED",
+        flags: vec!["reply_seen"],
+        tcp_flags_fwd: 0x12,
+        tcp_flags_rev: 0x10,
+        packets_fwd: packets / 2,
+        bytes_fwd: bytes / 2,
+        packets_rev: packets - packets / 2,
+        bytes_rev: bytes - bytes / 2,
+        src_identity: 1001,
+        lifetime_s: 21600,
+        age_s: age,
+        expires_in_s: 21600 - age as i64,
+    }
+}
+
+fn event(t: u8, subtype: u8, ep: u32, ns: u64, sport: u16, dport: u16) -> Event {
+    let mut data = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([198, 18, 0, 1], [198, 18, 0, 2], 64)
+        .tcp(sport, dport, 1000, 64240)
+        .syn()
+        .write(&mut data, &[])
+        .unwrap();
+    let hdr = EventHdr {
+        timestamp_ns: ns,
+        r#type: t,
+        subtype,
+        verdict: if t == abi::EVENT_DROP { abi::VERDICT_DROPPED } else { abi::VERDICT_FORWARDED },
+        ct_state: abi::CT_NEW,
+        direction: abi::DIR_INGRESS,
+        family: abi::FAMILY_IPV4,
+        proto: 6,
+        ifindex: 7,
+        endpoint_id: ep,
+        src_identity: 1001,
+        dst_identity: 1002,
+        orig_len: data.len() as u32,
+        cap_len: data.len() as u32,
+        ..Default::default()
+    };
+    Event { hdr, data }
+}
+
+fn metric(reason: u8, packets: u64) -> Metric {
+    Metric { reason, reason_text: abi::Reason(reason).text(), direction: "ingress", packets, bytes: packets * 100 }
+}
+
+fn prog(id: u32, name: &str, runs: u64, ns: u64) -> ProgSummary {
+    ProgSummary {
+        id,
+        prog_type: "sched_cls",
+        name: name.into(),
+        tag: "0".into(),
+        attached: vec![format!("tcx ingress dpl1e{id}")],
+        map_ids: vec![],
+        run_count: Some(runs),
+        run_time_ns: Some(ns),
+        avg_ns: None,
+    }
+}
+
+/// Two refreshes a second apart: the second carries rates.
+fn snapshots() -> (Snapshot, Snapshot) {
+    let endpoints = vec![
+        Endpoint {
+            ip: ip("198.18.0.1"),
+            endpoint_id: 101,
+            identity: 1001,
+            ifindex: 7,
+            mac: "02:00:00:00:00:01".into(),
+            enforce_ingress: false,
+            enforce_egress: false,
+        },
+        Endpoint {
+            ip: ip("fd00::1"),
+            endpoint_id: 101,
+            identity: 1001,
+            ifindex: 7,
+            mac: "02:00:00:00:00:01".into(),
+            enforce_ingress: false,
+            enforce_egress: false,
+        },
+        Endpoint {
+            ip: ip("198.18.0.2"),
+            endpoint_id: 102,
+            identity: 1002,
+            ifindex: 8,
+            mac: "02:00:00:00:00:02".into(),
+            enforce_ingress: true,
+            enforce_egress: false,
+        },
+    ];
+    let rules = vec![
+        (
+            PolicyKey {
+                endpoint_id: 102,
+                identity: 1001,
+                dport: 8080u16.to_be(),
+                proto: 6,
+                direction: abi::DIR_INGRESS,
+            },
+            PolicyValue { action: abi::POLICY_ALLOW, packets: 40, bytes: 4000, ..Default::default() },
+        ),
+        (
+            PolicyKey { endpoint_id: 102, identity: 2, dport: 0, proto: 0, direction: abi::DIR_INGRESS },
+            PolicyValue { action: abi::POLICY_DENY, packets: 3, bytes: 180, ..Default::default() },
+        ),
+    ];
+    let overview = Overview {
+        loaded: true,
+        programs: vec!["from_endpoint (id 11)".into(), "to_endpoint (id 12)".into()],
+        attachments: vec!["dpl1e1 ingress tcx".into(), "dpl1e1 egress tcx".into()],
+        transport: "ringbuf".into(),
+        aggregation: "medium".into(),
+        clock: "jiffies (HZ 250)".into(),
+    };
+    let first = Snapshot {
+        at: 10.0,
+        overview: Some(overview),
+        endpoints: endpoints.clone(),
+        ifnames: vec![(7, "dpl1e1".into()), (8, "dpl1e2".into())],
+        rules: rules.clone(),
+        ct: vec![
+            ct(("198.18.0.1", 40000), ("198.18.0.2", 8080), 6, 10, 1000, 5),
+            ct(("198.18.0.1", 40001), ("198.18.0.2", 8080), 6, 4, 400, 50),
+            ct(("fd00::1", 5353), ("fd00::2", 53), 17, 2, 200, 1),
+        ],
+        metrics: vec![metric(0, 100), metric(133, 3)],
+        programs: Some(vec![prog(11, "from_endpoint", 1000, 100_000), prog(12, "to_endpoint", 500, 40_000)]),
+        events: vec![],
+        traces: 0,
+        events_lost: 0,
+    };
+    let mut rules2 = rules;
+    rules2[0].1.packets = 60;
+    rules2[1].1.packets = 5;
+    let second = Snapshot {
+        at: 11.0,
+        overview: None,
+        endpoints,
+        ifnames: vec![(7, "dpl1e1".into()), (8, "dpl1e2".into())],
+        rules: rules2,
+        ct: vec![
+            ct(("198.18.0.1", 40000), ("198.18.0.2", 8080), 6, 30, 21000, 6),
+            ct(("198.18.0.1", 40001), ("198.18.0.2", 8080), 6, 4, 400, 51),
+            ct(("fd00::1", 5353), ("fd00::2", 53), 17, 2, 200, 2),
+        ],
+        metrics: vec![metric(0, 300), metric(133, 5)],
+        programs: Some(vec![prog(11, "from_endpoint", 21_000, 2_100_000), prog(12, "to_endpoint", 1500, 140_000)]),
+        events: vec![
+            event(abi::EVENT_DROP, 133, 102, 1_000_000_000, 41000, 22),
+            event(abi::EVENT_POLICY_VERDICT, abi::MATCH_L3_L4, 102, 1_100_000_000, 40000, 8080),
+            event(abi::EVENT_DROP, 133, 102, 1_200_000_000, 41001, 23),
+        ],
+        traces: 7,
+        events_lost: 2,
+    };
+    (first, second)
+}
+
+/// An app that has taken both fixed snapshots, its wall clock pinned.
+fn loaded() -> App {
+    let mut app = App::new("/sys/fs/bpf".into()).with_wall_offset(1_795_651_200_000_000_000);
+    let (a, b) = snapshots();
+    app.ingest(a);
+    app.ingest(b);
+    app
+}
+
+fn render(app: &mut App, w: u16, h: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| ui::draw(f, app)).unwrap();
+    let buf = t.backend().buffer();
+    let mut out = String::new();
+    for y in 0..h {
+        let line: String = (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect();
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn snapshot(name: &str, text: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(format!("{name}.txt"));
+    if std::env::var_os("DPDBG_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{} is missing: run with DPDBG_UPDATE_SNAPSHOTS=1 and review it", path.display()));
+    if want != text {
+        let got = path.with_extension("got");
+        let _ = std::fs::write(&got, text);
+        panic!("{name} differs from {}: what was drawn is in {} (diff them)", path.display(), got.display());
+    }
+}
+
+#[test]
+fn rates_come_from_deltas_between_snapshots() {
+    let app = loaded();
+    assert_eq!(app.fwd_history.back(), Some(&200), "300 - 100 forwarded in one second");
+    assert_eq!(app.drop_history.back(), Some(&2));
+    assert_eq!(app.drops_by_reason, vec![("Policy denied (133)".to_string(), 5, 2.0)]);
+    let busy = app.ct.iter().find(|r| r.view.sport == 40000).unwrap();
+    assert_eq!(busy.bps, 20000.0);
+    assert_eq!(app.talkers.len(), 1, "only connections that moved bytes talk: {:?}", app.talkers);
+    let ep = app.endpoints.iter().find(|e| e.id == 101).unwrap();
+    assert_eq!(ep.addresses.len(), 2, "one row per endpoint, every address");
+    assert_eq!(ep.interface, "dpl1e1");
+    assert_eq!((ep.fwd_packets, ep.fwd_pps), (36, 20.0));
+    let target = app.endpoints.iter().find(|e| e.id == 102).unwrap();
+    assert_eq!((target.drop_packets, target.enforcement), (2, "ingress"));
+    assert_eq!(app.rules.iter().map(|r| r.pps).collect::<Vec<_>>(), vec![20.0, 2.0]);
+    assert_eq!(app.drops.len(), 2);
+    assert!(app.drops[0].summary.contains(":41001 -> "), "newest first: {:?}", app.drops[0]);
+    assert_eq!(app.verdicts.len(), 1);
+    assert_eq!(app.events_lost, 2);
+    let p = &app.programs[0];
+    assert_eq!((p.id, p.runs_per_s, p.avg_ns), (11, 20_000.0, 100.0));
+    assert!((p.cpu_pct - 0.2).abs() < 1e-9, "2 ms of run time in a second is 0.2 % of a core: {}", p.cpu_pct);
+}
+
+#[test]
+fn keys_move_between_views_and_rows() {
+    let mut app = loaded();
+    assert_eq!(app.on_key(key(KeyCode::Tab)), Action::None);
+    assert_eq!(app.tab, Tab::Endpoints);
+    app.on_key(key(KeyCode::BackTab));
+    app.on_key(key(KeyCode::BackTab));
+    assert_eq!(app.tab, Tab::Programs, "Shift-Tab wraps");
+    app.on_key(key(KeyCode::Char('4')));
+    assert_eq!(app.tab, Tab::Conntrack);
+    app.on_key(key(KeyCode::Char('j')));
+    app.on_key(key(KeyCode::Down));
+    app.on_key(key(KeyCode::Down));
+    assert_eq!(app.selected(), 2, "the selection stops at the last row");
+    app.on_key(key(KeyCode::Char('k')));
+    assert_eq!(app.selected(), 1);
+    app.on_key(key(KeyCode::PageUp));
+    assert_eq!(app.selected(), 0);
+    app.on_key(key(KeyCode::End));
+    assert_eq!(app.selected(), 2);
+    // Sorting cycles; the filter takes every key typed, q included, until Enter.
+    assert_eq!(app.visible_ct()[0].view.sport, 40000, "by bytes first");
+    app.on_key(key(KeyCode::Char('s')));
+    app.on_key(key(KeyCode::Char('s')));
+    assert_eq!(app.ct_sort, CtSort::Age);
+    assert_eq!(app.visible_ct()[0].view.sport, 40001, "oldest first");
+    app.on_key(key(KeyCode::Char('/')));
+    for c in "fd00".chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+    assert_eq!(app.visible_ct().len(), 1);
+    assert_eq!(app.on_key(key(KeyCode::Char('q'))), Action::None, "q is text while filtering");
+    assert!(app.visible_ct().is_empty());
+    app.on_key(key(KeyCode::Backspace));
+    app.on_key(key(KeyCode::Enter));
+    assert!(!app.filtering);
+    assert_eq!(app.visible_ct().len(), 1, "the filter stays after Enter");
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.visible_ct().len(), 3, "Esc clears it");
+    // Details open on the Drops view only.
+    app.on_key(key(KeyCode::Enter));
+    assert!(!app.detail);
+    app.on_key(key(KeyCode::Char('5')));
+    app.on_key(key(KeyCode::Enter));
+    assert!(app.detail);
+    // Help: any key closes it without acting.
+    app.on_key(key(KeyCode::Char('?')));
+    assert!(app.help);
+    app.on_key(key(KeyCode::Char('1')));
+    assert!(!app.help);
+    assert_eq!(app.tab, Tab::Drops, "the key that closed the help did nothing else");
+    assert_eq!(app.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)), Action::Quit);
+    assert_eq!(app.on_key(key(KeyCode::Char('q'))), Action::Quit);
+}
+
+#[test]
+fn pause_freezes_the_feeds() {
+    let mut app = App::new("x".into());
+    let (a, b) = snapshots();
+    app.ingest(a);
+    app.on_key(key(KeyCode::Char('p')));
+    assert!(app.paused);
+    app.ingest(b.clone());
+    assert!(app.drops.is_empty() && app.verdicts.is_empty(), "nothing moves while paused");
+    app.on_key(key(KeyCode::Char('p')));
+    app.ingest(b);
+    assert_eq!(app.drops.len(), 2);
+}
+
+#[test]
+fn every_view_as_drawn() {
+    let mut app = loaded();
+    for (tab, name) in [
+        (Tab::Overview, "overview"),
+        (Tab::Endpoints, "endpoints"),
+        (Tab::Policy, "policy"),
+        (Tab::Conntrack, "conntrack"),
+        (Tab::Drops, "drops"),
+        (Tab::Programs, "programs"),
+    ] {
+        app.tab = tab;
+        snapshot(name, &render(&mut app, 150, 30));
+    }
+    app.tab = Tab::Drops;
+    app.detail = true;
+    snapshot("drops-detail", &render(&mut app, 150, 40));
+    app.tab = Tab::Conntrack;
+    app.ct_filter = "fd00".into();
+    snapshot("conntrack-filtered", &render(&mut app, 150, 20));
+    app.help = true;
+    snapshot("help", &render(&mut app, 100, 24));
+}
+
+#[test]
+fn an_empty_datapath_and_a_tiny_terminal() {
+    let mut app = App::new("/sys/fs/bpf".into()).with_wall_offset(0);
+    app.ingest(Snapshot { overview: Some(Overview::default()), ..Snapshot::default() });
+    snapshot("empty-overview", &render(&mut app, 100, 20));
+    app.tab = Tab::Endpoints;
+    snapshot("empty-endpoints", &render(&mut app, 100, 20));
+    let tiny = render(&mut app, 40, 8);
+    assert!(tiny.contains("Terminal too small: 40x8"), "{tiny}");
+    snapshot("tiny", &tiny);
+}
