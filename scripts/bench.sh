@@ -8,3 +8,4 @@ cargo bench -p dpdbg --bench datapath
 cargo bench -p dpdbg --bench monitor
 cargo bench -p dpdbg-cli --bench maps
 cargo bench -p dpdbg-cli --bench serve
+cargo bench -p dpdbg-cli --bench tui

@@ -90,8 +90,7 @@ fn the_dashboard_in_a_terminal() {
     t.keys(&["4", "/"]);
     t.keys(&[ip0, "Enter"]);
     let s = t.wait_for("a filtered conntrack table", |s| s.contains(&format!("filter: {ip0} ")));
-    let rows: Vec<&str> =
-        s.lines().filter(|l| ["│tcp ", "│udp ", "│icmp"].iter().any(|p| l.starts_with(p))).collect();
+    let rows: Vec<&str> = s.lines().filter(|l| ["│tcp ", "│udp ", "│icmp"].iter().any(|p| l.starts_with(p))).collect();
     assert!(!rows.is_empty(), "{s}");
     assert!(rows.iter().all(|r| r.contains(ip0)), "every row has {ip0}:\n{s}");
     assert!(!s.contains("fd00:"), "IPv6 rows are filtered out:\n{s}");
@@ -102,7 +101,7 @@ fn the_dashboard_in_a_terminal() {
     let _ = dpdbg(&fs.0, &state, &["lab", "traffic"]);
     t.keys(&["5"]);
     let s = t.wait_for("drops", |s| s.contains("Policy denied (133)"));
-    assert!(s.contains(&format!("-> {ip1}")) || s.contains(&format!("-> [")), "{s}");
+    assert!(s.contains(&format!("-> {ip1}")) || s.contains("-> ["), "{s}");
     t.keys(&["g", "Enter"]);
     let s = t.wait_for("a drop's details", |s| s.contains("Ethernet") && s.contains("0000  "));
     assert!(s.contains("IPv4") || s.contains("IPv6"), "{s}");
@@ -119,5 +118,9 @@ fn the_dashboard_in_a_terminal() {
     assert!(s.contains("TUI-EXIT=0"), "{s}");
     assert!(s.lines().any(|l| l.trim() == "icanon"), "the terminal is out of raw mode:\n{s}");
     assert!(!s.contains("Overview"), "the alternate screen is gone:\n{s}");
-    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").unwrap().trim(), "0", "statistics off again");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").unwrap().trim(),
+        "0",
+        "statistics off again"
+    );
 }

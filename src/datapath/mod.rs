@@ -18,7 +18,7 @@ use serde::Serialize;
 pub use crate::pins::{AttachMode, CONFIG_MAP, Hook, MAPS, PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT, Pins, SETTINGS_MAP};
 pub use status::{
     AttachmentStatus, MapStatus, ProgramStatus, Runtime, Status, clock_source, loaded_settings, runtime, set_runtime,
-    status,
+    status, status_brief,
 };
 
 use crate::abi::{self, DpConfig, DpRuntime};

@@ -253,6 +253,17 @@ fn metric_total(pins: &Pins, reason: crate::abi::Reason) -> Result<u64> {
 
 /// Describes what is loaded and attached under `bpffs`.
 pub fn status(bpffs: &Path) -> Result<Status> {
+    status_of(bpffs, true)
+}
+
+/// The status without the maps' entry counts and the object's BTF census
+/// (`maps` empty, `btf_types` 0): what a dashboard refreshing every few
+/// seconds needs, without walking ten thousand conntrack keys to count them.
+pub fn status_brief(bpffs: &Path) -> Result<Status> {
+    status_of(bpffs, false)
+}
+
+fn status_of(bpffs: &Path, full: bool) -> Result<Status> {
     sys::require_privileges("reading the datapath status")?;
     sys::require_bpffs(bpffs)?;
     let pins = Pins::new(bpffs);
@@ -261,7 +272,11 @@ pub fn status(bpffs: &Path) -> Result<Status> {
         object: ObjectInfo {
             source: "bpf/datapath.c (embedded)",
             size_bytes: crate::DATAPATH_OBJECT.len(),
-            btf_types: crate::btf::Btf::from_elf(crate::DATAPATH_OBJECT, "datapath.o").map_or(0, |b| b.len()),
+            btf_types: if full {
+                crate::btf::Btf::from_elf(crate::DATAPATH_OBJECT, "datapath.o").map_or(0, |b| b.len())
+            } else {
+                0
+            },
         },
         pin_dir: pins.root().to_path_buf(),
         features: sys::features(),
@@ -301,7 +316,7 @@ pub fn status(bpffs: &Path) -> Result<Status> {
             pin,
         });
     }
-    for name in MAPS.iter().copied().chain([CONFIG_MAP, SETTINGS_MAP]) {
+    for name in MAPS.iter().copied().chain([CONFIG_MAP, SETTINGS_MAP]).filter(|_| full) {
         let path = pins.map(name);
         let data = MapData::from_pin(&path).map_err(|e| Error::bpf(format!("opening {}", path.display()), e))?;
         let info = data.info().map_err(|e| Error::bpf(format!("reading {}", path.display()), e))?;

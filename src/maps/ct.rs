@@ -188,7 +188,7 @@ fn walk<K: CtKey>(
     name: &str,
     filter: &CtFilter,
     now: u64,
-    f: &mut impl FnMut(&CtView) -> Result<()>,
+    f: &mut impl FnMut(CtView) -> Result<()>,
 ) -> Result<u64> {
     let m = open_table(bpffs, name)?;
     let (ks, vs) = (m.info.key_size as usize, m.value_buf_size());
@@ -200,7 +200,7 @@ fn walk<K: CtKey>(
             let v = view(k.tuple(), &e, now);
             if filter.keep(&v) {
                 n += 1;
-                f(&v)?;
+                f(v)?;
             }
         }
         Ok(())
@@ -208,8 +208,9 @@ fn walk<K: CtKey>(
     Ok(n)
 }
 
-/// Streams matching entries of ct4 then ct6 to `f`, in batches.
-pub fn for_each(bpffs: &Path, filter: &CtFilter, mut f: impl FnMut(&CtView) -> Result<()>) -> Result<u64> {
+/// Streams matching entries of ct4 then ct6 to `f`, in batches; each view
+/// is handed over, so a caller that keeps them copies nothing.
+pub fn for_each(bpffs: &Path, filter: &CtFilter, mut f: impl FnMut(CtView) -> Result<()>) -> Result<u64> {
     let now = sys::monotonic_coarse_ns();
     let mut n = 0;
     if filter.family != Some(abi::FAMILY_IPV6) {

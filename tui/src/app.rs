@@ -2,7 +2,11 @@
 //! out from successive snapshots (rates are deltas between two), and what
 //! each key does. Everything here is plain data, so tests drive it directly.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+// Ten thousand conntrack entries are looked up every refresh: SipHash was a
+// quarter of the dashboard's time, foldhash (hashbrown's own) is a fraction.
+use foldhash::{HashMap, HashMapExt};
 use std::net::IpAddr;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -101,8 +105,18 @@ pub struct CtRow {
     pub packets: u64,
     pub bytes: u64,
     pub bps: f64,
-    /// Text the `/` filter matches: addresses, ports, protocol, state.
-    search: String,
+}
+
+/// Whether the `/` filter's text is in the entry's addresses, ports,
+/// protocol, state or direction. Built only while a filter is set: ten
+/// thousand entries' texts each refresh would cost more than the rest.
+fn ct_matches(v: &CtView, needle: &str, buf: &mut String) -> bool {
+    use std::fmt::Write;
+    buf.clear();
+    let _ =
+        write!(buf, "{} {} {} {} {} {} {}", v.src, v.dst, v.sport, v.dport, proto_name(v.proto), v.state, v.direction);
+    buf.make_ascii_lowercase();
+    buf.contains(needle)
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -159,6 +173,8 @@ pub struct App {
     pub ct_filter: String,
     pub filtering: bool,
     pub ct_sort: CtSort,
+    /// Indexes into `ct` of the rows the filter keeps, in the chosen order.
+    ct_order: Vec<u32>,
     pub drops: VecDeque<DropRow>,
     pub detail: bool,
     pub programs: Vec<ProgRow>,
@@ -169,7 +185,8 @@ pub struct App {
     pub dirty: bool,
     prev_at: Option<f64>,
     prev_metrics: Option<(u64, u64, HashMap<u8, u64>)>,
-    prev_ct: HashMap<CtId, (u64, u64)>,
+    /// The last refresh's entries and their byte counts, in the order read.
+    prev_ct: Vec<(CtId, u64)>,
     prev_rules: HashMap<String, u64>,
     prev_eps: HashMap<u32, (u64, u64)>,
     prev_progs: HashMap<u32, (u64, u64)>,
@@ -178,10 +195,12 @@ pub struct App {
     wall_offset_ns: i128,
 }
 
-type CtId = (u8, u8, IpAddr, IpAddr, u16, u16, &'static str);
+/// A conntrack entry's identity; the direction by its first letter, so
+/// comparing ten thousand keys never compares strings.
+type CtId = (u8, u8, u8, u16, u16, IpAddr, IpAddr);
 
 fn ct_id(v: &CtView) -> CtId {
-    (v.family, v.proto, v.src, v.dst, v.sport, v.dport, v.direction)
+    (v.family, v.proto, v.direction.as_bytes().first().copied().unwrap_or(0), v.sport, v.dport, v.src, v.dst)
 }
 
 fn proto_name(p: u8) -> String {
@@ -222,6 +241,7 @@ impl App {
             ct_filter: String::new(),
             filtering: false,
             ct_sort: CtSort::Bytes,
+            ct_order: vec![],
             drops: VecDeque::new(),
             detail: false,
             programs: vec![],
@@ -230,7 +250,7 @@ impl App {
             dirty: true,
             prev_at: None,
             prev_metrics: None,
-            prev_ct: HashMap::new(),
+            prev_ct: vec![],
             prev_rules: HashMap::new(),
             prev_eps: HashMap::new(),
             prev_progs: HashMap::new(),
@@ -255,7 +275,7 @@ impl App {
             Tab::Overview => 0,
             Tab::Endpoints => self.endpoints.len(),
             Tab::Policy => self.rules.len(),
-            Tab::Conntrack => self.visible_ct().len(),
+            Tab::Conntrack => self.ct_order.len(),
             Tab::Drops => self.drops.len(),
             Tab::Programs => self.programs.len(),
         }
@@ -263,20 +283,32 @@ impl App {
 
     /// The conntrack rows the filter keeps, in the chosen order.
     pub fn visible_ct(&self) -> Vec<&CtRow> {
+        self.ct_order.iter().filter_map(|&i| self.ct.get(i as usize)).collect()
+    }
+
+    /// Filters and sorts the conntrack rows once, when they, the filter or
+    /// the order change, not at every draw: ten thousand rows take
+    /// milliseconds to compare. Ties keep the map's order.
+    fn reorder(&mut self) {
         let needle = self.ct_filter.trim().to_lowercase();
-        let mut rows: Vec<&CtRow> =
-            self.ct.iter().filter(|r| needle.is_empty() || r.search.contains(needle.as_str())).collect();
-        // Ties in the tuple's order, so equal rows do not swap places between refreshes.
-        let tuple = |r: &CtRow| ct_id(&r.view);
-        match self.ct_sort {
-            CtSort::Bytes => rows.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(tuple(a).cmp(&tuple(b)))),
-            CtSort::Packets => rows.sort_by(|a, b| b.packets.cmp(&a.packets).then(tuple(a).cmp(&tuple(b)))),
-            CtSort::Age => rows.sort_by(|a, b| b.view.age_s.cmp(&a.view.age_s).then(tuple(a).cmp(&tuple(b)))),
-            CtSort::TimeLeft => {
-                rows.sort_by(|a, b| a.view.expires_in_s.cmp(&b.view.expires_in_s).then(tuple(a).cmp(&tuple(b))))
-            }
-        }
-        rows
+        let mut buf = String::new();
+        let mut keyed: Vec<(i64, u32)> = self
+            .ct
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| needle.is_empty() || ct_matches(&r.view, &needle, &mut buf))
+            .map(|(i, r)| {
+                let k = match self.ct_sort {
+                    CtSort::Bytes => -(r.bytes.min(i64::MAX as u64) as i64),
+                    CtSort::Packets => -(r.packets.min(i64::MAX as u64) as i64),
+                    CtSort::Age => -(r.view.age_s.min(i64::MAX as u64) as i64),
+                    CtSort::TimeLeft => r.view.expires_in_s,
+                };
+                (k, i as u32)
+            })
+            .collect();
+        keyed.sort_unstable();
+        self.ct_order = keyed.into_iter().map(|(_, i)| i).collect();
     }
 
     pub fn selected_drop(&self) -> Option<&DropRow> {
@@ -311,6 +343,7 @@ impl App {
                 KeyCode::Char(c) => self.ct_filter.push(c),
                 _ => {}
             }
+            self.reorder();
             self.select(0);
             return Action::None;
         }
@@ -334,7 +367,10 @@ impl App {
             KeyCode::Home | KeyCode::Char('g') => self.select(0),
             KeyCode::End | KeyCode::Char('G') => self.select(isize::MAX / 2),
             KeyCode::Char('p') => self.paused = !self.paused,
-            KeyCode::Char('s') if self.tab == Tab::Conntrack => self.ct_sort = self.ct_sort.next(),
+            KeyCode::Char('s') if self.tab == Tab::Conntrack => {
+                self.ct_sort = self.ct_sort.next();
+                self.reorder();
+            }
             KeyCode::Char('/') if self.tab == Tab::Conntrack => {
                 self.filtering = true;
                 self.ct_filter.clear();
@@ -343,6 +379,7 @@ impl App {
             KeyCode::Esc => {
                 self.detail = false;
                 self.ct_filter.clear();
+                self.reorder();
             }
             _ => self.dirty = false,
         }
@@ -358,7 +395,7 @@ impl App {
     }
 
     /// Takes one snapshot in. Paused, the feeds and tables stand still.
-    pub fn ingest(&mut self, s: Snapshot) {
+    pub fn ingest(&mut self, mut s: Snapshot) {
         if self.error.take().is_some() {
             self.dirty = true;
         }
@@ -374,7 +411,8 @@ impl App {
         self.events(&s.events);
         self.events_lost = self.events_lost.saturating_add(s.events_lost);
         self.metrics(&s.metrics, dt);
-        self.conntrack(&s.ct, dt);
+        self.conntrack(std::mem::take(&mut s.ct), dt);
+        self.reorder();
         self.endpoints(&s.endpoints, &s.ifnames, dt);
         self.rules(&s.rules, dt);
         if let Some(p) = &s.programs {
@@ -388,14 +426,34 @@ impl App {
     }
 
     fn events(&mut self, events: &[Event]) {
-        for ev in events {
+        for ev in events.iter().filter(|e| e.hdr.r#type == abi::EVENT_DROP) {
+            let e = self.ep_drops.entry(ev.hdr.endpoint_id).or_default();
+            e.0 += 1;
+            e.1 += u64::from(ev.hdr.orig_len);
+        }
+        // Only what the feeds can keep is decoded and written: a busy second
+        // brings thousands of drops, and the feed shows the newest FEED.
+        let keep = |t: u8| {
+            let mut n = 0usize;
+            let mut idx: Vec<usize> = (0..events.len())
+                .rev()
+                .filter(|&i| events[i].hdr.r#type == t)
+                .take_while(|_| {
+                    n += 1;
+                    n <= FEED
+                })
+                .collect();
+            idx.reverse();
+            idx
+        };
+        let mut wanted: Vec<usize> = keep(abi::EVENT_DROP);
+        wanted.extend(keep(abi::EVENT_POLICY_VERDICT));
+        wanted.sort_unstable();
+        for ev in wanted.into_iter().map(|i| &events[i]) {
             let mut f = Flow::from_event(ev);
             f.set_wall_time(self.wall_offset_ns);
             match ev.hdr.r#type {
                 abi::EVENT_DROP => {
-                    let e = self.ep_drops.entry(ev.hdr.endpoint_id).or_default();
-                    e.0 += 1;
-                    e.1 += u64::from(ev.hdr.orig_len);
                     let mut summary = String::new();
                     let _ = dpdbg::flow::write_summary(&mut summary, &f.packet);
                     self.drops.push_front(DropRow {
@@ -456,27 +514,23 @@ impl App {
         self.prev_metrics = Some((fwd, dropped, by_reason));
     }
 
-    fn conntrack(&mut self, ct: &[CtView], dt: Option<f64>) {
-        let mut prev = std::mem::take(&mut self.prev_ct);
+    fn conntrack(&mut self, ct: Vec<CtView>, dt: Option<f64>) {
+        // A hash map read twice gives its entries in the same order unless it
+        // changed in between: the entry at the same place is checked first,
+        // and only a table that moved is indexed by hashing.
+        let prev = std::mem::replace(&mut self.prev_ct, Vec::with_capacity(ct.len()));
+        let mut index: Option<HashMap<CtId, u64>> = None;
         let mut rows = Vec::with_capacity(ct.len());
-        for v in ct {
-            let id = ct_id(v);
+        for (i, v) in ct.into_iter().enumerate() {
+            let id = ct_id(&v);
             let (packets, bytes) = (v.packets_fwd + v.packets_rev, v.bytes_fwd + v.bytes_rev);
-            let before = prev.remove(&id);
-            let bps = rate(bytes, before.map(|b| b.1), dt);
-            self.prev_ct.insert(id, (packets, bytes));
-            let search = format!(
-                "{} {} {} {} {} {} {}",
-                v.src,
-                v.dst,
-                v.sport,
-                v.dport,
-                proto_name(v.proto),
-                v.state,
-                v.direction
-            )
-            .to_lowercase();
-            rows.push(CtRow { view: v.clone(), packets, bytes, bps, search });
+            let before = match prev.get(i) {
+                Some((p, b)) if *p == id => Some(*b),
+                _ => index.get_or_insert_with(|| prev.iter().copied().collect()).get(&id).copied(),
+            };
+            let bps = rate(bytes, before, dt);
+            self.prev_ct.push((id, bytes));
+            rows.push(CtRow { view: v, packets, bytes, bps });
         }
         let mut talkers: Vec<(String, f64)> = rows
             .iter()

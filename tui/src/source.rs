@@ -75,7 +75,7 @@ impl Local {
     }
 
     fn overview(&self) -> Result<Overview, String> {
-        let st = dpdbg::datapath::status(&self.bpffs).map_err(|e| e.to_string())?;
+        let st = dpdbg::datapath::status_brief(&self.bpffs).map_err(|e| e.to_string())?;
         let rt = dpdbg::datapath::runtime(&self.bpffs).ok();
         Ok(Overview {
             loaded: st.loaded,
@@ -156,7 +156,7 @@ impl Source for Local {
         snap.rules = maps.policy_list().map_err(|e| e.to_string())?;
         snap.metrics = maps.metrics().map_err(|e| e.to_string())?;
         dpdbg::maps::ct::for_each(&self.bpffs, &CtFilter::default(), |v| {
-            snap.ct.push(v.clone());
+            snap.ct.push(v);
             Ok(())
         })
         .map_err(|e| e.to_string())?;

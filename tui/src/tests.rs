@@ -346,7 +346,9 @@ fn every_view_as_drawn() {
     app.detail = true;
     snapshot("drops-detail", &render(&mut app, 150, 40));
     app.tab = Tab::Conntrack;
-    app.ct_filter = "fd00".into();
+    for k in [KeyCode::Char('/'), KeyCode::Char('f'), KeyCode::Char('d'), KeyCode::Enter] {
+        app.on_key(key(k));
+    }
     snapshot("conntrack-filtered", &render(&mut app, 150, 20));
     app.help = true;
     snapshot("help", &render(&mut app, 100, 24));
@@ -362,4 +364,34 @@ fn an_empty_datapath_and_a_tiny_terminal() {
     let tiny = render(&mut app, 40, 8);
     assert!(tiny.contains("Terminal too small: 40x8"), "{tiny}");
     snapshot("tiny", &tiny);
+}
+
+#[test]
+fn rates_survive_a_table_read_in_another_order() {
+    let mut app = loaded();
+    let (_, mut third) = snapshots();
+    third.at = 12.0;
+    third.events.clear();
+    third.ct.reverse();
+    for v in &mut third.ct {
+        v.bytes_fwd += 500;
+    }
+    app.ingest(third);
+    assert!(app.ct.iter().all(|r| r.bps == 500.0), "{:?}", app.ct.iter().map(|r| r.bps).collect::<Vec<_>>());
+}
+
+#[test]
+fn the_selected_conntrack_row_stays_on_screen() {
+    let mut app = App::new("x".into()).with_wall_offset(0);
+    let (mut s, _) = snapshots();
+    s.ct = (0..200u16).map(|i| ct(("10.0.0.1", 1000 + i), ("10.0.0.2", 80), 6, 1, 1000 - i as u64, 1)).collect();
+    app.ingest(s);
+    app.tab = Tab::Conntrack;
+    for _ in 0..150 {
+        app.on_key(key(KeyCode::Down));
+    }
+    assert_eq!(app.selected(), 150);
+    let screen = render(&mut app, 150, 30);
+    assert!(screen.contains("10.0.0.1:1150 "), "row 150 is drawn:\n{screen}");
+    assert!(!screen.contains("10.0.0.1:1000 "), "the first row scrolled away");
 }

@@ -291,8 +291,14 @@ fn conntrack(frame: &mut Frame, app: &App, area: Rect) {
     ];
     let addr =
         |ip: std::net::IpAddr, port: u16| if ip.is_ipv6() { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") };
+    // Only the rows on screen are turned into text: the table can hold a million.
+    let height = area.height.saturating_sub(3).max(1) as usize;
+    let selected = app.selected().min(visible.len().saturating_sub(1));
+    let start = (selected + 1).saturating_sub(height);
     let rows = visible
         .iter()
+        .skip(start)
+        .take(height)
         .map(|r| {
             let v = &r.view;
             (
@@ -322,7 +328,7 @@ fn conntrack(frame: &mut Frame, app: &App, area: Rect) {
     let t = fitted(&cols, rows, area)
         .row_highlight_style(selected_style())
         .block(Block::default().borders(Borders::ALL).title(title));
-    frame.render_stateful_widget(t, area, &mut table_state(app));
+    frame.render_stateful_widget(t, area, &mut TableState::default().with_selected(Some(selected - start)));
 }
 
 fn drops(frame: &mut Frame, app: &App, area: Rect) {

@@ -88,7 +88,7 @@ fn list(bpffs: &Path, filter: &CtFilter, p: &Printer) -> anyhow::Result<()> {
                     buf.push(if first { b'[' } else { b',' });
                 }
                 first = false;
-                ct::write_json(&mut buf, v);
+                ct::write_json(&mut buf, &v);
                 if !json {
                     buf.push(b'\n');
                 }
@@ -102,7 +102,7 @@ fn list(bpffs: &Path, filter: &CtFilter, p: &Printer) -> anyhow::Result<()> {
         Printer::Table => {
             let mut rows: Vec<CtView> = Vec::new();
             ct::for_each(bpffs, filter, |v| {
-                rows.push(v.clone());
+                rows.push(v);
                 Ok(())
             })?;
             if !rows.is_empty() {
