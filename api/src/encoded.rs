@@ -13,6 +13,15 @@ impl EncodedResponse {
     pub fn new(r: &crate::observer::GetFlowsResponse) -> EncodedResponse {
         EncodedResponse(Bytes::from(prost::Message::encode_to_vec(r)))
     }
+
+    /// Encodes `r` at the end of `buf` and splits it off: responses encoded
+    /// one after another into one buffer share its allocation.
+    pub fn into_buf(r: &crate::observer::GetFlowsResponse, buf: &mut prost::bytes::BytesMut) -> EncodedResponse {
+        // encode_raw: `encode` would first walk the whole message for its
+        // length, which a growable buffer does not need.
+        prost::Message::encode_raw(r, buf);
+        EncodedResponse(buf.split().freeze())
+    }
 }
 
 impl prost::Message for EncodedResponse {
@@ -59,5 +68,11 @@ mod tests {
         let e = EncodedResponse::new(&r);
         let wire = prost::Message::encode_to_vec(&e);
         assert_eq!(<GetFlowsResponse as prost::Message>::decode(wire.as_slice()).unwrap(), r);
+        // Two encoded into one buffer: each slice is its own message.
+        let mut buf = prost::bytes::BytesMut::new();
+        let other = GetFlowsResponse { node_name: "node-b".into(), ..Default::default() };
+        let (a, b) = (EncodedResponse::into_buf(&r, &mut buf), EncodedResponse::into_buf(&other, &mut buf));
+        assert_eq!(a, e);
+        assert_eq!(<GetFlowsResponse as prost::Message>::decode(b.0.clone()).unwrap(), other);
     }
 }

@@ -185,6 +185,9 @@ fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: PathBuf, sto
         let mut events = events.into_iter().peekable();
         while events.peek().is_some() {
             let mut batch = Vec::with_capacity(BATCH_MAX.min(events.len()));
+            // The batch's responses are encoded into one buffer and handed out
+            // as slices of it: one allocation per batch, not one per flow.
+            let mut out = prost::bytes::BytesMut::with_capacity(512 * BATCH_MAX.min(events.len()));
             for ev in events.by_ref().take(BATCH_MAX) {
                 seq += 1;
                 let ifname = ifnames
@@ -192,11 +195,14 @@ fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: PathBuf, sto
                     .or_insert_with(|| dpdbg::sys::ifname(ev.hdr.ifindex).unwrap_or_default());
                 let d = Decoded::from_event(&ev);
                 let f = convert::to_flow(&ev, &d, offset, &shared.node, ifname);
-                let response = EncodedResponse::new(&GetFlowsResponse {
-                    node_name: shared.node.clone(),
-                    time: f.time,
-                    response_types: Some(ResponseTypes::Flow(f)),
-                });
+                let response = EncodedResponse::into_buf(
+                    &GetFlowsResponse {
+                        node_name: shared.node.clone(),
+                        time: f.time,
+                        response_types: Some(ResponseTypes::Flow(f)),
+                    },
+                    &mut out,
+                );
                 batch.push(Arc::new(Stored { seq, event: ev, packet: d.packet, response }));
             }
             {

@@ -42,20 +42,31 @@ pub fn ip_text(ip: IpAddr) -> String {
     s
 }
 
-fn addr(out: &mut impl Write, ip: IpAddr, port: Option<u16>) -> fmt::Result {
-    let mut s = String::with_capacity(48);
-    if ip.is_ipv6() && port.is_some() {
-        s.push('[');
-        push_ip(&mut s, ip);
-        s.push(']');
-    } else {
-        push_ip(&mut s, ip);
+fn addr(out: &mut (impl Write + ?Sized), ip: IpAddr, port: Option<u16>) -> fmt::Result {
+    let bracket = ip.is_ipv6() && port.is_some();
+    if bracket {
+        out.write_str("[")?;
+    }
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut b = itoa::Buffer::new();
+            for (i, octet) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    out.write_str(".")?;
+                }
+                out.write_str(b.format(*octet))?;
+            }
+        }
+        IpAddr::V6(v6) => write!(out, "{v6}")?,
+    }
+    if bracket {
+        out.write_str("]")?;
     }
     if let Some(p) = port {
-        s.push(':');
-        s.push_str(itoa::Buffer::new().format(p));
+        out.write_str(":")?;
+        out.write_str(itoa::Buffer::new().format(p))?;
     }
-    out.write_str(&s)
+    Ok(())
 }
 
 fn proto_name(p: u8) -> &'static str {
@@ -69,7 +80,7 @@ fn proto_name(p: u8) -> &'static str {
 }
 
 /// `10.0.1.2:45678 -> 10.0.1.3:80 tcp SYN`, as far as the capture reaches.
-pub fn write_summary(out: &mut impl Write, p: &Packet) -> fmt::Result {
+pub fn write_summary(out: &mut (impl Write + ?Sized), p: &Packet) -> fmt::Result {
     let (Some(src), Some(dst)) = (p.src_ip, p.dst_ip) else {
         return match p.ether_type {
             Some(0x0806) => out.write_str("ARP"),
@@ -118,31 +129,6 @@ pub struct LineOptions {
     pub numeric: bool,
 }
 
-/// An identity as operators read it: reserved ones by name.
-struct Identity(u32, bool);
-
-impl fmt::Display for Identity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.0, self.1) {
-            (crate::abi::IDENTITY_HOST, false) => f.write_str("host"),
-            (crate::abi::IDENTITY_WORLD, false) => f.write_str("world"),
-            (n, _) => write!(f, "{n}"),
-        }
-    }
-}
-
-/// "ifindex 7" or "ifindex 7 (eth0)" when the interface's name is known.
-struct Ifindex<'a>(u32, Option<&'a str>);
-
-impl fmt::Display for Ifindex<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.1 {
-            Some(name) => write!(f, "ifindex {} ({name})", self.0),
-            None => write!(f, "ifindex {}", self.0),
-        }
-    }
-}
-
 /// One line per event, in the shape of `cilium-dbg monitor`.
 pub fn write_line(out: &mut impl Write, f: &Flow) -> fmt::Result {
     write_line_with(out, f, LineOptions::default())
@@ -150,41 +136,94 @@ pub fn write_line(out: &mut impl Write, f: &Flow) -> fmt::Result {
 
 /// One line per event, with the wall-clock time first when the flow has one.
 pub fn write_line_with(out: &mut impl Write, f: &Flow, o: LineOptions) -> fmt::Result {
+    // Pieces written one by one, numbers through itoa: this runs for every
+    // event a monitor prints and every flow a server sends, and `write!`'s
+    // machinery cost more than the text itself.
+    let mut n = itoa::Buffer::new();
     let ingress = f.direction == "ingress";
     if let Some(t) = &f.time {
-        write!(out, "{t} ")?;
+        out.write_str(t)?;
+        out.write_str(" ")?;
     }
-    let (src, dst) = (Identity(f.src_identity, o.numeric), Identity(f.dst_identity, o.numeric));
-    let ifx = Ifindex(f.ifindex, f.interface.as_deref());
+    let identity = |out: &mut dyn Write, id: u32| -> fmt::Result {
+        match (id, o.numeric) {
+            (crate::abi::IDENTITY_HOST, false) => out.write_str("host"),
+            (crate::abi::IDENTITY_WORLD, false) => out.write_str("world"),
+            (id, _) => out.write_str(itoa::Buffer::new().format(id)),
+        }
+    };
+    let ifx = |out: &mut dyn Write| -> fmt::Result {
+        out.write_str("ifindex ")?;
+        out.write_str(itoa::Buffer::new().format(f.ifindex))?;
+        if let Some(name) = f.interface.as_deref() {
+            out.write_str(" (")?;
+            out.write_str(name)?;
+            out.write_str(")")?;
+        }
+        Ok(())
+    };
+    let mut out = Adapter(out);
+    let out = &mut out as &mut dyn Write;
     match f.event_type {
-        "trace" => write!(
-            out,
-            "{} endpoint {}, identity {src}->{dst} state {} {ifx}: ",
-            if ingress { "->" } else { "<-" },
-            f.endpoint_id,
-            f.ct_state,
-        )?,
-        "drop" => write!(
-            out,
-            "xx drop ({}) {} endpoint {}, {ifx}, identity {src}->{dst}: ",
-            f.drop_reason_desc.unwrap_or("Unknown reason"),
-            if ingress { "to" } else { "from" },
-            f.endpoint_id,
-        )?,
-        "policy-verdict" => write!(
-            out,
-            "Policy verdict log: local EP ID {}, remote ID {}, proto {}, {}, action {}, match {}{}, ",
-            f.endpoint_id,
-            if ingress { src } else { dst },
-            f.packet.ip_proto.unwrap_or(0),
-            f.direction,
-            if f.verdict == "FORWARDED" { "allow" } else { "deny" },
-            f.policy_match.unwrap_or("none"),
-            if f.deny_overrode_allow { " (deny overrode allow)" } else { "" }
-        )?,
-        other => write!(out, "{other} event, endpoint {}: ", f.endpoint_id)?,
+        "trace" => {
+            out.write_str(if ingress { "-> endpoint " } else { "<- endpoint " })?;
+            out.write_str(n.format(f.endpoint_id))?;
+            out.write_str(", identity ")?;
+            identity(out, f.src_identity)?;
+            out.write_str("->")?;
+            identity(out, f.dst_identity)?;
+            out.write_str(" state ")?;
+            out.write_str(f.ct_state)?;
+            out.write_str(" ")?;
+            ifx(out)?;
+            out.write_str(": ")?;
+        }
+        "drop" => {
+            out.write_str("xx drop (")?;
+            out.write_str(f.drop_reason_desc.unwrap_or("Unknown reason"))?;
+            out.write_str(if ingress { ") to endpoint " } else { ") from endpoint " })?;
+            out.write_str(n.format(f.endpoint_id))?;
+            out.write_str(", ")?;
+            ifx(out)?;
+            out.write_str(", identity ")?;
+            identity(out, f.src_identity)?;
+            out.write_str("->")?;
+            identity(out, f.dst_identity)?;
+            out.write_str(": ")?;
+        }
+        "policy-verdict" => {
+            out.write_str("Policy verdict log: local EP ID ")?;
+            out.write_str(n.format(f.endpoint_id))?;
+            out.write_str(", remote ID ")?;
+            identity(out, if ingress { f.src_identity } else { f.dst_identity })?;
+            out.write_str(", proto ")?;
+            out.write_str(n.format(f.packet.ip_proto.unwrap_or(0)))?;
+            out.write_str(", ")?;
+            out.write_str(f.direction)?;
+            out.write_str(if f.verdict == "FORWARDED" { ", action allow, match " } else { ", action deny, match " })?;
+            out.write_str(f.policy_match.unwrap_or("none"))?;
+            if f.deny_overrode_allow {
+                out.write_str(" (deny overrode allow)")?;
+            }
+            out.write_str(", ")?;
+        }
+        other => {
+            out.write_str(other)?;
+            out.write_str(" event, endpoint ")?;
+            out.write_str(n.format(f.endpoint_id))?;
+            out.write_str(": ")?;
+        }
     }
     write_summary(out, &f.packet)
+}
+
+/// Any writer as a `dyn Write`, so the helpers above are not generic.
+struct Adapter<'a, W: Write>(&'a mut W);
+
+impl<W: Write> Write for Adapter<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.write_str(s)
+    }
 }
 
 /// Every decoded layer, one per line (`-v`).
