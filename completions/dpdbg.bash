@@ -169,6 +169,9 @@ _dpdbg() {
             dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache,delete)
                 cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache__subcmd__delete"
                 ;;
+            dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache,get)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache__subcmd__get"
+                ;;
             dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache,list)
                 cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache__subcmd__list"
                 ;;
@@ -190,6 +193,9 @@ _dpdbg() {
             dpdbg__subcmd__bpf__subcmd__ipcache,delete)
                 cmd="dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__delete"
                 ;;
+            dpdbg__subcmd__bpf__subcmd__ipcache,get)
+                cmd="dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__get"
+                ;;
             dpdbg__subcmd__bpf__subcmd__ipcache,help)
                 cmd="dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__help"
                 ;;
@@ -201,6 +207,9 @@ _dpdbg() {
                 ;;
             dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__help,delete)
                 cmd="dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__help__subcmd__delete"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__help,get)
+                cmd="dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__help__subcmd__get"
                 ;;
             dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__help,help)
                 cmd="dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__help__subcmd__help"
@@ -360,6 +369,9 @@ _dpdbg() {
                 ;;
             dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache,delete)
                 cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache__subcmd__delete"
+                ;;
+            dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache,get)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache__subcmd__get"
                 ;;
             dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache,list)
                 cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache__subcmd__list"
@@ -1203,7 +1215,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache)
-            opts="list upsert delete"
+            opts="list get upsert delete"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1217,6 +1229,20 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache__subcmd__get)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1343,7 +1369,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__bpf__subcmd__ipcache)
-            opts="-o -h -V --bpffs --output --help --version list upsert delete help"
+            opts="-o -h -V --bpffs --output --help --version list get upsert delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1394,8 +1420,34 @@ _dpdbg() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__get)
+            opts="-o -h -V --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__help)
-            opts="list upsert delete help"
+            opts="list get upsert delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1409,6 +1461,20 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__help__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__help__subcmd__get)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2311,7 +2377,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache)
-            opts="list upsert delete"
+            opts="list get upsert delete"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2325,6 +2391,20 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache__subcmd__get)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

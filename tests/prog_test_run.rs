@@ -940,3 +940,57 @@ fn icmp_errors_are_related_to_their_connection() {
     let ct6 = dp.maps.ct6_list().unwrap();
     assert_eq!((ct6[0].1.packets_fwd, ct6[0].1.packets_rev), (1, 0));
 }
+
+/// `Maps::identity_of` (what `bpf ipcache get` prints) against the datapath
+/// itself: for each peer, a packet to the endpoint, and the identity the
+/// datapath stamped on its event.
+#[test]
+fn identity_of_agrees_with_the_datapath() {
+    use dpdbg::maps::IdentitySource;
+    let mut dp = Dp::new(0);
+    dp.maps.ipcache_upsert(IpAddr::from([203, 0, 113, 128]), 25, 6000).unwrap();
+    let peers: Vec<(IpAddr, Vec<u8>, u32, IdentitySource)> = vec![
+        (
+            IpAddr::from([203, 0, 113, 20]),
+            tcp4([203, 0, 113, 20], EP4, 40000, 80, true, false),
+            PEER_IDENTITY,
+            IdentitySource::Ipcache { cidr: "203.0.113.0/24".into() },
+        ),
+        (
+            IpAddr::from([203, 0, 113, 200]),
+            tcp4([203, 0, 113, 200], EP4, 40001, 80, true, false),
+            6000,
+            IdentitySource::Ipcache { cidr: "203.0.113.128/25".into() },
+        ),
+        (
+            IpAddr::from([198, 51, 100, 7]),
+            tcp4([198, 51, 100, 7], EP4, 40002, 80, true, false),
+            abi::IDENTITY_WORLD,
+            IdentitySource::World,
+        ),
+        (
+            IpAddr::from(PEER6),
+            tcp6_syn(PEER6, EP6, 40003, 80),
+            PEER_IDENTITY,
+            IdentitySource::Ipcache { cidr: "2001:db8:0:1::/64".into() },
+        ),
+    ];
+    for (ip, pkt, want, source) in peers {
+        assert_eq!(dp.ingress(&pkt), TC_ACT_OK);
+        let evs = dp.events();
+        let ev = evs
+            .iter()
+            .find(|e| dpdbg::flow::decode_packet(&e.data).src_ip == Some(ip))
+            .unwrap_or_else(|| panic!("no event for {ip}"));
+        let got = dp.maps.identity_of(ip).unwrap();
+        assert_eq!(ev.hdr.src_identity, want, "the datapath's identity for {ip}");
+        assert_eq!(got.identity, ev.hdr.src_identity, "identity_of({ip}) agrees with the datapath");
+        assert_eq!(got.source, source, "{ip}");
+    }
+    let own = dp.maps.identity_of(IpAddr::from(EP4)).unwrap();
+    assert_eq!(
+        (own.identity, own.source),
+        (EP_IDENTITY, IdentitySource::Endpoint { endpoint_id: EP_ID, ifindex: LO }),
+        "an endpoint's address is the endpoint's, before any prefix"
+    );
+}

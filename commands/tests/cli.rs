@@ -136,3 +136,39 @@ fn lab_up_traffic_status_down() {
     let st = ok_json(dpdbg(&fs.0, &state, &["datapath", "status", "-o", "json"]));
     assert_eq!(st["loaded"], false);
 }
+
+#[test]
+fn ipcache_get_names_the_source_of_an_identity() {
+    let fs = Bpffs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("lab.json");
+    ok_json(dpdbg(&fs.0, &state, &["datapath", "load", "-o", "json"]));
+    for (cidr, id) in [("10.0.0.0/8", "100"), ("10.1.0.0/16", "200")] {
+        assert!(dpdbg(&fs.0, &state, &["bpf", "ipcache", "upsert", cidr, id]).status.success());
+    }
+    let add = dpdbg(
+        &fs.0,
+        &state,
+        &["bpf", "endpoint", "add", "--id", "9", "--identity", "900", "--ip", "10.1.2.3", "--interface", "lo"],
+    );
+    assert!(add.status.success(), "{}", stderr(&add));
+    let get = |ip: &str| ok_json(dpdbg(&fs.0, &state, &["bpf", "ipcache", "get", ip, "-o", "json"]));
+    assert_eq!(
+        get("10.1.9.9"),
+        serde_json::json!({"ip": "10.1.9.9", "identity": 200, "source": "ipcache", "cidr": "10.1.0.0/16"})
+    );
+    assert_eq!(get("10.2.0.1")["cidr"], "10.0.0.0/8", "the longest prefix that holds it");
+    assert_eq!(get("192.0.2.1"), serde_json::json!({"ip": "192.0.2.1", "identity": 2, "source": "world"}));
+    let ep = get("10.1.2.3");
+    assert_eq!(
+        (ep["identity"].as_u64(), ep["source"].as_str(), ep["endpoint_id"].as_u64()),
+        (Some(900), Some("endpoint"), Some(9))
+    );
+    let text = dpdbg(&fs.0, &state, &["bpf", "ipcache", "get", "10.1.9.9"]);
+    assert_eq!(String::from_utf8_lossy(&text.stdout).trim(), "10.1.9.9 -> identity 200: ipcache 10.1.0.0/16");
+    let world = dpdbg(&fs.0, &state, &["bpf", "ipcache", "get", "192.0.2.1"]);
+    assert!(String::from_utf8_lossy(&world.stdout).contains("identity 2 (world)"));
+    let bad = dpdbg(&fs.0, &state, &["bpf", "ipcache", "get", "10.0.0.0/8"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("not an IPv4 or IPv6 address"), "{}", stderr(&bad));
+}

@@ -118,6 +118,27 @@ pub struct IpcacheEntry {
     pub identity: u32,
 }
 
+/// Where a peer's identity comes from, in the order the datapath looks.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum IdentitySource {
+    /// The address is a local endpoint's.
+    Endpoint { endpoint_id: u32, ifindex: u32 },
+    /// The longest ipcache prefix holding the address.
+    Ipcache { cidr: String },
+    /// Neither: the reserved identity world.
+    World,
+}
+
+/// The identity the datapath gives a peer address, and why.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct PeerIdentity {
+    pub ip: IpAddr,
+    pub identity: u32,
+    #[serde(flatten)]
+    pub source: IdentitySource,
+}
+
 /// One metrics row, summed over CPUs.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Metric {
@@ -277,6 +298,45 @@ impl Maps {
     pub fn ct6_list(&self) -> Result<Vec<(Ct6Key, CtEntry)>> {
         let m: HashMap<MapData, Ct6Key, CtEntry> = typed("ct6", HashMap::try_from(open(&self.pins, "ct6")?))?;
         m.iter().collect::<std::result::Result<Vec<_>, _>>().map_err(|e| Error::bpf("map ct6", e))
+    }
+
+    /// The identity a packet from or to `ip` gets, found as `peer_identity`
+    /// in bpf/datapath.c finds it: the endpoints map first, then the
+    /// ipcache's longest prefix (the kernel's own LPM lookup), else world.
+    pub fn identity_of(&self, ip: IpAddr) -> Result<PeerIdentity> {
+        if let Some(e) = self.endpoint_list()?.into_iter().find(|e| e.ip == ip) {
+            return Ok(PeerIdentity {
+                ip,
+                identity: e.identity,
+                source: IdentitySource::Endpoint { endpoint_id: e.endpoint_id, ifindex: e.ifindex },
+            });
+        }
+        let full = if ip.is_ipv4() { 32 } else { 128 };
+        let key = Self::ipcache_key(ip, full)?;
+        let m: LpmTrie<MapData, [u8; 20], IpcacheValue> =
+            typed("ipcache", LpmTrie::try_from(open(&self.pins, "ipcache")?))?;
+        let v = match m.get(&key, 0) {
+            Ok(v) => v,
+            Err(aya::maps::MapError::KeyNotFound) => {
+                return Ok(PeerIdentity { ip, identity: abi::IDENTITY_WORLD, source: IdentitySource::World });
+            }
+            Err(e) => return typed("ipcache", Err(e)),
+        };
+        // The trie says which identity, not which prefix: the longest listed
+        // prefix holding the address is the one it matched.
+        let cidr = self
+            .ipcache_list()?
+            .into_iter()
+            .filter(|e| e.identity == v.identity)
+            .filter_map(|e| {
+                let (net, len) = e.cidr.split_once('/')?;
+                let (net, len) = (net.parse::<IpAddr>().ok()?, len.parse::<u8>().ok()?);
+                (net.is_ipv4() == ip.is_ipv4() && network(ip, len) == net).then_some((len, e.cidr))
+            })
+            .max_by_key(|(len, _)| *len)
+            .map(|(_, c)| c)
+            .unwrap_or_default();
+        Ok(PeerIdentity { ip, identity: v.identity, source: IdentitySource::Ipcache { cidr } })
     }
 
     pub fn ipcache_upsert(&self, ip: IpAddr, prefix_len: u8, identity: u32) -> Result<()> {

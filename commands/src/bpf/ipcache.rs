@@ -1,15 +1,26 @@
 use std::path::Path;
 
 use clap::Subcommand;
-use dpdbg::maps::Maps;
+use dpdbg::maps::{IdentitySource, Maps};
 
 use super::parse_cidr;
+
+fn parse_ip(s: &str) -> Result<std::net::IpAddr, String> {
+    s.trim().parse().map_err(|_| format!("{s:?} is not an IPv4 or IPv6 address (a CIDR goes to `ipcache list`)"))
+}
 use crate::output::{Printer, table};
 
 #[derive(Debug, Subcommand)]
 pub enum IpcacheCmd {
     /// List CIDRs and their identities.
     List,
+    /// The identity the datapath gives a peer address, and where it comes
+    /// from: a local endpoint, the longest ipcache prefix holding it, or world.
+    Get {
+        /// An IPv4 or IPv6 address.
+        #[arg(value_parser = parse_ip)]
+        ip: std::net::IpAddr,
+    },
     /// Map a CIDR to an identity.
     Upsert {
         #[arg(value_parser = parse_cidr)]
@@ -40,6 +51,25 @@ impl IpcacheCmd {
                         t.add_row(vec![e.cidr.clone(), e.identity.to_string()]);
                     }
                     t.to_string()
+                })
+            }
+            IpcacheCmd::Get { ip } => {
+                let who = maps.identity_of(ip)?;
+                p.print(&who, || {
+                    let name = match who.identity {
+                        dpdbg::abi::IDENTITY_WORLD => " (world)",
+                        dpdbg::abi::IDENTITY_HOST => " (host)",
+                        _ => "",
+                    };
+                    let from = match &who.source {
+                        IdentitySource::Endpoint { endpoint_id, ifindex } => {
+                            let ifname = dpdbg::sys::ifname(*ifindex).unwrap_or_else(|| format!("ifindex {ifindex}"));
+                            format!("local endpoint {endpoint_id} on {ifname}")
+                        }
+                        IdentitySource::Ipcache { cidr } => format!("ipcache {cidr}"),
+                        IdentitySource::World => "no endpoint and no ipcache prefix holds it".to_string(),
+                    };
+                    format!("{ip} -> identity {}{name}: {from}", who.identity)
                 })
             }
             IpcacheCmd::Upsert { cidr: (ip, len), identity } => {
