@@ -433,6 +433,9 @@ _dpdbg() {
             dpdbg__subcmd__help__subcmd__map,update)
                 cmd="dpdbg__subcmd__help__subcmd__map__subcmd__update"
                 ;;
+            dpdbg__subcmd__help__subcmd__map,watch)
+                cmd="dpdbg__subcmd__help__subcmd__map__subcmd__watch"
+                ;;
             dpdbg__subcmd__help__subcmd__prog,list)
                 cmd="dpdbg__subcmd__help__subcmd__prog__subcmd__list"
                 ;;
@@ -478,6 +481,9 @@ _dpdbg() {
             dpdbg__subcmd__map,update)
                 cmd="dpdbg__subcmd__map__subcmd__update"
                 ;;
+            dpdbg__subcmd__map,watch)
+                cmd="dpdbg__subcmd__map__subcmd__watch"
+                ;;
             dpdbg__subcmd__map__subcmd__help,delete)
                 cmd="dpdbg__subcmd__map__subcmd__help__subcmd__delete"
                 ;;
@@ -495,6 +501,9 @@ _dpdbg() {
                 ;;
             dpdbg__subcmd__map__subcmd__help,update)
                 cmd="dpdbg__subcmd__map__subcmd__help__subcmd__update"
+                ;;
+            dpdbg__subcmd__map__subcmd__help,watch)
+                cmd="dpdbg__subcmd__map__subcmd__help__subcmd__watch"
                 ;;
             dpdbg__subcmd__prog,help)
                 cmd="dpdbg__subcmd__prog__subcmd__help"
@@ -2699,7 +2708,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__help__subcmd__map)
-            opts="list dump get update delete"
+            opts="list dump get update watch delete"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2769,6 +2778,20 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__help__subcmd__map__subcmd__update)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__map__subcmd__watch)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -3053,7 +3076,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__map)
-            opts="-o -h -V --bpffs --output --help --version list dump get update delete help"
+            opts="-o -h -V --bpffs --output --help --version list dump get update watch delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3157,7 +3180,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__map__subcmd__help)
-            opts="list dump get update delete help"
+            opts="list dump get update watch delete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3254,6 +3277,20 @@ _dpdbg() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        dpdbg__subcmd__map__subcmd__help__subcmd__watch)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         dpdbg__subcmd__map__subcmd__list)
             opts="-o -h -V --bpffs --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -3289,6 +3326,40 @@ _dpdbg() {
             case "${prev}" in
                 --flag)
                     COMPREPLY=($(compgen -W "any noexist exist" -- "${cur}"))
+                    return 0
+                    ;;
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__map__subcmd__watch)
+            opts="-o -h -V --interval --count-only --count --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --count)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --bpffs)

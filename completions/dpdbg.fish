@@ -289,21 +289,22 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcomm
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from help" -f -a "metrics" -d 'Datapath counters by reason and direction'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from help" -f -a "ipcache" -d 'CIDR → identity for peers that are not local endpoints'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update delete help" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update delete help" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update delete help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update delete help" -s V -l version -d 'Print version'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update delete help" -f -a "list" -d 'List every BPF map on the system'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update delete help" -f -a "dump" -d 'Print every entry of a map (MAP: a name, a pin path or id:N)'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update delete help" -f -a "get" -d 'Print one entry. KEY is JSON (decoded through the map\'s BTF) or hex:… bytes'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update delete help" -f -a "update" -d 'Create or replace one entry. KEY and VALUE are JSON or hex:… bytes'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update delete help" -f -a "delete" -d 'Delete one entry'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -f -a "list" -d 'List every BPF map on the system'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -f -a "dump" -d 'Print every entry of a map (MAP: a name, a pin path or id:N)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -f -a "get" -d 'Print one entry. KEY is JSON (decoded through the map\'s BTF) or hex:… bytes'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -f -a "update" -d 'Create or replace one entry. KEY and VALUE are JSON or hex:… bytes'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -f -a "watch" -d 'Show entries added, removed and changed between reads, every interval, until Ctrl-C (or --count intervals). A changed entry lists the decoded fields that differ, old -> new. A name or pin that comes to point at another map is said so, and the new map compared with the old'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -f -a "delete" -d 'Delete one entry'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from list" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
@@ -345,6 +346,18 @@ jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -l partial -d 'Fields the JSON leaves out are zero (default: every field must be given)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from watch" -l interval -d 'Milliseconds between reads' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from watch" -l count -d 'Stop after this many intervals' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from watch" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from watch" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (streams)'
+compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
+dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from watch" -l count-only -d 'One line per interval with the numbers added, removed and changed'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from watch" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from watch" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from delete" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from delete" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
@@ -359,6 +372,7 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcomm
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from help" -f -a "dump" -d 'Print every entry of a map (MAP: a name, a pin path or id:N)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from help" -f -a "get" -d 'Print one entry. KEY is JSON (decoded through the map\'s BTF) or hex:… bytes'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from help" -f -a "update" -d 'Create or replace one entry. KEY and VALUE are JSON or hex:… bytes'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from help" -f -a "watch" -d 'Show entries added, removed and changed between reads, every interval, until Ctrl-C (or --count intervals). A changed entry lists the decoded fields that differ, old -> new. A name or pin that comes to point at another map is said so, and the new map compared with the old'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete one entry'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
@@ -476,5 +490,6 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcom
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from map" -f -a "dump" -d 'Print every entry of a map (MAP: a name, a pin path or id:N)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from map" -f -a "get" -d 'Print one entry. KEY is JSON (decoded through the map\'s BTF) or hex:… bytes'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from map" -f -a "update" -d 'Create or replace one entry. KEY and VALUE are JSON or hex:… bytes'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from map" -f -a "watch" -d 'Show entries added, removed and changed between reads, every interval, until Ctrl-C (or --count intervals). A changed entry lists the decoded fields that differ, old -> new. A name or pin that comes to point at another map is said so, and the new map compared with the old'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from map" -f -a "delete" -d 'Delete one entry'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from prog" -f -a "list" -d 'List every program: id, type, name, tag, attach points, maps'

@@ -78,6 +78,37 @@ fn fill(bpffs: &Path, n: usize) {
     }
 }
 
+/// Changes the counters of the first `n` entries `fill` made.
+fn fill_changed(bpffs: &Path, n: usize, round: u64) {
+    let m = AnyMap::open(&MapSpec::Name("ct4".into()), bpffs).unwrap();
+    let (ks, vs) = (std::mem::size_of::<Ct4Key>(), std::mem::size_of::<CtEntry>());
+    let (mut keys, mut vals) = (Vec::new(), Vec::new());
+    for j in 0..n as u32 {
+        let k = Ct4Key {
+            saddr: [10, (j >> 16) as u8, (j >> 8) as u8, j as u8],
+            daddr: [10, 200, 0, 1],
+            sport: (j % 60000) as u16 + 1024,
+            dport: 80,
+            proto: 6,
+            direction: 1,
+            pad: 0,
+        };
+        let e = CtEntry {
+            created_ns: 1,
+            last_seen_ns: 2,
+            packets_fwd: j as u64 + 1_000_000 * round,
+            bytes_fwd: 60 * j as u64,
+            lifetime_s: 60,
+            src_identity: 1000,
+            ..Default::default()
+        };
+        // SAFETY: both are repr(C) integer structs.
+        keys.extend_from_slice(unsafe { std::slice::from_raw_parts((&k as *const Ct4Key).cast::<u8>(), ks) });
+        vals.extend_from_slice(unsafe { std::slice::from_raw_parts((&e as *const CtEntry).cast::<u8>(), vs) });
+    }
+    m.update_batch(&keys, &vals).unwrap();
+}
+
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     dpdbg::sys::mount_bpffs(dir.path()).expect("mount bpffs (run as root)");
@@ -124,6 +155,38 @@ fn run(bpffs: &Path) {
         bt_t.as_secs_f64() / dump_t.as_secs_f64()
     );
     println!("  dpdbg map dump peak RSS at {} entries: {rss_small} KiB, at {N}: {dump_rss} KiB (streamed)", N / 10);
+
+    // map watch: one interval (read again, diff against the last read) on
+    // the full table with 1,000 entries changed, against the raw batch read
+    // of the same table; best of 3 each, interleaved.
+    let mut w = dpdbg::maps::watch::Watch::new(MapSpec::Path(pin.clone()), bpffs).unwrap();
+    let raw_map = AnyMap::open(&MapSpec::Path(pin.clone()), bpffs).unwrap();
+    let (mut raw_best, mut tick_best) = (Duration::MAX, Duration::MAX);
+    for round in 0..3 {
+        let t = Instant::now();
+        let mut n = 0;
+        raw_map
+            .for_each_batch(|_, _, c| {
+                n += c;
+                Ok(())
+            })
+            .unwrap();
+        raw_best = raw_best.min(t.elapsed());
+        assert_eq!(n, N);
+        fill_changed(bpffs, 1000, round as u64 + 1);
+        let t = Instant::now();
+        let mut changed = 0;
+        let tick = w.tick(|_| changed += 1).unwrap();
+        tick_best = tick_best.min(t.elapsed());
+        assert_eq!((tick.changed, tick.added, tick.removed, changed), (1000, 0, 0, 1000), "{tick:?}");
+    }
+    println!("dpdbg map watch, one interval on the {N}-entry map with 1,000 entries changed:");
+    println!("  raw batch read (BPF_MAP_LOOKUP_BATCH)  {:>7.3} s", raw_best.as_secs_f64());
+    println!(
+        "  map watch interval (read + diff)       {:>7.3} s  {:>5.2}x the raw read (target <= 2x)",
+        tick_best.as_secs_f64(),
+        tick_best.as_secs_f64() / raw_best.as_secs_f64()
+    );
 
     // Flush: batched deletes (what `bpf ct flush` does) against deleting the
     // same keys one at a time, both after reading them in batches.

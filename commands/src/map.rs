@@ -54,6 +54,23 @@ pub enum MapCmd {
         #[arg(long)]
         partial: bool,
     },
+    /// Show entries added, removed and changed between reads, every interval,
+    /// until Ctrl-C (or --count intervals). A changed entry lists the decoded
+    /// fields that differ, old -> new. A name or pin that comes to point at
+    /// another map is said so, and the new map compared with the old.
+    Watch {
+        /// A map name, a pin path or id:N.
+        map: String,
+        /// Milliseconds between reads.
+        #[arg(long, default_value_t = 1000, value_name = "MS", value_parser = clap::value_parser!(u64).range(10..))]
+        interval: u64,
+        /// One line per interval with the numbers added, removed and changed.
+        #[arg(long)]
+        count_only: bool,
+        /// Stop after this many intervals.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
     /// Delete one entry.
     Delete {
         /// A map name, a pin path or id:N.
@@ -124,6 +141,17 @@ impl MapCmd {
                 m.update(&k, &v, flags).with_context(|| format!("map update {map}"))?;
                 p.print(&serde_json::json!({"updated": true}), || "Updated.".into())
             }
+            MapCmd::Watch { map, interval, count_only, count } => {
+                if matches!(p, Printer::Json) {
+                    crate::usage!(
+                        "map watch prints a stream: use -o jsonl (one JSON object per change) instead of -o json"
+                    );
+                }
+                let spec = MapSpec::parse(&map)?;
+                let mut w = dpdbg::maps::watch::Watch::new(spec, bpffs).with_context(|| format!("map watch {map}"))?;
+                watch(&mut w, p, std::time::Duration::from_millis(interval), count_only, count)
+                    .with_context(|| format!("map watch {map}"))
+            }
             MapCmd::Delete { map, key, partial } => {
                 let m = open(&map, bpffs, Access::Write)?;
                 let k = m.parse_input_with(&key, Side::Key, EncodeOptions { partial, ..Default::default() })?;
@@ -193,6 +221,146 @@ fn dump(m: &AnyMap, p: &Printer) -> anyhow::Result<()> {
         } else {
             eprintln!("Found {n} elements");
         }
+    }
+    Ok(())
+}
+
+/// The decoded key and value (or per-CPU values) of an entry, as `dump` shows them.
+fn decoded(m: &AnyMap, key: &[u8], value: &[u8]) -> (serde_json::Value, serde_json::Value) {
+    let (kp, vp) = m.plans();
+    let percpu = m.is_percpu().then(|| (m.cpus(), m.value_buf_size() / m.cpus()));
+    let mut out = Vec::new();
+    any::write_entry(&mut out, &kp, &vp, key, value, percpu);
+    let mut v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+    let val = if percpu.is_some() { v["values"].take() } else { v["value"].take() };
+    (v["key"].take(), val)
+}
+
+/// The leaves that differ between two decoded values: (path, old, new).
+fn field_diff(
+    path: String,
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    out: &mut Vec<(String, serde_json::Value, serde_json::Value)>,
+) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for (k, va) in x {
+                match y.get(k) {
+                    Some(vb) => field_diff(format!("{path}.{k}"), va, vb, out),
+                    None => out.push((format!("{path}.{k}"), va.clone(), Value::Null)),
+                }
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (va, vb)) in x.iter().zip(y).enumerate() {
+                field_diff(format!("{path}[{i}]"), va, vb, out);
+            }
+        }
+        _ if a != b => out.push((if path.is_empty() { ".".into() } else { path }, a.clone(), b.clone())),
+        _ => {}
+    }
+}
+
+/// A change copied out of the watch's buffers: its kind (+, -, ~), key, old and new value.
+type OwnedChange = (u8, Vec<u8>, Vec<u8>, Vec<u8>);
+
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn watch(
+    w: &mut dpdbg::maps::watch::Watch,
+    p: &Printer,
+    interval: std::time::Duration,
+    count_only: bool,
+    count: Option<u64>,
+) -> anyhow::Result<()> {
+    use dpdbg::maps::watch::Change;
+    use serde_json::json;
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    let jsonl = matches!(p, Printer::Jsonl);
+    let stdout = std::io::stdout();
+    let mut intervals = 0u64;
+    while count.is_none_or(|c| intervals < c) && !STOP.load(std::sync::atomic::Ordering::Relaxed) {
+        // Sleep in short steps so Ctrl-C ends the watch promptly.
+        let until = std::time::Instant::now() + interval;
+        while std::time::Instant::now() < until && !STOP.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep((until - std::time::Instant::now()).min(std::time::Duration::from_millis(50)));
+        }
+        if STOP.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
+        intervals += 1;
+        let mut lines: Vec<String> = Vec::new();
+        let mut changes: Vec<OwnedChange> = Vec::new();
+        let tick = w.tick(|c| {
+            if count_only {
+                return;
+            }
+            // Copied out: decoding needs the map, which the watch holds.
+            match c {
+                Change::Added { key, value } => changes.push((b'+', key.to_vec(), vec![], value.to_vec())),
+                Change::Removed { key, value } => changes.push((b'-', key.to_vec(), value.to_vec(), vec![])),
+                Change::Changed { key, old, new } => changes.push((b'~', key.to_vec(), old.to_vec(), new.to_vec())),
+            }
+        })?;
+        if let Some((old, new)) = tick.replaced {
+            lines.push(if jsonl {
+                json!({"change": "replaced", "old_id": old, "new_id": new}).to_string()
+            } else {
+                format!("map replaced: id {old} -> id {new} (compared with the old map's last read)")
+            });
+        }
+        let m = w.map();
+        for (kind, key, old, new) in &changes {
+            let (k, o) = decoded(m, key, if *kind == b'+' { new } else { old });
+            match kind {
+                b'+' => lines.push(if jsonl {
+                    json!({"change": "added", "key": k, "value": o}).to_string()
+                } else {
+                    format!("+ {k} {o}")
+                }),
+                b'-' => lines.push(if jsonl {
+                    json!({"change": "removed", "key": k, "value": o}).to_string()
+                } else {
+                    format!("- {k} {o}")
+                }),
+                _ => {
+                    let (_, n) = decoded(m, key, new);
+                    let mut fields = Vec::new();
+                    field_diff(String::new(), &o, &n, &mut fields);
+                    lines.push(if jsonl {
+                        let f: Vec<_> =
+                            fields.iter().map(|(f, a, b)| json!({"field": f, "old": a, "new": b})).collect();
+                        json!({"change": "changed", "key": k, "old": o, "new": n, "fields": f}).to_string()
+                    } else {
+                        let f: Vec<String> = fields.iter().map(|(f, a, b)| format!("{f}: {a} -> {b}")).collect();
+                        format!("~ {k} {}", f.join(", "))
+                    });
+                }
+            }
+        }
+        if count_only {
+            lines.push(if jsonl {
+                json!({"added": tick.added, "removed": tick.removed, "changed": tick.changed, "entries": tick.entries})
+                    .to_string()
+            } else {
+                format!("+{} -{} ~{} ({} entries)", tick.added, tick.removed, tick.changed, tick.entries)
+            });
+        }
+        let mut out = stdout.lock();
+        for l in lines {
+            writeln!(out, "{l}")?;
+        }
+        out.flush()?;
     }
     Ok(())
 }

@@ -429,3 +429,94 @@ fn typed_commands_and_dumps_agree_with_bpftool_in_the_lab() {
 
     ok(run(&["lab", "down"]));
 }
+
+/// A `dpdbg map watch -o jsonl` running beside the test; its lines once stopped.
+struct Watcher(std::process::Child);
+
+impl Watcher {
+    fn start(bpffs: &Path, map: &str) -> Watcher {
+        let child = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+            .arg("--bpffs")
+            .arg(bpffs)
+            .args(["map", "watch", map, "--interval", "150", "-o", "jsonl"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The first read is the baseline: let it happen before anything changes.
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        Watcher(child)
+    }
+
+    fn stop(mut self) -> Vec<Value> {
+        // Each step below waits several intervals, so every change was seen by now.
+        std::thread::sleep(std::time::Duration::from_millis(450));
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+        let o = self.0.wait_with_output().unwrap();
+        assert!(o.status.success(), "map watch: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+}
+
+fn settle() {
+    std::thread::sleep(std::time::Duration::from_millis(450));
+}
+
+#[test]
+fn map_watch_on_a_bpftool_map_and_on_ours() {
+    let fs = Bpffs::new();
+    let pin = fs.0.join("watched");
+    let p = pin.to_str().unwrap();
+    let create = |pin: &str| {
+        bpftool(&["map", "create", pin, "type", "hash", "key", "4", "value", "8", "entries", "64", "name", "watched"])
+    };
+    let put = |k: &str, v: &str| {
+        let mut args = vec!["map", "update", "pinned", p, "key"];
+        args.extend(k.split(' '));
+        args.push("value");
+        args.extend(v.split(' '));
+        bpftool(&args);
+    };
+    create(p);
+    put("1 0 0 0", "1 0 0 0 0 0 0 0");
+    let w = Watcher::start(&fs.0, p);
+    put("2 0 0 0", "2 0 0 0 0 0 0 0");
+    settle();
+    put("1 0 0 0", "9 0 0 0 0 0 0 0");
+    settle();
+    bpftool(&["map", "delete", "pinned", p, "key", "2", "0", "0", "0"]);
+    settle();
+    // Another map under the same pin: key 1 holds 7 there.
+    std::fs::remove_file(&pin).unwrap();
+    create(p);
+    put("1 0 0 0", "7 0 0 0 0 0 0 0");
+    let lines = w.stop();
+    let kinds: Vec<&str> = lines.iter().map(|l| l["change"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["added", "changed", "removed", "replaced", "changed"], "{lines:#?}");
+    assert_eq!(lines[0]["key"], json!(["0x02", "0x00", "0x00", "0x00"]), "without BTF, bytes as bpftool prints them");
+    assert_eq!(lines[1]["fields"][0]["field"], "[0]");
+    assert_eq!(
+        (lines[1]["fields"][0]["old"].as_str(), lines[1]["fields"][0]["new"].as_str()),
+        (Some("0x01"), Some("0x09"))
+    );
+    assert!(lines[3]["new_id"].as_u64() > lines[3]["old_id"].as_u64());
+    assert_eq!(lines[4]["fields"][0]["new"], "0x07", "the new map compared with the old one's last read");
+
+    // Our endpoints map, with BTF: a changed entry names the field.
+    ok(dpdbg(&fs.0, &["datapath", "load"]));
+    ok(dpdbg(
+        &fs.0,
+        &["bpf", "endpoint", "add", "--id", "9", "--identity", "900", "--ip", "10.1.2.3", "--interface", "lo"],
+    ));
+    let w = Watcher::start(&fs.0, "endpoints");
+    ok(dpdbg(&fs.0, &["bpf", "endpoint", "set", "9", "--identity", "905"]));
+    let lines = w.stop();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert_eq!(lines[0]["change"], "changed");
+    assert_eq!(lines[0]["fields"], json!([{"field": ".identity", "old": 900, "new": 905}]), "{lines:#?}");
+    // Text, counted, stopping by itself.
+    let o = ok(dpdbg(&fs.0, &["map", "watch", "endpoints", "--interval", "20", "--count", "2", "--count-only"]));
+    assert_eq!(o, "+0 -0 ~0 (1 entries)\n+0 -0 ~0 (1 entries)\n");
+    let json = dpdbg(&fs.0, &["map", "watch", "endpoints", "-o", "json"]);
+    assert_eq!(json.status.code(), Some(2), "a stream is jsonl: {}", String::from_utf8_lossy(&json.stderr));
+}

@@ -2,6 +2,7 @@
 
 pub mod any;
 pub mod ct;
+pub mod watch;
 
 use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd};
