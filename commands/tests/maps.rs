@@ -448,7 +448,7 @@ impl Watcher {
         Watcher(child)
     }
 
-    fn stop(mut self) -> Vec<Value> {
+    fn stop(self) -> Vec<Value> {
         // Each step below waits several intervals, so every change was seen by now.
         std::thread::sleep(std::time::Duration::from_millis(450));
         unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
