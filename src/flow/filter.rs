@@ -138,6 +138,54 @@ pub fn is_reply(ct_state: u8) -> Option<bool> {
 }
 
 impl FlowFilter {
+    /// Whether it keeps everything: no field set.
+    pub fn is_empty(&self) -> bool {
+        let FlowFilter {
+            event_type,
+            verdict,
+            drop_reason,
+            source_ip,
+            destination_ip,
+            ip,
+            source_port,
+            destination_port,
+            port,
+            protocol,
+            source_identity,
+            destination_identity,
+            identity,
+            source_endpoint,
+            destination_endpoint,
+            endpoint,
+            tcp_flags,
+            traffic_direction,
+            ip_version,
+            reply,
+            ifindex,
+        } = self;
+        event_type.is_empty()
+            && verdict.is_empty()
+            && drop_reason.is_empty()
+            && source_ip.is_empty()
+            && destination_ip.is_empty()
+            && ip.is_empty()
+            && source_port.is_empty()
+            && destination_port.is_empty()
+            && port.is_empty()
+            && protocol.is_empty()
+            && source_identity.is_empty()
+            && destination_identity.is_empty()
+            && identity.is_empty()
+            && source_endpoint.is_empty()
+            && destination_endpoint.is_empty()
+            && endpoint.is_empty()
+            && tcp_flags.is_empty()
+            && traffic_direction.is_empty()
+            && ip_version.is_empty()
+            && reply.is_empty()
+            && ifindex.is_empty()
+    }
+
     /// Whether deciding needs the packet decoded (the header alone does not say).
     pub fn needs_packet(&self) -> bool {
         !(self.source_ip.is_empty()
@@ -214,7 +262,7 @@ impl Filters {
         if self.since_ns.is_some_and(|s| t < s) || self.until_ns.is_some_and(|u| t > u) {
             return false;
         }
-        if self.allow.iter().all(|f| *f == FlowFilter::default()) && self.deny.is_empty() {
+        if self.deny.is_empty() && self.allow.iter().all(FlowFilter::is_empty) {
             return true;
         }
         let owned;
