@@ -6,9 +6,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dpdbg::abi::{Ct4Key, CtEntry};
+use dpdbg::abi::Ct4Key;
 use dpdbg::datapath::{self, Settings};
 use dpdbg::maps::any::{AnyMap, MapSpec};
+
+mod common;
 
 const N: usize = 1_000_000;
 
@@ -39,84 +41,18 @@ fn measure(cmd: &mut Command) -> (Duration, u64) {
     (start.elapsed(), peak)
 }
 
+/// The table `fill` writes: entries long expired, as a big idle table is.
 fn fill(bpffs: &Path, n: usize) {
-    let m = AnyMap::open(&MapSpec::Name("ct4".into()), bpffs).unwrap();
-    let (ks, vs) = (std::mem::size_of::<Ct4Key>(), std::mem::size_of::<CtEntry>());
-    let chunk = 50_000;
-    let mut keys = Vec::with_capacity(chunk * ks);
-    let mut vals = Vec::with_capacity(chunk * vs);
-    let mut i = 0;
-    while i < n {
-        keys.clear();
-        vals.clear();
-        for j in i..(i + chunk).min(n) {
-            let j = j as u32;
-            let k = Ct4Key {
-                saddr: [10, (j >> 16) as u8, (j >> 8) as u8, j as u8],
-                daddr: [10, 200, 0, 1],
-                sport: (j % 60000) as u16 + 1024,
-                dport: 80,
-                proto: 6,
-                direction: 1,
-                pad: 0,
-            };
-            let e = CtEntry {
-                created_ns: 1,
-                last_seen_ns: 2,
-                packets_fwd: j as u64,
-                bytes_fwd: 60 * j as u64,
-                lifetime_s: 60,
-                src_identity: 1000,
-                ..Default::default()
-            };
-            // SAFETY: both are repr(C) integer structs.
-            keys.extend_from_slice(unsafe { std::slice::from_raw_parts((&k as *const Ct4Key).cast::<u8>(), ks) });
-            vals.extend_from_slice(unsafe { std::slice::from_raw_parts((&e as *const CtEntry).cast::<u8>(), vs) });
-        }
-        m.update_batch(&keys, &vals).unwrap();
-        i += chunk;
-    }
+    common::fill_ct4(bpffs, n, 0, 2, 60);
 }
 
 /// Changes the counters of the first `n` entries `fill` made.
 fn fill_changed(bpffs: &Path, n: usize, round: u64) {
-    let m = AnyMap::open(&MapSpec::Name("ct4".into()), bpffs).unwrap();
-    let (ks, vs) = (std::mem::size_of::<Ct4Key>(), std::mem::size_of::<CtEntry>());
-    let (mut keys, mut vals) = (Vec::new(), Vec::new());
-    for j in 0..n as u32 {
-        let k = Ct4Key {
-            saddr: [10, (j >> 16) as u8, (j >> 8) as u8, j as u8],
-            daddr: [10, 200, 0, 1],
-            sport: (j % 60000) as u16 + 1024,
-            dport: 80,
-            proto: 6,
-            direction: 1,
-            pad: 0,
-        };
-        let e = CtEntry {
-            created_ns: 1,
-            last_seen_ns: 2,
-            packets_fwd: j as u64 + 1_000_000 * round,
-            bytes_fwd: 60 * j as u64,
-            lifetime_s: 60,
-            src_identity: 1000,
-            ..Default::default()
-        };
-        // SAFETY: both are repr(C) integer structs.
-        keys.extend_from_slice(unsafe { std::slice::from_raw_parts((&k as *const Ct4Key).cast::<u8>(), ks) });
-        vals.extend_from_slice(unsafe { std::slice::from_raw_parts((&e as *const CtEntry).cast::<u8>(), vs) });
-    }
-    m.update_batch(&keys, &vals).unwrap();
+    common::fill_ct4(bpffs, n, round, 2, 60);
 }
 
 fn main() {
-    let dir = tempfile::tempdir().unwrap();
-    dpdbg::sys::mount_bpffs(dir.path()).expect("mount bpffs (run as root)");
-    let bpffs = dir.path().to_path_buf();
-    let r = std::panic::catch_unwind(|| run(&bpffs));
-    let _ = datapath::unload(&bpffs);
-    let _ = dpdbg::sys::unmount(&bpffs);
-    r.unwrap();
+    common::with_bpffs(run);
 }
 
 fn run(bpffs: &Path) {

@@ -20,6 +20,8 @@ use dpdbg_api::observer::GetFlowsRequest;
 use dpdbg_api::observer::get_flows_response::ResponseTypes;
 use etherparse::PacketBuilder;
 
+mod common;
+
 const WINDOW: Duration = Duration::from_secs(3);
 
 fn thread_cpu_ns() -> u64 {
@@ -53,19 +55,6 @@ fn generator(bpffs: &Path, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(u6
     })
 }
 
-fn cpu_ns(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    // utime and stime are fields 14 and 15; after the ')' comes field 3.
-    // Index, never filter: tpgid is -1 without a terminal, and dropping it
-    // would shift every later field.
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let field = |n: usize| f.get(n - 3).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
-    let ticks = field(14) + field(15);
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    ticks * 1_000_000_000 / hz
-}
-
 /// A direct monitor for the window: (events received, lost) from its summary.
 fn direct(bpffs: &Path, args: &[&str]) -> (u64, u64, u64) {
     let stop = Arc::new(AtomicBool::new(false));
@@ -97,13 +86,7 @@ fn direct(bpffs: &Path, args: &[&str]) -> (u64, u64, u64) {
 }
 
 fn main() {
-    let dir = tempfile::tempdir().unwrap();
-    dpdbg::sys::mount_bpffs(dir.path()).expect("mount bpffs (run as root)");
-    let bpffs = dir.path().to_path_buf();
-    let r = std::panic::catch_unwind(|| run(&bpffs));
-    let _ = datapath::unload(&bpffs);
-    let _ = dpdbg::sys::unmount(&bpffs);
-    r.unwrap();
+    common::with_bpffs(run);
 }
 
 fn run(bpffs: &Path) {
@@ -162,8 +145,8 @@ fn run(bpffs: &Path) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     for n in [1usize, 4, 16] {
         let stop = Arc::new(AtomicBool::new(false));
-        let cpu0 = cpu_ns(server.id());
-        let me0 = cpu_ns(std::process::id());
+        let cpu0 = common::cpu_ns(server.id());
+        let me0 = common::cpu_ns(std::process::id());
         let seen = || {
             rt.block_on(async {
                 let mut c = dpdbg_api::client::observer(&socket.to_string_lossy()).await.unwrap();
@@ -207,9 +190,9 @@ fn run(bpffs: &Path) {
             (out, gen_cpu)
         });
         let (results, gen_cpu) = results;
-        let cpu = cpu_ns(server.id()) - cpu0;
+        let cpu = common::cpu_ns(server.id()) - cpu0;
         // The bench process is the clients and the generator: the clients' share is the rest.
-        let clients_cpu = (cpu_ns(std::process::id()) - me0).saturating_sub(gen_cpu);
+        let clients_cpu = (common::cpu_ns(std::process::id()) - me0).saturating_sub(gen_cpu);
         let read = seen() - seen0;
         let total: u64 = results.iter().map(|r| r.0).sum();
         assert!(

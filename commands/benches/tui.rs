@@ -13,56 +13,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions};
-use dpdbg::abi::{Ct4Key, CtEntry, EndpointInfo};
+use dpdbg::abi::EndpointInfo;
 use dpdbg::datapath::{self, Aggregation, Pins, Settings};
 use dpdbg::maps::Maps;
-use dpdbg::maps::any::{AnyMap, MapSpec};
 use etherparse::PacketBuilder;
+
+mod common;
 
 const ENTRIES: u32 = 10_000;
 const WINDOW: Duration = Duration::from_secs(10);
 /// Drop events per second from the generator.
 const EVENTS_PER_S: u32 = 2_000;
 
-fn cpu_ns(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    // utime and stime are fields 14 and 15; after the ')' comes field 3.
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let field = |n: usize| f.get(n - 3).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    (field(14) + field(15)) * 1_000_000_000 / hz
-}
-
+/// ENTRIES live conntrack entries, seen just now and good for six hours.
 fn fill(bpffs: &Path) {
-    let m = AnyMap::open(&MapSpec::Name("ct4".into()), bpffs).unwrap();
-    let now = dpdbg::sys::monotonic_coarse_ns();
-    let (ks, vs) = (std::mem::size_of::<Ct4Key>(), std::mem::size_of::<CtEntry>());
-    let (mut keys, mut vals) = (Vec::new(), Vec::new());
-    for j in 0..ENTRIES {
-        let k = Ct4Key {
-            saddr: [10, 1, (j >> 8) as u8, j as u8],
-            daddr: [10, 200, 0, 1],
-            sport: (j % 60000) as u16 + 1024,
-            dport: 80,
-            proto: 6,
-            direction: 1,
-            pad: 0,
-        };
-        let e = CtEntry {
-            created_ns: now,
-            last_seen_ns: now,
-            packets_fwd: j as u64,
-            bytes_fwd: 60 * j as u64,
-            lifetime_s: 21600,
-            src_identity: 1000,
-            ..Default::default()
-        };
-        // SAFETY: both are repr(C) integer structs.
-        keys.extend_from_slice(unsafe { std::slice::from_raw_parts((&k as *const Ct4Key).cast::<u8>(), ks) });
-        vals.extend_from_slice(unsafe { std::slice::from_raw_parts((&e as *const CtEntry).cast::<u8>(), vs) });
-    }
-    m.update_batch(&keys, &vals).unwrap();
+    common::fill_ct4(bpffs, ENTRIES as usize, 0, dpdbg::sys::monotonic_coarse_ns(), 21600);
 }
 
 /// Sends packets the enforcing endpoint drops, EVENTS_PER_S a second, until stopped.
@@ -106,9 +71,9 @@ fn dashboard(bpffs: &Path, view: &str) -> f64 {
     std::thread::sleep(Duration::from_secs(2));
     tmux(&["send-keys", "-t", &name, view]);
     std::thread::sleep(Duration::from_secs(2));
-    let (c0, t0) = (cpu_ns(pid), Instant::now());
+    let (c0, t0) = (common::cpu_ns(pid), Instant::now());
     std::thread::sleep(WINDOW);
-    let pct = (cpu_ns(pid) - c0) as f64 / t0.elapsed().as_nanos() as f64 * 100.0;
+    let pct = (common::cpu_ns(pid) - c0) as f64 / t0.elapsed().as_nanos() as f64 * 100.0;
     let screen = tmux(&["capture-pane", "-p", "-t", &name]);
     let _ = tmux(&["kill-session", "-t", &name]);
     assert!(screen.contains("dpdbg"), "the dashboard ran:\n{screen}");
@@ -116,13 +81,7 @@ fn dashboard(bpffs: &Path, view: &str) -> f64 {
 }
 
 fn main() {
-    let dir = tempfile::tempdir().unwrap();
-    dpdbg::sys::mount_bpffs(dir.path()).expect("mount bpffs (run as root)");
-    let bpffs = dir.path().to_path_buf();
-    let r = std::panic::catch_unwind(|| run(&bpffs));
-    let _ = datapath::unload(&bpffs);
-    let _ = dpdbg::sys::unmount(&bpffs);
-    r.unwrap();
+    common::with_bpffs(run);
 }
 
 fn run(bpffs: &Path) {
