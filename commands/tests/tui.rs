@@ -51,6 +51,16 @@ impl Tmux {
     }
 }
 
+/// `dpdbg serve`, stopped when the test ends.
+struct Serve(std::process::Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).output();
@@ -73,14 +83,33 @@ fn the_dashboard_in_a_terminal() {
     // Traffic before and during: conntrack entries, then drops once endpoint 2 enforces.
     assert!(dpdbg(&fs.0, &state, &["lab", "traffic"]).status.success());
 
+    // dpdbg serve holds the ring: the dashboard reads its events through the server.
+    let socket = dir.path().join("dpdbg.sock");
+    let _serve = Serve(
+        Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+            .arg("--bpffs")
+            .arg(&fs.0)
+            .args(["serve", "--socket"])
+            .arg(&socket)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let t0 = Instant::now();
+    while !socket.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "dpdbg serve did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let cmd = format!(
-        "{} --bpffs {} tui --refresh 300; echo TUI-EXIT=$?; stty -a | tr ' ' '\\n' | grep -x -- '-\\?icanon'; sleep 60",
+        "{} --bpffs {} tui --refresh 300 --server {}; echo TUI-EXIT=$?; stty -a | tr ' ' '\\n' | grep -x -- '-\\?icanon'; sleep 60",
         env!("CARGO_BIN_EXE_dpdbg"),
-        fs.0.display()
+        fs.0.display(),
+        socket.display()
     );
     let t = Tmux::start(&cmd);
     let s = t.wait_for("the overview", |s| s.contains("datapath    loaded") && s.contains(host_if));
     assert!(s.contains("1 Overview") && s.contains("6 Programs"), "{s}");
+    assert!(s.contains("events through dpdbg serve at"), "the title says where events come from:\n{s}");
 
     t.keys(&["2"]);
     let s = t.wait_for("the endpoints", |s| s.contains("IDENTITY") && s.contains(ip1));
