@@ -76,3 +76,15 @@ pub fn fill_ct4(bpffs: &Path, n: usize, round: u64, last_seen_ns: u64, lifetime_
         i += chunk;
     }
 }
+
+/// Keeps the calling thread (and the threads and children it starts later)
+/// on one CPU: the generator on one core and the readers on the other, so
+/// neither side's rate depends on how the scheduler mixes them.
+pub fn pin_to_cpu(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t with one bit set, for the calling thread (pid 0).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
