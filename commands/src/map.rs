@@ -149,6 +149,12 @@ impl MapCmd {
                 }
                 let spec = MapSpec::parse(&map)?;
                 let mut w = dpdbg::maps::watch::Watch::new(spec, bpffs).with_context(|| format!("map watch {map}"))?;
+                // On stderr, so stdout stays the changes alone: what is compared against.
+                eprintln!(
+                    "Watching map {} (id {}): changes every {interval} ms against a first read; Ctrl-C stops.",
+                    w.map().info.name,
+                    w.map().info.id
+                );
                 watch(&mut w, p, std::time::Duration::from_millis(interval), count_only, count)
                     .with_context(|| format!("map watch {map}"))
             }
@@ -289,6 +295,7 @@ fn watch(
     let jsonl = matches!(p, Printer::Jsonl);
     let stdout = std::io::stdout();
     let mut intervals = 0u64;
+    let mut absent = false;
     while count.is_none_or(|c| intervals < c) && !STOP.load(std::sync::atomic::Ordering::Relaxed) {
         // Sleep in short steps so Ctrl-C ends the watch promptly.
         let until = std::time::Instant::now() + interval;
@@ -312,6 +319,15 @@ fn watch(
                 Change::Changed { key, old, new } => changes.push((b'~', key.to_vec(), old.to_vec(), new.to_vec())),
             }
         })?;
+        match (&tick.absent, absent) {
+            (Some(why), false) => eprintln!("map watch: {why}; reading again every interval until a map is back"),
+            (None, true) => eprintln!("map watch: the map is back"),
+            _ => {}
+        }
+        absent = tick.absent.is_some();
+        if absent {
+            continue;
+        }
         if let Some((old, new)) = tick.replaced {
             lines.push(if jsonl {
                 json!({"change": "replaced", "old_id": old, "new_id": new}).to_string()

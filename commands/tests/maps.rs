@@ -430,36 +430,59 @@ fn typed_commands_and_dumps_agree_with_bpftool_in_the_lab() {
     ok(run(&["lab", "down"]));
 }
 
-/// A `dpdbg map watch -o jsonl` running beside the test; its lines once stopped.
-struct Watcher(std::process::Child);
+/// A `dpdbg map watch -o jsonl` running beside the test, its lines read as they come.
+struct Watcher(std::process::Child, std::sync::mpsc::Receiver<Value>, std::sync::mpsc::Receiver<String>);
 
 impl Watcher {
     fn start(bpffs: &Path, map: &str) -> Watcher {
-        let child = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
             .arg("--bpffs")
             .arg(bpffs)
-            .args(["map", "watch", map, "--interval", "150", "-o", "jsonl"])
+            .args(["map", "watch", map, "--interval", "100", "-o", "jsonl"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        // The first read is the baseline: let it happen before anything changes.
-        std::thread::sleep(std::time::Duration::from_millis(400));
-        Watcher(child)
+        // The first read is the baseline: nothing may change before it is taken.
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut banner = String::new();
+        err.read_line(&mut banner).unwrap();
+        assert!(banner.starts_with("Watching map "), "{banner}");
+        let (etx, erx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in err.lines().map_while(Result::ok) {
+                let _ = etx.send(l);
+            }
+        });
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(serde_json::from_str(&l).unwrap());
+            }
+        });
+        Watcher(child, rx, erx)
     }
 
+    /// The next line on stderr, waiting up to 10 s for it.
+    fn said(&self) -> String {
+        self.2.recv_timeout(std::time::Duration::from_secs(10)).expect("map watch said something on stderr")
+    }
+
+    /// The next change reported, waiting up to 10 s for it.
+    fn next(&self) -> Value {
+        self.1.recv_timeout(std::time::Duration::from_secs(10)).expect("map watch reported the change")
+    }
+
+    /// Stops the watch after a few quiet intervals; whatever else it said.
     fn stop(self) -> Vec<Value> {
-        // Each step below waits several intervals, so every change was seen by now.
-        std::thread::sleep(std::time::Duration::from_millis(450));
+        std::thread::sleep(std::time::Duration::from_millis(400));
         unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
-        let o = self.0.wait_with_output().unwrap();
-        assert!(o.status.success(), "map watch: {}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        let mut child = self.0;
+        assert!(child.wait().unwrap().success(), "map watch ended with an error");
+        self.1.try_iter().collect()
     }
-}
-
-fn settle() {
-    std::thread::sleep(std::time::Duration::from_millis(450));
 }
 
 #[test]
@@ -481,18 +504,24 @@ fn map_watch_on_a_bpftool_map_and_on_ours() {
     put("1 0 0 0", "1 0 0 0 0 0 0 0");
     let w = Watcher::start(&fs.0, p);
     put("2 0 0 0", "2 0 0 0 0 0 0 0");
-    settle();
+    let added = w.next();
     put("1 0 0 0", "9 0 0 0 0 0 0 0");
-    settle();
+    let changed = w.next();
     bpftool(&["map", "delete", "pinned", p, "key", "2", "0", "0", "0"]);
-    settle();
-    // Another map under the same pin: key 1 holds 7 there.
+    let removed = w.next();
+    // Another map under the same pin, after a while with none: key 1 holds 7 there.
     std::fs::remove_file(&pin).unwrap();
+    let gone = w.said();
+    assert!(gone.contains("no such pinned map") && gone.contains("until a map is back"), "{gone}");
     create(p);
     put("1 0 0 0", "7 0 0 0 0 0 0 0");
-    let lines = w.stop();
+    let (replaced, after) = (w.next(), w.next());
+    assert_eq!(w.said(), "map watch: the map is back");
+    let rest = w.stop();
+    let lines = [added, changed, removed, replaced, after];
     let kinds: Vec<&str> = lines.iter().map(|l| l["change"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["added", "changed", "removed", "replaced", "changed"], "{lines:#?}");
+    assert!(rest.is_empty(), "nothing else changed: {rest:#?}");
     assert_eq!(lines[0]["key"], json!(["0x02", "0x00", "0x00", "0x00"]), "without BTF, bytes as bpftool prints them");
     assert_eq!(lines[1]["fields"][0]["field"], "[0]");
     assert_eq!(
@@ -510,10 +539,10 @@ fn map_watch_on_a_bpftool_map_and_on_ours() {
     ));
     let w = Watcher::start(&fs.0, "endpoints");
     ok(dpdbg(&fs.0, &["bpf", "endpoint", "set", "9", "--identity", "905"]));
-    let lines = w.stop();
-    assert_eq!(lines.len(), 1, "{lines:#?}");
-    assert_eq!(lines[0]["change"], "changed");
-    assert_eq!(lines[0]["fields"], json!([{"field": ".identity", "old": 900, "new": 905}]), "{lines:#?}");
+    let line = w.next();
+    assert!(w.stop().is_empty());
+    assert_eq!(line["change"], "changed");
+    assert_eq!(line["fields"], json!([{"field": ".identity", "old": 900, "new": 905}]), "{line:#?}");
     // Text, counted, stopping by itself.
     let o = ok(dpdbg(&fs.0, &["map", "watch", "endpoints", "--interval", "20", "--count", "2", "--count-only"]));
     assert_eq!(o, "+0 -0 ~0 (1 entries)\n+0 -0 ~0 (1 entries)\n");

@@ -51,7 +51,7 @@ pub enum Change<'a> {
 }
 
 /// What one interval found.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Tick {
     pub added: u64,
     pub removed: u64,
@@ -60,6 +60,10 @@ pub struct Tick {
     pub entries: u64,
     /// The map under the name or pin is another one now: (old id, new id).
     pub replaced: Option<(u32, u32)>,
+    /// The name or pin named no map this time (between an unpin and a new
+    /// pin, say): why. Nothing was compared; the next tick compares
+    /// whatever comes back with the last read.
+    pub absent: Option<String>,
 }
 
 /// A map read again and again; each [`Watch::tick`] reports what changed.
@@ -88,7 +92,14 @@ impl Watch {
     /// map now) and hands every change since the last read to `f`.
     pub fn tick(&mut self, mut f: impl FnMut(Change)) -> Result<Tick> {
         let mut tick = Tick::default();
-        let now = AnyMap::open(&self.spec, &self.bpffs)?;
+        let now = match AnyMap::open(&self.spec, &self.bpffs) {
+            Ok(m) => m,
+            Err(e) => {
+                tick.absent = Some(e.to_string());
+                tick.entries = self.last.n as u64;
+                return Ok(tick);
+            }
+        };
         if now.info.id != self.map.info.id {
             tick.replaced = Some((self.map.info.id, now.info.id));
             let same_layout = now.info.key_size == self.map.info.key_size
