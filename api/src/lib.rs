@@ -27,6 +27,8 @@ pub mod observer_encoded {
 
 /// The gRPC crate, for callers that handle its statuses.
 pub use tonic;
+/// The gRPC health service the server runs, for clients that probe it.
+pub use tonic_health;
 
 pub mod client;
 pub mod convert;

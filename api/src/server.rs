@@ -75,6 +75,9 @@ struct Stored {
 /// wake-up per batch rather than per flow.
 type Batch = Arc<Vec<Arc<Stored>>>;
 
+/// The health service name that is SERVING only while a datapath is loaded.
+pub const READY_SERVICE: &str = "observer.Observer";
+
 /// Most flows in one batch, so followers see flows while a burst is read.
 const BATCH_MAX: usize = 1024;
 
@@ -533,6 +536,26 @@ pub async fn run(
     }
     let svc = ObserverService(Arc::clone(&shared));
     let events = EventsService(Arc::clone(&shared));
+    // grpc.health.v1 for probes: "" (the process) serves while it runs, for
+    // liveness; "observer.Observer" serves only while a datapath is loaded,
+    // for readiness.
+    let (health, health_svc) = tonic_health::server::health_reporter();
+    health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    health.set_service_status(READY_SERVICE, tonic_health::ServingStatus::Serving).await;
+    {
+        let mut loaded = shared.loaded.subscribe();
+        let health = health.clone();
+        tokio::spawn(async move {
+            while loaded.changed().await.is_ok() {
+                let status = if *loaded.borrow() {
+                    tonic_health::ServingStatus::Serving
+                } else {
+                    tonic_health::ServingStatus::NotServing
+                };
+                health.set_service_status(READY_SERVICE, status).await;
+            }
+        });
+    }
     let (down_tx, down_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -548,10 +571,11 @@ pub async fn run(
     let mut servers = Vec::new();
     {
         let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-        let (svc, events) = (svc.clone(), events.clone());
+        let (svc, events, health) = (svc.clone(), events.clone(), health_svc.clone());
         let down = wait_down(down_rx.clone());
         servers.push(tokio::spawn(async move {
             tonic::transport::Server::builder()
+                .add_service(health)
                 .add_service(ObserverServer::new(svc))
                 .add_service(EventsServer::new(events))
                 .serve_with_incoming_shutdown(incoming, down)
@@ -560,13 +584,14 @@ pub async fn run(
     }
     if let Some(addr) = opts.listen {
         let down = wait_down(down_rx.clone());
-        let (svc, events) = (svc.clone(), events.clone());
+        let (svc, events, health) = (svc.clone(), events.clone(), health_svc.clone());
         let l = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| ServeError::Io { what: format!("binding {addr}"), source: e })?;
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
         servers.push(tokio::spawn(async move {
             tonic::transport::Server::builder()
+                .add_service(health)
                 .add_service(ObserverServer::new(svc))
                 .add_service(EventsServer::new(events))
                 .serve_with_incoming_shutdown(incoming, down)

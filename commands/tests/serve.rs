@@ -337,12 +337,30 @@ fn serve_collects_conntrack_and_follows_a_reloaded_datapath() {
     let left = dpdbg(&fs.0, &state, &["map", "get", "ct4", key]);
     assert_eq!(left.status.code(), Some(1), "the expired entry was collected");
 
+    // Probes: the process is live throughout; it is ready only while a datapath is loaded.
+    let sock = socket.to_str().unwrap().to_string();
+    let health = move |service: &str| -> i32 {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let ch = dpdbg_api::client::connect(&sock).await.unwrap();
+            let mut c = dpdbg_api::tonic_health::pb::health_client::HealthClient::new(ch);
+            let req = dpdbg_api::tonic_health::pb::HealthCheckRequest { service: service.into() };
+            c.check(req).await.unwrap().into_inner().status
+        })
+    };
+    use dpdbg_api::tonic_health::pb::health_check_response::ServingStatus;
+    let serving = ServingStatus::Serving as i32;
+    assert_eq!((health(""), health("observer.Observer")), (serving, serving));
+
     // Unload, load again, attach one interface: the server reads the new datapath.
     assert!(dpdbg(&fs.0, &state, &["datapath", "unload"]).status.success());
     std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(health(""), serving, "still live");
+    assert_eq!(health("observer.Observer"), ServingStatus::NotServing as i32, "not ready without a datapath");
     assert!(dpdbg(&fs.0, &state, &["datapath", "load"]).status.success());
     assert!(dpdbg(&fs.0, &state, &["datapath", "attach", if0]).status.success());
     std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(health("observer.Observer"), serving, "ready again");
     let follower = py_follow(&socket, "4");
     std::thread::sleep(Duration::from_millis(1000));
     // No endpoint is known any more: the packet is dropped, and that is a flow too.
