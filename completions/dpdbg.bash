@@ -22,6 +22,9 @@ _dpdbg() {
             dpdbg,datapath)
                 cmd="dpdbg__subcmd__datapath"
                 ;;
+            dpdbg,health)
+                cmd="dpdbg__subcmd__health"
+                ;;
             dpdbg,help)
                 cmd="dpdbg__subcmd__help"
                 ;;
@@ -304,6 +307,9 @@ _dpdbg() {
             dpdbg__subcmd__help,datapath)
                 cmd="dpdbg__subcmd__help__subcmd__datapath"
                 ;;
+            dpdbg__subcmd__help,health)
+                cmd="dpdbg__subcmd__help__subcmd__health"
+                ;;
             dpdbg__subcmd__help,help)
                 cmd="dpdbg__subcmd__help__subcmd__help"
                 ;;
@@ -524,7 +530,7 @@ _dpdbg() {
 
     case "${cmd}" in
         dpdbg)
-            opts="-o -h -V --bpffs --output --help --version datapath lab monitor bpf map prog serve observe tui help"
+            opts="-o -h -V --bpffs --output --help --version datapath lab monitor bpf map prog serve observe tui health help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2217,8 +2223,42 @@ _dpdbg() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        dpdbg__subcmd__health)
+            opts="-o -h -V --server --service --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --service)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         dpdbg__subcmd__help)
-            opts="datapath lab monitor bpf map prog serve observe tui help"
+            opts="datapath lab monitor bpf map prog serve observe tui health help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2626,6 +2666,20 @@ _dpdbg() {
         dpdbg__subcmd__help__subcmd__datapath__subcmd__unload)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__health)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -4,6 +4,7 @@
 pub mod bpf;
 pub mod datapath;
 pub mod generated;
+pub mod health;
 pub mod lab;
 pub mod map;
 pub mod monitor;
@@ -63,6 +64,8 @@ pub enum Command {
     Observe(Box<observe::ObserveCmd>),
     /// A live dashboard: endpoints, policy verdicts, conntrack, drops and programs.
     Tui(tui::TuiCmd),
+    /// Ask `dpdbg serve` how it is (grpc.health.v1): exit 0 when SERVING, for probes.
+    Health(health::HealthCmd),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -76,6 +79,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Prog(c) => c.run(&printer),
         Command::Serve(c) => c.run(&cli.bpffs),
         Command::Tui(c) => c.run(&cli.bpffs),
+        Command::Health(c) => c.run(&cli.bpffs, &printer),
         Command::Observe(c) => {
             // Hubble prints compact unless told otherwise; our global default is "table".
             let explicit = std::env::args().any(|a| a == "-o" || a.starts_with("-o") || a.starts_with("--output"));

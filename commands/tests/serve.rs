@@ -357,6 +357,14 @@ fn serve_collects_conntrack_and_follows_a_reloaded_datapath() {
     std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(health(""), serving, "still live");
     assert_eq!(health("observer.Observer"), ServingStatus::NotServing as i32, "not ready without a datapath");
+    // The same through `dpdbg health`, what the DaemonSet's exec probes run.
+    let probe =
+        |args: &[&str]| dpdbg(&fs.0, &state, &[&["health", "--server", socket.to_str().unwrap()], args].concat());
+    let live = probe(&[]);
+    assert_eq!((live.status.code(), String::from_utf8_lossy(&live.stdout).trim()), (Some(0), "SERVING"));
+    let ready = probe(&["--service", "observer.Observer"]);
+    assert_eq!((ready.status.code(), String::from_utf8_lossy(&ready.stdout).trim()), (Some(1), "NOT_SERVING"));
+    assert!(String::from_utf8_lossy(&ready.stderr).contains("observer.Observer is NOT_SERVING"));
     assert!(dpdbg(&fs.0, &state, &["datapath", "load"]).status.success());
     assert!(dpdbg(&fs.0, &state, &["datapath", "attach", if0]).status.success());
     std::thread::sleep(Duration::from_millis(1500));
