@@ -14,6 +14,7 @@ pub mod prog;
 #[cfg(test)]
 mod props;
 pub mod serve;
+pub mod stop;
 pub mod tui;
 
 use std::path::PathBuf;
@@ -78,7 +79,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Map(c) => c.run(&cli.bpffs, &printer),
         Command::Prog(c) => c.run(&printer),
         Command::Serve(c) => c.run(&cli.bpffs),
-        Command::Tui(c) => c.run(&cli.bpffs),
+        Command::Tui(c) => c.run(&cli.bpffs, &printer),
         Command::Health(c) => c.run(&cli.bpffs, &printer),
         Command::Observe(c) => {
             // Hubble prints compact unless told otherwise; our global default is "table".

@@ -17,7 +17,12 @@ pub struct TuiCmd {
 }
 
 impl TuiCmd {
-    pub fn run(self, bpffs: &Path) -> anyhow::Result<()> {
+    pub fn run(self, bpffs: &Path, p: &crate::output::Printer) -> anyhow::Result<()> {
+        if !p.is_table() {
+            crate::usage!(
+                "the dashboard is for a terminal: for JSON, ask the commands it shows (bpf ct list, bpf endpoint list, monitor -o jsonl …)"
+            );
+        }
         dpdbg::sys::require_privileges("tui")?;
         dpdbg::sys::require_bpffs(bpffs)?;
         let mut source = dpdbg_tui::Local::new(bpffs.to_path_buf(), self.server);

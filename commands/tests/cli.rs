@@ -22,6 +22,8 @@ fn stderr(o: &Output) -> String {
 fn errors_exit_non_zero_with_a_fix() {
     let plain = tempfile::tempdir().unwrap();
     let state = plain.path().join("lab.json");
+    let o = dpdbg(plain.path(), &state, &["tui", "-o", "json"]);
+    assert_eq!(o.status.code(), Some(2), "the dashboard has no JSON: {}", stderr(&o));
     let o = dpdbg(plain.path(), &state, &["datapath", "status"]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);

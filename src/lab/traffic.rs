@@ -138,7 +138,11 @@ impl Lab {
         }
         let client_ns = self.endpoint(from).netns.clone();
         let res = in_netns(&client_ns, move || -> std::io::Result<Vec<u8>> {
-            let bind: SocketAddr = if dst.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };
+            let bind = if dst.is_ipv4() {
+                SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))
+            } else {
+                SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
+            };
             let s = UdpSocket::bind(bind)?;
             s.set_read_timeout(Some(TIMEOUT))?;
             s.send_to(b"hello dpdbg\n", SocketAddr::new(dst, port))?;

@@ -191,10 +191,13 @@ impl AnyMap {
                             found.push((id, fd));
                         }
                     }
-                    match found.len() {
-                        0 => return Err(Error::InvalidInput(format!("no map named {name:?} (see `dpdbg map list`)"))),
-                        1 => found.pop().map(|(_, fd)| fd).unwrap_or_else(|| unreachable!()),
-                        _ => {
+                    match (found.len(), found.pop()) {
+                        (_, None) => {
+                            return Err(Error::InvalidInput(format!("no map named {name:?} (see `dpdbg map list`)")));
+                        }
+                        (1, Some((_, fd))) => fd,
+                        (_, Some(last)) => {
+                            found.push(last);
                             let ids: Vec<String> = found.iter().map(|(id, _)| format!("id:{id}")).collect();
                             return Err(Error::InvalidInput(format!(
                                 "{} maps are named {name:?}: name one by id ({})",
