@@ -568,35 +568,26 @@ pub async fn run(
             }
         }
     };
+    // The same services on every listener.
+    let routes = || {
+        tonic::transport::Server::builder()
+            .add_service(health_svc.clone())
+            .add_service(ObserverServer::new(svc.clone()))
+            .add_service(EventsServer::new(events.clone()))
+    };
     let mut servers = Vec::new();
     {
         let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-        let (svc, events, health) = (svc.clone(), events.clone(), health_svc.clone());
-        let down = wait_down(down_rx.clone());
-        servers.push(tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                .add_service(health)
-                .add_service(ObserverServer::new(svc))
-                .add_service(EventsServer::new(events))
-                .serve_with_incoming_shutdown(incoming, down)
-                .await
-        }));
+        let serving = routes().serve_with_incoming_shutdown(incoming, wait_down(down_rx.clone()));
+        servers.push(tokio::spawn(serving));
     }
     if let Some(addr) = opts.listen {
-        let down = wait_down(down_rx.clone());
-        let (svc, events, health) = (svc.clone(), events.clone(), health_svc.clone());
         let l = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| ServeError::Io { what: format!("binding {addr}"), source: e })?;
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
-        servers.push(tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                .add_service(health)
-                .add_service(ObserverServer::new(svc))
-                .add_service(EventsServer::new(events))
-                .serve_with_incoming_shutdown(incoming, down)
-                .await
-        }));
+        let serving = routes().serve_with_incoming_shutdown(incoming, wait_down(down_rx.clone()));
+        servers.push(tokio::spawn(serving));
     }
     eprintln!(
         "dpdbg serve: reading {} ({:?}), serving observer.Observer on {}{}, keeping the last {} flows",

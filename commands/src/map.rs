@@ -272,12 +272,6 @@ fn field_diff(
 /// A change copied out of the watch's buffers: its kind (+, -, ~), key, old and new value.
 type OwnedChange = (u8, Vec<u8>, Vec<u8>, Vec<u8>);
 
-static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, std::sync::atomic::Ordering::Relaxed);
-}
-
 fn watch(
     w: &mut dpdbg::maps::watch::Watch,
     p: &Printer,
@@ -287,22 +281,18 @@ fn watch(
 ) -> anyhow::Result<()> {
     use dpdbg::maps::watch::Change;
     use serde_json::json;
-    // SAFETY: the handler only stores to an atomic.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-    }
+    crate::stop::install();
     let jsonl = matches!(p, Printer::Jsonl);
     let stdout = std::io::stdout();
     let mut intervals = 0u64;
     let mut absent = false;
-    while count.is_none_or(|c| intervals < c) && !STOP.load(std::sync::atomic::Ordering::Relaxed) {
+    while count.is_none_or(|c| intervals < c) && !crate::stop::requested() {
         // Sleep in short steps so Ctrl-C ends the watch promptly.
         let until = std::time::Instant::now() + interval;
-        while std::time::Instant::now() < until && !STOP.load(std::sync::atomic::Ordering::Relaxed) {
+        while std::time::Instant::now() < until && !crate::stop::requested() {
             std::thread::sleep((until - std::time::Instant::now()).min(std::time::Duration::from_millis(50)));
         }
-        if STOP.load(std::sync::atomic::Ordering::Relaxed) {
+        if crate::stop::requested() {
             break;
         }
         intervals += 1;

@@ -5,7 +5,6 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -129,12 +128,6 @@ impl Write for Shared {
     }
 }
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
 /// Running totals for the summary at exit.
 #[derive(Default, serde::Serialize)]
 struct Summary {
@@ -254,11 +247,7 @@ impl MonitorCmd {
         let deadline = self.until.and_then(|d| Instant::now().checked_add(d));
         let pins = datapath::Pins::new(bpffs);
 
-        // SAFETY: the handler only stores to an atomic.
-        unsafe {
-            libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-            libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-        }
+        crate::stop::install();
 
         if self.pcap.is_some() && settings.aggregation != datapath::Aggregation::None {
             eprintln!(
@@ -314,7 +303,7 @@ impl MonitorCmd {
         // Interface names looked up once each: a lookup per event would cost a syscall.
         let mut ifnames: std::collections::HashMap<u32, Option<String>> = std::collections::HashMap::new();
 
-        while !STOP.load(Ordering::Relaxed) && !done(&sum) && deadline.is_none_or(|d| Instant::now() < d) {
+        while !crate::stop::requested() && !done(&sum) && deadline.is_none_or(|d| Instant::now() < d) {
             if let Err(e) = reader.wait(Duration::from_millis(100)) {
                 remote_end = Some(e);
                 break;

@@ -491,8 +491,6 @@ impl App {
             } else if r.is_drop() {
                 dropped += m.packets;
                 *by_reason.entry(m.reason).or_default() += m.packets;
-            } else if m.reason == Reason::EVENT_LOST.0 {
-                // Shown beside the reader's own losses.
             }
         }
         let prev = self.prev_metrics.take();
