@@ -102,6 +102,14 @@ struct {
 	__uint(max_entries, 4 << 20);
 } events SEC(".maps");
 
+/* One slot the dry-run programs of `dpdbg trace` write their record to. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct trace_result);
+} trace_result SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
 	__uint(key_size, sizeof(__u32));
@@ -197,10 +205,9 @@ static __always_inline void count(__u32 reason, __u8 dir, __u32 len)
 /* type, subtype and verdict in one argument: BPF functions take five at most. */
 #define EV(type, subtype, verdict) ((__u32)(type) | ((__u32)(subtype) << 8) | ((__u32)(verdict) << 16))
 
-static __noinline void emit(struct __sk_buff *skb, const struct pkt *p, const struct verdict *v, __u32 ev)
+static __always_inline __u32 fill_hdr(struct __sk_buff *skb, const struct pkt *p, const struct verdict *v, __u32 ev,
+				     struct event_hdr *h)
 {
-	__u8 type = ev & 0xff, subtype = (ev >> 8) & 0xff, verdict = (ev >> 16) & 0xff;
-	struct event_hdr h = {};
 	__u32 cap = cfg.snaplen;
 
 	if (cap > skb->len)
@@ -208,21 +215,28 @@ static __noinline void emit(struct __sk_buff *skb, const struct pkt *p, const st
 	if (cap > DPDBG_SNAPLEN_MAX)
 		cap = DPDBG_SNAPLEN_MAX;
 
-	h.timestamp_ns = bpf_ktime_get_ns();
-	h.type = type;
-	h.subtype = subtype;
-	h.verdict = verdict;
-	h.ct_state = v->ct_state;
-	h.direction = v->dir;
-	h.family = p->family;
-	h.proto = p->t.proto;
-	h.flags = v->flags | (p->frag != FRAG_NONE ? DPDBG_EVF_FRAGMENT : 0);
-	h.ifindex = skb->ifindex;
-	h.endpoint_id = v->endpoint_id;
-	h.src_identity = v->src_identity;
-	h.dst_identity = v->dst_identity;
-	h.orig_len = skb->len;
-	h.cap_len = cap;
+	h->timestamp_ns = bpf_ktime_get_ns();
+	h->type = ev & 0xff;
+	h->subtype = (ev >> 8) & 0xff;
+	h->verdict = (ev >> 16) & 0xff;
+	h->ct_state = v->ct_state;
+	h->direction = v->dir;
+	h->family = p->family;
+	h->proto = p->t.proto;
+	h->flags = v->flags | (p->frag != FRAG_NONE ? DPDBG_EVF_FRAGMENT : 0);
+	h->ifindex = skb->ifindex;
+	h->endpoint_id = v->endpoint_id;
+	h->src_identity = v->src_identity;
+	h->dst_identity = v->dst_identity;
+	h->orig_len = skb->len;
+	h->cap_len = cap;
+	return cap;
+}
+
+static __noinline void emit(struct __sk_buff *skb, const struct pkt *p, const struct verdict *v, __u32 ev)
+{
+	struct event_hdr h = {};
+	__u32 cap = fill_hdr(skb, p, v, ev, &h);
 
 	if (cfg.event_transport == DPDBG_TRANSPORT_PERF) {
 		/* The upper 32 bits of flags append that many bytes of the skb. */
@@ -254,12 +268,42 @@ submit:
 	bpf_ringbuf_submit(e, 0);
 }
 
-static __always_inline int drop(struct __sk_buff *skb, const struct pkt *p, const struct verdict *v,
-				__u8 reason)
+/*
+ * The side effects of a packet's fate. `tr` is NULL in the live programs
+ * (a constant: the compiler removes every branch on it) and the trace
+ * slot in the dry-run ones, which record instead of acting.
+ */
+static __always_inline void account(struct trace_result *tr, __u32 reason, __u8 dir, __u32 len)
 {
-	count(reason, v->dir, skb->len);
-	emit(skb, p, v, EV(DPDBG_EVENT_DROP, reason, DPDBG_VERDICT_DROPPED));
-	if (rt.debug)
+	if (tr)
+		tr->reason = reason;
+	else
+		count(reason, dir, len);
+}
+
+static __always_inline void send(struct trace_result *tr, struct __sk_buff *skb, const struct pkt *p,
+				 const struct verdict *v, __u32 ev)
+{
+	if (tr) {
+		__u8 n = tr->nevents;
+
+		if (n < DPDBG_TRACE_EVENTS_MAX) {
+			fill_hdr(skb, p, v, ev, &tr->events[n]);
+			tr->nevents = n + 1;
+		}
+		return;
+	}
+	emit(skb, p, v, ev);
+}
+
+static __always_inline int drop(struct __sk_buff *skb, const struct pkt *p, const struct verdict *v, __u8 reason,
+				struct trace_result *tr)
+{
+	account(tr, reason, v->dir, skb->len);
+	send(tr, skb, p, v, EV(DPDBG_EVENT_DROP, reason, DPDBG_VERDICT_DROPPED));
+	if (tr)
+		tr->ct_state = v->ct_state;
+	else if (rt.debug)
 		bpf_printk("dpdbg: drop reason %d ifindex %d", reason, skb->ifindex);
 	return TC_ACT_SHOT;
 }
@@ -397,7 +441,7 @@ static __noinline void parse_icmp_inner(struct __sk_buff *skb, struct pkt *p, __
  * Ports from the L4 header, or from the frags map for a later fragment.
  * Returns 0 or a drop reason.
  */
-static __always_inline int parse_l4(struct __sk_buff *skb, struct pkt *p, __u32 off)
+static __always_inline int parse_l4(struct __sk_buff *skb, struct pkt *p, __u32 off, struct trace_result *tr)
 {
 	struct frag_key fk = {};
 	__u8 *l4;
@@ -461,7 +505,7 @@ static __always_inline int parse_l4(struct __sk_buff *skb, struct pkt *p, __u32 
 		return 0;
 	}
 	l4_ports(&p->t, l4);
-	if (p->frag == FRAG_FIRST) {
+	if (p->frag == FRAG_FIRST && !tr) {
 		struct frag_ports fp = { .sport = p->t.sport, .dport = p->t.dport };
 
 		bpf_map_update_elem(&frags, &fk, &fp, BPF_ANY);
@@ -476,7 +520,7 @@ static __always_inline int is_ext_hdr(__u8 nh)
 }
 
 /* Returns 0 when the packet is IP and parsed, else a reason. */
-static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
+static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, struct trace_result *tr)
 {
 	__u32 off = ETH_HLEN;
 
@@ -500,7 +544,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 			p->frag = FRAG_FIRST;
 			p->frag_id = bpf_ntohs(ip->id);
 		}
-		return parse_l4(skb, p, off + ip->ihl * 4);
+		return parse_l4(skb, p, off + ip->ihl * 4, tr);
 	}
 
 	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
@@ -535,7 +579,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 					/* What follows is payload, not headers. */
 					p->frag = FRAG_LATER;
 					p->t.proto = nh;
-					return parse_l4(skb, p, off);
+					return parse_l4(skb, p, off, tr);
 				}
 				if (fo & 1)
 					p->frag = FRAG_FIRST;
@@ -551,7 +595,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 		if (is_ext_hdr(nh) || nh == 59)
 			return DPDBG_REASON_INVALID_EXTHDR;
 		p->t.proto = nh;
-		return parse_l4(skb, p, off);
+		return parse_l4(skb, p, off, tr);
 	}
 
 	return DPDBG_REASON_PASS_OTHER_L3;
@@ -566,7 +610,7 @@ static __always_inline void make_ep_key(struct endpoint_key *k, const struct pkt
 	k->family = p->family;
 }
 
-static __noinline __u32 peer_identity(const struct pkt *p, int peer_is_src)
+static __always_inline __u32 peer_identity_of(const struct pkt *p, int peer_is_src, struct trace_result *tr)
 {
 	struct endpoint_key ek = {};
 	struct ipcache_key ik = {};
@@ -575,16 +619,41 @@ static __noinline __u32 peer_identity(const struct pkt *p, int peer_is_src)
 
 	make_ep_key(&ek, p, peer_is_src);
 	ep = bpf_map_lookup_elem(&endpoints, &ek);
-	if (ep)
+	if (ep) {
+		if (tr)
+			tr->peer_source = DPDBG_TRACE_PEER_ENDPOINT;
 		return ep->identity;
+	}
 
 	ik.family = p->family;
 	ik.prefixlen = 32 + (p->family == DPDBG_FAMILY_IPV4 ? 32 : 128);
 	__builtin_memcpy(ik.addr, ek.addr, 16);
 	iv = bpf_map_lookup_elem(&ipcache, &ik);
-	if (iv)
+	if (iv) {
+		if (tr)
+			tr->peer_source = DPDBG_TRACE_PEER_IPCACHE;
 		return iv->identity;
+	}
+	if (tr)
+		tr->peer_source = DPDBG_TRACE_PEER_WORLD;
 	return DPDBG_IDENTITY_WORLD;
+}
+
+static __noinline __u32 peer_identity(const struct pkt *p, int peer_is_src)
+{
+	return peer_identity_of(p, peer_is_src, 0);
+}
+
+/* The live programs call the out-of-line copy; the dry ones record where the identity came from. */
+static __always_inline __u32 peer_of(const struct pkt *p, int peer_is_src, struct trace_result *tr)
+{
+	__u32 id;
+
+	if (!tr)
+		return peer_identity(p, peer_is_src);
+	id = peer_identity_of(p, peer_is_src, tr);
+	tr->peer_identity = id;
+	return id;
 }
 
 /*
@@ -593,8 +662,8 @@ static __noinline __u32 peer_identity(const struct pkt *p, int peer_is_src)
  * among allows any match allows. Returns the deciding rule (NULL: no rule
  * matched), its level in *match, and whether a deny overrode an allow.
  */
-static __noinline struct policy_value *policy_lookup(__u32 ep, __u32 peer, const struct pkt *p, __u8 dir,
-						     __u8 *match_overrode)
+static __always_inline struct policy_value *policy_lookup_in(__u32 ep, __u32 peer, const struct pkt *p, __u8 dir,
+							      __u8 *match_overrode, struct trace_result *tr)
 {
 	struct policy_key k = {
 		.endpoint_id = ep,
@@ -614,6 +683,12 @@ static __noinline struct policy_value *policy_lookup(__u32 ep, __u32 peer, const
 		k.dport = l4 ? dport : 0;
 		k.proto = l4 ? p->t.proto : 0;
 		pv = bpf_map_lookup_elem(&policy, &k);
+		if (tr) {
+			tr->policy_keys[level - 1] = k;
+			tr->policy[level - 1] = !pv			       ? DPDBG_TRACE_POLICY_ABSENT
+						: pv->action == DPDBG_POLICY_DENY ? DPDBG_TRACE_POLICY_DENY
+										  : DPDBG_TRACE_POLICY_ALLOW;
+		}
 		if (!pv)
 			continue;
 		if (pv->action == DPDBG_POLICY_DENY) {
@@ -635,14 +710,28 @@ static __noinline struct policy_value *policy_lookup(__u32 ep, __u32 peer, const
 	return allow;
 }
 
+static __noinline struct policy_value *policy_lookup(__u32 ep, __u32 peer, const struct pkt *p, __u8 dir,
+						     __u8 *match_overrode)
+{
+	return policy_lookup_in(ep, peer, p, dir, match_overrode, 0);
+}
+
 /*
  * Accounts a packet on an existing entry. Returns 1 when the packet showed
  * TCP flags not seen before in its direction (what aggregation traces).
  */
-static __always_inline int ct_touch(struct ct_entry *e, int rev, __u32 len, const struct pkt *p, __u64 now)
+static __always_inline int ct_touch(struct ct_entry *e, int rev, __u32 len, const struct pkt *p, __u64 now,
+				    struct trace_result *tr)
 {
 	int changed = 0;
 
+	if (tr) {
+		/* What the live path returns, without its writes. */
+		__u8 seen = rev ? e->tcp_flags_rev : e->tcp_flags_fwd;
+
+		tr->ct = *e;
+		return p->t.proto == IPPROTO_TCP && (seen | p->tcp_flags) != seen;
+	}
 	if (rev) {
 		__sync_fetch_and_add(&e->packets_rev, 1);
 		__sync_fetch_and_add(&e->bytes_rev, len);
@@ -727,7 +816,7 @@ static __always_inline void ct_init(struct ct_entry *e, __u32 len, const struct 
 /*
  * An entry that no longer stands for a live connection: past its lifetime
  * (so no daemon is needed for correctness), or closing and met by a new SYN
- * (the tuple is being reused). Both are treated as absent.
+ * (the tuple is being reused, 2). Both are treated as absent.
  */
 static __always_inline int ct_stale(const struct ct_entry *e, const struct pkt *p, __u64 now, int *reopen)
 {
@@ -736,7 +825,7 @@ static __always_inline int ct_stale(const struct ct_entry *e, const struct pkt *
 	if (p->t.proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN &&
 	    (e->flags & (DPDBG_CT_F_CLOSING_FWD | DPDBG_CT_F_CLOSING_REV))) {
 		*reopen = 1;
-		return 1;
+		return 2;
 	}
 	return 0;
 }
@@ -842,24 +931,41 @@ static __always_inline struct endpoint_info *endpoint_of(const struct pkt *p, __
  * it once the endpoint is confirmed); a stale one is deleted.
  */
 static __always_inline struct ct_entry *ct_find(union ct_key *key, const struct pkt *p, __u32 ifindex, __u64 now,
-						int *reopen, int *replace)
+						int *reopen, int *replace, struct trace_result *tr, int slot)
 {
 	struct ct_entry *e = ct_lookup(p, key);
+	int stale;
 
-	if (!e)
+	if (!e) {
+		if (tr)
+			tr->ct_lookup[slot & 3] = DPDBG_TRACE_CT_ABSENT;
 		return 0;
+	}
 	if (e->ifindex != ifindex) {
 		*replace = 1;
+		if (tr)
+			tr->ct_lookup[slot & 3] = DPDBG_TRACE_CT_OTHER_IF;
 		return 0;
 	}
-	if (ct_stale(e, p, now, reopen)) {
-		ct_delete(p, key);
+	stale = ct_stale(e, p, now, reopen);
+	if (stale) {
+		if (tr)
+			tr->ct_lookup[slot & 3] = stale == 2 ? DPDBG_TRACE_CT_CLOSED : DPDBG_TRACE_CT_EXPIRED;
+		else
+			ct_delete(p, key);
 		return 0;
 	}
+	if (tr)
+		tr->ct_lookup[slot & 3] = DPDBG_TRACE_CT_FOUND;
 	return e;
 }
 
-static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
+/*
+ * One packet through the datapath. `tr` is NULL for the live programs; the
+ * dry-run pair passes its trace slot, and every write to a live map, every
+ * counter and every event below is then recorded there instead.
+ */
+static __always_inline int handle(struct __sk_buff *skb, __u8 dir, struct trace_result *tr)
 {
 	struct pkt p;
 	struct verdict v = { .dir = dir };
@@ -870,15 +976,26 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 
 	/* `inner` is written before it is read (icmp_err): zeroing it is wasted work per packet. */
 	__builtin_memset(&p, 0, __builtin_offsetof(struct pkt, inner));
-	r = parse(skb, &p);
+	r = parse(skb, &p, tr);
+	if (tr) {
+		tr->parse = r;
+		tr->family = p.family;
+		tr->proto = p.t.proto;
+		tr->tcp_flags = p.tcp_flags;
+		tr->frag = p.frag;
+		tr->icmp_err = p.icmp_err;
+		tr->neigh = p.neigh;
+		tr->sport = p.t.sport;
+		tr->dport = p.t.dport;
+	}
 	if (r == DPDBG_REASON_PASS_OTHER_L3) {
-		count(r, dir, len);
+		account(tr, r, dir, len);
 		return TC_ACT_OK;
 	}
 	if (r)
-		return drop(skb, &p, &v, r);
+		return drop(skb, &p, &v, r, tr);
 	if (p.neigh) {
-		count(DPDBG_REASON_FORWARDED, dir, len);
+		account(tr, DPDBG_REASON_FORWARDED, dir, len);
 		return TC_ACT_OK;
 	}
 
@@ -898,53 +1015,64 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 			int ignored = 0;
 
 			ct_key(&key, &p, &p.inner, dir, 0);
-			e = ct_find(&key, &p, ifindex, now, &ignored, &ignored);
+			e = ct_find(&key, &p, ifindex, now, &ignored, &ignored, tr, DPDBG_TRACE_CT_RELATED_FWD);
 			if (!e) {
 				ct_key(&key, &p, &p.inner, dir, 1);
-				e = ct_find(&key, &p, ifindex, now, &ignored, &ignored);
+				e = ct_find(&key, &p, ifindex, now, &ignored, &ignored, tr, DPDBG_TRACE_CT_RELATED_REV);
 			}
 			if (e) {
 				v.ct_state = DPDBG_CT_RELATED;
+				if (tr)
+					tr->ct = *e;
 				trace = 1;
 				goto forward;
 			}
 		}
 		ct_key(&key, &p, &p.t, dir, 0);
-		e = ct_find(&key, &p, ifindex, now, &reopen, &replace);
+		e = ct_find(&key, &p, ifindex, now, &reopen, &replace, tr, DPDBG_TRACE_CT_FWD);
 		if (e) {
 			v.ct_state = DPDBG_CT_ESTABLISHED;
-			trace = ct_touch(e, 0, len, &p, now);
+			trace = ct_touch(e, 0, len, &p, now, tr);
 			goto forward;
 		}
 		if (!replace && !reopen) {
 			ct_key(&key, &p, &p.t, dir, 1);
-			e = ct_find(&key, &p, ifindex, now, &reopen, &replace);
+			e = ct_find(&key, &p, ifindex, now, &reopen, &replace, tr, DPDBG_TRACE_CT_REV);
 			if (e) {
 				v.ct_state = DPDBG_CT_REPLY;
-				trace = ct_touch(e, 1, len, &p, now);
+				trace = ct_touch(e, 1, len, &p, now, tr);
 				goto forward;
 			}
 		}
 	}
 
 	ep = endpoint_of(&p, dir);
+	if (tr) {
+		tr->ep_state = !ep			    ? DPDBG_TRACE_EP_ABSENT
+			       : ep->ifindex != ifindex ? DPDBG_TRACE_EP_OTHER_IF
+							: DPDBG_TRACE_EP_FOUND;
+		if (ep)
+			tr->ep = *ep;
+	}
 	if (!ep || ep->ifindex != ifindex)
 		return drop(skb, &p, &v,
-			    dir == DPDBG_DIR_EGRESS ? DPDBG_REASON_INVALID_SOURCE_IP : DPDBG_REASON_UNROUTABLE);
+			    dir == DPDBG_DIR_EGRESS ? DPDBG_REASON_INVALID_SOURCE_IP : DPDBG_REASON_UNROUTABLE, tr);
 
 	__u32 local = ep->identity;
 	__u16 enforced = ep->flags & (dir == DPDBG_DIR_INGRESS ? DPDBG_EP_ENFORCE_INGRESS : DPDBG_EP_ENFORCE_EGRESS);
-	__u32 peer = peer_identity(&p, dir == DPDBG_DIR_INGRESS);
+	__u32 peer = peer_of(&p, dir == DPDBG_DIR_INGRESS, tr);
 
 	v.endpoint_id = ep->endpoint_id;
 	v.src_identity = dir == DPDBG_DIR_EGRESS ? local : peer;
 	v.dst_identity = dir == DPDBG_DIR_EGRESS ? peer : local;
+	if (tr)
+		tr->enforced = enforced != 0;
 
 	if (p.frag == FRAG_UNKNOWN) {
 		/* No ports, so no conntrack entry and no policy key to decide with. */
 		if (enforced)
-			return drop(skb, &p, &v, DPDBG_REASON_FRAG_NOT_FOUND);
-		count(DPDBG_REASON_FORWARDED, dir, len);
+			return drop(skb, &p, &v, DPDBG_REASON_FRAG_NOT_FOUND, tr);
+		account(tr, DPDBG_REASON_FORWARDED, dir, len);
 		return TC_ACT_OK;
 	}
 
@@ -955,38 +1083,49 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 		trace = 1;
 		if (enforced) {
 			__u8 mo = 0;
-			struct policy_value *pv = policy_lookup(v.endpoint_id, peer, &p, dir, &mo);
+			struct policy_value *pv = tr ? policy_lookup_in(v.endpoint_id, peer, &p, dir, &mo, tr)
+						     : policy_lookup(v.endpoint_id, peer, &p, dir, &mo);
 			__u8 match = mo & 0x7f, overrode = mo & 0x80;
 			int deny = !pv || pv->action == DPDBG_POLICY_DENY;
 
-			if (pv) {
+			if (tr) {
+				tr->policy_match = match;
+				tr->policy_overrode = overrode != 0;
+			} else if (pv) {
 				__sync_fetch_and_add(&pv->packets, 1);
 				__sync_fetch_and_add(&pv->bytes, len);
 			}
 			v.flags = overrode ? DPDBG_EVF_DENY_OVERRODE_ALLOW : 0;
-			emit(skb, &p, &v,
+			send(tr, skb, &p, &v,
 			     EV(DPDBG_EVENT_POLICY_VERDICT, match, deny ? DPDBG_VERDICT_DROPPED : DPDBG_VERDICT_FORWARDED));
 			if (deny)
 				return drop(skb, &p, &v,
-					    pv ? DPDBG_REASON_POLICY_DENYLIST : DPDBG_REASON_POLICY_DENIED);
+					    pv ? DPDBG_REASON_POLICY_DENYLIST : DPDBG_REASON_POLICY_DENIED, tr);
 			v.flags = 0;
 		}
-		ct_init(&ne, len, &p, v.src_identity, now);
-		ne.ifindex = ifindex;
-		/* key may hold the reply tuple of the lookups above. */
-		ct_key(&key, &p, &p.t, dir, 0);
-		r = ct_insert(&p, &key, &ne, replace ? BPF_ANY : BPF_NOEXIST);
-		/* -EEXIST: another CPU created it first, which is fine. */
-		if (r < 0 && r != -17)
-			return drop(skb, &p, &v, DPDBG_REASON_CT_MAP_INSERT);
+		if (tr) {
+			tr->ct_create = replace ? DPDBG_TRACE_CREATE_REPLACE : DPDBG_TRACE_CREATE_NEW;
+		} else {
+			ct_init(&ne, len, &p, v.src_identity, now);
+			ne.ifindex = ifindex;
+			/* key may hold the reply tuple of the lookups above. */
+			ct_key(&key, &p, &p.t, dir, 0);
+			r = ct_insert(&p, &key, &ne, replace ? BPF_ANY : BPF_NOEXIST);
+			/* -EEXIST: another CPU created it first, which is fine. */
+			if (r < 0 && r != -17)
+				return drop(skb, &p, &v, DPDBG_REASON_CT_MAP_INSERT, tr);
+		}
 	}
 
 forward:
-	count(DPDBG_REASON_FORWARDED, dir, len);
+	account(tr, DPDBG_REASON_FORWARDED, dir, len);
+	if (tr)
+		tr->ct_state = v.ct_state;
 	if (rt.aggregation == DPDBG_AGG_NONE || (rt.aggregation == DPDBG_AGG_MEDIUM && trace)) {
 		if (!ep) {
 			/* A tracked packet: the event still names its endpoint and identities. */
-			__u32 peer = peer_identity(&p, dir == DPDBG_DIR_INGRESS);
+			__u32 peer = tr ? peer_identity_of(&p, dir == DPDBG_DIR_INGRESS, 0)
+					: peer_identity(&p, dir == DPDBG_DIR_INGRESS);
 			__u32 local = 0;
 
 			ep = endpoint_of(&p, dir);
@@ -997,7 +1136,7 @@ forward:
 			v.src_identity = dir == DPDBG_DIR_EGRESS ? local : peer;
 			v.dst_identity = dir == DPDBG_DIR_EGRESS ? peer : local;
 		}
-		emit(skb, &p, &v,
+		send(tr, skb, &p, &v,
 		     EV(DPDBG_EVENT_TRACE, dir == DPDBG_DIR_INGRESS ? DPDBG_TRACE_TO_ENDPOINT : DPDBG_TRACE_FROM_ENDPOINT,
 			DPDBG_VERDICT_FORWARDED));
 	}
@@ -1007,13 +1146,51 @@ forward:
 SEC("classifier")
 int from_endpoint(struct __sk_buff *skb)
 {
-	return handle(skb, DPDBG_DIR_EGRESS);
+	return handle(skb, DPDBG_DIR_EGRESS, 0);
 }
 
 SEC("classifier")
 int to_endpoint(struct __sk_buff *skb)
 {
-	return handle(skb, DPDBG_DIR_INGRESS);
+	return handle(skb, DPDBG_DIR_INGRESS, 0);
+}
+
+/* The trace slot, cleared, for one dry run. */
+static __always_inline struct trace_result *trace_slot(struct __sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct trace_result *tr = bpf_map_lookup_elem(&trace_result, &zero);
+
+	if (tr) {
+		__builtin_memset(tr, 0, sizeof(*tr));
+		tr->ifindex = skb->ifindex;
+	}
+	return tr;
+}
+
+/*
+ * The dry-run pair `dpdbg trace` runs with BPF_PROG_TEST_RUN: the same
+ * handler as the live programs, against the same maps, but only reading
+ * them (see handle()). Never attached.
+ */
+SEC("classifier")
+int trace_from_ep(struct __sk_buff *skb)
+{
+	struct trace_result *tr = trace_slot(skb);
+
+	if (!tr)
+		return TC_ACT_SHOT;
+	return handle(skb, DPDBG_DIR_EGRESS, tr);
+}
+
+SEC("classifier")
+int trace_to_ep(struct __sk_buff *skb)
+{
+	struct trace_result *tr = trace_slot(skb);
+
+	if (!tr)
+		return TC_ACT_SHOT;
+	return handle(skb, DPDBG_DIR_INGRESS, tr);
 }
 
 /* Run once by the loader (BPF_PROG_TEST_RUN) to relate jiffies to the coarse clock. */

@@ -14,6 +14,7 @@ pub mod maps;
 pub mod pins;
 pub mod progs;
 pub mod sys;
+pub mod trace;
 pub(crate) mod syscall;
 
 pub use error::{Error, Result};

@@ -13,7 +13,9 @@ use crate::{Error, Result};
 
 /// The maps the object defines, each pinned as `maps/<name>`.
 pub const MAPS: &[&str] =
-    &["endpoints", "ipcache", "policy", "ct4", "ct6", "frags", "metrics", "events", "events_perf"];
+    &["endpoints", "ipcache", "policy", "ct4", "ct6", "frags", "metrics", "events", "events_perf", TRACE_MAP];
+/// The one-slot map the dry-run programs of `dpdbg trace` record into.
+pub const TRACE_MAP: &str = "trace_result";
 /// The object's `.rodata` (the `cfg` load-time settings) is pinned under this
 /// name so `status` can show what the loaded datapath was configured with.
 pub const CONFIG_MAP: &str = "config";
@@ -23,6 +25,10 @@ pub const SETTINGS_MAP: &str = "settings";
 /// The programs, each pinned as `progs/<name>`.
 pub const PROG_FROM_ENDPOINT: &str = "from_endpoint";
 pub const PROG_TO_ENDPOINT: &str = "to_endpoint";
+/// The dry-run pair `dpdbg trace` runs (never attached): the same handler,
+/// recording into the trace map instead of writing to the live maps.
+pub const PROG_TRACE_FROM: &str = "trace_from_ep";
+pub const PROG_TRACE_TO: &str = "trace_to_ep";
 
 /// How a program is attached to an interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -33,7 +33,7 @@ fn every_mirror_matches_the_object_btf() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 17);
+    assert_eq!(checked, 18);
 }
 
 #[test]
@@ -171,6 +171,34 @@ fn mirrored_constants() -> Vec<(&'static str, i64)> {
         ("DPDBG_AGG_NONE", abi::AGG_NONE.into()),
         ("DPDBG_AGG_MEDIUM", abi::AGG_MEDIUM.into()),
         ("DPDBG_AGG_MAX", abi::AGG_MAX.into()),
+        ("DPDBG_TRACE_CT_SKIPPED", abi::TRACE_CT_SKIPPED.into()),
+        ("DPDBG_TRACE_CT_ABSENT", abi::TRACE_CT_ABSENT.into()),
+        ("DPDBG_TRACE_CT_FOUND", abi::TRACE_CT_FOUND.into()),
+        ("DPDBG_TRACE_CT_OTHER_IF", abi::TRACE_CT_OTHER_IF.into()),
+        ("DPDBG_TRACE_CT_EXPIRED", abi::TRACE_CT_EXPIRED.into()),
+        ("DPDBG_TRACE_CT_CLOSED", abi::TRACE_CT_CLOSED.into()),
+        ("DPDBG_TRACE_CT_RELATED_FWD", abi::TRACE_CT_RELATED_FWD as i64),
+        ("DPDBG_TRACE_CT_RELATED_REV", abi::TRACE_CT_RELATED_REV as i64),
+        ("DPDBG_TRACE_CT_FWD", abi::TRACE_CT_FWD as i64),
+        ("DPDBG_TRACE_CT_REV", abi::TRACE_CT_REV as i64),
+        ("DPDBG_TRACE_CT_SLOTS", abi::TRACE_CT_SLOTS as i64),
+        ("DPDBG_TRACE_EP_SKIPPED", abi::TRACE_EP_SKIPPED.into()),
+        ("DPDBG_TRACE_EP_FOUND", abi::TRACE_EP_FOUND.into()),
+        ("DPDBG_TRACE_EP_ABSENT", abi::TRACE_EP_ABSENT.into()),
+        ("DPDBG_TRACE_EP_OTHER_IF", abi::TRACE_EP_OTHER_IF.into()),
+        ("DPDBG_TRACE_PEER_NONE", abi::TRACE_PEER_NONE.into()),
+        ("DPDBG_TRACE_PEER_ENDPOINT", abi::TRACE_PEER_ENDPOINT.into()),
+        ("DPDBG_TRACE_PEER_IPCACHE", abi::TRACE_PEER_IPCACHE.into()),
+        ("DPDBG_TRACE_PEER_WORLD", abi::TRACE_PEER_WORLD.into()),
+        ("DPDBG_TRACE_POLICY_SKIPPED", abi::TRACE_POLICY_SKIPPED.into()),
+        ("DPDBG_TRACE_POLICY_ABSENT", abi::TRACE_POLICY_ABSENT.into()),
+        ("DPDBG_TRACE_POLICY_ALLOW", abi::TRACE_POLICY_ALLOW.into()),
+        ("DPDBG_TRACE_POLICY_DENY", abi::TRACE_POLICY_DENY.into()),
+        ("DPDBG_TRACE_CREATE_NONE", abi::TRACE_CREATE_NONE.into()),
+        ("DPDBG_TRACE_CREATE_NEW", abi::TRACE_CREATE_NEW.into()),
+        ("DPDBG_TRACE_CREATE_REPLACE", abi::TRACE_CREATE_REPLACE.into()),
+        ("DPDBG_TRACE_EVENTS_MAX", abi::TRACE_EVENTS_MAX as i64),
+        ("DPDBG_TRACE_POLICY_LEVELS", abi::TRACE_POLICY_LEVELS as i64),
     ];
     for (c, r) in [
         ("DPDBG_REASON_FORWARDED", Reason::FORWARDED),

@@ -336,6 +336,97 @@ struct clock_sample {
 	__u64 coarse_ns;
 };
 
+/*
+ * `dpdbg trace`: the datapath's handler compiled a second time as a dry-run
+ * program pair (trace_from_ep, trace_to_ep). Where the live programs write
+ * to a map, count or send an event, the dry ones record what they would have
+ * done in the one slot of the trace_result map instead.
+ */
+
+/* trace_result.ct_lookup[]: what one conntrack lookup found. */
+enum dpdbg_trace_ct {
+	DPDBG_TRACE_CT_SKIPPED = 0, /* not looked up */
+	DPDBG_TRACE_CT_ABSENT = 1,
+	DPDBG_TRACE_CT_FOUND = 2,
+	DPDBG_TRACE_CT_OTHER_IF = 3, /* an entry of another interface: not used */
+	DPDBG_TRACE_CT_EXPIRED = 4, /* past its lifetime: the datapath deletes it */
+	DPDBG_TRACE_CT_CLOSED = 5, /* closing and met by a new SYN: the datapath deletes it */
+};
+
+/* The slots of trace_result.ct_lookup, in the order the handler looks. */
+enum dpdbg_trace_ct_slot {
+	DPDBG_TRACE_CT_RELATED_FWD = 0, /* the connection an ICMP error quotes */
+	DPDBG_TRACE_CT_RELATED_REV = 1,
+	DPDBG_TRACE_CT_FWD = 2, /* the packet's own tuple */
+	DPDBG_TRACE_CT_REV = 3, /* its reply tuple */
+	DPDBG_TRACE_CT_SLOTS = 4,
+};
+
+/* trace_result.ep_state: the endpoint lookup. */
+enum dpdbg_trace_ep {
+	DPDBG_TRACE_EP_SKIPPED = 0, /* a tracked packet: its entry vouches for the endpoint */
+	DPDBG_TRACE_EP_FOUND = 1,
+	DPDBG_TRACE_EP_ABSENT = 2,
+	DPDBG_TRACE_EP_OTHER_IF = 3, /* the address belongs to an endpoint on another interface */
+};
+
+/* trace_result.peer_source: where the peer's identity came from. */
+enum dpdbg_trace_peer {
+	DPDBG_TRACE_PEER_NONE = 0, /* not looked up */
+	DPDBG_TRACE_PEER_ENDPOINT = 1,
+	DPDBG_TRACE_PEER_IPCACHE = 2,
+	DPDBG_TRACE_PEER_WORLD = 3, /* in neither: reserved identity world */
+};
+
+/* trace_result.policy[]: one policy level's lookup (index: enum dpdbg_match - 1). */
+enum dpdbg_trace_policy {
+	DPDBG_TRACE_POLICY_SKIPPED = 0,
+	DPDBG_TRACE_POLICY_ABSENT = 1,
+	DPDBG_TRACE_POLICY_ALLOW = 2,
+	DPDBG_TRACE_POLICY_DENY = 3,
+};
+
+/* trace_result.ct_create */
+enum dpdbg_trace_create {
+	DPDBG_TRACE_CREATE_NONE = 0,
+	DPDBG_TRACE_CREATE_NEW = 1, /* a new entry */
+	DPDBG_TRACE_CREATE_REPLACE = 2, /* overwriting another interface's entry */
+};
+
+enum dpdbg_trace_limits {
+	DPDBG_TRACE_EVENTS_MAX = 2, /* a policy verdict and a drop at most */
+	DPDBG_TRACE_POLICY_LEVELS = 4,
+};
+
+struct trace_result {
+	struct event_hdr events[DPDBG_TRACE_EVENTS_MAX]; /* what would have been sent, in order */
+	struct ct_entry ct; /* the entry the packet would be accounted to, as found */
+	struct endpoint_info ep; /* the endpoint found (ep_state FOUND or OTHER_IF) */
+	struct policy_key policy_keys[DPDBG_TRACE_POLICY_LEVELS]; /* each level's key, as looked up */
+	__u32 ifindex; /* the interface the program ran for */
+	__u32 peer_identity;
+	__u16 sport; /* the ports conntrack and policy use (host order) */
+	__u16 dport;
+	__u8 parse; /* 0, or the reason the parser stopped with */
+	__u8 family;
+	__u8 proto;
+	__u8 tcp_flags;
+	__u8 frag; /* 0 none, 1 first fragment, 2 later, 3 later with no first seen */
+	__u8 icmp_err; /* an ICMP error with a quoted connection */
+	__u8 neigh; /* ICMPv6 neighbour discovery or MLD: passed untracked */
+	__u8 ct_state; /* the state the packet got (enum dpdbg_ct_state), 0 none */
+	__u8 ct_lookup[DPDBG_TRACE_CT_SLOTS];
+	__u8 policy[DPDBG_TRACE_POLICY_LEVELS];
+	__u8 ep_state;
+	__u8 enforced; /* the endpoint enforces policy in this direction */
+	__u8 peer_source;
+	__u8 ct_create;
+	__u8 policy_match; /* the deciding level (enum dpdbg_match) */
+	__u8 policy_overrode; /* a deny won over a matching allow */
+	__u8 reason; /* what the packet was counted as: 0 forwarded, or a drop reason */
+	__u8 nevents;
+};
+
 /* Every enum above, so they all reach the object's BTF (see datapath.c). */
 struct dpdbg_abi_enums {
 	enum dpdbg_family family;
@@ -356,6 +447,13 @@ struct dpdbg_abi_enums {
 	enum dpdbg_snaplen snaplen;
 	enum dpdbg_transport transport;
 	enum dpdbg_aggregation aggregation;
+	enum dpdbg_trace_ct trace_ct;
+	enum dpdbg_trace_ct_slot trace_ct_slot;
+	enum dpdbg_trace_ep trace_ep;
+	enum dpdbg_trace_peer trace_peer;
+	enum dpdbg_trace_policy trace_policy;
+	enum dpdbg_trace_create trace_create;
+	enum dpdbg_trace_limits trace_limits;
 };
 
 #endif

@@ -15,6 +15,7 @@ pub mod prog;
 mod props;
 pub mod serve;
 pub mod stop;
+pub mod trace;
 pub mod tui;
 
 use std::path::PathBuf;
@@ -65,6 +66,9 @@ pub enum Command {
     Observe(Box<observe::ObserveCmd>),
     /// A live dashboard: endpoints, policy verdicts, conntrack, drops and programs.
     Tui(tui::TuiCmd),
+    /// What the loaded datapath would do with a packet, and why: run on a
+    /// crafted packet by the same code, without changing any map.
+    Trace(trace::TraceCmd),
     /// Ask `dpdbg serve` how it is (grpc.health.v1): exit 0 when SERVING, for probes.
     Health(health::HealthCmd),
 }
@@ -81,6 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(c) => c.run(&cli.bpffs),
         Command::Tui(c) => c.run(&cli.bpffs, &printer),
         Command::Health(c) => c.run(&cli.bpffs, &printer),
+        Command::Trace(c) => c.run(&cli.bpffs, &printer),
         Command::Observe(c) => {
             // Hubble prints compact unless told otherwise; our global default is "table".
             let explicit = std::env::args().any(|a| a == "-o" || a.starts_with("-o") || a.starts_with("--output"));

@@ -93,6 +93,20 @@ abi_structs! {
     }
     /// Value of the frags map: the ports its first fragment carried.
     "frag_ports" => pub struct FragPorts { pub sport: u16, pub dport: u16 }
+    /// What one dry run of the datapath (`dpdbg trace`) recorded: the value of trace_result.
+    "trace_result" => pub struct TraceResult {
+        pub events: [EventHdr; TRACE_EVENTS_MAX],
+        pub ct: CtEntry,
+        pub ep: EndpointInfo,
+        pub policy_keys: [PolicyKey; TRACE_POLICY_LEVELS],
+        pub ifindex: u32, pub peer_identity: u32, pub sport: u16, pub dport: u16,
+        pub parse: u8, pub family: u8, pub proto: u8, pub tcp_flags: u8,
+        pub frag: u8, pub icmp_err: u8, pub neigh: u8, pub ct_state: u8,
+        pub ct_lookup: [u8; TRACE_CT_SLOTS],
+        pub policy: [u8; TRACE_POLICY_LEVELS],
+        pub ep_state: u8, pub enforced: u8, pub peer_source: u8, pub ct_create: u8,
+        pub policy_match: u8, pub policy_overrode: u8, pub reason: u8, pub nevents: u8,
+    }
 }
 
 pub const FAMILY_IPV4: u8 = 4;
@@ -157,6 +171,41 @@ pub const TRANSPORT_PERF: u32 = 1;
 pub const AGG_NONE: u32 = 0;
 pub const AGG_MEDIUM: u32 = 1;
 pub const AGG_MAX: u32 = 2;
+
+/// trace_result.ct_lookup values.
+pub const TRACE_CT_SKIPPED: u8 = 0;
+pub const TRACE_CT_ABSENT: u8 = 1;
+pub const TRACE_CT_FOUND: u8 = 2;
+pub const TRACE_CT_OTHER_IF: u8 = 3;
+pub const TRACE_CT_EXPIRED: u8 = 4;
+pub const TRACE_CT_CLOSED: u8 = 5;
+/// trace_result.ct_lookup slots.
+pub const TRACE_CT_RELATED_FWD: usize = 0;
+pub const TRACE_CT_RELATED_REV: usize = 1;
+pub const TRACE_CT_FWD: usize = 2;
+pub const TRACE_CT_REV: usize = 3;
+pub const TRACE_CT_SLOTS: usize = 4;
+/// trace_result.ep_state values.
+pub const TRACE_EP_SKIPPED: u8 = 0;
+pub const TRACE_EP_FOUND: u8 = 1;
+pub const TRACE_EP_ABSENT: u8 = 2;
+pub const TRACE_EP_OTHER_IF: u8 = 3;
+/// trace_result.peer_source values.
+pub const TRACE_PEER_NONE: u8 = 0;
+pub const TRACE_PEER_ENDPOINT: u8 = 1;
+pub const TRACE_PEER_IPCACHE: u8 = 2;
+pub const TRACE_PEER_WORLD: u8 = 3;
+/// trace_result.policy values, per level.
+pub const TRACE_POLICY_SKIPPED: u8 = 0;
+pub const TRACE_POLICY_ABSENT: u8 = 1;
+pub const TRACE_POLICY_ALLOW: u8 = 2;
+pub const TRACE_POLICY_DENY: u8 = 3;
+/// trace_result.ct_create values.
+pub const TRACE_CREATE_NONE: u8 = 0;
+pub const TRACE_CREATE_NEW: u8 = 1;
+pub const TRACE_CREATE_REPLACE: u8 = 2;
+pub const TRACE_EVENTS_MAX: usize = 2;
+pub const TRACE_POLICY_LEVELS: usize = 4;
 
 /// Number of slots in the metrics array: reason * 2 + direction.
 pub const METRICS_MAX: u32 = 512;

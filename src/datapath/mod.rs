@@ -15,7 +15,10 @@ use aya::programs::tc::{self, TcAttachOptions};
 use aya::programs::{LinkOrder, ProgramError, SchedClassifier};
 use serde::Serialize;
 
-pub use crate::pins::{AttachMode, CONFIG_MAP, Hook, MAPS, PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT, Pins, SETTINGS_MAP};
+pub use crate::pins::{
+    AttachMode, CONFIG_MAP, Hook, MAPS, PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT, PROG_TRACE_FROM, PROG_TRACE_TO, Pins,
+    SETTINGS_MAP, TRACE_MAP,
+};
 pub use status::{
     AttachmentStatus, MapStatus, ProgramStatus, Runtime, Status, clock_source, loaded_settings, runtime, set_runtime,
     status, status_brief,
@@ -195,6 +198,9 @@ pub fn check_map_size(name: &str, n: u32) -> Result<()> {
                 abi::METRICS_MAX
             )));
         }
+        TRACE_MAP => {
+            return Err(Error::InvalidInput(format!("map {TRACE_MAP} is one slot for dpdbg trace: its size is fixed")));
+        }
         _ => {}
     }
     Ok(())
@@ -281,7 +287,7 @@ fn load_pinned(pins: &Pins, settings: &Settings, object: &[u8]) -> Result<LoadRe
     }
 
     let mut programs = Vec::new();
-    for name in [PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT] {
+    for name in [PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT, PROG_TRACE_FROM, PROG_TRACE_TO] {
         let prog: &mut SchedClassifier = ebpf
             .program_mut(name)
             .ok_or_else(|| Error::InvalidInput(format!("the object has no program {name}")))?

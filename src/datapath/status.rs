@@ -6,7 +6,7 @@ use aya::programs::{ProgramInfo, SchedClassifier};
 use serde::Serialize;
 
 use super::{
-    Aggregation, AttachMode, CONFIG_MAP, Hook, MAPS, PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT, Pins, SETTINGS_MAP, Settings,
+    Aggregation, AttachMode, CONFIG_MAP, Hook, MAPS, PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT, PROG_TRACE_FROM, PROG_TRACE_TO, Pins, SETTINGS_MAP, Settings, TRACE_MAP,
 };
 use crate::abi::{DpClock, DpConfig, DpRuntime};
 use crate::sys::{self, Features};
@@ -293,8 +293,12 @@ fn status_of(bpffs: &Path, full: bool) -> Result<Status> {
     }
     st.events_lost = Some(metric_total(&pins, crate::abi::Reason::EVENT_LOST)?);
     st.events_undecodable = Some(metric_total(&pins, crate::abi::Reason::EVENT_UNDECODABLE)?);
-    for name in [PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT] {
+    for name in [PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT, PROG_TRACE_FROM, PROG_TRACE_TO] {
         let path = pins.prog(name);
+        // A datapath loaded by a dpdbg before `trace` existed has no dry-run pair.
+        if matches!(name, PROG_TRACE_FROM | PROG_TRACE_TO) && !path.exists() {
+            continue;
+        }
         let info = ProgramInfo::from_pin(&path).map_err(|e| Error::bpf(format!("reading {}", path.display()), e))?;
         st.programs.push(ProgramStatus::from_info(name, &path, &info));
     }
@@ -318,6 +322,9 @@ fn status_of(bpffs: &Path, full: bool) -> Result<Status> {
     }
     for name in MAPS.iter().copied().chain([CONFIG_MAP, SETTINGS_MAP]).filter(|_| full) {
         let path = pins.map(name);
+        if name == TRACE_MAP && !path.exists() {
+            continue;
+        }
         let data = MapData::from_pin(&path).map_err(|e| Error::bpf(format!("opening {}", path.display()), e))?;
         let info = data.info().map_err(|e| Error::bpf(format!("reading {}", path.display()), e))?;
         let mt = info.map_type().map_err(|e| Error::bpf(format!("map type of {}", path.display()), e))?;
