@@ -281,16 +281,24 @@ static __always_inline void account(struct trace_result *tr, __u32 reason, __u8 
 		count(reason, dir, len);
 }
 
+_Static_assert((DPDBG_TRACE_EVENTS_MAX & (DPDBG_TRACE_EVENTS_MAX - 1)) == 0, "send() masks with it");
+
 static __always_inline void send(struct trace_result *tr, struct __sk_buff *skb, const struct pkt *p,
 				 const struct verdict *v, __u32 ev)
 {
 	if (tr) {
-		__u8 n = tr->nevents;
+		__u32 n = tr->nevents;
 
-		if (n < DPDBG_TRACE_EVENTS_MAX) {
-			fill_hdr(skb, p, v, ev, &tr->events[n]);
-			tr->nevents = n + 1;
-		}
+		if (n >= DPDBG_TRACE_EVENTS_MAX)
+			return;
+		/*
+		 * The mask (the count is a power of two) keeps the bound in sight
+		 * of the verifier, which can lose a compare clang has reshaped.
+		 */
+		asm volatile("" : "+r"(n));
+		n &= DPDBG_TRACE_EVENTS_MAX - 1;
+		fill_hdr(skb, p, v, ev, &tr->events[n]);
+		tr->nevents = n + 1;
 		return;
 	}
 	emit(skb, p, v, ev);

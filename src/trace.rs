@@ -198,6 +198,9 @@ pub struct EventView {
     pub verdict: &'static str,
     /// The line `dpdbg monitor` would print for it (without the time).
     pub summary: String,
+    /// The header as the datapath would have sent it (its time stamp is the trace's).
+    #[serde(skip)]
+    pub header: abi::EventHdr,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -257,8 +260,10 @@ fn mac(s: &str) -> Option<[u8; 6]> {
     Some(out)
 }
 
-/// The frame for one hop: Ethernet, then the IP packet.
-fn build(req: &Request, src: IpAddr, dst: IpAddr, smac: [u8; 6], dmac: [u8; 6]) -> Result<Vec<u8>> {
+/// The frame trace runs: Ethernet (from `smac` to `dmac`), then the IP
+/// packet `req` describes. Public so tests send real traffic with the very
+/// bytes a trace ran on.
+pub fn frame(req: &Request, src: IpAddr, dst: IpAddr, smac: [u8; 6], dmac: [u8; 6]) -> Result<Vec<u8>> {
     if let Some(raw) = &req.raw {
         let ethertype: u16 = match raw.first().map(|b| b >> 4) {
             Some(6) => 0x86dd,
@@ -525,7 +530,7 @@ fn describe(
             f.interface = sys::ifname(h.ifindex);
             let mut summary = String::new();
             let _ = flow::write_line(&mut summary, &f);
-            EventView { event_type: f.event_type, verdict: f.verdict, summary }
+            EventView { event_type: f.event_type, verdict: f.verdict, summary, header: *h }
         })
         .collect();
     // TC_ACT_SHOT is 2; everything else lets the packet on.
@@ -586,7 +591,7 @@ pub fn trace(bpffs: &Path, req: &Request) -> Result<Report> {
     }
     let smac = sender.as_ref().and_then(|e| mac(&e.mac)).unwrap_or(DEFAULT_MAC_SRC);
     let dmac = receiver.as_ref().and_then(|e| mac(&e.mac)).unwrap_or(DEFAULT_MAC_DST);
-    let frame = build(req, src, dst, smac, dmac)?;
+    let frame = frame(req, src, dst, smac, dmac)?;
     let summary = {
         let p = flow::decode_packet(&frame);
         let mut s = String::new();
@@ -660,17 +665,17 @@ mod tests {
     #[test]
     fn packets_are_what_was_asked_for() {
         let (s, d) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-        let f = build(&req(Proto::Tcp), s, d, DEFAULT_MAC_SRC, DEFAULT_MAC_DST).unwrap();
+        let f = frame(&req(Proto::Tcp), s, d, DEFAULT_MAC_SRC, DEFAULT_MAC_DST).unwrap();
         assert_eq!(f.len(), 14 + 20 + 20);
         assert_eq!(frame_proto(&f), 6);
         assert_eq!(&f[14 + 20..14 + 24], &[0x9c, 0x40, 0x1f, 0x90], "ports 40000 -> 8080");
         assert_eq!(f[14 + 20 + 13], 0x02, "SYN only");
-        let f = build(&req(Proto::Other(253)), s, d, DEFAULT_MAC_SRC, DEFAULT_MAC_DST).unwrap();
+        let f = frame(&req(Proto::Other(253)), s, d, DEFAULT_MAC_SRC, DEFAULT_MAC_DST).unwrap();
         assert_eq!((frame_proto(&f), f.len()), (253, 14 + 20 + 8));
         let (s6, d6) = ("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap());
-        let f = build(&req(Proto::Icmp), s6, d6, DEFAULT_MAC_SRC, DEFAULT_MAC_DST).unwrap();
+        let f = frame(&req(Proto::Icmp), s6, d6, DEFAULT_MAC_SRC, DEFAULT_MAC_DST).unwrap();
         assert_eq!((frame_proto(&f), f[14 + 40]), (58, 128), "ICMPv6 echo request");
-        assert!(build(&req(Proto::Udp), s, d6, DEFAULT_MAC_SRC, DEFAULT_MAC_DST).is_err(), "mixed families");
+        assert!(frame(&req(Proto::Udp), s, d6, DEFAULT_MAC_SRC, DEFAULT_MAC_DST).is_err(), "mixed families");
     }
 
     #[test]

@@ -19,7 +19,7 @@ fn tcx_lifecycle_leaves_nothing_behind() {
     let st = datapath::status(fs.path()).unwrap();
     assert!(st.loaded);
     let (progs, maps) = loaded_ids(&st);
-    assert_eq!(progs.len(), 2);
+    assert_eq!(progs.len(), 4, "the live pair and trace's dry-run pair");
     let all = bpftool_prog_ids();
     assert!(progs.iter().all(|p| all.contains(p)), "bpftool sees our programs");
 
