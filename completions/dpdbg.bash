@@ -46,6 +46,9 @@ _dpdbg() {
             dpdbg,serve)
                 cmd="dpdbg__subcmd__serve"
                 ;;
+            dpdbg,trace)
+                cmd="dpdbg__subcmd__trace"
+                ;;
             dpdbg,tui)
                 cmd="dpdbg__subcmd__tui"
                 ;;
@@ -331,6 +334,9 @@ _dpdbg() {
             dpdbg__subcmd__help,serve)
                 cmd="dpdbg__subcmd__help__subcmd__serve"
                 ;;
+            dpdbg__subcmd__help,trace)
+                cmd="dpdbg__subcmd__help__subcmd__trace"
+                ;;
             dpdbg__subcmd__help,tui)
                 cmd="dpdbg__subcmd__help__subcmd__tui"
                 ;;
@@ -530,7 +536,7 @@ _dpdbg() {
 
     case "${cmd}" in
         dpdbg)
-            opts="-o -h -V --bpffs --output --help --version datapath lab monitor bpf map prog serve observe tui health help"
+            opts="-o -h -V --bpffs --output --help --version datapath lab monitor bpf map prog serve observe tui trace health help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2258,7 +2264,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__help)
-            opts="datapath lab monitor bpf map prog serve observe tui health help"
+            opts="datapath lab monitor bpf map prog serve observe tui trace health help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2916,6 +2922,20 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__help__subcmd__serve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__trace)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -3749,6 +3769,60 @@ _dpdbg() {
                     return 0
                     ;;
                 --ct-gc-interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__trace)
+            opts="-4 -6 -o -h -V --from --to --proto --dport --sport --tcp-flags --packet --bpffs --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proto)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dport)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sport)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tcp-flags)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --packet)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -42,6 +42,7 @@ complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "prog" -d 'Every BPF pro
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "serve" -d 'Read the datapath\'s events and serve them to many clients (Hubble\'s Observer API)'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "observe" -d 'Flows from `dpdbg serve`, with Hubble\'s flags and output'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "tui" -d 'A live dashboard: endpoints, policy verdicts, conntrack, drops and programs'
+complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "trace" -d 'What the loaded datapath would do with a packet, and why: run on a crafted packet by the same code, without changing any map'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "health" -d 'Ask `dpdbg serve` how it is (grpc.health.v1): exit 0 when SERVING, for probes'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
@@ -463,6 +464,24 @@ dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand tui" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand tui" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l from -d 'The sender: an endpoint id, an IP address, or a lab endpoint\'s name (ep1)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l to -d 'The receiver: an endpoint id, an IP address, or a lab endpoint\'s name (ep2)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l proto -d 'tcp, udp, icmp, icmpv6 or an IP protocol number' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l dport -d 'Destination port (tcp, udp)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l sport -d 'Source port (tcp, udp), or the ICMP echo id' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l tcp-flags -d 'TCP flags as tcpdump letters (S, SA, A, FA, R) or names (SYN,ACK)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l packet -d 'Trace this IP packet (hex, IP header first) instead of building one; --from/--to, when given, must be its addresses\' endpoints' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (streams)'
+compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
+dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -s 4 -d 'Use the endpoints\' IPv4 addresses'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -s 6 -d 'Use the endpoints\' IPv6 addresses'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -l server -d 'The server: a unix socket path or host:port' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -l service -d 'The service to ask about: "" is the process (liveness), observer.Observer serves only while a datapath is loaded (readiness)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
@@ -474,17 +493,18 @@ dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -s V -l version -d 'Print version'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui health help" -f -a "datapath" -d 'Load, attach, detach, unload and inspect the datapath'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui health help" -f -a "lab" -d 'The built-in lab: endpoints in network namespaces with the datapath attached'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui health help" -f -a "monitor" -d 'Stream datapath events (trace, drop, policy verdict) as decoded packets'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui health help" -f -a "bpf" -d 'dpdbg\'s own maps, typed: endpoints, policy, conntrack, metrics, ipcache'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui health help" -f -a "map" -d 'Any BPF map on the system, decoded through BTF'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui health help" -f -a "prog" -d 'Every BPF program on the system'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui health help" -f -a "serve" -d 'Read the datapath\'s events and serve them to many clients (Hubble\'s Observer API)'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui health help" -f -a "observe" -d 'Flows from `dpdbg serve`, with Hubble\'s flags and output'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui health help" -f -a "tui" -d 'A live dashboard: endpoints, policy verdicts, conntrack, drops and programs'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui health help" -f -a "health" -d 'Ask `dpdbg serve` how it is (grpc.health.v1): exit 0 when SERVING, for probes'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui health help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health help" -f -a "datapath" -d 'Load, attach, detach, unload and inspect the datapath'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health help" -f -a "lab" -d 'The built-in lab: endpoints in network namespaces with the datapath attached'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health help" -f -a "monitor" -d 'Stream datapath events (trace, drop, policy verdict) as decoded packets'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health help" -f -a "bpf" -d 'dpdbg\'s own maps, typed: endpoints, policy, conntrack, metrics, ipcache'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health help" -f -a "map" -d 'Any BPF map on the system, decoded through BTF'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health help" -f -a "prog" -d 'Every BPF program on the system'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health help" -f -a "serve" -d 'Read the datapath\'s events and serve them to many clients (Hubble\'s Observer API)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health help" -f -a "observe" -d 'Flows from `dpdbg serve`, with Hubble\'s flags and output'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health help" -f -a "tui" -d 'A live dashboard: endpoints, policy verdicts, conntrack, drops and programs'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health help" -f -a "trace" -d 'What the loaded datapath would do with a packet, and why: run on a crafted packet by the same code, without changing any map'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health help" -f -a "health" -d 'Ask `dpdbg serve` how it is (grpc.health.v1): exit 0 when SERVING, for probes'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from datapath" -f -a "load" -d 'Load the datapath and pin its programs and maps under <bpffs>/dpdbg/'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from datapath" -f -a "unload" -d 'Detach from every interface and remove every program, link and map pin'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from datapath" -f -a "attach" -d 'Attach the datapath to the TC ingress and egress of each interface'

@@ -14,8 +14,8 @@ pub mod maps;
 pub mod pins;
 pub mod progs;
 pub mod sys;
-pub mod trace;
 pub(crate) mod syscall;
+pub mod trace;
 
 pub use error::{Error, Result};
 

@@ -236,14 +236,13 @@ fn resolve(eps: &[Endpoint], p: &Peer, family: Option<u8>, what: &str) -> Result
         Peer::Endpoint(id) => {
             let mine: Vec<&Endpoint> = eps.iter().filter(|e| e.endpoint_id == *id).collect();
             if mine.is_empty() {
-                return Err(Error::InvalidInput(format!(
-                    "{what}: no endpoint {id} (see `dpdbg bpf endpoint list`)"
-                )));
+                return Err(Error::InvalidInput(format!("{what}: no endpoint {id} (see `dpdbg bpf endpoint list`)")));
             }
             let want = family.unwrap_or(if mine.iter().any(|e| e.ip.is_ipv4()) { 4 } else { 6 });
-            mine.iter().find(|e| (e.ip.is_ipv4() && want == 4) || (e.ip.is_ipv6() && want == 6)).map(|e| e.ip).ok_or_else(
-                || Error::InvalidInput(format!("{what}: endpoint {id} has no IPv{want} address")),
-            )
+            mine.iter()
+                .find(|e| (e.ip.is_ipv4() && want == 4) || (e.ip.is_ipv6() && want == 6))
+                .map(|e| e.ip)
+                .ok_or_else(|| Error::InvalidInput(format!("{what}: endpoint {id} has no IPv{want} address")))
         }
     }
 }
@@ -318,7 +317,9 @@ pub fn frame(req: &Request, src: IpAddr, dst: IpAddr, smac: [u8; 6], dmac: [u8; 
             t.write(&mut out, &[]).map_err(|e| e.to_string())
         }
         Proto::Udp => ip.udp(req.sport, req.dport).write(&mut out, &[]).map_err(|e| e.to_string()),
-        Proto::Icmp if src.is_ipv4() => ip.icmpv4_echo_request(req.sport, 1).write(&mut out, &[]).map_err(|e| e.to_string()),
+        Proto::Icmp if src.is_ipv4() => {
+            ip.icmpv4_echo_request(req.sport, 1).write(&mut out, &[]).map_err(|e| e.to_string())
+        }
         Proto::Icmp => ip.icmpv6_echo_request(req.sport, 1).write(&mut out, &[]).map_err(|e| e.to_string()),
         Proto::Other(n) => ip.write(&mut out, IpNumber(n), &[0u8; 8]).map_err(|e| e.to_string()),
     };
@@ -634,7 +635,13 @@ pub fn trace(bpffs: &Path, req: &Request) -> Result<Report> {
         }
         None => notes.push(format!("{dst} is not an endpoint here: the packet leaves the node's datapath")),
     }
-    Ok(Report { packet, hops, verdict: if drop_reason.is_some() { "DROPPED" } else { "FORWARDED" }, drop_reason, notes })
+    Ok(Report {
+        packet,
+        hops,
+        verdict: if drop_reason.is_some() { "DROPPED" } else { "FORWARDED" },
+        drop_reason,
+        notes,
+    })
 }
 
 fn frame_proto(frame: &[u8]) -> u8 {

@@ -15,6 +15,12 @@ use dpdbg::lab::{Lab, LabEndpoint, LabOptions, in_netns};
 use dpdbg::maps::any::{AnyMap, MapSpec};
 use dpdbg::trace::{self, Peer, Proto, Report, Request};
 
+/// Type, subtype, verdict, ct state, direction, ifindex, endpoint, source
+/// and destination identity, flags: what an event says the datapath decided.
+type Decided = (u8, u8, u8, u8, u8, u32, u32, u32, u32, u8);
+/// A map's entries, key and value bytes.
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 const TCP: u8 = 6;
 const UDP: u8 = 17;
 
@@ -23,7 +29,7 @@ fn rule(m: &dpdbg::maps::Maps, ep: u32, identity: u32, proto: u8, dport: u16, di
 }
 
 /// Every map a trace could write to, entry by entry (per-CPU values whole).
-fn snapshot(bpffs: &std::path::Path) -> BTreeMap<String, Vec<(Vec<u8>, Vec<u8>)>> {
+fn snapshot(bpffs: &std::path::Path) -> BTreeMap<String, Entries> {
     let mut out = BTreeMap::new();
     for name in ["endpoints", "ipcache", "policy", "ct4", "ct6", "frags", "metrics", "settings"] {
         let path = datapath::Pins::new(bpffs).map(name);
@@ -59,20 +65,26 @@ fn live_runs(bpffs: &std::path::Path) -> u64 {
         .filter(|p| p.name == datapath::PROG_FROM_ENDPOINT || p.name == datapath::PROG_TO_ENDPOINT)
         .map(|p| p.id)
         .collect();
-    dpdbg::progs::list_totals()
-        .unwrap()
-        .iter()
-        .filter(|p| ids.contains(&p.id))
-        .map(|p| p.run_count.unwrap_or(0))
-        .sum()
+    dpdbg::progs::list_totals().unwrap().iter().filter(|p| ids.contains(&p.id)).map(|p| p.run_count.unwrap_or(0)).sum()
 }
 
 /// What the test compares: every header field the datapath decides.
-fn key(h: &EventHdr) -> (u8, u8, u8, u8, u8, u32, u32, u32, u32, u8) {
-    (h.r#type, h.subtype, h.verdict, h.ct_state, h.direction, h.ifindex, h.endpoint_id, h.src_identity, h.dst_identity, h.flags)
+fn key(h: &EventHdr) -> Decided {
+    (
+        h.r#type,
+        h.subtype,
+        h.verdict,
+        h.ct_state,
+        h.direction,
+        h.ifindex,
+        h.endpoint_id,
+        h.src_identity,
+        h.dst_identity,
+        h.flags,
+    )
 }
 
-fn predicted(r: &Report) -> Vec<(u8, u8, u8, u8, u8, u32, u32, u32, u32, u8)> {
+fn predicted(r: &Report) -> Vec<Decided> {
     r.hops.iter().flat_map(|h| h.events.iter().map(|e| key(&e.header))).collect()
 }
 
@@ -115,12 +127,7 @@ fn mac(s: &str) -> [u8; 6] {
 /// The events of the packet from `src` (and, for TCP/UDP, from `sport`
 /// with these TCP flags), leaving out whatever the endpoints' stacks sent
 /// in answer (a SYN-ACK, the RST to an unexpected one, ICMP errors).
-fn events_of(
-    ev: &[Event],
-    src: IpAddr,
-    sport: Option<u16>,
-    flags: Option<u8>,
-) -> Vec<(u8, u8, u8, u8, u8, u32, u32, u32, u32, u8)> {
+fn events_of(ev: &[Event], src: IpAddr, sport: Option<u16>, flags: Option<u8>) -> Vec<Decided> {
     ev.iter()
         .filter(|e| {
             let p = dpdbg::flow::decode_packet(&e.data);
@@ -146,7 +153,15 @@ struct Case {
     reason: u8,
 }
 
-fn case(name: &'static str, from: usize, to: usize, proto: Proto, dport: u16, verdict: &'static str, reason: u8) -> Case {
+fn case(
+    name: &'static str,
+    from: usize,
+    to: usize,
+    proto: Proto,
+    dport: u16,
+    verdict: &'static str,
+    reason: u8,
+) -> Case {
     Case { name, from, to, proto, dport, sport: 40000 + dport % 1000, flags: 0x02, raw: None, verdict, reason }
 }
 
@@ -164,8 +179,7 @@ fn trace_predicts_real_traffic_and_changes_nothing() {
     let eps: Vec<LabEndpoint> = lab.endpoints().to_vec();
     let (e1, e2, e3) = (&eps[0], &eps[1], &eps[2]);
     let m = lab.maps().unwrap();
-    let (ing, eg) = (abi::DIR_INGRESS, abi::DIR_EGRESS);
-    let _ = eg;
+    let ing = abi::DIR_INGRESS;
     let (allow, deny) = (abi::POLICY_ALLOW, abi::POLICY_DENY);
     // ep2 ingress: a rule at each level, denies, and a deny over an allow.
     lab.set_enforcement(1, true, false).unwrap();
@@ -187,8 +201,8 @@ fn trace_predicts_real_traffic_and_changes_nothing() {
     let v4 = |e: &LabEndpoint| IpAddr::V4(e.ipv4);
     let listen_at = std::net::SocketAddr::new(v4(e2), 8080);
     let listener = in_netns(&e2.netns, move || TcpListener::bind(listen_at).unwrap()).unwrap();
-    let client = in_netns(&e1.netns, move || TcpStream::connect_timeout(&listen_at, Duration::from_secs(2)).unwrap())
-        .unwrap();
+    let client =
+        in_netns(&e1.netns, move || TcpStream::connect_timeout(&listen_at, Duration::from_secs(2)).unwrap()).unwrap();
     let (_server, _) = listener.accept().unwrap();
     let client_port = client.local_addr().unwrap().port();
 
@@ -213,7 +227,10 @@ fn trace_predicts_real_traffic_and_changes_nothing() {
         case("unknown IP protocol, no rule", 0, 1, Proto::Other(253), 0, "DROPPED", 133),
         case("unknown IP protocol, allowed by L3", 2, 1, Proto::Other(253), 0, "FORWARDED", 0),
         case("ICMP echo, no rule", 0, 1, Proto::Icmp, 0, "DROPPED", 133),
-        Case { raw: Some(truncated_tcp), ..case("malformed: TCP header cut short", 0, 1, Proto::Tcp, 0, "DROPPED", 135) },
+        Case {
+            raw: Some(truncated_tcp),
+            ..case("malformed: TCP header cut short", 0, 1, Proto::Tcp, 0, "DROPPED", 135)
+        },
         Case { raw: Some(short_ihl), ..case("malformed: IPv4 header length 16", 0, 1, Proto::Tcp, 0, "DROPPED", 134) },
         Case {
             sport: 8080,
@@ -258,11 +275,7 @@ fn trace_predicts_real_traffic_and_changes_nothing() {
         let report = report.unwrap_or_else(|| panic!("{}: live packets kept running during every try", c.name));
         let silent = reader.collect_for(Duration::from_millis(150), Duration::from_secs(1)).unwrap();
         let src = if c.raw.is_some() { v4(a) } else { report.packet.src };
-        assert!(
-            events_of(&silent, src, None, None).is_empty(),
-            "{}: the trace sent events: {silent:?}",
-            c.name
-        );
+        assert!(events_of(&silent, src, None, None).is_empty(), "{}: the trace sent events: {silent:?}", c.name);
         assert_eq!(
             (report.verdict, report.drop_reason.as_ref().map_or(0, |r| r.code)),
             (c.verdict, c.reason),

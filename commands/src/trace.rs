@@ -98,7 +98,7 @@ fn peer(s: &str, flag: &str) -> anyhow::Result<Peer> {
 fn hex(s: &str) -> anyhow::Result<Vec<u8>> {
     let digits: String = s.chars().filter(|c| !c.is_whitespace() && *c != ':').collect();
     let digits = digits.strip_prefix("0x").unwrap_or(&digits);
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         anyhow::bail!("--packet: an odd number of hex digits ({})", digits.len());
     }
     (0..digits.len())
@@ -178,13 +178,8 @@ fn hop_text(out: &mut String, n: usize, h: &Hop) {
     match &ps.error {
         Some(e) => row(out, "parse", format!("stopped: {} ({})", e.text, e.code)),
         None => {
-            let mut s = format!(
-                "{} {} ports {} -> {}",
-                ps.family.unwrap_or("?"),
-                proto_name(ps.protocol),
-                ps.sport,
-                ps.dport
-            );
+            let mut s =
+                format!("{} {} ports {} -> {}", ps.family.unwrap_or("?"), proto_name(ps.protocol), ps.sport, ps.dport);
             if let Some(f) = &ps.tcp_flags {
                 let _ = write!(s, " flags {f}");
             }
@@ -292,7 +287,9 @@ pub fn text(r: &Report) -> String {
     if let Some(d) = &r.drop_reason {
         let _ = write!(out, " ({}, reason {})", d.text, d.code);
     }
-    out.push_str("\nNothing was changed: no conntrack entry, counter or event (the dry-run programs only read the maps).");
+    out.push_str(
+        "\nNothing was changed: no conntrack entry, counter or event (the dry-run programs only read the maps).",
+    );
     out
 }
 

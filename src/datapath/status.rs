@@ -6,7 +6,8 @@ use aya::programs::{ProgramInfo, SchedClassifier};
 use serde::Serialize;
 
 use super::{
-    Aggregation, AttachMode, CONFIG_MAP, Hook, MAPS, PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT, PROG_TRACE_FROM, PROG_TRACE_TO, Pins, SETTINGS_MAP, Settings, TRACE_MAP,
+    Aggregation, AttachMode, CONFIG_MAP, Hook, MAPS, PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT, PROG_TRACE_FROM,
+    PROG_TRACE_TO, Pins, SETTINGS_MAP, Settings, TRACE_MAP,
 };
 use crate::abi::{DpClock, DpConfig, DpRuntime};
 use crate::sys::{self, Features};
