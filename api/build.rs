@@ -2,7 +2,12 @@
 //! protobuf compiler in Rust): a fresh machine builds without protoc.
 
 fn main() {
-    let files = ["proto/observer/observer.proto", "proto/flow/flow.proto", "proto/dpdbg/v1/events.proto"];
+    let files = [
+        "proto/observer/observer.proto",
+        "proto/flow/flow.proto",
+        "proto/dpdbg/v1/events.proto",
+        "proto/dpdbg/v1/commands.proto",
+    ];
     for f in files {
         println!("cargo::rerun-if-changed={f}");
     }
@@ -17,6 +22,7 @@ fn main() {
         .build_client(true)
         .build_server(true)
         .bytes(".dpdbg.v1.EventBatch.records")
+        .bytes(".dpdbg.v1.RunOutput")
         .compile_fds(fds.clone())
     {
         println!("cargo::error=generating the gRPC code: {e}");

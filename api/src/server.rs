@@ -38,6 +38,8 @@ pub struct ServeOptions {
     pub buffer: usize,
     /// Conntrack garbage collection; zero turns it off.
     pub ct_gc_interval: Duration,
+    /// dpdbg's commands for `--server` (dpdbg.v1.Commands); None leaves the service out.
+    pub commands: Option<crate::commands::Runner>,
 }
 
 /// Why the server could not run.
@@ -569,11 +571,13 @@ pub async fn run(
         }
     };
     // The same services on every listener.
+    let commands = opts.commands.clone().map(crate::commands::CommandsService::new);
     let routes = || {
         tonic::transport::Server::builder()
             .add_service(health_svc.clone())
             .add_service(ObserverServer::new(svc.clone()))
             .add_service(EventsServer::new(events.clone()))
+            .add_optional_service(commands.clone().map(crate::events::commands_server::CommandsServer::new))
     };
     let mut servers = Vec::new();
     {

@@ -14,9 +14,9 @@ use crate::output::Printer;
 
 #[derive(Debug, Args)]
 pub struct HealthCmd {
-    /// The server: a unix socket path or host:port.
-    #[arg(long, env = "DPDBG_SERVER", default_value = crate::serve::DEFAULT_SOCKET, value_name = "ADDR")]
-    server: String,
+    /// The server (the global --server, or where `dpdbg serve` listens by default).
+    #[arg(skip)]
+    pub(crate) server: String,
     /// The service to ask about: "" is the process (liveness), observer.Observer
     /// serves only while a datapath is loaded (readiness).
     #[arg(long, default_value = "", value_name = "NAME")]

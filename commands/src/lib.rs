@@ -13,6 +13,7 @@ pub mod output;
 pub mod prog;
 #[cfg(test)]
 mod props;
+pub mod remote;
 pub mod serve;
 pub mod stop;
 pub mod trace;
@@ -32,6 +33,11 @@ pub struct Cli {
     /// bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/).
     #[arg(long, global = true, env = "DPDBG_BPFFS", default_value = "/sys/fs/bpf", value_name = "DIR")]
     pub bpffs: PathBuf,
+
+    /// Run the command on a node through its `dpdbg serve`: a unix socket
+    /// path or host:port. Output and exit code are the node's own.
+    #[arg(long, global = true, env = "DPDBG_SERVER", value_name = "ADDR")]
+    pub server: Option<String>,
 
     /// Output format: a table for people, json for scripts.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = output::Format::Table)]
@@ -75,18 +81,48 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let printer = Printer::new(cli.output);
+    if let Some(server) = &cli.server
+        && matches!(
+            cli.command,
+            Command::Datapath(_)
+                | Command::Bpf(_)
+                | Command::Map(_)
+                | Command::Prog(_)
+                | Command::Monitor(_)
+                | Command::Trace(_)
+        )
+    {
+        let argv: Vec<String> = std::env::args().skip(1).collect();
+        return remote::run(server, cli.output, remote::forwarded_args(&argv));
+    }
+    // Where `dpdbg serve` listens: --server, else its default socket (a
+    // command a server runs is told the server's own, to find the ring).
+    let server = cli
+        .server
+        .clone()
+        .unwrap_or_else(|| std::env::var("DPDBG_EVENTS_SOCKET").unwrap_or_else(|_| serve::DEFAULT_SOCKET.to_string()));
     match cli.command {
         Command::Datapath(c) => c.run(&cli.bpffs, &printer),
         Command::Lab(c) => c.run(&cli.bpffs, &printer),
-        Command::Monitor(c) => c.run(&cli.bpffs, &printer),
+        Command::Monitor(mut c) => {
+            c.server = server;
+            c.run(&cli.bpffs, &printer)
+        }
         Command::Bpf(c) => c.run(&cli.bpffs, &printer),
         Command::Map(c) => c.run(&cli.bpffs, &printer),
         Command::Prog(c) => c.run(&printer),
         Command::Serve(c) => c.run(&cli.bpffs),
-        Command::Tui(c) => c.run(&cli.bpffs, &printer),
-        Command::Health(c) => c.run(&cli.bpffs, &printer),
+        Command::Tui(mut c) => {
+            c.server = server;
+            c.run(&cli.bpffs, &printer)
+        }
+        Command::Health(mut c) => {
+            c.server = server;
+            c.run(&cli.bpffs, &printer)
+        }
         Command::Trace(c) => c.run(&cli.bpffs, &printer),
-        Command::Observe(c) => {
+        Command::Observe(mut c) => {
+            c.server = server;
             // Hubble prints compact unless told otherwise; our global default is "table".
             let explicit = std::env::args().any(|a| a == "-o" || a.starts_with("-o") || a.starts_with("--output"));
             c.run(&cli.bpffs, observe::ObserveFormat::from_global(cli.output, explicit))

@@ -15,6 +15,9 @@ fn main() -> ExitCode {
     let json = cli.output != dpdbg_cli::output::Format::Table;
     match dpdbg_cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<dpdbg_cli::output::Exit>().is_some() => {
+            ExitCode::from(e.downcast_ref::<dpdbg_cli::output::Exit>().map_or(1, |x| x.0))
+        }
         Err(e) => {
             let message = dpdbg_cli::output::error_message(&e);
             let code = dpdbg_cli::output::exit_code(&e);

@@ -83,9 +83,9 @@ pub struct MonitorCmd {
     /// Write the captured packets to a pcap file ("-" for stdout).
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
-    /// When `dpdbg serve` holds the ring, read its events through this socket (or host:port).
-    #[arg(long, env = "DPDBG_SERVER", default_value = crate::serve::DEFAULT_SOCKET, value_name = "ADDR")]
-    server: String,
+    /// The server (the global --server, or where `dpdbg serve` listens by default).
+    #[arg(skip)]
+    pub(crate) server: String,
 }
 
 /// The longest duration a flag takes: a year is past any capture an
@@ -219,6 +219,11 @@ impl MonitorCmd {
             ..FlowFilter::default()
         };
         Filters { since_ns: self.since.map(|d| now.saturating_sub(d.as_nanos() as u64)), ..Filters::only(f) }
+    }
+
+    /// The pcap file this monitor writes, unless it writes pcap to stdout.
+    pub fn pcap_file(&self) -> Option<&Path> {
+        self.pcap.as_deref().filter(|f| *f != Path::new("-"))
     }
 
     pub fn run(self, bpffs: &Path, p: &Printer) -> anyhow::Result<()> {

@@ -55,9 +55,9 @@ pub enum DirectionArg {
 
 #[derive(Debug, Args)]
 pub struct ObserveCmd {
-    /// The server: a unix socket path or host:port.
-    #[arg(long, env = "DPDBG_SERVER", default_value = crate::serve::DEFAULT_SOCKET, value_name = "ADDR")]
-    server: String,
+    /// The server (the global --server, or where `dpdbg serve` listens by default).
+    #[arg(skip)]
+    pub(crate) server: String,
     /// Keep streaming new flows.
     #[arg(short = 'f', long)]
     follow: bool,

@@ -103,6 +103,19 @@ macro_rules! usage {
     };
 }
 
+/// A command that ran elsewhere (`--server`) and exited with this code
+/// after printing its own error: main exits with the code, printing nothing.
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
 /// The longest piece of user input an error message quotes.
 const QUOTE_MAX: usize = 120;
 

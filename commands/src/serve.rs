@@ -26,6 +26,11 @@ pub struct ServeCmd {
     /// Remove expired conntrack entries this often (0 turns it off).
     #[arg(long, default_value = "30s", value_parser = crate::monitor::parse_duration, value_name = "DURATION")]
     ct_gc_interval: Duration,
+    /// Run commands that change the datapath for `--server` clients
+    /// (policy add, endpoint set, ct flush, map update, ...); without it
+    /// they are refused with PERMISSION_DENIED.
+    #[arg(long)]
+    allow_write: bool,
 }
 
 async fn shutdown_signal() {
@@ -57,8 +62,17 @@ impl ServeCmd {
                 "--listen {a}: plain TCP is served on loopback only (TLS is not there yet); use 127.0.0.1:PORT or the unix socket"
             );
         }
+        let exe = std::env::current_exe().context("finding the dpdbg binary, to run commands for --server")?;
+        let commands = dpdbg_api::commands::Runner {
+            exe,
+            bpffs: bpffs.to_path_buf(),
+            allow_write: self.allow_write,
+            classify: std::sync::Arc::new(crate::remote::classify),
+            events_socket: self.socket.clone(),
+        };
         let opts = ServeOptions {
             bpffs: bpffs.to_path_buf(),
+            commands: Some(commands),
             socket: self.socket,
             listen: self.listen,
             buffer: self.buffer as usize,

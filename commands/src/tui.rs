@@ -11,9 +11,9 @@ pub struct TuiCmd {
     /// How often the dashboard reads the maps and the events, in milliseconds.
     #[arg(long, default_value_t = 1000, value_name = "MS", value_parser = clap::value_parser!(u64).range(100..=60_000))]
     refresh: u64,
-    /// When `dpdbg serve` holds the ring, read its events through this socket (or host:port).
-    #[arg(long, env = "DPDBG_SERVER", default_value = crate::serve::DEFAULT_SOCKET, value_name = "ADDR")]
-    server: String,
+    /// The server (the global --server, or where `dpdbg serve` listens by default).
+    #[arg(skip)]
+    pub(crate) server: String,
 }
 
 impl TuiCmd {

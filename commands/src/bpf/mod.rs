@@ -2,7 +2,7 @@
 
 pub(crate) mod ct;
 pub(crate) mod endpoint;
-mod ipcache;
+pub(crate) mod ipcache;
 mod metrics;
 pub(crate) mod policy;
 

@@ -1,0 +1,204 @@
+//! `--server`: a command run on another node's `dpdbg serve`.
+//!
+//! The server runs the same command with its own binary against its own
+//! datapath (dpdbg.v1.Commands) and streams back what it prints; this side
+//! copies the bytes and exits with the command's code. Which commands a
+//! server runs, and which of them write, is decided here, from the clap tree.
+
+use std::io::Write;
+
+use clap::{Parser, ValueEnum};
+use dpdbg_api::commands::Access;
+use dpdbg_api::events::RunRequest;
+use dpdbg_api::events::commands_client::CommandsClient;
+use dpdbg_api::events::run_output::Item;
+
+use crate::bpf::BpfCmd;
+use crate::bpf::ct::CtCmd;
+use crate::bpf::endpoint::EndpointCmd;
+use crate::bpf::ipcache::IpcacheCmd;
+use crate::bpf::policy::PolicyCmd;
+use crate::datapath::DatapathCmd;
+use crate::map::MapCmd;
+use crate::output::{Exit, Format};
+use crate::{Cli, Command};
+
+/// What `dpdbg ARGS…` does to a node, for a server deciding whether to run it.
+pub fn classify(args: &[String]) -> Access {
+    let argv = ["dpdbg".to_string(), "--bpffs".into(), "/".into()].into_iter().chain(args.iter().cloned());
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(c) => c,
+        // The child prints clap's own message and exits 2 (or prints the
+        // help): parsing fails before anything could be changed.
+        Err(_) => return Access::Read,
+    };
+    let refused = |what: &str, why: &str| Access::Refused(format!("`dpdbg {what}` is not run through a server: {why}"));
+    match &cli.command {
+        Command::Datapath(c) => match c {
+            DatapathCmd::Status => Access::Read,
+            DatapathCmd::Config { changes } if changes.is_empty() => Access::Read,
+            _ => Access::Write,
+        },
+        Command::Bpf(c) => match c {
+            BpfCmd::Endpoint(EndpointCmd::List | EndpointCmd::Get { .. })
+            | BpfCmd::Policy(PolicyCmd::Get { .. })
+            | BpfCmd::Ct(CtCmd::List { .. })
+            | BpfCmd::Metrics(_)
+            | BpfCmd::Ipcache(IpcacheCmd::List | IpcacheCmd::Get { .. }) => Access::Read,
+            _ => Access::Write,
+        },
+        Command::Map(c) => match c {
+            MapCmd::List | MapCmd::Dump { .. } | MapCmd::Get { .. } | MapCmd::Watch { .. } => Access::Read,
+            MapCmd::Update { .. } | MapCmd::Delete { .. } => Access::Write,
+        },
+        Command::Prog(_) | Command::Trace(_) => Access::Read,
+        Command::Monitor(m) => match m.pcap_file() {
+            Some(f) => refused(
+                "monitor --pcap FILE",
+                &format!("it would write {} on the node; use --pcap - and redirect it here", f.display()),
+            ),
+            None => Access::Read,
+        },
+        Command::Lab(_) => refused("lab", "the lab is made on the node itself"),
+        Command::Serve(_) => refused("serve", "a server is started on the node itself"),
+        Command::Tui(_) | Command::Observe(_) | Command::Health(_) => {
+            refused("tui, observe or health", "they talk to the server themselves")
+        }
+    }
+}
+
+/// The command line to run remotely: this one without the flags that are
+/// about this side (the server, TLS, the local bpffs) and without the
+/// output format, which travels in the request.
+pub fn forwarded_args(argv: &[String]) -> Vec<String> {
+    const WITH_VALUE: &[&str] =
+        &["--server", "--bpffs", "-o", "--output", "--tls-ca", "--tls-cert", "--tls-key", "--tls-server-name"];
+    const ALONE: &[&str] = &["--insecure"];
+    let mut out = Vec::new();
+    let mut it = argv.iter();
+    while let Some(a) = it.next() {
+        if a == "--" {
+            out.push(a.clone());
+            out.extend(it.cloned());
+            break;
+        }
+        if WITH_VALUE.contains(&a.as_str()) {
+            it.next();
+            continue;
+        }
+        if ALONE.contains(&a.as_str())
+            || WITH_VALUE.iter().any(|f| f.starts_with("--") && a.starts_with(&format!("{f}=")))
+            || (a.starts_with("-o") && a.len() > 2 && !a.starts_with("--"))
+        {
+            continue;
+        }
+        out.push(a.clone());
+    }
+    out
+}
+
+/// Runs the command on `server` and copies its output here; an exit code
+/// other than 0 comes back as `Exit`, which main turns into the code alone.
+pub fn run(server: &str, output: Format, args: Vec<String>) -> anyhow::Result<()> {
+    let output = output.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_else(|| "table".into());
+    let output = match output.as_str() {
+        "compact" | "dict" => "table".to_string(),
+        "jsonpb" => "json".to_string(),
+        o => o.to_string(),
+    };
+    let line = args.join(" ");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let code = rt.block_on(async {
+        let ch = dpdbg_api::client::connect(server).await?;
+        let mut client = CommandsClient::new(ch);
+        let refused = |s: dpdbg_api::tonic::Status| anyhow::anyhow!("{server}: {}", s.message());
+        let mut stream = client.run(RunRequest { args, output }).await.map_err(refused)?.into_inner();
+        let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr());
+        loop {
+            let msg = stream.message().await.map_err(|s| {
+                anyhow::anyhow!(
+                    "the server at {server} went away in the middle of `dpdbg {line}`: {} (the output above may be incomplete)",
+                    s.message()
+                )
+            })?;
+            let Some(m) = msg else {
+                anyhow::bail!(
+                    "the server at {server} ended `dpdbg {line}` without its exit status (the output above may be incomplete)"
+                );
+            };
+            match m.item {
+                Some(Item::Stdout(b)) => out.write_all(&b)?,
+                Some(Item::Stderr(b)) => {
+                    out.flush()?;
+                    err.write_all(&b)?;
+                }
+                Some(Item::ExitCode(c)) => {
+                    out.flush()?;
+                    return Ok::<i32, anyhow::Error>(c);
+                }
+                None => {}
+            }
+        }
+    })?;
+    if code == 0 { Ok(()) } else { Err(Exit(code.clamp(1, 255) as u8).into()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn reads_writes_and_refusals() {
+        for read in [
+            "datapath status",
+            "datapath config",
+            "bpf ct list --port 80",
+            "bpf endpoint list",
+            "bpf policy get",
+            "bpf metrics list",
+            "bpf ipcache get 10.0.0.1",
+            "map dump ct4",
+            "map list",
+            "prog list --stats 1",
+            "monitor -t drop",
+            "monitor --pcap -",
+            "trace --from 1 --to 2 --dport 80",
+            "bpf ct list --nonsense",
+        ] {
+            assert_eq!(classify(&v(read)), Access::Read, "{read}");
+        }
+        for write in [
+            "datapath config aggregation=none",
+            "datapath load",
+            "datapath unload",
+            "datapath attach eth0",
+            "bpf ct flush",
+            "bpf ct gc",
+            "bpf endpoint set 1 --enforce both",
+            "bpf policy add --endpoint 1 --direction ingress --action allow",
+            "bpf ipcache upsert 10.0.0.0/8 300",
+            "map update ct4 hex:00 hex:00",
+            "map delete ct4 hex:00",
+        ] {
+            assert_eq!(classify(&v(write)), Access::Write, "{write}");
+        }
+        for refused in ["lab up", "serve", "tui", "observe", "health", "monitor --pcap /tmp/x.pcap"] {
+            assert!(matches!(classify(&v(refused)), Access::Refused(_)), "{refused}");
+        }
+    }
+
+    #[test]
+    fn local_flags_stay_here() {
+        assert_eq!(
+            forwarded_args(&v(
+                "--server h:1 -o json bpf ct list --bpffs /x --port 80 -ojsonl --tls-ca=ca.pem --insecure"
+            )),
+            v("bpf ct list --port 80")
+        );
+        assert_eq!(forwarded_args(&v("map get m -- -o")), v("map get m -- -o"), "after -- everything is an argument");
+    }
+}
