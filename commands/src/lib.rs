@@ -95,6 +95,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         let argv: Vec<String> = std::env::args().skip(1).collect();
         return remote::run(server, cli.output, remote::forwarded_args(&argv));
     }
+    if cli.server.is_some() && matches!(cli.command, Command::Lab(_) | Command::Serve(_)) {
+        usage!("--server: `dpdbg lab` and `dpdbg serve` run on the node itself (drop --server, or unset DPDBG_SERVER)");
+    }
     // Where `dpdbg serve` listens: --server, else its default socket (a
     // command a server runs is told the server's own, to find the ring).
     let server = cli

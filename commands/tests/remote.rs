@@ -1,0 +1,265 @@
+//! `--server`: every read command gives through `dpdbg serve` (unix socket
+//! and loopback TCP) what it gives locally on the same state, byte for byte
+//! with the same exit code; writes need `serve --allow-write`; a server that
+//! goes away mid-command is an error, not a hang.
+
+mod common;
+
+use common::{Bpffs, LabGuard, dpdbg};
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The tests here each load a datapath, which `map list` and `prog list`
+/// would see: one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+struct Server {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Server {
+    fn start(bpffs: &Path, socket: &Path, args: &[&str]) -> Server {
+        let child = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+            .arg("--bpffs")
+            .arg(bpffs)
+            .arg("serve")
+            .arg("--socket")
+            .arg(socket)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while !socket.exists() {
+            assert!(t.elapsed() < Duration::from_secs(10), "dpdbg serve did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Server { child, socket: socket.to_path_buf() }
+    }
+
+    fn stop(mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn same(a: &Output, b: &Output) -> bool {
+    a.stdout == b.stdout && a.stderr == b.stderr && a.status.code() == b.status.code()
+}
+
+#[test]
+fn read_commands_are_the_same_through_the_server() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let fs = Bpffs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("lab.json");
+    let run = |args: &[&str]| dpdbg(&fs.0, &state, args);
+    let _lab = LabGuard { bpffs: fs.0.clone(), state: state.clone() };
+    assert!(run(&["lab", "up"]).status.success());
+    for args in [
+        &["bpf", "endpoint", "set", "102", "--enforce", "ingress"][..],
+        &[
+            "bpf",
+            "policy",
+            "add",
+            "--endpoint",
+            "102",
+            "--direction",
+            "ingress",
+            "--action",
+            "allow",
+            "--proto",
+            "tcp",
+            "--port",
+            "8080",
+        ],
+        &["bpf", "ipcache", "upsert", "10.1.0.0/16", "300"],
+        &["lab", "traffic"],
+    ] {
+        run(args);
+    }
+    let socket = dir.path().join("dpdbg.sock");
+    let tcp = format!("127.0.0.1:{}", free_port());
+    let server = Server::start(&fs.0, &socket, &["--listen", &tcp]);
+    let unix = socket.display().to_string();
+
+    let commands: &[&[&str]] = &[
+        &["datapath", "status"],
+        &["datapath", "config"],
+        &["bpf", "endpoint", "list"],
+        &["bpf", "endpoint", "get", "101"],
+        &["bpf", "endpoint", "get", "999"],
+        &["bpf", "policy", "get"],
+        &["bpf", "policy", "get", "102"],
+        &["bpf", "ct", "list"],
+        &["bpf", "ct", "list", "--ipv4", "--port", "8080"],
+        &["bpf", "ct", "list", "--port", "eighty"],
+        &["bpf", "metrics", "list"],
+        &["bpf", "ipcache", "list"],
+        &["bpf", "ipcache", "get", "10.1.2.3"],
+        &["bpf", "ipcache", "get", "10.1.2.3/8"],
+        &["map", "list"],
+        &["map", "dump", "endpoints"],
+        &["map", "dump", "policy"],
+        &["map", "dump", "nonesuch"],
+        &["map", "get", "settings", "0"],
+        &["prog", "list"],
+        &["trace", "--from", "101", "--to", "102", "--dport", "8080"],
+        &["trace", "--from", "101", "--to", "102", "--proto", "udp", "--dport", "53"],
+    ];
+    let mut checked = 0;
+    for cmd in commands {
+        for format in ["table", "json", "jsonl"] {
+            let mut local_args = cmd.to_vec();
+            local_args.extend(["-o", format]);
+            for server in [&unix, &tcp] {
+                let mut remote_args = vec!["--server", server.as_str()];
+                remote_args.extend(&local_args);
+                // Ages move with the clock, each entry's at its own moment:
+                // the remote run must equal a local run just before or
+                // just after it, in one of a few tries.
+                let mut last = None;
+                for _ in 0..5 {
+                    let before = run(&local_args);
+                    let remote = run(&remote_args);
+                    let after = run(&local_args);
+                    if same(&remote, &before) || same(&remote, &after) {
+                        last = None;
+                        break;
+                    }
+                    last = Some((before, remote));
+                }
+                if let Some((local, remote)) = last {
+                    panic!(
+                        "dpdbg {} through {server}:\n--- local\n{}\n--- remote\n{}",
+                        local_args.join(" "),
+                        show(&local),
+                        show(&remote)
+                    );
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, commands.len() * 3 * 2);
+
+    // DPDBG_SERVER is --server.
+    let o = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+        .args(["bpf", "endpoint", "list", "-o", "json"])
+        .env("DPDBG_SERVER", &unix)
+        .env("DPDBG_BPFFS", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(same(&o, &run(&["bpf", "endpoint", "list", "-o", "json"])), "{}", show(&o));
+    server.stop();
+}
+
+#[test]
+fn writes_need_allow_write_and_a_dead_server_is_an_error() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let fs = Bpffs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("lab.json");
+    let run = |args: &[&str]| dpdbg(&fs.0, &state, args);
+    let _lab = LabGuard { bpffs: fs.0.clone(), state: state.clone() };
+    assert!(run(&["lab", "up"]).status.success());
+    let socket = dir.path().join("dpdbg.sock");
+    let sock = socket.display().to_string();
+    let add =
+        ["--server", &sock, "bpf", "policy", "add", "--endpoint", "101", "--direction", "ingress", "--action", "deny"];
+    let rules = || run(&["bpf", "policy", "get", "-o", "json"]).stdout;
+
+    let server = Server::start(&fs.0, &socket, &[]);
+    let before = rules();
+    let o = run(&add);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("without --allow-write"), "{}", show(&o));
+    let mut json = add.to_vec();
+    json.extend(["-o", "json"]);
+    let o = run(&json);
+    let err: serde_json::Value = serde_json::from_slice(&o.stderr).unwrap();
+    assert_eq!(err["exit_code"], 1, "{err}");
+    assert!(
+        err["error"].as_str().unwrap().contains("PERMISSION_DENIED")
+            || err["error"].as_str().unwrap().contains("--allow-write")
+    );
+    let o = run(&["--server", &sock, "monitor", "--pcap", "/tmp/x.pcap"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not run through a server"), "{}", show(&o));
+    let o = run(&["--server", &sock, "lab", "up"]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("run on the node itself"), "{}", show(&o));
+    assert_eq!(rules(), before, "nothing written");
+    server.stop();
+
+    let server = Server::start(&fs.0, &socket, &["--allow-write"]);
+    let o = run(&add);
+    assert!(o.status.success(), "{}", show(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "Rule added.\n");
+    assert_ne!(rules(), before, "written");
+    // A write the datapath refuses keeps its message and exit code.
+    let mut again = add.to_vec();
+    again[10] = "allow";
+    let local = run(&again[2..]);
+    let remote = run(&again);
+    assert!(same(&local, &remote), "--- local\n{}\n--- remote\n{}", show(&local), show(&remote));
+    assert_eq!(local.status.code(), Some(1));
+
+    // A server that dies under a streaming command: the client says so and exits.
+    let mut mon = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+        .args(["--server", &sock, "monitor"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let mut server = server;
+    server.child.kill().unwrap();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = mon.try_wait().unwrap() {
+            break s;
+        }
+        if t.elapsed() > Duration::from_secs(15) {
+            let _ = mon.kill();
+            panic!("the client hung after its server died");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(mon.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("went away in the middle of `dpdbg monitor`"), "{err}");
+
+    // No server at all: a clear error naming the address.
+    let o = run(&add);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot reach dpdbg serve"), "{}", show(&o));
+}
