@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_dpdbg_global_optspecs
-    string join \n bpffs= o/output= h/help V/version
+    string join \n bpffs= server= tls-ca= tls-cert= tls-key= tls-server-name= insecure o/output= h/help V/version
 end
 
 function __fish_dpdbg_needs_command
@@ -25,12 +25,18 @@ function __fish_dpdbg_using_subcommand
 end
 
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_needs_command" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_needs_command" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_needs_command" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_needs_command" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_needs_command" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_needs_command" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "datapath" -d 'Load, attach, detach, unload and inspect the datapath'
@@ -46,12 +52,18 @@ complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "trace" -d 'What the loa
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "health" -d 'Ask `dpdbg serve` how it is (grpc.health.v1): exit 0 when SERVING, for probes'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -f -a "load" -d 'Load the datapath and pin its programs and maps under <bpffs>/dpdbg/'
@@ -66,6 +78,11 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_su
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l aggregation -d 'Trace events: none = every packet, medium = new connections and TCP flag changes, maximum = no traces' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l map-size -d 'Override a map\'s size, e.g. --map-size ct4=1048576 (repeatable)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
@@ -73,52 +90,83 @@ compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l debug -d 'Print drop reasons to the kernel trace pipe as well'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from unload" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from unload" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from unload" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from unload" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from unload" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from unload" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from unload" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from unload" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from unload" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from unload" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from attach" -l mode -d 'tcx (kernel 6.6+, default when available) or clsact' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from attach" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from attach" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from attach" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from attach" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from attach" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from attach" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from attach" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from attach" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from attach" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from attach" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from detach" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from detach" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from detach" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from detach" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from detach" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from detach" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from detach" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from detach" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from detach" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from detach" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from status" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from status" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from status" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from status" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from status" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from status" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from status" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from status" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from config" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from config" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from config" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from config" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from config" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from config" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from config" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from config" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from config" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from config" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from help" -f -a "load" -d 'Load the datapath and pin its programs and maps under <bpffs>/dpdbg/'
@@ -129,12 +177,18 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_su
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from help" -f -a "config" -d 'Show the settings, or change the run-time ones without a reload (e.g. `dpdbg datapath config aggregation=none`)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and not __fish_seen_subcommand_from up traffic down help" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and not __fish_seen_subcommand_from up traffic down help" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and not __fish_seen_subcommand_from up traffic down help" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and not __fish_seen_subcommand_from up traffic down help" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and not __fish_seen_subcommand_from up traffic down help" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and not __fish_seen_subcommand_from up traffic down help" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and not __fish_seen_subcommand_from up traffic down help" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and not __fish_seen_subcommand_from up traffic down help" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and not __fish_seen_subcommand_from up traffic down help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and not __fish_seen_subcommand_from up traffic down help" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and not __fish_seen_subcommand_from up traffic down help" -f -a "up" -d 'Create endpoints (a network namespace and veth pair each), load and attach the datapath'
@@ -145,30 +199,48 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcomm
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from up" -l events -d 'Event transport of the datapath the lab loads' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from up" -l mode -d 'tcx or clsact (default: tcx when the kernel has it)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from up" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from up" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from up" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from up" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from up" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from up" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from up" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from up" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from up" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from up" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from traffic" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from traffic" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from traffic" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from traffic" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from traffic" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from traffic" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from traffic" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from traffic" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from traffic" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from traffic" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from down" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from down" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from down" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from down" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from down" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from down" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from down" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from down" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from down" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from down" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "up" -d 'Create endpoints (a network namespace and veth pair each), load and attach the datapath'
@@ -190,8 +262,12 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l count -d 'Stop a
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l since -d 'Skip events older than this (e.g. 30s, 5m), such as those waiting in the ring' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l until -d 'Stop after this long (e.g. 10s)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l pcap -d 'Write the captured packets to a pcap file ("-" for stdout)' -r -F
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l server -d 'When `dpdbg serve` holds the ring, read its events through this socket (or host:port)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
@@ -202,15 +278,22 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s n -l numeric -d 
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s j -l json -d 'JSON, one object per line (the same as -o jsonl)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s v -l verbose -d 'Show every decoded layer (-v); -vv adds a hexdump'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l hex -d 'Show a hexdump of the captured bytes'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -f -a "endpoint" -d 'Local endpoints: IP → endpoint id, identity, interface, policy enforcement'
@@ -220,12 +303,18 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_sub
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -f -a "ipcache" -d 'CIDR → identity for peers that are not local endpoints'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -f -a "list" -d 'List every endpoint address'
@@ -235,12 +324,18 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcomm
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -f -a "delete" -d 'Delete an endpoint (all its addresses, or just --ip)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from policy" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from policy" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from policy" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from policy" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from policy" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from policy" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from policy" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from policy" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from policy" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from policy" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from policy" -f -a "get" -d 'Show the rules (of one endpoint, or all) with their counters'
@@ -248,12 +343,18 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcomm
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from policy" -f -a "delete" -d 'Delete a rule'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from policy" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ct" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ct" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ct" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ct" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ct" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ct" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ct" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ct" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ct" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ct" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ct" -f -a "list" -d 'List conntrack entries'
@@ -261,23 +362,35 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcomm
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ct" -f -a "gc" -d 'Remove expired entries and say how many'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ct" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from metrics" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from metrics" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from metrics" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from metrics" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from metrics" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from metrics" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from metrics" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from metrics" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from metrics" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from metrics" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from metrics" -f -a "list" -d 'Packets and bytes by reason and direction, summed over CPUs'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from metrics" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ipcache" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ipcache" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ipcache" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ipcache" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ipcache" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ipcache" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ipcache" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ipcache" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ipcache" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ipcache" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ipcache" -f -a "list" -d 'List CIDRs and their identities'
@@ -292,12 +405,18 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcomm
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from help" -f -a "ipcache" -d 'CIDR → identity for peers that are not local endpoints'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -f -a "list" -d 'List every BPF map on the system'
@@ -308,24 +427,41 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_sub
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -f -a "delete" -d 'Delete one entry'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from list" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from list" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from list" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from list" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from list" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from list" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from list" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from dump" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from dump" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from dump" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from dump" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from dump" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from dump" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from dump" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from dump" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from dump" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from dump" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from get" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from get" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from get" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from get" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from get" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from get" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from get" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
@@ -333,12 +469,18 @@ compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from get" -l partial -d 'Fields a JSON key leaves out are zero (default: every field must be given)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from get" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -l flag -d 'any: create or replace; noexist: only create; exist: only replace' -r -f -a "any\t'Create or replace'
 noexist\t'Only create: fail when the key exists'
 exist\t'Only replace: fail when the key is absent'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
@@ -346,11 +488,17 @@ compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -l partial -d 'Fields the JSON leaves out are zero (default: every field must be given)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from watch" -l interval -d 'Milliseconds between reads' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from watch" -l count -d 'Stop after this many intervals' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from watch" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from watch" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from watch" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from watch" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from watch" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from watch" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from watch" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
@@ -358,9 +506,15 @@ compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from watch" -l count-only -d 'One line per interval with the numbers added, removed and changed'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from watch" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from watch" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from watch" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from delete" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from delete" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from delete" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from delete" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from delete" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from delete" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from delete" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
@@ -368,6 +522,7 @@ compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from delete" -l partial -d 'Fields a JSON key leaves out are zero (default: every field must be given)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from delete" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from help" -f -a "list" -d 'List every BPF map on the system'
@@ -378,42 +533,62 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcomm
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete one entry'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -f -a "list" -d 'List every program: id, type, name, tag, attach points, maps'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -l stats -d 'Turn on the kernel\'s run-time statistics for this long and show the runs and average ns of that window' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from help" -f -a "list" -d 'List every program: id, type, name, tag, attach points, maps'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l socket -d 'Unix socket to serve on (mode 0660)' -r -F
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l listen -d 'Also serve on this TCP address (loopback only until TLS is there)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l listen -d 'Also serve on this TCP address: with TLS when --tls-cert and --tls-key are given; plain TCP only on loopback unless --insecure' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l tls-client-ca -d 'The CA (PEM) that clients\' certificates must chain to: mutual TLS on --listen' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l socket-group -d 'The group of the unix socket (mode 0660, owned by root): its members may use it' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l buffer -d 'How many recent flows to keep for clients that ask for the last N' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l ct-gc-interval -d 'Remove expired conntrack entries this often (0 turns it off)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l allow-write -d 'Run commands that change the datapath for `--server` clients (policy add, endpoint set, ct flush, map update, ...); without it they are refused with PERMISSION_DENIED'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -s V -l version -d 'Print version'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l server -d 'The server: a unix socket path or host:port' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l last -d 'The last N flows (default 20 without --follow)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l first -d 'The first N flows the server still holds' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l since -d 'Flows since this time: RFC 3339, or a duration ago (5m)' -r
@@ -439,6 +614,11 @@ egress\t''"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l drop-reason-desc -d 'Drop reason, by cilium\'s name (POLICY_DENIED, POLICY_DENY, …) or number' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l interface -d 'The interface the flow was seen on, by name' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
@@ -451,17 +631,23 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s 4 -l ipv4 -d 'IP
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s 6 -l ipv6 -d 'IPv6 flows only'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l not -d 'Negate the filter flag that follows: flows matching it are left out'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l print-raw-filters -d 'Print the filters sent to the server and stop'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand tui" -l refresh -d 'How often the dashboard reads the maps and the events, in milliseconds' -r
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand tui" -l server -d 'When `dpdbg serve` holds the ring, read its events through this socket (or host:port)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand tui" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand tui" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand tui" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand tui" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand tui" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand tui" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand tui" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand tui" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand tui" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand tui" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l from -d 'The sender: an endpoint id, an IP address, or a lab endpoint\'s name (ep1)' -r
@@ -472,6 +658,11 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l sport -d 'Source p
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l tcp-flags -d 'TCP flags as tcpdump letters (S, SA, A, FA, R) or names (SYN,ACK)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l packet -d 'Trace this IP packet (hex, IP header first) instead of building one; --from/--to, when given, must be its addresses\' endpoints' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
@@ -480,17 +671,23 @@ dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -s 4 -d 'Use the endpoints\' IPv4 addresses'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -s 6 -d 'Use the endpoints\' IPv6 addresses'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -s V -l version -d 'Print version'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -l server -d 'The server: a unix socket path or host:port' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -l service -d 'The service to ask about: "" is the process (liveness), observer.Observer serves only while a datapath is loaded (readiness)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health help" -f -a "datapath" -d 'Load, attach, detach, unload and inspect the datapath'

@@ -13,25 +13,95 @@ pub enum ConnectError {
     #[error("{server}: not a server address (give a unix socket path or host:port)")]
     BadAddress { server: String },
     #[error(
-        "cannot reach dpdbg serve at {server}: {source} (is `dpdbg serve` running? it listens on /run/dpdbg/dpdbg.sock by default)"
+        "cannot reach dpdbg serve at {server}: {detail} (is `dpdbg serve` running? it listens on /run/dpdbg/dpdbg.sock by default)"
     )]
-    Unreachable {
-        server: String,
-        #[source]
-        source: tonic::transport::Error,
-    },
+    Unreachable { server: String, detail: String },
+    #[error(
+        "TLS with dpdbg serve at {server} failed: {detail} (check --tls-ca, --tls-cert/--tls-key and --tls-server-name)"
+    )]
+    Tls { server: String, detail: String },
+    #[error(
+        "refusing plain TCP to {server}, which is not loopback: give --tls-ca FILE for TLS, or --insecure to send in the clear"
+    )]
+    PlainTcp { server: String },
+    #[error("{0}")]
+    Config(String),
+}
+
+/// How this process talks TLS to servers over TCP (the global --tls-* flags).
+#[derive(Clone, Debug, Default)]
+pub struct ClientTls {
+    /// PEM of the CA that signed the server's certificate: TLS when set.
+    pub ca: Option<Vec<u8>>,
+    /// PEM certificate and key of this client, for servers that ask (mTLS).
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+    /// The name the server's certificate must carry (default: the host).
+    pub server_name: Option<String>,
+    /// Plain TCP to an address that is not loopback.
+    pub insecure: bool,
+}
+
+static TLS: std::sync::OnceLock<ClientTls> = std::sync::OnceLock::new();
+
+/// Sets how every connection of this process does TLS; the first call wins.
+pub fn configure(tls: ClientTls) {
+    let _ = TLS.set(tls);
+}
+
+/// An error with every cause it carries, each said once: tonic's own text
+/// ("transport error") says little, the TLS library's cause says what.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        let t = err.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
+}
+
+/// A gRPC status as a person needs it: the message and what caused it.
+pub fn status_text(s: &tonic::Status) -> String {
+    use std::error::Error;
+    match s.source() {
+        Some(src) => {
+            let c = chain(src);
+            if s.message().is_empty() || c.contains(s.message()) { c } else { format!("{}: {c}", s.message()) }
+        }
+        None => s.message().to_string(),
+    }
+}
+
+fn looks_like_tls(detail: &str) -> bool {
+    let d = detail.to_ascii_lowercase();
+    ["certificate", "tls", "handshake", "alert", "unknownissuer", "expired"].iter().any(|w| d.contains(w))
 }
 
 /// HTTP/2's default 64 KiB window lets a server send about 150 flows before
 /// it waits a round trip for the client's window update: a follower at
-/// hundreds of thousands of flows a second needs far more in flight.
+/// hundreds of thousands of flows a second needs far more in flight. The
+/// keepalive makes a server that vanishes without closing the connection
+/// (a node gone, a cable pulled) an error within seconds, not a hang.
 fn tuned(ep: Endpoint) -> Endpoint {
-    ep.initial_stream_window_size(Some(8 << 20)).initial_connection_window_size(Some(16 << 20))
+    ep.initial_stream_window_size(Some(8 << 20))
+        .initial_connection_window_size(Some(16 << 20))
+        .http2_keep_alive_interval(std::time::Duration::from_secs(10))
+        .keep_alive_timeout(std::time::Duration::from_secs(10))
+        .keep_alive_while_idle(true)
 }
 
-/// A channel to `server`: "unix:PATH", a path (anything with a '/'), or host:port.
+/// Whether host:port names this machine.
+fn is_loopback(server: &str) -> bool {
+    let host = server.rsplit_once(':').map_or(server, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A channel to `server`: "unix:PATH", a path (anything with a '/'), or
+/// host:port (TLS when configured, plain only to loopback or --insecure).
 pub async fn connect(server: &str) -> Result<Channel, ConnectError> {
-    let unreachable = |source| ConnectError::Unreachable { server: server.to_string(), source };
     let path =
         server.strip_prefix("unix:").map(str::to_string).or_else(|| server.contains('/').then(|| server.to_string()));
     if let Some(path) = path {
@@ -44,13 +114,44 @@ pub async fn connect(server: &str) -> Result<Channel, ConnectError> {
                 async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?)) }
             }))
             .await
-            .map_err(unreachable);
+            .map_err(|e| ConnectError::Unreachable { server: server.to_string(), detail: chain(&e) });
     }
-    let ep = tuned(
-        Endpoint::from_shared(format!("http://{server}"))
-            .map_err(|_| ConnectError::BadAddress { server: server.to_string() })?,
-    );
-    ep.connect().await.map_err(unreachable)
+    let tls = TLS.get().cloned().unwrap_or_default();
+    if tls.identity.is_some() && tls.ca.is_none() {
+        return Err(ConnectError::Config(
+            "--tls-cert and --tls-key are for TLS, which needs --tls-ca (the CA that signed the server's certificate)"
+                .into(),
+        ));
+    }
+    let bad = || ConnectError::BadAddress { server: server.to_string() };
+    let ep = match &tls.ca {
+        None => {
+            if !tls.insecure && !is_loopback(server) {
+                return Err(ConnectError::PlainTcp { server: server.to_string() });
+            }
+            tuned(Endpoint::from_shared(format!("http://{server}")).map_err(|_| bad())?)
+        }
+        Some(ca) => {
+            let mut cfg =
+                tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(ca));
+            if let Some((cert, key)) = &tls.identity {
+                cfg = cfg.identity(tonic::transport::Identity::from_pem(cert, key));
+            }
+            let host = server.rsplit_once(':').map_or(server, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
+            cfg = cfg.domain_name(tls.server_name.clone().unwrap_or_else(|| host.to_string()));
+            tuned(Endpoint::from_shared(format!("https://{server}")).map_err(|_| bad())?)
+                .tls_config(cfg)
+                .map_err(|e| ConnectError::Config(format!("TLS settings: {}", chain(&e))))?
+        }
+    };
+    ep.connect().await.map_err(|e| {
+        let detail = chain(&e);
+        if tls.ca.is_some() && looks_like_tls(&detail) {
+            ConnectError::Tls { server: server.to_string(), detail }
+        } else {
+            ConnectError::Unreachable { server: server.to_string(), detail }
+        }
+    })
 }
 
 pub async fn observer(server: &str) -> Result<ObserverClient<Channel>, ConnectError> {

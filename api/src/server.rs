@@ -40,6 +40,19 @@ pub struct ServeOptions {
     pub ct_gc_interval: Duration,
     /// dpdbg's commands for `--server` (dpdbg.v1.Commands); None leaves the service out.
     pub commands: Option<crate::commands::Runner>,
+    /// TLS on the TCP listener (the unix socket is guarded by its mode).
+    pub tls: Option<ServerTls>,
+    /// The group the unix socket belongs to (its owner is the server's user, root).
+    pub socket_gid: Option<u32>,
+}
+
+/// The server's certificate and key (PEM), and the CA its clients' certificates
+/// must chain to (mutual TLS) when one is given.
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+    pub client_ca: Option<Vec<u8>>,
 }
 
 /// Why the server could not run.
@@ -471,7 +484,7 @@ impl Events for EventsService {
 
 /// Binds the unix socket: the old file goes only when nothing answers on it,
 /// then the socket is made group-accessible (0660), never world-accessible.
-fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, ServeError> {
+fn bind_unix(path: &Path, gid: Option<u32>) -> Result<tokio::net::UnixListener, ServeError> {
     use std::os::unix::fs::PermissionsExt;
     let io = |what: &str, e| ServeError::Io { what: format!("{what} {}", path.display()), source: e };
     if path.exists() {
@@ -485,6 +498,9 @@ fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, ServeError> {
     }
     let l = tokio::net::UnixListener::bind(path).map_err(|e| io("binding", e))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(|e| io("chmod", e))?;
+    if let Some(gid) = gid {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(|e| io("chown", e))?;
+    }
     Ok(l)
 }
 
@@ -497,7 +513,7 @@ pub async fn run(
     // The reader first: it takes the consumer lock, so a second server stops
     // here (naming the first's pid) before it touches the first's socket.
     let reader = EventReader::open(&opts.bpffs, settings.transport)?;
-    let listener = bind_unix(&opts.socket)?;
+    let listener = bind_unix(&opts.socket, opts.socket_gid)?;
     // In batches of up to BATCH_MAX flows.
     let (live, _) = broadcast::channel(256);
     let (raw, _) = broadcast::channel(1024);
@@ -572,17 +588,25 @@ pub async fn run(
     };
     // The same services on every listener.
     let commands = opts.commands.clone().map(crate::commands::CommandsService::new);
-    let routes = || {
-        tonic::transport::Server::builder()
-            .add_service(health_svc.clone())
+    let routes = |tls: Option<&ServerTls>| -> Result<_, ServeError> {
+        let mut b = tonic::transport::Server::builder();
+        if let Some(t) = tls {
+            let mut cfg = tonic::transport::ServerTlsConfig::new()
+                .identity(tonic::transport::Identity::from_pem(&t.cert, &t.key));
+            if let Some(ca) = &t.client_ca {
+                cfg = cfg.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+            }
+            b = b.tls_config(cfg).map_err(ServeError::Transport)?;
+        }
+        Ok(b.add_service(health_svc.clone())
             .add_service(ObserverServer::new(svc.clone()))
             .add_service(EventsServer::new(events.clone()))
-            .add_optional_service(commands.clone().map(crate::events::commands_server::CommandsServer::new))
+            .add_optional_service(commands.clone().map(crate::events::commands_server::CommandsServer::new)))
     };
     let mut servers = Vec::new();
     {
         let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-        let serving = routes().serve_with_incoming_shutdown(incoming, wait_down(down_rx.clone()));
+        let serving = routes(None)?.serve_with_incoming_shutdown(incoming, wait_down(down_rx.clone()));
         servers.push(tokio::spawn(serving));
     }
     if let Some(addr) = opts.listen {
@@ -590,7 +614,7 @@ pub async fn run(
             .await
             .map_err(|e| ServeError::Io { what: format!("binding {addr}"), source: e })?;
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
-        let serving = routes().serve_with_incoming_shutdown(incoming, wait_down(down_rx.clone()));
+        let serving = routes(opts.tls.as_ref())?.serve_with_incoming_shutdown(incoming, wait_down(down_rx.clone()));
         servers.push(tokio::spawn(serving));
     }
     eprintln!(
@@ -598,7 +622,16 @@ pub async fn run(
         opts.bpffs.display(),
         settings.transport,
         opts.socket.display(),
-        opts.listen.map(|a| format!(" and {a}")).unwrap_or_default(),
+        opts.listen
+            .map(|a| format!(
+                " and {a}{}",
+                match &opts.tls {
+                    Some(t) if t.client_ca.is_some() => " (mutual TLS)",
+                    Some(_) => " (TLS)",
+                    None => " (plain)",
+                }
+            ))
+            .unwrap_or_default(),
         shared.capacity
     );
     let mut result = Ok(());

@@ -39,12 +39,60 @@ pub struct Cli {
     #[arg(long, global = true, env = "DPDBG_SERVER", value_name = "ADDR")]
     pub server: Option<String>,
 
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
     /// Output format: a table for people, json for scripts.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = output::Format::Table)]
     pub output: output::Format,
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// TLS for `--server` over TCP, and for `serve --listen`.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct TlsArgs {
+    /// The CA certificate (PEM) that signed the server's: talk TLS to --server.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// This side's certificate (PEM): the client's for a server that asks for
+    /// one (mutual TLS), the server's for `serve --listen`.
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The name the server's certificate must carry (default: the host of --server).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
+    /// Allow plain TCP (no TLS) to or on an address that is not loopback.
+    #[arg(long, global = true)]
+    pub insecure: bool,
+}
+
+impl TlsArgs {
+    /// The PEM of a TLS file, or an error naming the flag and the file.
+    pub fn read(flag: &str, p: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+        let b = std::fs::read(p).map_err(|e| anyhow::anyhow!("{flag} {}: {e}", p.display()))?;
+        if !b.windows(10).any(|w| w == b"-----BEGIN") {
+            anyhow::bail!("{flag} {}: not a PEM file (no -----BEGIN line)", p.display());
+        }
+        Ok(b)
+    }
+
+    fn client(&self) -> anyhow::Result<dpdbg_api::client::ClientTls> {
+        let identity = match (&self.tls_cert, &self.tls_key) {
+            (Some(c), Some(k)) => Some((Self::read("--tls-cert", c)?, Self::read("--tls-key", k)?)),
+            _ => None,
+        };
+        Ok(dpdbg_api::client::ClientTls {
+            ca: self.tls_ca.as_deref().map(|p| Self::read("--tls-ca", p)).transpose()?,
+            identity,
+            server_name: self.tls_server_name.clone(),
+            insecure: self.insecure,
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,8 +127,24 @@ pub enum Command {
     Health(health::HealthCmd),
 }
 
+/// A command that talks to a server keeps SIGPIPE from killing it: hyper
+/// writes to its socket with writev, which raises SIGPIPE when the server has
+/// hung up (a refused TLS handshake), and the process must live to say why.
+/// A closed stdout (`| head`) then comes back as a BrokenPipe error, which
+/// main turns into the exit status SIGPIPE would have given.
+pub fn keep_sigpipe_from_killing() {
+    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let printer = Printer::new(cli.output);
+    if cli.server.is_some() || matches!(cli.command, Command::Observe(_) | Command::Health(_)) {
+        keep_sigpipe_from_killing();
+    }
+    if !matches!(cli.command, Command::Serve(_)) {
+        dpdbg_api::client::configure(cli.tls.client()?);
+    }
     if let Some(server) = &cli.server
         && matches!(
             cli.command,
@@ -114,7 +178,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bpf(c) => c.run(&cli.bpffs, &printer),
         Command::Map(c) => c.run(&cli.bpffs, &printer),
         Command::Prog(c) => c.run(&printer),
-        Command::Serve(c) => c.run(&cli.bpffs),
+        Command::Serve(c) => c.run(&cli.bpffs, &cli.tls),
         Command::Tui(mut c) => {
             c.server = server;
             c.run(&cli.bpffs, &printer)

@@ -15,6 +15,15 @@ fn main() -> ExitCode {
     let json = cli.output != dpdbg_cli::output::Format::Table;
     match dpdbg_cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // stdout closed under us (`| head`) where SIGPIPE was kept from
+        // killing the process: the status it would have died with.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::from(128 + libc::SIGPIPE as u8)
+        }
         Err(e) if e.downcast_ref::<dpdbg_cli::output::Exit>().is_some() => {
             ExitCode::from(e.downcast_ref::<dpdbg_cli::output::Exit>().map_or(1, |x| x.0))
         }

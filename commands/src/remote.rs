@@ -111,14 +111,15 @@ pub fn run(server: &str, output: Format, args: Vec<String>) -> anyhow::Result<()
     let code = rt.block_on(async {
         let ch = dpdbg_api::client::connect(server).await?;
         let mut client = CommandsClient::new(ch);
-        let refused = |s: dpdbg_api::tonic::Status| anyhow::anyhow!("{server}: {}", s.message());
+        let refused =
+            |s: dpdbg_api::tonic::Status| anyhow::anyhow!("{server}: {}", dpdbg_api::client::status_text(&s));
         let mut stream = client.run(RunRequest { args, output }).await.map_err(refused)?.into_inner();
         let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr());
         loop {
             let msg = stream.message().await.map_err(|s| {
                 anyhow::anyhow!(
                     "the server at {server} went away in the middle of `dpdbg {line}`: {} (the output above may be incomplete)",
-                    s.message()
+                    dpdbg_api::client::status_text(&s)
                 )
             })?;
             let Some(m) = msg else {

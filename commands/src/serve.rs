@@ -17,9 +17,16 @@ pub struct ServeCmd {
     /// Unix socket to serve on (mode 0660).
     #[arg(long, default_value = DEFAULT_SOCKET, value_name = "PATH")]
     socket: PathBuf,
-    /// Also serve on this TCP address (loopback only until TLS is there).
+    /// Also serve on this TCP address: with TLS when --tls-cert and --tls-key
+    /// are given; plain TCP only on loopback unless --insecure.
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// The CA (PEM) that clients' certificates must chain to: mutual TLS on --listen.
+    #[arg(long, value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
+    /// The group of the unix socket (mode 0660, owned by root): its members may use it.
+    #[arg(long, value_name = "GROUP")]
+    socket_group: Option<String>,
     /// How many recent flows to keep for clients that ask for the last N.
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     buffer: u32,
@@ -31,6 +38,21 @@ pub struct ServeCmd {
     /// they are refused with PERMISSION_DENIED.
     #[arg(long)]
     allow_write: bool,
+}
+
+/// A group by name or number.
+fn group_id(g: &str) -> anyhow::Result<u32> {
+    if let Ok(n) = g.parse::<u32>() {
+        return Ok(n);
+    }
+    let name = std::ffi::CString::new(g).map_err(|_| anyhow::anyhow!("--socket-group {g:?}: not a group name"))?;
+    // SAFETY: getgrnam reads a NUL-terminated name; the gid is copied out at once.
+    let gr = unsafe { libc::getgrnam(name.as_ptr()) };
+    if gr.is_null() {
+        anyhow::bail!("--socket-group {g:?}: no such group (see /etc/group)");
+    }
+    // SAFETY: non-null pointer just returned by getgrnam.
+    Ok(unsafe { (*gr).gr_gid })
 }
 
 async fn shutdown_signal() {
@@ -48,20 +70,51 @@ async fn shutdown_signal() {
 }
 
 impl ServeCmd {
-    pub fn run(self, bpffs: &Path) -> anyhow::Result<()> {
+    pub fn run(self, bpffs: &Path, tls_args: &crate::TlsArgs) -> anyhow::Result<()> {
         dpdbg::sys::require_privileges("serve")?;
         // A client that goes away mid-stream must not take the server with
         // it: a server ignores SIGPIPE and sees EPIPE on that one connection
         // (the CLI otherwise dies quietly on a closed pipe, as Unix tools do).
         // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-        if let Some(a) = self.listen
-            && !a.ip().is_loopback()
-        {
+        if tls_args.tls_ca.is_some() || tls_args.tls_server_name.is_some() {
             crate::usage!(
-                "--listen {a}: plain TCP is served on loopback only (TLS is not there yet); use 127.0.0.1:PORT or the unix socket"
+                "serve: --tls-ca and --tls-server-name are for clients; a server takes --tls-cert, --tls-key and --tls-client-ca"
             );
         }
+        if self.tls_client_ca.is_some() && tls_args.tls_cert.is_none() {
+            crate::usage!("--tls-client-ca asks clients for certificates over TLS: give --tls-cert and --tls-key too");
+        }
+        let tls = match (&tls_args.tls_cert, &tls_args.tls_key) {
+            (Some(c), Some(k)) => {
+                if self.listen.is_none() {
+                    crate::usage!("--tls-cert and --tls-key are for --listen (the unix socket is guarded by its mode)");
+                }
+                Some(dpdbg_api::server::ServerTls {
+                    cert: crate::TlsArgs::read("--tls-cert", c)?,
+                    key: crate::TlsArgs::read("--tls-key", k)?,
+                    client_ca: self
+                        .tls_client_ca
+                        .as_deref()
+                        .map(|p| crate::TlsArgs::read("--tls-client-ca", p))
+                        .transpose()?,
+                })
+            }
+            _ => None,
+        };
+        if let Some(a) = self.listen
+            && tls.is_none()
+            && !a.ip().is_loopback()
+            && !tls_args.insecure
+        {
+            crate::usage!(
+                "--listen {a}: plain TCP is served on loopback only; give --tls-cert and --tls-key for TLS, or --insecure to serve in the clear"
+            );
+        }
+        let socket_gid = match &self.socket_group {
+            None => None,
+            Some(g) => Some(group_id(g)?),
+        };
         let exe = std::env::current_exe().context("finding the dpdbg binary, to run commands for --server")?;
         let commands = dpdbg_api::commands::Runner {
             exe,
@@ -73,6 +126,8 @@ impl ServeCmd {
         let opts = ServeOptions {
             bpffs: bpffs.to_path_buf(),
             commands: Some(commands),
+            tls,
+            socket_gid,
             socket: self.socket,
             listen: self.listen,
             buffer: self.buffer as usize,

@@ -1,0 +1,207 @@
+//! TLS and mutual TLS between `--server` and `serve --listen`: handshakes
+//! that should work do, and give the local output; a wrong CA, an expired
+//! certificate and a missing client certificate fail saying so; plain TCP
+//! beyond loopback needs --insecure on both sides.
+
+mod common;
+
+use common::{Bpffs, LabGuard, dpdbg};
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+
+struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+}
+
+fn ca(name: &str) -> (rcgen::Certificate, KeyPair) {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(DnType::CommonName, name);
+    (p.self_signed(&key).unwrap(), key)
+}
+
+fn leaf(dir: &Path, name: &str, sans: &[&str], issuer: &(rcgen::Certificate, KeyPair), expired: bool) {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    p.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    p.distinguished_name.push(DnType::CommonName, name);
+    if expired {
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2020, 2, 1);
+    }
+    let cert = p.signed_by(&key, &issuer.0, &issuer.1).unwrap();
+    std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+    std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+}
+
+/// A CA with a server and a client certificate, an expired server
+/// certificate from the same CA, and a second CA that signed nothing here.
+fn pki(dir: &Path) -> Pki {
+    let ca1 = ca("dpdbg test CA");
+    std::fs::write(dir.join("ca.pem"), ca1.0.pem()).unwrap();
+    leaf(dir, "server", &["localhost"], &ca1, false);
+    leaf(dir, "expired", &["localhost"], &ca1, true);
+    leaf(dir, "client", &["dpdbg-client"], &ca1, false);
+    let other = ca("another CA");
+    std::fs::write(dir.join("other-ca.pem"), other.0.pem()).unwrap();
+    std::fs::write(dir.join("not-pem.pem"), "hello").unwrap();
+    Pki { dir: dir.to_path_buf() }
+}
+
+struct Server(Child, PathBuf);
+
+impl Server {
+    /// Starts `dpdbg serve` and waits for its TCP port to answer.
+    fn start(bpffs: &Path, socket: &Path, port: u16, args: &[&str]) -> Server {
+        let child = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+            .arg("--bpffs")
+            .arg(bpffs)
+            .arg("serve")
+            .arg("--socket")
+            .arg(socket)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t.elapsed() < Duration::from_secs(10), "dpdbg serve did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Server(child, socket.to_path_buf())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+        let _ = std::fs::remove_file(&self.1);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn tls_and_mutual_tls() {
+    let fs = Bpffs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("lab.json");
+    let run = |args: &[&str]| dpdbg(&fs.0, &state, args);
+    let _lab = LabGuard { bpffs: fs.0.clone(), state: state.clone() };
+    assert!(run(&["lab", "up"]).status.success());
+    let pki = pki(dir.path());
+    let socket = dir.path().join("dpdbg.sock");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let local = run(&["bpf", "endpoint", "list", "-o", "json"]);
+    assert!(local.status.success());
+    let (ca, other, cert, key) =
+        (pki.path("ca.pem"), pki.path("other-ca.pem"), pki.path("client.pem"), pki.path("client.key"));
+
+    // TLS: the right CA gets the local output; the wrong one is refused, saying why.
+    {
+        let _s = Server::start(
+            &fs.0,
+            &socket,
+            port,
+            &["--tls-cert", &pki.path("server.pem"), "--tls-key", &pki.path("server.key")],
+        );
+        let o = run(&["--server", &addr, "--tls-ca", &ca, "bpf", "endpoint", "list", "-o", "json"]);
+        assert!(o.status.success(), "{}", err(&o));
+        assert_eq!(o.stdout, local.stdout);
+        let o =
+            run(&["--server", &format!("localhost:{port}"), "--tls-ca", &ca, "bpf", "endpoint", "list", "-o", "json"]);
+        assert_eq!(o.stdout, local.stdout, "by name: {}", err(&o));
+        let o = run(&["--server", &addr, "--tls-ca", &other, "bpf", "endpoint", "list"]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(err(&o).contains("TLS with dpdbg serve at"), "{}", err(&o));
+        assert!(err(&o).contains("UnknownIssuer"), "{}", err(&o));
+        let o = run(&["--server", &addr, "--tls-ca", &ca, "--tls-server-name", "elsewhere", "bpf", "endpoint", "list"]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(err(&o).contains("certificate not valid for name \"elsewhere\""), "{}", err(&o));
+        let o = run(&["--server", &addr, "--tls-ca", &pki.path("not-pem.pem"), "bpf", "endpoint", "list"]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(err(&o).contains("not a PEM file"), "{}", err(&o));
+        // The other services take the same flags.
+        let o = run(&["--server", &addr, "--tls-ca", &ca, "health"]);
+        assert!(o.status.success(), "{}", err(&o));
+    }
+
+    // An expired server certificate.
+    {
+        let _s = Server::start(
+            &fs.0,
+            &socket,
+            port,
+            &["--tls-cert", &pki.path("expired.pem"), "--tls-key", &pki.path("expired.key")],
+        );
+        let o = run(&["--server", &addr, "--tls-ca", &ca, "bpf", "endpoint", "list"]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(err(&o).to_ascii_lowercase().contains("expired"), "{}", err(&o));
+    }
+
+    // Mutual TLS: a client certificate from the CA gets in, none does not.
+    {
+        let _s = Server::start(
+            &fs.0,
+            &socket,
+            port,
+            &["--tls-cert", &pki.path("server.pem"), "--tls-key", &pki.path("server.key"), "--tls-client-ca", &ca],
+        );
+        let o = run(&[
+            "--server",
+            &addr,
+            "--tls-ca",
+            &ca,
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "bpf",
+            "endpoint",
+            "list",
+            "-o",
+            "json",
+        ]);
+        assert!(o.status.success(), "{}", err(&o));
+        assert_eq!(o.stdout, local.stdout);
+        let o = run(&["--server", &addr, "--tls-ca", &ca, "bpf", "endpoint", "list"]);
+        assert_eq!(o.status.code(), Some(1), "no client certificate");
+        assert!(err(&o).contains("CertificateRequired") || err(&o).contains("certificate required"), "{}", err(&o));
+        let o = run(&["--server", &addr, "--tls-cert", &cert, "--tls-key", &key, "bpf", "endpoint", "list"]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(err(&o).contains("needs --tls-ca"), "{}", err(&o));
+    }
+
+    // Plain TCP beyond loopback: refused by both sides unless --insecure.
+    let o = run(&["serve", "--socket", &pki.path("x.sock"), "--listen", "0.0.0.0:1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err(&o).contains("plain TCP is served on loopback only"), "{}", err(&o));
+    let o = run(&["serve", "--socket", &pki.path("x.sock"), "--tls-cert", &cert, "--tls-key", &key]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err(&o).contains("are for --listen"), "{}", err(&o));
+    let o = run(&["--server", "192.0.2.1:4245", "bpf", "endpoint", "list"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("refusing plain TCP to 192.0.2.1:4245"), "{}", err(&o));
+}
