@@ -8,44 +8,46 @@ use serde::Serialize;
 use crate::syscall as raw;
 use crate::{Error, Result, sys};
 
-/// The kernel's program type numbers (enum bpf_prog_type).
+/// The kernel's program type names (enum bpf_prog_type), as bpftool prints them.
+pub const PROG_TYPE_NAMES: &[&str] = &[
+    "unspec",
+    "socket_filter",
+    "kprobe",
+    "sched_cls",
+    "sched_act",
+    "tracepoint",
+    "xdp",
+    "perf_event",
+    "cgroup_skb",
+    "cgroup_sock",
+    "lwt_in",
+    "lwt_out",
+    "lwt_xmit",
+    "sock_ops",
+    "sk_skb",
+    "cgroup_device",
+    "sk_msg",
+    "raw_tracepoint",
+    "cgroup_sock_addr",
+    "lwt_seg6local",
+    "lirc_mode2",
+    "sk_reuseport",
+    "flow_dissector",
+    "cgroup_sysctl",
+    "raw_tracepoint_writable",
+    "cgroup_sockopt",
+    "tracing",
+    "struct_ops",
+    "ext",
+    "lsm",
+    "sk_lookup",
+    "syscall",
+    "netfilter",
+];
+
+/// The name of a program type number.
 pub fn prog_type_name(t: u32) -> &'static str {
-    const NAMES: &[&str] = &[
-        "unspec",
-        "socket_filter",
-        "kprobe",
-        "sched_cls",
-        "sched_act",
-        "tracepoint",
-        "xdp",
-        "perf_event",
-        "cgroup_skb",
-        "cgroup_sock",
-        "lwt_in",
-        "lwt_out",
-        "lwt_xmit",
-        "sock_ops",
-        "sk_skb",
-        "cgroup_device",
-        "sk_msg",
-        "raw_tracepoint",
-        "cgroup_sock_addr",
-        "lwt_seg6local",
-        "lirc_mode2",
-        "sk_reuseport",
-        "flow_dissector",
-        "cgroup_sysctl",
-        "raw_tracepoint_writable",
-        "cgroup_sockopt",
-        "tracing",
-        "struct_ops",
-        "ext",
-        "lsm",
-        "sk_lookup",
-        "syscall",
-        "netfilter",
-    ];
-    NAMES.get(t as usize).copied().unwrap_or("unknown")
+    PROG_TYPE_NAMES.get(t as usize).copied().unwrap_or("unknown")
 }
 
 #[derive(Clone, Debug, Serialize)]

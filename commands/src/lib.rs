@@ -139,7 +139,7 @@ pub fn keep_sigpipe_from_killing() {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let printer = Printer::new(cli.output);
-    if cli.server.is_some() || matches!(cli.command, Command::Observe(_) | Command::Health(_)) {
+    if cli.server.is_some() || matches!(cli.command, Command::Observe(_) | Command::Health(_) | Command::Tui(_)) {
         keep_sigpipe_from_killing();
     }
     if !matches!(cli.command, Command::Serve(_)) {
@@ -180,6 +180,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Prog(c) => c.run(&printer),
         Command::Serve(c) => c.run(&cli.bpffs, &cli.tls),
         Command::Tui(mut c) => {
+            c.remote = cli.server.is_some();
             c.server = server;
             c.run(&cli.bpffs, &printer)
         }

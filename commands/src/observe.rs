@@ -326,14 +326,18 @@ impl ObserveCmd {
     pub fn run(self, _bpffs: &Path, format: ObserveFormat) -> anyhow::Result<()> {
         // `--not FLAG VALUE`: the flag's filter goes to the blacklist.
         let (this, negated) = if self.not > 0 {
-            let args: Vec<String> = std::env::args().skip_while(|a| a != "observe").skip(1).collect();
+            // The global flags (--server, TLS, -o) are this command's already.
+            let all: Vec<String> = std::env::args().skip_while(|a| a != "observe").skip(1).collect();
+            let args = crate::remote::forwarded_args(&all);
             let (kept, neg) = split_negated(&args);
             let parse = |words: Vec<String>| {
                 <Negated as clap::Parser>::try_parse_from(words)
                     .map(|n| n.cmd)
                     .map_err(|e| anyhow::Error::new(crate::output::UsageError(e.to_string())))
             };
-            (parse(kept)?, Some(parse(neg)?))
+            let mut this = parse(kept)?;
+            this.server = self.server.clone();
+            (this, Some(parse(neg)?))
         } else {
             (self, None)
         };

@@ -14,6 +14,9 @@ pub struct TuiCmd {
     /// The server (the global --server, or where `dpdbg serve` listens by default).
     #[arg(skip)]
     pub(crate) server: String,
+    /// --server was given: the whole dashboard comes from that server.
+    #[arg(skip)]
+    pub(crate) remote: bool,
 }
 
 impl TuiCmd {
@@ -22,6 +25,10 @@ impl TuiCmd {
             crate::usage!(
                 "the dashboard is for a terminal: for JSON, ask the commands it shows (bpf ct list, bpf endpoint list, monitor -o jsonl …)"
             );
+        }
+        if self.remote {
+            let mut source = dpdbg_tui::Remote::connect(&self.server).map_err(anyhow::Error::msg).context("tui")?;
+            return dpdbg_tui::run(&mut source, Duration::from_millis(self.refresh)).context("tui");
         }
         dpdbg::sys::require_privileges("tui")?;
         dpdbg::sys::require_bpffs(bpffs)?;

@@ -116,7 +116,7 @@ fn parallel_loads_are_serialised() {
         assert!(stderr(loser).contains("already loaded"), "round {round}: {}", stderr(loser));
         let status = ok_json(dpdbg(&fs.0, &st, &["datapath", "status", "-o", "json"]));
         assert_eq!(status["loaded"], true, "the winner's datapath is intact");
-        assert_eq!(status["programs"].as_array().unwrap().len(), 2);
+        assert_eq!(status["programs"].as_array().unwrap().len(), 4, "the live pair and trace's dry-run pair");
         ok(dpdbg(&fs.0, &st, &["datapath", "unload"]));
     }
 }

@@ -14,7 +14,9 @@ struct Tmux(String);
 
 impl Tmux {
     fn start(command: &str) -> Tmux {
-        let name = format!("dpdbg-tui-test-{}", std::process::id());
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("dpdbg-tui-test-{}-{n}", std::process::id());
         let o = Command::new("tmux")
             .args(["new-session", "-d", "-s", &name, "-x", "160", "-y", "45", command])
             .env("TERM", "xterm-256color")
@@ -100,20 +102,46 @@ fn the_dashboard_in_a_terminal() {
         assert!(t0.elapsed() < Duration::from_secs(10), "dpdbg serve did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let cmd = format!(
-        "{} --bpffs {} tui --refresh 300 --server {}; echo TUI-EXIT=$?; stty -a | tr ' ' '\\n' | grep -x -- '-\\?icanon'; sleep 60",
-        env!("CARGO_BIN_EXE_dpdbg"),
-        fs.0.display(),
-        socket.display()
-    );
-    let t = Tmux::start(&cmd);
+    // Twice: on the node (maps read here, events through the server that
+    // holds the ring), then from the server alone (`--server`).
+    for remote in [false, true] {
+        let cmd = if remote {
+            format!(
+                "{} --server {} tui --refresh 300; echo TUI-EXIT=$?; stty -a | tr ' ' '\\n' | grep -x -- '-\\?icanon'; sleep 60",
+                env!("CARGO_BIN_EXE_dpdbg"),
+                socket.display()
+            )
+        } else {
+            format!(
+                "DPDBG_EVENTS_SOCKET={} {} --bpffs {} tui --refresh 300; echo TUI-EXIT=$?; stty -a | tr ' ' '\\n' | grep -x -- '-\\?icanon'; sleep 60",
+                socket.display(),
+                env!("CARGO_BIN_EXE_dpdbg"),
+                fs.0.display()
+            )
+        };
+        let title = if remote { "dpdbg serve at" } else { "events through dpdbg serve at" };
+        session(&cmd, title, &fs.0, &state, host_if, (ip0, ip1), &id1);
+    }
+}
+
+/// One dashboard session: every view, keys, and the terminal after quitting.
+fn session(
+    cmd: &str,
+    title: &str,
+    bpffs: &std::path::Path,
+    state: &std::path::Path,
+    host_if: &str,
+    (ip0, ip1): (&str, &str),
+    id1: &str,
+) {
+    let t = Tmux::start(cmd);
     let s = t.wait_for("the overview", |s| s.contains("datapath    loaded") && s.contains(host_if));
     assert!(s.contains("1 Overview") && s.contains("6 Programs"), "{s}");
-    assert!(s.contains("events through dpdbg serve at"), "the title says where events come from:\n{s}");
+    assert!(s.contains(title), "the title says where the data comes from:\n{s}");
 
     t.keys(&["2"]);
     let s = t.wait_for("the endpoints", |s| s.contains("IDENTITY") && s.contains(ip1));
-    assert!(s.contains(ip0) && s.contains(&id1), "{s}");
+    assert!(s.contains(ip0) && s.contains(id1), "{s}");
 
     // Conntrack, filtered by typing the first endpoint's address.
     t.keys(&["4", "/"]);
@@ -125,9 +153,9 @@ fn the_dashboard_in_a_terminal() {
     assert!(!s.contains("fd00:"), "IPv6 rows are filtered out:\n{s}");
 
     // Drops: enforce on endpoint 2 with no rule, send traffic, open the newest drop.
-    let set = dpdbg(&fs.0, &state, &["bpf", "endpoint", "set", &id1, "--enforce", "ingress"]);
+    let set = dpdbg(bpffs, state, &["bpf", "endpoint", "set", id1, "--enforce", "ingress"]);
     assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
-    let _ = dpdbg(&fs.0, &state, &["lab", "traffic"]);
+    let _ = dpdbg(bpffs, state, &["lab", "traffic"]);
     t.keys(&["5"]);
     let s = t.wait_for("drops", |s| s.contains("Policy denied (133)"));
     assert!(s.contains(&format!("-> {ip1}")) || s.contains("-> ["), "{s}");

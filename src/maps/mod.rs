@@ -101,7 +101,7 @@ pub struct Maps {
 }
 
 /// One endpoint as the endpoints map holds it.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Endpoint {
     pub ip: IpAddr,
     pub endpoint_id: u32,

@@ -16,7 +16,7 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 
 pub use app::{Action, App, Tab};
-pub use source::{Local, Snapshot, Source};
+pub use source::{Local, Remote, Snapshot, Source};
 
 /// Why the dashboard could not run.
 #[derive(Debug, thiserror::Error)]

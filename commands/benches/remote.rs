@@ -1,0 +1,95 @@
+//! `bpf ct list -o json` of a 1,000,000-entry conntrack table through
+//! `dpdbg serve` (unix socket and loopback TCP) against the local command,
+//! in the same run; prints the times and ratios and checks the bytes are the
+//! same. Needs root.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dpdbg::datapath::{self, Settings};
+
+mod common;
+
+const N: usize = 1_000_000;
+
+/// Wall time of a command, its stdout read to the end (as a pipe to a
+/// consumer would), and a fingerprint of those bytes.
+fn measure(cmd: &mut Command) -> (Duration, usize, u64) {
+    let start = Instant::now();
+    let out = cmd.stderr(Stdio::null()).output().expect("spawn");
+    let t = start.elapsed();
+    assert!(out.status.success(), "{cmd:?} failed: {}", out.status);
+    // FNV-1a: enough to tell two outputs apart.
+    let h = out.stdout.iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3));
+    (t, out.stdout.len(), h)
+}
+
+fn main() {
+    common::with_bpffs(run);
+}
+
+fn run(bpffs: &Path) {
+    let settings = Settings { max_entries: vec![("ct4".into(), 1_300_000)], ..Settings::default() };
+    datapath::load(bpffs, &settings).unwrap();
+    common::fill_ct4(bpffs, N, 0, 2, 60);
+    let exe = env!("CARGO_BIN_EXE_dpdbg");
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("dpdbg.sock");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let tcp = format!("127.0.0.1:{port}");
+    // Garbage collection off: the table's entries are long expired.
+    let mut server = Command::new(exe)
+        .arg("--bpffs")
+        .arg(bpffs)
+        .args(["serve", "--ct-gc-interval", "0", "--listen", &tcp, "--socket"])
+        .arg(&socket)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t.elapsed() < Duration::from_secs(10), "dpdbg serve did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let unix = socket.display().to_string();
+    let args = ["bpf", "ct", "list", "-o", "json"];
+    let local = || measure(Command::new(exe).arg("--bpffs").arg(bpffs).args(args));
+    let remote = |server: &str| measure(Command::new(exe).args(["--server", server]).args(args));
+
+    let (mut l_best, mut u_best, mut t_best) = (Duration::MAX, Duration::MAX, Duration::MAX);
+    let mut sizes = None;
+    // Interleaved, best of 3 each.
+    for _ in 0..3 {
+        let (lt, ln, lh) = local();
+        let (ut, un, uh) = remote(&unix);
+        let (tt, tn, th) = remote(&tcp);
+        assert_eq!((un, uh), (ln, lh), "the unix-socket output differs from the local one");
+        assert_eq!((tn, th), (ln, lh), "the TCP output differs from the local one");
+        sizes = Some(ln);
+        l_best = l_best.min(lt);
+        u_best = u_best.min(ut);
+        t_best = t_best.min(tt);
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let _ = server.wait();
+
+    println!(
+        "dpdbg bpf ct list -o json of a {N}-entry ct4 ({} MB of JSON), read to the end; best of 3, interleaved:",
+        sizes.unwrap_or(0) / 1_000_000
+    );
+    println!("  local                        {:>7.2} s", l_best.as_secs_f64());
+    println!(
+        "  --server unix socket         {:>7.2} s  {:>5.2}x local (target <= 2x)",
+        u_best.as_secs_f64(),
+        u_best.as_secs_f64() / l_best.as_secs_f64()
+    );
+    println!(
+        "  --server 127.0.0.1 (TCP)     {:>7.2} s  {:>5.2}x local",
+        t_best.as_secs_f64(),
+        t_best.as_secs_f64() / l_best.as_secs_f64()
+    );
+    println!("  output identical in all three: yes");
+}
