@@ -93,6 +93,25 @@ fn tuned(ep: Endpoint) -> Endpoint {
         .keep_alive_while_idle(true)
 }
 
+/// Unix sockets default to about 200 KiB of buffer each way, where loopback
+/// TCP grows its own: a command streaming hundreds of megabytes (a big
+/// `map dump`) waits on the socket less with a few MiB.
+pub fn socket_buffers(s: &impl std::os::fd::AsRawFd) {
+    let size: libc::c_int = 4 << 20;
+    for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
+        // SAFETY: setsockopt with a valid fd and a c_int option value; failure keeps the default.
+        unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
+}
+
 /// Whether host:port names this machine.
 fn is_loopback(server: &str) -> bool {
     let host = server.rsplit_once(':').map_or(server, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
@@ -111,7 +130,11 @@ pub async fn connect(server: &str) -> Result<Channel, ConnectError> {
         return ep
             .connect_with_connector(tower::service_fn(move |_: Uri| {
                 let path = path.clone();
-                async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?)) }
+                async move {
+                    let s = tokio::net::UnixStream::connect(path).await?;
+                    socket_buffers(&s);
+                    Ok::<_, std::io::Error>(TokioIo::new(s))
+                }
             }))
             .await
             .map_err(|e| ConnectError::Unreachable { server: server.to_string(), detail: chain(&e) });

@@ -59,8 +59,11 @@ impl std::fmt::Debug for Runner {
 
 /// At most this many commands run at once; more are refused, not queued.
 const MAX_RUNNING: usize = 32;
-/// Bytes of output per message.
-const CHUNK: usize = 64 << 10;
+/// Bytes of output per message, at most.
+const CHUNK: usize = 256 << 10;
+/// The pipe from the command: larger than Linux's 64 KiB default, so a
+/// command printing fast is not stopped every 64 KiB to wait for the server.
+const PIPE_SIZE: i32 = 1 << 20;
 
 #[derive(Clone)]
 pub struct CommandsService {
@@ -121,15 +124,26 @@ impl Commands for CommandsService {
         let (Some(mut out), Some(mut err)) = (child.stdout.take(), child.stderr.take()) else {
             return Err(Status::internal("the command's output pipes are missing"));
         };
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: F_SETPIPE_SZ on a pipe fd we own; failure leaves the default size.
+            unsafe { libc::fcntl(out.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
+        }
         let (tx, rx) = mpsc::channel(8);
         tokio::spawn(async move {
             let _permit = permit;
-            let (mut ob, mut eb) = (vec![0u8; CHUNK], vec![0u8; 8 << 10]);
+            // Read straight into the buffer a message then owns: no copy per chunk.
+            let mut ob = prost::bytes::BytesMut::with_capacity(CHUNK);
+            let mut eb = vec![0u8; 8 << 10];
             let (mut out_open, mut err_open) = (true, true);
             while out_open || err_open {
                 let msg = tokio::select! {
-                    n = out.read(&mut ob), if out_open => match n {
-                        Ok(n) if n > 0 => item(Item::Stdout(ob[..n].to_vec().into())),
+                    n = out.read_buf(&mut ob), if out_open => match n {
+                        Ok(n) if n > 0 => {
+                            let chunk = ob.split().freeze();
+                            ob.reserve(CHUNK);
+                            item(Item::Stdout(chunk))
+                        }
                         _ => { out_open = false; continue; }
                     },
                     n = err.read(&mut eb), if err_open => match n {

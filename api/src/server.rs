@@ -605,7 +605,13 @@ pub async fn run(
     };
     let mut servers = Vec::new();
     {
-        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+        use tokio_stream::StreamExt;
+        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener).map(|s| {
+            if let Ok(s) = &s {
+                crate::client::socket_buffers(s);
+            }
+            s
+        });
         let serving = routes(None)?.serve_with_incoming_shutdown(incoming, wait_down(down_rx.clone()));
         servers.push(tokio::spawn(serving));
     }

@@ -20,9 +20,26 @@ fn measure(cmd: &mut Command) -> (Duration, usize, u64) {
     let out = cmd.stderr(Stdio::null()).output().expect("spawn");
     let t = start.elapsed();
     assert!(out.status.success(), "{cmd:?} failed: {}", out.status);
-    // FNV-1a: enough to tell two outputs apart.
-    let h = out.stdout.iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3));
-    (t, out.stdout.len(), h)
+    (t, out.stdout.len(), fingerprint(&out.stdout))
+}
+
+/// FNV-1a of the output with the ages left out: runs seconds apart see the
+/// same entries a few seconds older.
+fn fingerprint(b: &[u8]) -> u64 {
+    let mut h = 0xcbf29ce484222325u64;
+    let mut i = 0;
+    while i < b.len() {
+        h = (h ^ b[i] as u64).wrapping_mul(0x100000001b3);
+        i += 1;
+        for key in [&b"\"age_s\":"[..], &b"\"expires_in_s\":"[..]] {
+            if b[..i].ends_with(key) {
+                while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'-') {
+                    i += 1;
+                }
+            }
+        }
+    }
+    h
 }
 
 fn main() {
@@ -65,8 +82,9 @@ fn run(bpffs: &Path) {
         let (lt, ln, lh) = local();
         let (ut, un, uh) = remote(&unix);
         let (tt, tn, th) = remote(&tcp);
-        assert_eq!((un, uh), (ln, lh), "the unix-socket output differs from the local one");
-        assert_eq!((tn, th), (ln, lh), "the TCP output differs from the local one");
+        let _ = (un, tn);
+        assert_eq!(uh, lh, "the unix-socket output differs from the local one");
+        assert_eq!(th, lh, "the TCP output differs from the local one");
         sizes = Some(ln);
         l_best = l_best.min(lt);
         u_best = u_best.min(ut);
@@ -91,5 +109,5 @@ fn run(bpffs: &Path) {
         t_best.as_secs_f64(),
         t_best.as_secs_f64() / l_best.as_secs_f64()
     );
-    println!("  output identical in all three: yes");
+    println!("  output identical in all three (ages aside, which move between runs): yes");
 }
