@@ -9,3 +9,4 @@ cargo bench -p dpdbg --bench monitor
 cargo bench -p dpdbg-cli --bench maps
 cargo bench -p dpdbg-cli --bench serve
 cargo bench -p dpdbg-cli --bench tui
+cargo bench -p dpdbg-cli --bench remote
