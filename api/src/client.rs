@@ -66,13 +66,29 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// A gRPC status as a person needs it: the message and what caused it.
 pub fn status_text(s: &tonic::Status) -> String {
     use std::error::Error;
-    match s.source() {
+    let text = match s.source() {
         Some(src) => {
             let c = chain(src);
             if s.message().is_empty() || c.contains(s.message()) { c } else { format!("{}: {c}", s.message()) }
         }
         None => s.message().to_string(),
+    };
+    // A server that wants a client certificate ends the connection right
+    // after the handshake: the client reads the TLS alert or, as often,
+    // only sees its next write fail.
+    let tls = TLS.get();
+    let no_identity = tls.is_some_and(|t| t.ca.is_some() && t.identity.is_none());
+    let lower = text.to_ascii_lowercase();
+    if no_identity
+        && ["certificaterequired", "broken pipe", "connection reset", "connection closed"]
+            .iter()
+            .any(|w| lower.contains(w))
+    {
+        return format!(
+            "{text} (the server closed the TLS connection: it may require a client certificate; give --tls-cert and --tls-key)"
+        );
     }
+    text
 }
 
 fn looks_like_tls(detail: &str) -> bool {

@@ -107,8 +107,13 @@ fn read_commands_are_the_same_through_the_server() {
     }
     let socket = dir.path().join("dpdbg.sock");
     let tcp = format!("127.0.0.1:{}", free_port());
-    let server = Server::start(&fs.0, &socket, &["--listen", &tcp]);
+    let server = Server::start(&fs.0, &socket, &["--listen", &tcp, "--socket-group", "1"]);
     let unix = socket.display().to_string();
+    {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&socket).unwrap();
+        assert_eq!((m.mode() & 0o777, m.uid(), m.gid()), (0o660, 0, 1), "the socket is rw for root and its group");
+    }
 
     let commands: &[&[&str]] = &[
         &["datapath", "status"],
