@@ -58,8 +58,18 @@ fn generator(bpffs: &Path, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(u6
 
 /// A direct monitor for the window: (events received, lost) from its summary.
 fn direct(bpffs: &Path, args: &[&str]) -> (u64, u64, u64) {
+    monitor(bpffs, args, None)
+}
+
+/// A monitor for the window, reading the ring itself or, with `server`,
+/// through `dpdbg serve` (which holds the ring): its summary's counts.
+fn monitor(bpffs: &Path, args: &[&str], server: Option<&Path>) -> (u64, u64, u64) {
     let stop = Arc::new(AtomicBool::new(false));
-    let out = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dpdbg"));
+    if let Some(s) = server {
+        cmd.env("DPDBG_EVENTS_SOCKET", s);
+    }
+    let out = cmd
         .arg("--bpffs")
         .arg(bpffs)
         .args(["monitor", "--until", "3s"])
@@ -145,6 +155,19 @@ fn run(bpffs: &Path) {
     while !socket.exists() {
         std::thread::sleep(Duration::from_millis(50));
     }
+    // A monitor beside the server: the ring's records through dpdbg.v1.Events,
+    // decoded and printed by the monitor as it prints what it reads itself.
+    let cpu0 = common::cpu_ns(server.id());
+    let (via, via_lost, runs) = monitor(bpffs, &["-o", "jsonl"], Some(&socket));
+    let cpu = common::cpu_ns(server.id()) - cpu0;
+    println!(
+        "  serve -> monitor -o jsonl   {:>10.0} events/s delivered ({:.2}x the direct jsonl rate), server CPU {:.0} ns per event, {:>9} lost (generator {:.0} events/s)",
+        via as f64 / secs,
+        via as f64 / jsonl.max(1) as f64,
+        cpu as f64 / via.max(1) as f64,
+        via_lost,
+        runs as f64 / secs
+    );
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     for n in [1usize, 4, 16] {
         let stop = Arc::new(AtomicBool::new(false));
