@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use dpdbg::datapath::{self, Pins};
@@ -81,14 +81,79 @@ pub struct ServeSummary {
 /// every subscriber is sent, encoded once.
 struct Stored {
     seq: u64,
+    /// The record as the ring held it (a slice of its drain's one buffer).
+    rec: Bytes,
+    /// Wall clock minus CLOCK_MONOTONIC when it was read: the flow's time.
+    offset: i128,
+    /// The event decoded and its Hubble response encoded, made the first
+    /// time anyone needs them: a server nobody asks for flows only copies
+    /// records (a monitor beside it reads those), and the last N flows a
+    /// late joiner may ask for are decoded when it asks.
+    flow: OnceLock<Option<Materialized>>,
+}
+
+struct Materialized {
     event: Event,
     packet: Packet,
     response: EncodedResponse,
 }
 
+impl Stored {
+    fn timestamp_ns(&self) -> u64 {
+        self.rec.get(..8).map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8])))
+    }
+
+    /// The flow, decoded and encoded once; None for a record that does not decode.
+    fn flow(&self, shared: &Shared) -> Option<&Materialized> {
+        self.materialize(shared, None)
+    }
+
+    /// As `flow`, encoding into `out` (one buffer for a batch) when given.
+    fn materialize(&self, shared: &Shared, out: Option<&mut prost::bytes::BytesMut>) -> Option<&Materialized> {
+        self.flow
+            .get_or_init(|| {
+                let ev = decode(&self.rec).ok()?;
+                let ifname = {
+                    let mut names = shared.ifnames.lock().unwrap_or_else(|p| p.into_inner());
+                    names
+                        .entry(ev.hdr.ifindex)
+                        .or_insert_with(|| dpdbg::sys::ifname(ev.hdr.ifindex).unwrap_or_default())
+                        .clone()
+                };
+                let d = Decoded::from_event(&ev);
+                let f = convert::to_flow(&ev, &d, self.offset, &shared.node, &ifname);
+                let r = GetFlowsResponse {
+                    node_name: shared.node.clone(),
+                    time: f.time,
+                    response_types: Some(ResponseTypes::Flow(f)),
+                };
+                let response = match out {
+                    Some(buf) => EncodedResponse::into_buf(&r, buf),
+                    None => EncodedResponse::new(&r),
+                };
+                Some(Materialized { event: ev, packet: d.packet, response })
+            })
+            .as_ref()
+    }
+}
+
 /// Flows read in one drain of the ring, handed to followers together: one
 /// wake-up per batch rather than per flow.
 type Batch = Arc<Vec<Arc<Stored>>>;
+
+/// Records per EventBatch message: at most 1024 × (header + 256 snap bytes),
+/// about 300 KiB.
+const RAW_PIECE: usize = 1024;
+
+/// One drain's records as Events messages. A drain can hold tens of
+/// thousands of records: they go in pieces, well under gRPC's 4 MiB message
+/// limit; the loss is told once, before them.
+fn event_batches(records: &[Bytes], mut lost: u64) -> Vec<EventBatch> {
+    records
+        .chunks(RAW_PIECE)
+        .map(|piece| EventBatch { records: piece.to_vec(), lost: std::mem::take(&mut lost) })
+        .collect()
+}
 
 /// The health service name that is SERVING only while a datapath is loaded.
 pub const READY_SERVICE: &str = "observer.Observer";
@@ -118,6 +183,8 @@ struct Shared {
     loaded: watch::Sender<bool>,
     node: String,
     address: String,
+    /// Interface names, looked up once each rather than once per flow.
+    ifnames: Mutex<std::collections::HashMap<u32, String>>,
 }
 
 fn node_name() -> String {
@@ -142,8 +209,6 @@ fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: PathBuf, sto
         )
     };
     let mut lost_seen = lost_now(&bpffs).unwrap_or(0);
-    // Interface names, looked up once each rather than once per flow.
-    let mut ifnames = std::collections::HashMap::new();
     loop {
         if stop.load(Ordering::Relaxed) {
             return;
@@ -181,47 +246,51 @@ fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: PathBuf, sto
             }
         }
         let offset = dpdbg::sys::wall_offset_ns();
-        let mut events = Vec::new();
-        let mut records = Vec::new();
-        let monitors = shared.raw.receiver_count() > 0;
+        // One copy of the drain into one buffer; every record is a slice of it.
+        let mut all = Vec::new();
+        let mut spans = Vec::new();
         reader.drain(|rec| {
-            if monitors {
-                records.push(Bytes::copy_from_slice(rec));
-            }
-            match decode(rec) {
-                Ok(ev) => events.push(ev),
-                Err(_) => {
-                    shared.undecodable.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+            spans.push((all.len(), rec.len()));
+            all.extend_from_slice(rec);
         });
-        if !records.is_empty() {
+        if spans.is_empty() {
+            continue;
+        }
+        let all = Bytes::from(all);
+        if shared.raw.receiver_count() > 0 {
+            let records: Vec<Bytes> = spans.iter().map(|&(at, n)| all.slice(at..at + n)).collect();
             let n = records.len() as u64;
             let _ = shared.raw.send((raw_seq, Arc::new(records)));
             raw_seq += n;
         }
-        let mut events = events.into_iter().peekable();
-        while events.peek().is_some() {
-            let mut batch = Vec::with_capacity(BATCH_MAX.min(events.len()));
-            // The batch's responses are encoded into one buffer and handed out
-            // as slices of it: one allocation per batch, not one per flow.
-            let mut out = prost::bytes::BytesMut::with_capacity(512 * BATCH_MAX.min(events.len()));
-            for ev in events.by_ref().take(BATCH_MAX) {
+        let followers = shared.live.receiver_count() > 0;
+        // With nobody following, only the drain's last `capacity` records
+        // can still be asked for (--last N): the rest are counted, not kept.
+        let keep_from = if followers { 0 } else { spans.len().saturating_sub(shared.capacity) };
+        for (i, chunk) in spans.chunks(BATCH_MAX).enumerate() {
+            let mut batch = Vec::with_capacity(chunk.len());
+            for (j, &(at, n)) in chunk.iter().enumerate() {
+                let rec = &all[at..at + n];
+                if dpdbg::events::header(rec).is_err() {
+                    shared.undecodable.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 seq += 1;
-                let ifname = ifnames
-                    .entry(ev.hdr.ifindex)
-                    .or_insert_with(|| dpdbg::sys::ifname(ev.hdr.ifindex).unwrap_or_default());
-                let d = Decoded::from_event(&ev);
-                let f = convert::to_flow(&ev, &d, offset, &shared.node, ifname);
-                let response = EncodedResponse::into_buf(
-                    &GetFlowsResponse {
-                        node_name: shared.node.clone(),
-                        time: f.time,
-                        response_types: Some(ResponseTypes::Flow(f)),
-                    },
-                    &mut out,
-                );
-                batch.push(Arc::new(Stored { seq, event: ev, packet: d.packet, response }));
+                if i * BATCH_MAX + j >= keep_from {
+                    batch.push(Arc::new(Stored { seq, rec: all.slice(at..at + n), offset, flow: OnceLock::new() }));
+                }
+            }
+            if batch.is_empty() {
+                shared.seen.store(seq, Ordering::Relaxed);
+                continue;
+            }
+            if followers {
+                // Decoded and encoded here, once for every follower; the
+                // batch's responses share one buffer.
+                let mut out = prost::bytes::BytesMut::with_capacity(512 * batch.len());
+                for s in &batch {
+                    s.materialize(&shared, Some(&mut out));
+                }
             }
             {
                 let mut buf = shared.buffer.lock().unwrap_or_else(|p| p.into_inner());
@@ -313,7 +382,14 @@ impl Observer for ObserverService {
             until_ns: req.until.as_ref().map(mono),
             ..filter::filters(&req.whitelist, &req.blacklist).map_err(Status::invalid_argument)?
         };
-        let admits = move |s: &Stored| filters.admits(&s.event, Some(&s.packet));
+        let admits = {
+            let shared = Arc::clone(&shared);
+            move |s: &Stored| s.flow(&shared).is_some_and(|m| filters.admits(&m.event, Some(&m.packet)))
+        };
+        let response = {
+            let shared = Arc::clone(&shared);
+            move |s: &Stored| s.flow(&shared).map(|m| m.response.clone())
+        };
         // Subscribe before the snapshot so nothing falls between the two.
         let mut live = shared.live.subscribe();
         let mut loaded = shared.loaded.subscribe();
@@ -341,7 +417,7 @@ impl Observer for ObserverService {
         let until = req.until.as_ref().map(mono);
         tokio::spawn(async move {
             for chunk in picked.chunks(BATCH_MAX) {
-                if tx.send(Ok(chunk.iter().map(|s| s.response.clone()).collect())).await.is_err() {
+                if tx.send(Ok(chunk.iter().filter_map(|s| response(s)).collect())).await.is_err() {
                     return;
                 }
             }
@@ -368,12 +444,14 @@ impl Observer for ObserverService {
                             }
                             let mut ended = false;
                             for s in batch.iter().filter(|s| s.seq >= next_seq) {
-                                if until.is_some_and(|u| s.event.hdr.timestamp_ns > u) {
+                                if until.is_some_and(|u| s.timestamp_ns() > u) {
                                     ended = true;
                                     break;
                                 }
-                                if admits(s) {
-                                    out.push(s.response.clone());
+                                if admits(s)
+                                    && let Some(r) = response(s)
+                                {
+                                    out.push(r);
                                 }
                             }
                             next_seq = batch.last().map_or(next_seq, |s| next_seq.max(s.seq + 1));
@@ -455,18 +533,18 @@ impl Events for EventsService {
             loop {
                 tokio::select! {
                     r = raw.recv() => {
-                        let msg = match r {
-                            Ok((first, records)) => {
-                                // A slow monitor loses its own records, and is told how many.
-                                let lost = next.map_or(0, |n| first.saturating_sub(n));
-                                next = Some(first + records.len() as u64);
-                                EventBatch { records: records.as_ref().clone(), lost }
-                            }
+                        let (first, records) = match r {
+                            Ok(b) => b,
                             Err(broadcast::error::RecvError::Lagged(_)) => continue,
                             Err(broadcast::error::RecvError::Closed) => return,
                         };
-                        if tx.send(Ok(msg)).await.is_err() {
-                            return;
+                        // A slow monitor loses its own records, and is told how many.
+                        let lost = next.map_or(0, |n| first.saturating_sub(n));
+                        next = Some(first + records.len() as u64);
+                        for msg in event_batches(&records, lost) {
+                            if tx.send(Ok(msg)).await.is_err() {
+                                return;
+                            }
                         }
                     }
                     _ = loaded.changed() => {
@@ -529,6 +607,7 @@ pub async fn run(
         loaded,
         node: node_name(),
         address: opts.socket.display().to_string(),
+        ifnames: Mutex::new(Default::default()),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let reader_thread = {
@@ -658,4 +737,21 @@ pub async fn run(
         seen_flows: shared.seen.load(Ordering::Relaxed),
         undecodable: shared.undecodable.load(Ordering::Relaxed),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_big_drain_goes_in_messages_a_client_accepts() {
+        use prost::Message;
+        // 70,000 full-size records: one message of them would be 21 MB.
+        let rec = Bytes::from(vec![7u8; dpdbg::abi::EVENT_RECORD_SIZE]);
+        let records = vec![rec; 70_000];
+        let msgs = event_batches(&records, 5);
+        assert!(msgs.iter().all(|m| m.encoded_len() < 4 << 20), "every message is under tonic's 4 MiB default");
+        assert_eq!(msgs.iter().map(|m| m.records.len()).sum::<usize>(), 70_000);
+        assert_eq!(msgs.iter().map(|m| m.lost).collect::<Vec<_>>()[..2], [5, 0], "the loss is told once, first");
+    }
 }

@@ -36,6 +36,15 @@ pub struct Event {
 
 /// Decodes one record (ringbuf record or perf sample, padding allowed).
 pub fn decode(rec: &[u8]) -> Result<Event, DecodeError> {
+    let hdr = header(rec)?;
+    let need = std::mem::size_of::<EventHdr>();
+    Ok(Event { hdr, data: rec[need..need + hdr.cap_len as usize].to_vec() })
+}
+
+/// A record's header, checked against the record's length, without copying
+/// its packet bytes: whether `decode` would succeed, for a reader that
+/// decodes later or never.
+pub fn header(rec: &[u8]) -> Result<EventHdr, DecodeError> {
     let need = std::mem::size_of::<EventHdr>();
     if rec.len() < need {
         return Err(DecodeError::Short { len: rec.len(), need });
@@ -46,7 +55,7 @@ pub fn decode(rec: &[u8]) -> Result<Event, DecodeError> {
     if hdr.cap_len as usize > have {
         return Err(DecodeError::CapTooLong { cap_len: hdr.cap_len, have });
     }
-    Ok(Event { hdr, data: rec[need..need + hdr.cap_len as usize].to_vec() })
+    Ok(hdr)
 }
 
 /// One consumer per datapath: an exclusive flock on the `maps` pin directory.
