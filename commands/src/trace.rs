@@ -159,13 +159,7 @@ fn check_raw_peers(req: &Request, _raw: &[u8], r: &Report) -> anyhow::Result<()>
 }
 
 fn proto_name(p: u8) -> String {
-    match p {
-        1 => "icmp".into(),
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        58 => "icmpv6".into(),
-        n => format!("protocol {n}"),
-    }
+    dpdbg::flow::proto_name(p).map_or_else(|| format!("protocol {p}"), str::to_string)
 }
 
 fn hop_text(out: &mut String, n: usize, h: &Hop) {

@@ -5,61 +5,15 @@
 
 mod common;
 
-use common::{Bpffs, LabGuard, dpdbg};
+use common::{Bpffs, LabGuard, Server, dpdbg, free_port};
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The tests here each load a datapath, which `map list` and `prog list`
 /// would see: one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-struct Server {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Server {
-    fn start(bpffs: &Path, socket: &Path, args: &[&str]) -> Server {
-        let child = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
-            .arg("--bpffs")
-            .arg(bpffs)
-            .arg("serve")
-            .arg("--socket")
-            .arg(socket)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let t = Instant::now();
-        while !socket.exists() {
-            assert!(t.elapsed() < Duration::from_secs(10), "dpdbg serve did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Server { child, socket: socket.to_path_buf() }
-    }
-
-    fn stop(mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.socket);
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn show(o: &Output) -> String {
     format!(

@@ -5,11 +5,10 @@
 
 mod common;
 
-use common::{Bpffs, LabGuard, dpdbg};
+use common::{Bpffs, LabGuard, Server, dpdbg, free_port};
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
 
@@ -59,45 +58,6 @@ fn pki(dir: &Path) -> Pki {
     Pki { dir: dir.to_path_buf() }
 }
 
-struct Server(Child, PathBuf);
-
-impl Server {
-    /// Starts `dpdbg serve` and waits for its TCP port to answer.
-    fn start(bpffs: &Path, socket: &Path, port: u16, args: &[&str]) -> Server {
-        let child = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
-            .arg("--bpffs")
-            .arg(bpffs)
-            .arg("serve")
-            .arg("--socket")
-            .arg(socket)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let t = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(t.elapsed() < Duration::from_secs(10), "dpdbg serve did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Server(child, socket.to_path_buf())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let _ = self.0.wait();
-        let _ = std::fs::remove_file(&self.1);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -125,8 +85,7 @@ fn tls_and_mutual_tls() {
         let _s = Server::start(
             &fs.0,
             &socket,
-            port,
-            &["--tls-cert", &pki.path("server.pem"), "--tls-key", &pki.path("server.key")],
+            &["--listen", &addr, "--tls-cert", &pki.path("server.pem"), "--tls-key", &pki.path("server.key")],
         );
         let o = run(&["--server", &addr, "--tls-ca", &ca, "bpf", "endpoint", "list", "-o", "json"]);
         assert!(o.status.success(), "{}", err(&o));
@@ -154,8 +113,7 @@ fn tls_and_mutual_tls() {
         let _s = Server::start(
             &fs.0,
             &socket,
-            port,
-            &["--tls-cert", &pki.path("expired.pem"), "--tls-key", &pki.path("expired.key")],
+            &["--listen", &addr, "--tls-cert", &pki.path("expired.pem"), "--tls-key", &pki.path("expired.key")],
         );
         let o = run(&["--server", &addr, "--tls-ca", &ca, "bpf", "endpoint", "list"]);
         assert_eq!(o.status.code(), Some(1));
@@ -167,8 +125,16 @@ fn tls_and_mutual_tls() {
         let _s = Server::start(
             &fs.0,
             &socket,
-            port,
-            &["--tls-cert", &pki.path("server.pem"), "--tls-key", &pki.path("server.key"), "--tls-client-ca", &ca],
+            &[
+                "--listen",
+                &addr,
+                "--tls-cert",
+                &pki.path("server.pem"),
+                "--tls-key",
+                &pki.path("server.key"),
+                "--tls-client-ca",
+                &ca,
+            ],
         );
         let o = run(&[
             "--server",

@@ -69,13 +69,14 @@ fn addr(out: &mut (impl Write + ?Sized), ip: IpAddr, port: Option<u16>) -> fmt::
     Ok(())
 }
 
-fn proto_name(p: u8) -> &'static str {
+/// The name of an IP protocol monitor and the dashboard print by name.
+pub fn proto_name(p: u8) -> Option<&'static str> {
     match p {
-        1 => "icmp",
-        6 => "tcp",
-        17 => "udp",
-        58 => "icmpv6",
-        _ => "",
+        1 => Some("icmp"),
+        6 => Some("tcp"),
+        17 => Some("udp"),
+        58 => Some("icmpv6"),
+        _ => None,
     }
 }
 
@@ -93,8 +94,8 @@ pub fn write_summary(out: &mut (impl Write + ?Sized), p: &Packet) -> fmt::Result
     addr(out, dst, p.dst_port)?;
     if let Some(proto) = p.ip_proto {
         match proto_name(proto) {
-            "" => write!(out, " proto {proto}")?,
-            name => write!(out, " {name}")?,
+            None => write!(out, " proto {proto}")?,
+            Some(name) => write!(out, " {name}")?,
         }
     }
     if let Some(flags) = p.tcp_flags {

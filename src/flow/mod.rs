@@ -8,7 +8,9 @@ mod packet;
 use serde::Serialize;
 
 pub use filter::{Cidr, FilterParseError, Filters, FlowFilter, TypeMatch, is_reply, parse_protocol, parse_tcp_flags};
-pub use format::{LineOptions, hexdump, ip_text, push_ip, write_line, write_line_with, write_summary, write_verbose};
+pub use format::{
+    LineOptions, hexdump, ip_text, proto_name, push_ip, write_line, write_line_with, write_summary, write_verbose,
+};
 pub use packet::{Packet, decode_packet};
 
 use crate::abi::{self, Reason, match_kind_text};

@@ -204,13 +204,7 @@ fn ct_id(v: &CtView) -> CtId {
 }
 
 fn proto_name(p: u8) -> String {
-    match p {
-        1 => "icmp".into(),
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        58 => "icmpv6".into(),
-        n => format!("proto {n}"),
-    }
+    dpdbg::flow::proto_name(p).map_or_else(|| format!("proto {p}"), str::to_string)
 }
 
 fn rate(now: u64, before: Option<u64>, dt: Option<f64>) -> f64 {

@@ -303,13 +303,7 @@ fn conntrack(frame: &mut Frame, app: &App, area: Rect) {
             let v = &r.view;
             (
                 vec![
-                    match v.proto {
-                        1 => "icmp".to_string(),
-                        6 => "tcp".into(),
-                        17 => "udp".into(),
-                        58 => "icmpv6".into(),
-                        n => n.to_string(),
-                    },
+                    dpdbg::flow::proto_name(v.proto).map_or_else(|| v.proto.to_string(), str::to_string),
                     addr(v.src, v.sport),
                     addr(v.dst, v.dport),
                     v.direction.to_string(),

@@ -68,3 +68,52 @@ pub fn dpdbg(bpffs: &Path, state: &Path, args: &[&str]) -> Output {
         .output()
         .unwrap()
 }
+
+/// `dpdbg serve` for a test: started on `socket` with `args`, up once its
+/// socket exists (and, with --listen, its TCP port answers); SIGTERM on drop.
+pub struct Server {
+    pub child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Server {
+    pub fn start(bpffs: &Path, socket: &Path, args: &[&str]) -> Server {
+        let child = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+            .arg("--bpffs")
+            .arg(bpffs)
+            .arg("serve")
+            .arg("--socket")
+            .arg(socket)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let tcp = args.iter().position(|a| *a == "--listen").and_then(|i| args.get(i + 1)).map(|a| a.to_string());
+        let t = std::time::Instant::now();
+        while !socket.exists() || tcp.as_ref().is_some_and(|a| std::net::TcpStream::connect(a).is_err()) {
+            assert!(t.elapsed() < std::time::Duration::from_secs(10), "dpdbg serve did not come up");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Server { child, socket: socket.to_path_buf() }
+    }
+
+    /// SIGTERM, and wait for it to go.
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// A TCP port on loopback that nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
