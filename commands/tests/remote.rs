@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Bpffs, LabGuard, Server, dpdbg, free_port};
+use common::{CliLab, Server, free_port};
 
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
@@ -31,12 +31,9 @@ fn same(a: &Output, b: &Output) -> bool {
 #[test]
 fn read_commands_are_the_same_through_the_server() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let fs = Bpffs::new();
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("lab.json");
-    let run = |args: &[&str]| dpdbg(&fs.0, &state, args);
-    let _lab = LabGuard { bpffs: fs.0.clone(), state: state.clone() };
-    assert!(run(&["lab", "up"]).status.success());
+    let lab = CliLab::up();
+    let (fs, dir) = (&lab.fs, &lab.dir);
+    let run = |args: &[&str]| lab.run(args);
     for args in [
         &["bpf", "endpoint", "set", "102", "--enforce", "ingress"][..],
         &[
@@ -143,12 +140,9 @@ fn read_commands_are_the_same_through_the_server() {
 #[test]
 fn writes_need_allow_write_and_a_dead_server_is_an_error() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let fs = Bpffs::new();
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("lab.json");
-    let run = |args: &[&str]| dpdbg(&fs.0, &state, args);
-    let _lab = LabGuard { bpffs: fs.0.clone(), state: state.clone() };
-    assert!(run(&["lab", "up"]).status.success());
+    let lab = CliLab::up();
+    let (fs, dir) = (&lab.fs, &lab.dir);
+    let run = |args: &[&str]| lab.run(args);
     let socket = dir.path().join("dpdbg.sock");
     let sock = socket.display().to_string();
     let add =

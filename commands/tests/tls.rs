@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Bpffs, LabGuard, Server, dpdbg, free_port};
+use common::{CliLab, Server, free_port};
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -64,12 +64,9 @@ fn err(o: &Output) -> String {
 
 #[test]
 fn tls_and_mutual_tls() {
-    let fs = Bpffs::new();
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("lab.json");
-    let run = |args: &[&str]| dpdbg(&fs.0, &state, args);
-    let _lab = LabGuard { bpffs: fs.0.clone(), state: state.clone() };
-    assert!(run(&["lab", "up"]).status.success());
+    let lab = CliLab::up();
+    let (fs, dir) = (&lab.fs, &lab.dir);
+    let run = |args: &[&str]| lab.run(args);
     assert!(run(&["lab", "traffic"]).status.success(), "conntrack entries to list");
     let pki = pki(dir.path());
     let socket = dir.path().join("dpdbg.sock");

@@ -117,3 +117,29 @@ impl Drop for Server {
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+/// A lab made with `dpdbg lab up` on a private bpffs, with its own state
+/// file; down, unmounted and removed on drop (fields drop in this order).
+pub struct CliLab {
+    _guard: LabGuard,
+    pub fs: Bpffs,
+    pub dir: tempfile::TempDir,
+    pub state: PathBuf,
+}
+
+impl CliLab {
+    pub fn up() -> CliLab {
+        let fs = Bpffs::new();
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("lab.json");
+        let guard = LabGuard { bpffs: fs.0.clone(), state: state.clone() };
+        let o = dpdbg(&fs.0, &state, &["lab", "up"]);
+        assert!(o.status.success(), "lab up: {}", String::from_utf8_lossy(&o.stderr));
+        CliLab { _guard: guard, fs, dir, state }
+    }
+
+    /// The dpdbg binary on this lab's bpffs and state.
+    pub fn run(&self, args: &[&str]) -> Output {
+        dpdbg(&self.fs.0, &self.state, args)
+    }
+}
