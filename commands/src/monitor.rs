@@ -346,12 +346,16 @@ impl MonitorCmd {
                             .map_err(std::io::Error::other)?;
                     }
                     if pcap_to_stdout || self.pcap.is_none() || self.verbose > 0 || self.hex {
-                        f.set_wall_time(wall_offset);
-                        f.interface = ifnames.entry(f.ifindex).or_insert_with(|| sys::ifname(f.ifindex)).clone();
+                        let ifname = ifnames.entry(f.ifindex).or_insert_with(|| sys::ifname(f.ifindex));
                         match p {
                             Printer::Table => {
+                                // The time and the interface go straight into the
+                                // line: no String per event for either.
                                 line.clear();
-                                let _ = flow::write_line_with(&mut line, &f, LineOptions { numeric: self.numeric });
+                                flow::push_rfc3339(&mut line, f.timestamp_ns as i128 + wall_offset, 6);
+                                line.push(' ');
+                                let o = LineOptions { numeric: self.numeric, interface: ifname.as_deref() };
+                                let _ = flow::write_line_with(&mut line, &f, o);
                                 line.push('\n');
                                 if self.verbose > 0 {
                                     let _ = flow::write_verbose(&mut line, &ev.data);
@@ -362,6 +366,8 @@ impl MonitorCmd {
                                 text.write_all(line.as_bytes())?;
                             }
                             Printer::Json | Printer::Jsonl => {
+                                f.set_wall_time(wall_offset);
+                                f.interface = ifname.clone();
                                 jbuf.clear();
                                 f.write_json(&mut jbuf);
                                 jbuf.push(b'\n');

@@ -125,9 +125,12 @@ pub fn write_summary(out: &mut (impl Write + ?Sized), p: &Packet) -> fmt::Result
 
 /// How one-line text is written beyond its fixed shape.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct LineOptions {
+pub struct LineOptions<'a> {
     /// Identities as numbers only (`-n`): no "world", "host".
     pub numeric: bool,
+    /// The interface's name, when the flow does not carry it: a reader
+    /// keeps the names and lends one per line instead of a String per flow.
+    pub interface: Option<&'a str>,
 }
 
 /// One line per event, in the shape of `cilium-dbg monitor`.
@@ -136,7 +139,7 @@ pub fn write_line(out: &mut impl Write, f: &Flow) -> fmt::Result {
 }
 
 /// One line per event, with the wall-clock time first when the flow has one.
-pub fn write_line_with(out: &mut impl Write, f: &Flow, o: LineOptions) -> fmt::Result {
+pub fn write_line_with(out: &mut impl Write, f: &Flow, o: LineOptions<'_>) -> fmt::Result {
     // Pieces written one by one, numbers through itoa: this runs for every
     // event a monitor prints and every flow a server sends, and `write!`'s
     // machinery cost more than the text itself.
@@ -156,7 +159,7 @@ pub fn write_line_with(out: &mut impl Write, f: &Flow, o: LineOptions) -> fmt::R
     let ifx = |out: &mut dyn Write| -> fmt::Result {
         out.write_str("ifindex ")?;
         out.write_str(itoa::Buffer::new().format(f.ifindex))?;
-        if let Some(name) = f.interface.as_deref() {
+        if let Some(name) = f.interface.as_deref().or(o.interface) {
             out.write_str(" (")?;
             out.write_str(name)?;
             out.write_str(")")?;

@@ -91,6 +91,14 @@ pub struct Flow {
 /// Written digit by digit: monitor stamps every line, and `format!` was a
 /// tenth of its time per event.
 pub fn rfc3339(ns: i128, digits: usize) -> String {
+    let mut text = String::with_capacity(32);
+    push_rfc3339(&mut text, ns, digits);
+    text
+}
+
+/// As `rfc3339`, appended to `out`: a line is written without a String per
+/// time stamp.
+pub fn push_rfc3339(out: &mut String, ns: i128, digits: usize) {
     let ns = ns.max(0);
     let secs = (ns / 1_000_000_000) as i64;
     let frac = (ns % 1_000_000_000) as u32;
@@ -105,18 +113,16 @@ pub fn rfc3339(ns: i128, digits: usize) -> String {
         if last.0 != secs {
             *last = (secs, second_prefix(secs));
         }
-        let mut text = String::with_capacity(last.1.len() + width as usize + 1);
-        text.push_str(&last.1);
-        let mut digits = [b'0'; 9];
-        let mut v = frac;
-        for d in digits[..width as usize].iter_mut().rev() {
-            *d = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-        text.push_str(std::str::from_utf8(&digits[..width as usize]).unwrap_or_default());
-        text.push('Z');
-        text
-    })
+        out.push_str(&last.1);
+    });
+    let mut digits = [b'0'; 10];
+    let mut v = frac;
+    for d in digits[..width].iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    digits[width] = b'Z';
+    out.push_str(std::str::from_utf8(&digits[..=width]).unwrap_or_default());
 }
 
 /// "YYYY-MM-DDTHH:MM:SS." for seconds since the epoch, UTC.
@@ -451,8 +457,19 @@ mod tests {
         write_line_with(&mut s, &f, LineOptions::default()).unwrap();
         assert!(s.starts_with("2025-11-24T16:00:00.000000Z xx drop (Policy denied) to endpoint 2, ifindex 0 (lxc1), identity world->1001: "), "{s}");
         let mut s = String::new();
-        write_line_with(&mut s, &f, LineOptions { numeric: true }).unwrap();
+        write_line_with(&mut s, &f, LineOptions { numeric: true, ..LineOptions::default() }).unwrap();
         assert!(s.contains("identity 2->1001"), "{s}");
+        // A reader that writes the time itself and lends the interface name
+        // prints the same line.
+        let mut bare = Flow::from_event(&decode(&r).unwrap());
+        bare.timestamp_ns = f.timestamp_ns;
+        let mut lent = String::new();
+        push_rfc3339(&mut lent, bare.timestamp_ns as i128 + 1_764_000_000_000_000_000, 6);
+        lent.push(' ');
+        write_line_with(&mut lent, &bare, LineOptions { interface: Some("lxc1"), ..LineOptions::default() }).unwrap();
+        let mut whole = String::new();
+        write_line_with(&mut whole, &f, LineOptions::default()).unwrap();
+        assert_eq!(lent, whole);
         let json = serde_json::to_value(&f).unwrap();
         assert_eq!(json["time"], "2025-11-24T16:00:00.000000Z");
         assert_eq!(json["interface"], "lxc1");
