@@ -31,19 +31,26 @@ pub use output::Printer;
 #[command(name = "dpdbg", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     /// bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/).
-    #[arg(long, global = true, env = "DPDBG_BPFFS", default_value = "/sys/fs/bpf", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "DPDBG_BPFFS",
+        default_value = "/sys/fs/bpf",
+        value_name = "DIR"
+    )]
     pub bpffs: PathBuf,
 
     /// Run the command on a node through its `dpdbg serve`: a unix socket
     /// path or host:port. Output and exit code are the node's own.
-    #[arg(long, global = true, env = "DPDBG_SERVER", value_name = "ADDR")]
+    #[arg(long, global = true, help_heading = "Global options", env = "DPDBG_SERVER", value_name = "ADDR")]
     pub server: Option<String>,
 
     #[command(flatten)]
     pub tls: TlsArgs,
 
     /// Output format: a table for people, json for scripts.
-    #[arg(short = 'o', long, global = true, value_enum, default_value_t = output::Format::Table)]
+    #[arg(short = 'o', long, global = true, help_heading = "Global options", value_enum, default_value_t = output::Format::Table)]
     pub output: output::Format,
 
     #[command(subcommand)]
@@ -54,20 +61,20 @@ pub struct Cli {
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct TlsArgs {
     /// The CA certificate (PEM) that signed the server's: talk TLS to --server.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, help_heading = "Global options", value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
     /// This side's certificate (PEM): the client's for a server that asks for
     /// one (mutual TLS), the server's for `serve --listen`.
-    #[arg(long, global = true, value_name = "FILE", requires = "tls_key")]
+    #[arg(long, global = true, help_heading = "Global options", value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// The private key (PEM) of --tls-cert.
-    #[arg(long, global = true, value_name = "FILE", requires = "tls_cert")]
+    #[arg(long, global = true, help_heading = "Global options", value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// The name the server's certificate must carry (default: the host of --server).
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, help_heading = "Global options", value_name = "NAME")]
     pub tls_server_name: Option<String>,
     /// Allow plain TCP (no TLS) to or on an address that is not loopback.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub insecure: bool,
 }
 
