@@ -293,7 +293,21 @@ fn load_pinned(pins: &Pins, settings: &Settings, object: &[u8]) -> Result<LoadRe
             .ok_or_else(|| Error::InvalidInput(format!("the object has no program {name}")))?
             .try_into()
             .map_err(|e| Error::bpf(format!("program {name}"), e))?;
-        prog.load().map_err(|e| verifier_error(name, e))?;
+        // The verifier gives up with EAGAIN when a signal is pending for the
+        // loading thread (a child exiting, a timer); libbpf retries such a
+        // load, and so do we. CI saw it once, on a program that had passed.
+        let mut tries = 0;
+        loop {
+            match prog.load() {
+                Ok(()) => break,
+                Err(ProgramError::LoadError { io_error, .. })
+                    if io_error.raw_os_error() == Some(libc::EAGAIN) && tries < 5 =>
+                {
+                    tries += 1;
+                }
+                Err(e) => return Err(verifier_error(name, e)),
+            }
+        }
         let path = pins.prog(name);
         prog.pin(&path).map_err(|e| Error::bpf(format!("pinning program {name} at {}", path.display()), e))?;
         let info = prog.info().map_err(|e| Error::bpf(format!("program {name}"), e))?;
