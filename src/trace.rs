@@ -607,34 +607,26 @@ pub fn trace(bpffs: &Path, req: &Request) -> Result<Report> {
         sys::LockError::Busy { holder } => Error::DatapathBusy { dir: bpffs.to_path_buf(), holder },
         sys::LockError::Io(e) => Error::io("flock", bpffs, e),
     })?;
-    let mut hops = Vec::new();
+    let mut hops: Vec<Hop> = Vec::new();
     let mut notes = Vec::new();
-    let mut drop_reason = None;
+    // One hook: the dry program of `live` on the endpoint's interface.
+    let run_hop = |dry: &str, live: &'static str, ep: &Endpoint, peer: IpAddr| -> Result<Hop> {
+        let (rv, tr) = run_one(&pins, dry, ep.ifindex, &frame)?;
+        describe(&maps, &tr, rv, live, ep.ifindex, &frame, peer)
+    };
     match &sender {
-        Some(ep) => {
-            let (rv, tr) = run_one(&pins, PROG_TRACE_FROM, ep.ifindex, &frame)?;
-            let hop = describe(&maps, &tr, rv, crate::datapath::PROG_FROM_ENDPOINT, ep.ifindex, &frame, dst)?;
-            if hop.verdict == "DROPPED" {
-                drop_reason = Some(hop.reason.clone());
-            }
-            hops.push(hop);
-        }
+        Some(ep) => hops.push(run_hop(PROG_TRACE_FROM, crate::datapath::PROG_FROM_ENDPOINT, ep, dst)?),
         None => notes.push(format!("{src} is not an endpoint here: the packet enters at its receiver")),
     }
+    let dropped_at_sender = hops.first().is_some_and(|h| h.verdict == "DROPPED");
     match &receiver {
-        Some(_) if drop_reason.is_some() => {
+        Some(_) if dropped_at_sender => {
             notes.push(format!("the packet is dropped before it reaches {dst}'s endpoint"));
         }
-        Some(ep) => {
-            let (rv, tr) = run_one(&pins, PROG_TRACE_TO, ep.ifindex, &frame)?;
-            let hop = describe(&maps, &tr, rv, crate::datapath::PROG_TO_ENDPOINT, ep.ifindex, &frame, src)?;
-            if hop.verdict == "DROPPED" {
-                drop_reason = Some(hop.reason.clone());
-            }
-            hops.push(hop);
-        }
+        Some(ep) => hops.push(run_hop(PROG_TRACE_TO, crate::datapath::PROG_TO_ENDPOINT, ep, src)?),
         None => notes.push(format!("{dst} is not an endpoint here: the packet leaves the node's datapath")),
     }
+    let drop_reason = hops.iter().find(|h| h.verdict == "DROPPED").map(|h| h.reason.clone());
     Ok(Report {
         packet,
         hops,

@@ -113,12 +113,14 @@ impl Stored {
         self.flow
             .get_or_init(|| {
                 let ev = decode(&self.rec).ok()?;
+                // A shared name: a reference count per flow, not a String.
                 let ifname = {
                     let mut names = shared.ifnames.lock().unwrap_or_else(|p| p.into_inner());
-                    names
-                        .entry(ev.hdr.ifindex)
-                        .or_insert_with(|| dpdbg::sys::ifname(ev.hdr.ifindex).unwrap_or_default())
-                        .clone()
+                    Arc::clone(
+                        names
+                            .entry(ev.hdr.ifindex)
+                            .or_insert_with(|| dpdbg::sys::ifname(ev.hdr.ifindex).unwrap_or_default().into()),
+                    )
                 };
                 let d = Decoded::from_event(&ev);
                 let f = convert::to_flow(&ev, &d, self.offset, &shared.node, &ifname);
@@ -184,7 +186,7 @@ struct Shared {
     node: String,
     address: String,
     /// Interface names, looked up once each rather than once per flow.
-    ifnames: Mutex<std::collections::HashMap<u32, String>>,
+    ifnames: Mutex<std::collections::HashMap<u32, Arc<str>>>,
 }
 
 fn node_name() -> String {

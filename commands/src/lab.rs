@@ -9,6 +9,11 @@ use dpdbg::lab::{Lab, LabOptions, STATE_FILE};
 
 use crate::output::{Printer, table};
 
+/// The lab's state file: DPDBG_LAB_STATE lets tests (and a second lab) keep their own.
+pub fn state_path() -> PathBuf {
+    std::env::var_os("DPDBG_LAB_STATE").map_or_else(|| PathBuf::from(STATE_FILE), PathBuf::from)
+}
+
 #[derive(Debug, Subcommand)]
 pub enum LabCmd {
     /// Create endpoints (a network namespace and veth pair each), load and attach the datapath.
@@ -31,8 +36,7 @@ pub enum LabCmd {
 
 impl LabCmd {
     pub fn run(self, bpffs: &Path, p: &Printer) -> anyhow::Result<()> {
-        // DPDBG_LAB_STATE lets tests (and a second lab) keep their own state file.
-        let state_path = std::env::var_os("DPDBG_LAB_STATE").map_or_else(|| PathBuf::from(STATE_FILE), PathBuf::from);
+        let state_path = state_path();
         let state_file = state_path.as_path();
         match self {
             LabCmd::Up { endpoints, transport, mode } => {

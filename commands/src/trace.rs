@@ -2,11 +2,11 @@
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use clap::Args;
-use dpdbg::lab::{LabState, STATE_FILE};
+use dpdbg::lab::LabState;
 use dpdbg::trace::{self, Hop, Peer, Proto, Report, Request};
 
 use crate::output::Printer;
@@ -75,8 +75,7 @@ pub fn parse_flags(s: &str) -> anyhow::Result<u8> {
 }
 
 fn lab_state() -> Option<LabState> {
-    let path = std::env::var_os("DPDBG_LAB_STATE").map_or_else(|| PathBuf::from(STATE_FILE), PathBuf::from);
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    serde_json::from_slice(&std::fs::read(crate::lab::state_path()).ok()?).ok()
 }
 
 /// An endpoint id, an address, or the name of a lab endpoint.
@@ -137,17 +136,20 @@ impl TraceCmd {
     }
 
     pub fn run(self, bpffs: &Path, p: &Printer) -> anyhow::Result<()> {
-        let req = self.request()?;
+        // Arguments that do not make a packet are a usage error (exit 2).
+        let req = self
+            .request()
+            .map_err(|e| anyhow::Error::new(crate::output::UsageError(crate::output::error_message(&e))))?;
         let report = trace::trace(bpffs, &req).context("trace")?;
-        if let Some(raw) = &req.raw {
+        if req.raw.is_some() {
             // With --packet, --from/--to only check that the addresses are theirs.
-            check_raw_peers(&req, raw, &report)?;
+            check_raw_peers(&req, &report)?;
         }
         p.print(&report, || text(&report))
     }
 }
 
-fn check_raw_peers(req: &Request, _raw: &[u8], r: &Report) -> anyhow::Result<()> {
+fn check_raw_peers(req: &Request, r: &Report) -> anyhow::Result<()> {
     for (peer, ip, flag) in [(&req.from, r.packet.src, "--from"), (&req.to, r.packet.dst, "--to")] {
         if let Peer::Ip(want) = peer
             && *want != ip
