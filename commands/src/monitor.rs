@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use dpdbg::abi::{self, Reason};
-use dpdbg::events::decode;
-use dpdbg::flow::{self, Filters, Flow, FlowFilter, LineOptions, TypeMatch};
+use dpdbg::events::view;
+use dpdbg::flow::{self, Filters, Flow, FlowFilter, JsonOptions, LineOptions, TypeMatch};
 use dpdbg::maps::Maps;
 use dpdbg::{datapath, sys};
 use dpdbg_api::remote::Records;
@@ -248,7 +248,7 @@ impl MonitorCmd {
         let maps = Maps::open(bpffs)?;
         let filter = self.filter();
         let needs_packet = filter.needs_packet();
-        let header_only_pass = |ev: &dpdbg::events::Event| needs_packet || filter.admits(ev, None);
+        let header_only_pass = |ev: dpdbg::events::EventRef<'_>| needs_packet || filter.admits(ev, None);
         let deadline = self.until.and_then(|d| Instant::now().checked_add(d));
         let pins = datapath::Pins::new(bpffs);
 
@@ -307,6 +307,7 @@ impl MonitorCmd {
         let done = |sum: &Summary| self.count.is_some_and(|c| sum.matched >= c);
         // Interface names looked up once each: a lookup per event would cost a syscall.
         let mut ifnames: std::collections::HashMap<u32, Option<String>> = std::collections::HashMap::new();
+        let mut last_if: (u32, Option<String>) = (0, None);
 
         while !crate::stop::requested() && !done(&sum) && deadline.is_none_or(|d| Instant::now() < d) {
             if let Err(e) = reader.wait(Duration::from_millis(100)) {
@@ -318,16 +319,16 @@ impl MonitorCmd {
                     return;
                 }
                 sum.events += 1;
-                let Ok(ev) = decode(rec) else {
+                let Ok(ev) = view(rec) else {
                     sum.undecodable += 1;
                     return;
                 };
                 // Most filters decide on the header: an event they drop is never decoded.
-                if !header_only_pass(&ev) {
+                if !header_only_pass(ev) {
                     return;
                 }
-                let mut f = Flow::from_event(&ev);
-                if needs_packet && !filter.admits(&ev, Some(&f.packet)) {
+                let f = Flow::from_event(ev);
+                if needs_packet && !filter.admits(ev, Some(&f.packet)) {
                     return;
                 }
                 sum.matched += 1;
@@ -340,13 +341,18 @@ impl MonitorCmd {
                 let r = (|| -> std::io::Result<()> {
                     if let Some((w, _)) = pcap.as_mut() {
                         let ns = (ev.hdr.timestamp_ns as i128 + wall_offset).clamp(0, u64::MAX as i128) as u64;
-                        let (data, orig_len, cut) = pcap_record(&ev.data, ev.hdr.orig_len);
+                        let (data, orig_len, cut) = pcap_record(ev.data, ev.hdr.orig_len);
                         sum.pcap_truncated += cut as u64;
                         w.write_packet(&PcapPacket::new(Duration::from_nanos(ns), orig_len, data))
                             .map_err(std::io::Error::other)?;
                     }
                     if pcap_to_stdout || self.pcap.is_none() || self.verbose > 0 || self.hex {
-                        let ifname = ifnames.entry(f.ifindex).or_insert_with(|| sys::ifname(f.ifindex));
+                        // The last one is kept at hand: a flood is mostly one interface.
+                        if last_if.0 != f.ifindex {
+                            let name = ifnames.entry(f.ifindex).or_insert_with(|| sys::ifname(f.ifindex));
+                            last_if = (f.ifindex, name.clone());
+                        }
+                        let ifname = &last_if.1;
                         match p {
                             Printer::Table => {
                                 // The time and the interface go straight into the
@@ -358,18 +364,17 @@ impl MonitorCmd {
                                 let _ = flow::write_line_with(&mut line, &f, o);
                                 line.push('\n');
                                 if self.verbose > 0 {
-                                    let _ = flow::write_verbose(&mut line, &ev.data);
+                                    let _ = flow::write_verbose(&mut line, ev.data);
                                 }
                                 if self.hex || self.verbose > 1 {
-                                    let _ = flow::hexdump(&mut line, &ev.data);
+                                    let _ = flow::hexdump(&mut line, ev.data);
                                 }
                                 text.write_all(line.as_bytes())?;
                             }
                             Printer::Json | Printer::Jsonl => {
-                                f.set_wall_time(wall_offset);
-                                f.interface = ifname.clone();
                                 jbuf.clear();
-                                f.write_json(&mut jbuf);
+                                let o = JsonOptions { wall_offset_ns: Some(wall_offset), interface: ifname.as_deref() };
+                                f.write_json_with(&mut jbuf, o);
                                 jbuf.push(b'\n');
                                 text.write_all(&jbuf)?;
                             }

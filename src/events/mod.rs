@@ -34,11 +34,36 @@ pub struct Event {
     pub data: Vec<u8>,
 }
 
+/// One event that borrows its packet bytes from the record: what a reader
+/// that formats and forgets each event uses, without a copy per event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    pub hdr: EventHdr,
+    pub data: &'a [u8],
+}
+
+impl<'a> From<&'a Event> for EventRef<'a> {
+    fn from(e: &'a Event) -> EventRef<'a> {
+        EventRef { hdr: e.hdr, data: &e.data }
+    }
+}
+
+impl EventRef<'_> {
+    pub fn to_owned(self) -> Event {
+        Event { hdr: self.hdr, data: self.data.to_vec() }
+    }
+}
+
 /// Decodes one record (ringbuf record or perf sample, padding allowed).
 pub fn decode(rec: &[u8]) -> Result<Event, DecodeError> {
+    view(rec).map(EventRef::to_owned)
+}
+
+/// As `decode`, borrowing the packet bytes from the record.
+pub fn view(rec: &[u8]) -> Result<EventRef<'_>, DecodeError> {
     let hdr = header(rec)?;
     let need = std::mem::size_of::<EventHdr>();
-    Ok(Event { hdr, data: rec[need..need + hdr.cap_len as usize].to_vec() })
+    Ok(EventRef { hdr, data: &rec[need..need + hdr.cap_len as usize] })
 }
 
 /// A record's header, checked against the record's length, without copying

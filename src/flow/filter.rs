@@ -13,7 +13,7 @@ use std::str::FromStr;
 
 use super::Packet;
 use crate::abi;
-use crate::events::Event;
+use crate::events::EventRef;
 
 /// An address or a prefix ("10.0.0.0/8", "fd00::1").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,7 +199,8 @@ impl FlowFilter {
 
     /// Matches on the header alone; `packet` is consulted only for the
     /// fields that need it.
-    pub fn matches(&self, e: &Event, packet: &Packet) -> bool {
+    pub fn matches<'a>(&self, e: impl Into<EventRef<'a>>, packet: &Packet) -> bool {
+        let e = e.into();
         let h = &e.hdr;
         let egress = h.direction == abi::DIR_EGRESS;
         let ingress = h.direction == abi::DIR_INGRESS;
@@ -257,7 +258,8 @@ impl Filters {
     /// Whether the event passes. `packet` is its decoded packet when the
     /// caller has it; otherwise it is decoded here, and only if a filter
     /// needs it.
-    pub fn admits(&self, e: &Event, packet: Option<&Packet>) -> bool {
+    pub fn admits<'a>(&self, e: impl Into<EventRef<'a>>, packet: Option<&Packet>) -> bool {
+        let e = e.into();
         let t = e.hdr.timestamp_ns;
         if self.since_ns.is_some_and(|s| t < s) || self.until_ns.is_some_and(|u| t > u) {
             return false;
@@ -269,7 +271,7 @@ impl Filters {
         let p = match packet {
             Some(p) => p,
             None if self.needs_packet() => {
-                owned = super::decode_packet(&e.data);
+                owned = super::decode_packet(e.data);
                 &owned
             }
             None => {
@@ -326,6 +328,7 @@ pub fn parse_protocol(s: &str) -> Result<Vec<u8>, FilterParseError> {
 mod tests {
     use super::*;
     use crate::abi::EventHdr;
+    use crate::events::Event;
 
     fn event(f: impl FnOnce(&mut EventHdr)) -> Event {
         let mut hdr = EventHdr {

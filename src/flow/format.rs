@@ -16,22 +16,69 @@ const TCP_FLAG_NAMES: [(u8, &str); 8] = [
     (0x80, "CWR"),
 ];
 
-/// An address as text. IPv4, the common case, is written without the
-/// formatting machinery: `Ipv4Addr`'s Display was the largest single cost
-/// of a served flow (its summary and its two addresses).
+/// Each octet's decimal digits, padded to three, and how many count: a
+/// dotted quad is put together from these with fixed-size copies.
+const OCTETS: [[u8; 4]; 256] = {
+    let mut t = [[0u8; 4]; 256];
+    let mut i = 0;
+    while i < 256 {
+        let (h, d, o) = ((i / 100) as u8, (i / 10 % 10) as u8, (i % 10) as u8);
+        t[i] = if i >= 100 {
+            [b'0' + h, b'0' + d, b'0' + o, 3]
+        } else if i >= 10 {
+            [b'0' + d, b'0' + o, 0, 2]
+        } else {
+            [b'0' + o, 0, 0, 1]
+        };
+        i += 1;
+    }
+    t
+};
+
+/// The longest dotted quad is 15 bytes; the last octet's copy may write 2 past it.
+type QuadBuf = [u8; 18];
+
+fn quad(octets: [u8; 4], buf: &mut QuadBuf) -> usize {
+    let mut n = 0;
+    for (i, o) in octets.iter().enumerate() {
+        let t = OCTETS[*o as usize];
+        buf[n..n + 3].copy_from_slice(&t[..3]);
+        n += t[3] as usize;
+        if i < 3 {
+            buf[n] = b'.';
+            n += 1;
+        }
+    }
+    n
+}
+
+/// An address as text, appended. IPv4, the common case, is put together
+/// without the formatting machinery: `Ipv4Addr`'s Display, and then a push
+/// per octet, were the largest costs of a printed line.
 pub fn push_ip(out: &mut String, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            let mut b = itoa::Buffer::new();
-            for (i, octet) in v4.octets().iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
-                }
-                out.push_str(b.format(*octet));
-            }
+            let mut b: QuadBuf = [0; 18];
+            let n = quad(v4.octets(), &mut b);
+            // SAFETY: quad writes ASCII digits and dots only.
+            out.push_str(unsafe { std::str::from_utf8_unchecked(&b[..n]) });
         }
         IpAddr::V6(v6) => {
             let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// As `push_ip`, into bytes (JSON lines).
+pub fn push_ip_bytes(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut b: QuadBuf = [0; 18];
+            let n = quad(v4.octets(), &mut b);
+            out.extend_from_slice(&b[..n]);
+        }
+        IpAddr::V6(v6) => {
+            let _ = std::io::Write::write_fmt(out, format_args!("{v6}"));
         }
     }
 }
@@ -42,31 +89,19 @@ pub fn ip_text(ip: IpAddr) -> String {
     s
 }
 
-fn addr(out: &mut (impl Write + ?Sized), ip: IpAddr, port: Option<u16>) -> fmt::Result {
+fn addr(out: &mut String, ip: IpAddr, port: Option<u16>) {
     let bracket = ip.is_ipv6() && port.is_some();
     if bracket {
-        out.write_str("[")?;
+        out.push('[');
     }
-    match ip {
-        IpAddr::V4(v4) => {
-            let mut b = itoa::Buffer::new();
-            for (i, octet) in v4.octets().iter().enumerate() {
-                if i > 0 {
-                    out.write_str(".")?;
-                }
-                out.write_str(b.format(*octet))?;
-            }
-        }
-        IpAddr::V6(v6) => write!(out, "{v6}")?,
-    }
+    push_ip(out, ip);
     if bracket {
-        out.write_str("]")?;
+        out.push(']');
     }
     if let Some(p) = port {
-        out.write_str(":")?;
-        out.write_str(itoa::Buffer::new().format(p))?;
+        out.push(':');
+        out.push_str(itoa::Buffer::new().format(p));
     }
-    Ok(())
 }
 
 /// The name of an IP protocol monitor and the dashboard print by name.
@@ -81,7 +116,7 @@ pub fn proto_name(p: u8) -> Option<&'static str> {
 }
 
 /// `10.0.1.2:45678 -> 10.0.1.3:80 tcp SYN`, as far as the capture reaches.
-pub fn write_summary(out: &mut (impl Write + ?Sized), p: &Packet) -> fmt::Result {
+pub fn write_summary(out: &mut String, p: &Packet) -> fmt::Result {
     let (Some(src), Some(dst)) = (p.src_ip, p.dst_ip) else {
         return match p.ether_type {
             Some(0x0806) => out.write_str("ARP"),
@@ -89,19 +124,26 @@ pub fn write_summary(out: &mut (impl Write + ?Sized), p: &Packet) -> fmt::Result
             None => out.write_str("(packet not captured)"),
         };
     };
-    addr(out, src, p.src_port)?;
-    out.write_str(" -> ")?;
-    addr(out, dst, p.dst_port)?;
+    addr(out, src, p.src_port);
+    out.push_str(" -> ");
+    addr(out, dst, p.dst_port);
     if let Some(proto) = p.ip_proto {
         match proto_name(proto) {
-            None => write!(out, " proto {proto}")?,
-            Some(name) => write!(out, " {name}")?,
+            None => {
+                out.push_str(" proto ");
+                out.push_str(itoa::Buffer::new().format(proto));
+            }
+            Some(name) => {
+                out.push(' ');
+                out.push_str(name);
+            }
         }
     }
     if let Some(flags) = p.tcp_flags {
         for (bit, name) in TCP_FLAG_NAMES {
             if flags & bit != 0 {
-                write!(out, " {name}")?;
+                out.push(' ');
+                out.push_str(name);
             }
         }
     }
@@ -117,7 +159,8 @@ pub fn write_summary(out: &mut (impl Write + ?Sized), p: &Packet) -> fmt::Result
         if name.is_empty() {
             write!(out, " type {t} code {}", p.icmp_code.unwrap_or(0))?;
         } else {
-            write!(out, " {name}")?;
+            out.push(' ');
+            out.push_str(name);
         }
     }
     Ok(())
@@ -134,100 +177,87 @@ pub struct LineOptions<'a> {
 }
 
 /// One line per event, in the shape of `cilium-dbg monitor`.
-pub fn write_line(out: &mut impl Write, f: &Flow) -> fmt::Result {
+pub fn write_line(out: &mut String, f: &Flow) -> fmt::Result {
     write_line_with(out, f, LineOptions::default())
 }
 
 /// One line per event, with the wall-clock time first when the flow has one.
-pub fn write_line_with(out: &mut impl Write, f: &Flow, o: LineOptions<'_>) -> fmt::Result {
-    // Pieces written one by one, numbers through itoa: this runs for every
-    // event a monitor prints and every flow a server sends, and `write!`'s
-    // machinery cost more than the text itself.
+pub fn write_line_with(out: &mut String, f: &Flow, o: LineOptions<'_>) -> fmt::Result {
+    // Pushed straight onto the String, numbers through itoa: this runs for
+    // every event a monitor prints and every flow a server sends. `write!`,
+    // and then pieces through a `dyn Write`, cost more than the text itself;
+    // the fixed pieces now compile to fixed-size copies.
     let mut n = itoa::Buffer::new();
     let ingress = f.direction == "ingress";
     if let Some(t) = &f.time {
-        out.write_str(t)?;
-        out.write_str(" ")?;
+        out.push_str(t);
+        out.push(' ');
     }
-    let identity = |out: &mut dyn Write, id: u32| -> fmt::Result {
-        match (id, o.numeric) {
-            (crate::abi::IDENTITY_HOST, false) => out.write_str("host"),
-            (crate::abi::IDENTITY_WORLD, false) => out.write_str("world"),
-            (id, _) => out.write_str(itoa::Buffer::new().format(id)),
-        }
+    let identity = |out: &mut String, id: u32| match (id, o.numeric) {
+        (crate::abi::IDENTITY_HOST, false) => out.push_str("host"),
+        (crate::abi::IDENTITY_WORLD, false) => out.push_str("world"),
+        (id, _) => out.push_str(itoa::Buffer::new().format(id)),
     };
-    let ifx = |out: &mut dyn Write| -> fmt::Result {
-        out.write_str("ifindex ")?;
-        out.write_str(itoa::Buffer::new().format(f.ifindex))?;
+    let ifx = |out: &mut String| {
+        out.push_str("ifindex ");
+        out.push_str(itoa::Buffer::new().format(f.ifindex));
         if let Some(name) = f.interface.as_deref().or(o.interface) {
-            out.write_str(" (")?;
-            out.write_str(name)?;
-            out.write_str(")")?;
+            out.push_str(" (");
+            out.push_str(name);
+            out.push(')');
         }
-        Ok(())
     };
-    let mut out = Adapter(out);
-    let out = &mut out as &mut dyn Write;
     match f.event_type {
         "trace" => {
-            out.write_str(if ingress { "-> endpoint " } else { "<- endpoint " })?;
-            out.write_str(n.format(f.endpoint_id))?;
-            out.write_str(", identity ")?;
-            identity(out, f.src_identity)?;
-            out.write_str("->")?;
-            identity(out, f.dst_identity)?;
-            out.write_str(" state ")?;
-            out.write_str(f.ct_state)?;
-            out.write_str(" ")?;
-            ifx(out)?;
-            out.write_str(": ")?;
+            out.push_str(if ingress { "-> endpoint " } else { "<- endpoint " });
+            out.push_str(n.format(f.endpoint_id));
+            out.push_str(", identity ");
+            identity(out, f.src_identity);
+            out.push_str("->");
+            identity(out, f.dst_identity);
+            out.push_str(" state ");
+            out.push_str(f.ct_state);
+            out.push(' ');
+            ifx(out);
+            out.push_str(": ");
         }
         "drop" => {
-            out.write_str("xx drop (")?;
-            out.write_str(f.drop_reason_desc.unwrap_or("Unknown reason"))?;
-            out.write_str(if ingress { ") to endpoint " } else { ") from endpoint " })?;
-            out.write_str(n.format(f.endpoint_id))?;
-            out.write_str(", ")?;
-            ifx(out)?;
-            out.write_str(", identity ")?;
-            identity(out, f.src_identity)?;
-            out.write_str("->")?;
-            identity(out, f.dst_identity)?;
-            out.write_str(": ")?;
+            out.push_str("xx drop (");
+            out.push_str(f.drop_reason_desc.unwrap_or("Unknown reason"));
+            out.push_str(if ingress { ") to endpoint " } else { ") from endpoint " });
+            out.push_str(n.format(f.endpoint_id));
+            out.push_str(", ");
+            ifx(out);
+            out.push_str(", identity ");
+            identity(out, f.src_identity);
+            out.push_str("->");
+            identity(out, f.dst_identity);
+            out.push_str(": ");
         }
         "policy-verdict" => {
-            out.write_str("Policy verdict log: local EP ID ")?;
-            out.write_str(n.format(f.endpoint_id))?;
-            out.write_str(", remote ID ")?;
-            identity(out, if ingress { f.src_identity } else { f.dst_identity })?;
-            out.write_str(", proto ")?;
-            out.write_str(n.format(f.packet.ip_proto.unwrap_or(0)))?;
-            out.write_str(", ")?;
-            out.write_str(f.direction)?;
-            out.write_str(if f.verdict == "FORWARDED" { ", action allow, match " } else { ", action deny, match " })?;
-            out.write_str(f.policy_match.unwrap_or("none"))?;
+            out.push_str("Policy verdict log: local EP ID ");
+            out.push_str(n.format(f.endpoint_id));
+            out.push_str(", remote ID ");
+            identity(out, if ingress { f.src_identity } else { f.dst_identity });
+            out.push_str(", proto ");
+            out.push_str(n.format(f.packet.ip_proto.unwrap_or(0)));
+            out.push_str(", ");
+            out.push_str(f.direction);
+            out.push_str(if f.verdict == "FORWARDED" { ", action allow, match " } else { ", action deny, match " });
+            out.push_str(f.policy_match.unwrap_or("none"));
             if f.deny_overrode_allow {
-                out.write_str(" (deny overrode allow)")?;
+                out.push_str(" (deny overrode allow)");
             }
-            out.write_str(", ")?;
+            out.push_str(", ");
         }
         other => {
-            out.write_str(other)?;
-            out.write_str(" event, endpoint ")?;
-            out.write_str(n.format(f.endpoint_id))?;
-            out.write_str(": ")?;
+            out.push_str(other);
+            out.push_str(" event, endpoint ");
+            out.push_str(n.format(f.endpoint_id));
+            out.push_str(": ");
         }
     }
     write_summary(out, &f.packet)
-}
-
-/// Any writer as a `dyn Write`, so the helpers above are not generic.
-struct Adapter<'a, W: Write>(&'a mut W);
-
-impl<W: Write> Write for Adapter<'_, W> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0.write_str(s)
-    }
 }
 
 /// Every decoded layer, one per line (`-v`).

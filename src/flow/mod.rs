@@ -9,12 +9,13 @@ use serde::Serialize;
 
 pub use filter::{Cidr, FilterParseError, Filters, FlowFilter, TypeMatch, is_reply, parse_protocol, parse_tcp_flags};
 pub use format::{
-    LineOptions, hexdump, ip_text, proto_name, push_ip, write_line, write_line_with, write_summary, write_verbose,
+    LineOptions, hexdump, ip_text, proto_name, push_ip, push_ip_bytes, write_line, write_line_with, write_summary,
+    write_verbose,
 };
 pub use packet::{Packet, decode_packet};
 
 use crate::abi::{self, Reason, match_kind_text};
-use crate::events::Event;
+use crate::events::EventRef;
 
 /// The event's type as hubble and cilium-dbg monitor name it.
 pub fn type_name(t: u8) -> &'static str {
@@ -99,34 +100,42 @@ pub fn rfc3339(ns: i128, digits: usize) -> String {
 /// As `rfc3339`, appended to `out`: a line is written without a String per
 /// time stamp.
 pub fn push_rfc3339(out: &mut String, ns: i128, digits: usize) {
+    // SAFETY: push_rfc3339_bytes appends ASCII only.
+    push_rfc3339_bytes(unsafe { out.as_mut_vec() }, ns, digits);
+}
+
+/// As `push_rfc3339`, into bytes (JSON lines).
+pub fn push_rfc3339_bytes(out: &mut Vec<u8>, ns: i128, digits: usize) {
     let ns = ns.max(0);
     let secs = (ns / 1_000_000_000) as i64;
     let frac = (ns % 1_000_000_000) as u32;
     // Events come thousands a second: the date and time of day change once a
     // second, so that part is kept and only the fraction is written each time.
     thread_local! {
-        static LAST: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((-1, String::new())) };
+        static LAST: std::cell::Cell<(i64, [u8; 20])> = const { std::cell::Cell::new((-1, [0; 20])) };
     }
     let (frac, width) = if digits == 6 { (frac / 1000, 6) } else { (frac, 9) };
-    LAST.with(|last| {
-        let mut last = last.borrow_mut();
-        if last.0 != secs {
-            *last = (secs, second_prefix(secs));
-        }
-        out.push_str(&last.1);
-    });
-    let mut digits = [b'0'; 10];
+    let (at, prefix) = LAST.get();
+    let prefix = if at == secs {
+        prefix
+    } else {
+        let p = second_prefix(secs);
+        LAST.set((secs, p));
+        p
+    };
+    let mut text = [b'0'; 30];
+    text[..20].copy_from_slice(&prefix);
     let mut v = frac;
-    for d in digits[..width].iter_mut().rev() {
+    for d in text[20..20 + width].iter_mut().rev() {
         *d = b'0' + (v % 10) as u8;
         v /= 10;
     }
-    digits[width] = b'Z';
-    out.push_str(std::str::from_utf8(&digits[..=width]).unwrap_or_default());
+    text[20 + width] = b'Z';
+    out.extend_from_slice(&text[..21 + width]);
 }
 
 /// "YYYY-MM-DDTHH:MM:SS." for seconds since the epoch, UTC.
-fn second_prefix(secs: i64) -> String {
+fn second_prefix(secs: i64) -> [u8; 20] {
     // Days to a civil date (Howard Hinnant's algorithm).
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
@@ -139,7 +148,11 @@ fn second_prefix(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.", y.clamp(0, 9999), rem / 3600, rem % 3600 / 60, rem % 60)
+    let text =
+        format!("{:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.", y.clamp(0, 9999), rem / 3600, rem % 3600 / 60, rem % 60);
+    let mut out = [0u8; 20];
+    out.copy_from_slice(&text.as_bytes()[..20]);
+    out
 }
 
 pub fn rfc3339_micros(ns: i128) -> String {
@@ -152,7 +165,8 @@ impl Flow {
         self.time = Some(rfc3339_micros(self.timestamp_ns as i128 + offset_ns));
     }
 
-    pub fn from_event(e: &Event) -> Flow {
+    pub fn from_event<'a>(e: impl Into<EventRef<'a>>) -> Flow {
+        let e = e.into();
         let h = &e.hdr;
         let is = |t| h.r#type == t;
         Flow {
@@ -175,7 +189,7 @@ impl Flow {
             dst_identity: h.dst_identity,
             orig_len: h.orig_len,
             cap_len: h.cap_len,
-            packet: decode_packet(&e.data),
+            packet: decode_packet(e.data),
         }
     }
 }
@@ -211,62 +225,92 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// What a reader lends `Flow::write_json_with`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JsonOptions<'a> {
+    /// Wall minus monotonic clock: the `time` field, when the flow has none.
+    pub wall_offset_ns: Option<i128>,
+    /// The interface's name, when the flow has none.
+    pub interface: Option<&'a str>,
+}
+
 impl Flow {
     /// The flow as one JSON object, the same as its serde serialization but
     /// written by hand: `monitor -o jsonl` runs this for every event, and
     /// serde's flatten costs more than the rest of the event's handling.
     pub fn write_json(&self, out: &mut Vec<u8>) {
+        self.write_json_with(out, JsonOptions::default())
+    }
+
+    /// As `write_json`, with the time and the interface lent by the reader
+    /// when the flow does not carry them: no String per event for either.
+    pub fn write_json_with(&self, out: &mut Vec<u8>, o: JsonOptions<'_>) {
         let mut ib = itoa::Buffer::new();
         let mut first = true;
-        let mut key = |out: &mut Vec<u8>, k: &str| {
-            out.extend_from_slice(if first { b"{\"" } else { b",\"" });
-            first = false;
-            out.extend_from_slice(k.as_bytes());
-            out.extend_from_slice(b"\":");
-        };
+        // Keys are literals: each key with its quotes, colon and comma is
+        // one fixed-size copy.
+        macro_rules! key {
+            ($k:literal) => {{
+                out.extend_from_slice(
+                    if first { concat!("{\"", $k, "\":") } else { concat!(",\"", $k, "\":") }.as_bytes(),
+                );
+                first = false;
+            }};
+        }
         macro_rules! num {
-            ($k:expr, $v:expr) => {{
-                key(out, $k);
+            ($k:literal, $v:expr) => {{
+                key!($k);
                 out.extend_from_slice(ib.format($v).as_bytes());
             }};
         }
-        macro_rules! text {
-            ($k:expr, $v:expr) => {{
-                key(out, $k);
-                json_str(out, $v);
+        // The datapath's own words (type, verdict, state …) need no escaping.
+        macro_rules! word {
+            ($k:literal, $v:expr) => {{
+                key!($k);
+                out.push(b'"');
+                out.extend_from_slice($v.as_bytes());
+                out.push(b'"');
             }};
         }
         if let Some(t) = &self.time {
-            text!("time", t);
+            key!("time");
+            json_str(out, t);
+        } else if let Some(offset) = o.wall_offset_ns {
+            key!("time");
+            out.push(b'"');
+            push_rfc3339_bytes(out, self.timestamp_ns as i128 + offset, 6);
+            out.push(b'"');
         }
         num!("timestamp_ns", self.timestamp_ns);
-        text!("type", self.event_type);
-        text!("verdict", self.verdict);
+        word!("type", self.event_type);
+        word!("verdict", self.verdict);
         if let Some(r) = self.drop_reason {
             num!("drop_reason", r);
         }
         if let Some(d) = self.drop_reason_desc {
-            text!("drop_reason_desc", d);
+            word!("drop_reason_desc", d);
         }
-        if let Some(o) = self.observation_point {
-            text!("observation_point", o);
+        if let Some(v) = self.observation_point {
+            word!("observation_point", v);
         }
         if let Some(m) = self.policy_match {
-            text!("policy_match", m);
+            word!("policy_match", m);
         }
         if self.deny_overrode_allow {
-            key(out, "deny_overrode_allow");
+            key!("deny_overrode_allow");
             out.extend_from_slice(b"true");
         }
         if self.fragment {
-            key(out, "fragment");
+            key!("fragment");
             out.extend_from_slice(b"true");
         }
-        text!("ct_state", self.ct_state);
-        text!("direction", self.direction);
+        word!("ct_state", self.ct_state);
+        word!("direction", self.direction);
         num!("ifindex", self.ifindex);
-        if let Some(i) = &self.interface {
-            text!("interface", i);
+        if let Some(i) = self.interface.as_deref().or(o.interface) {
+            // A name is the kernel's, not ours: escaped.
+            key!("interface");
+            json_str(out, i);
         }
         num!("endpoint_id", self.endpoint_id);
         num!("src_identity", self.src_identity);
@@ -275,30 +319,39 @@ impl Flow {
         num!("cap_len", self.cap_len);
         let p = &self.packet;
         if let Some(ip) = p.src_ip {
-            key(out, "src_ip");
+            key!("src_ip");
             out.push(b'"');
-            out.extend_from_slice(ip_text(ip).as_bytes());
+            push_ip_bytes(out, ip);
             out.push(b'"');
         }
         if let Some(ip) = p.dst_ip {
-            key(out, "dst_ip");
+            key!("dst_ip");
             out.push(b'"');
-            out.extend_from_slice(ip_text(ip).as_bytes());
+            push_ip_bytes(out, ip);
             out.push(b'"');
         }
-        for (k, v) in [("ip_proto", p.ip_proto.map(u16::from)), ("src_port", p.src_port), ("dst_port", p.dst_port)] {
-            if let Some(v) = v {
-                num!(k, v);
-            }
+        if let Some(v) = p.ip_proto {
+            num!("ip_proto", v);
         }
-        for (k, v) in [("tcp_flags", p.tcp_flags), ("icmp_type", p.icmp_type), ("icmp_code", p.icmp_code)] {
-            if let Some(v) = v {
-                num!(k, v);
-            }
+        if let Some(v) = p.src_port {
+            num!("src_port", v);
+        }
+        if let Some(v) = p.dst_port {
+            num!("dst_port", v);
+        }
+        if let Some(v) = p.tcp_flags {
+            num!("tcp_flags", v);
+        }
+        if let Some(v) = p.icmp_type {
+            num!("icmp_type", v);
+        }
+        if let Some(v) = p.icmp_code {
+            num!("icmp_code", v);
         }
         if let Some(e) = p.ether_type {
             num!("ether_type", e);
         }
+        let _ = first;
         out.push(b'}');
     }
 }
