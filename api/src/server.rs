@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use dpdbg::datapath::{self, Pins};
 use dpdbg::events::{Event, EventReader, decode};
 use dpdbg::flow::{Filters, Flow as Decoded, Packet};
-use prost::bytes::Bytes;
+use prost::bytes::{Bytes, BytesMut};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -109,7 +109,7 @@ impl Stored {
     }
 
     /// As `flow`, encoding into `out` (one buffer for a batch) when given.
-    fn materialize(&self, shared: &Shared, out: Option<&mut prost::bytes::BytesMut>) -> Option<&Materialized> {
+    fn materialize(&self, shared: &Shared, out: Option<&mut BytesMut>) -> Option<&Materialized> {
         self.flow
             .get_or_init(|| {
                 let ev = decode(&self.rec).ok()?;
@@ -139,13 +139,67 @@ impl Stored {
     }
 }
 
+/// Bytes per chunk the reader copies records into.
+const RECORD_CHUNK: usize = 256 << 10;
+
+/// Chunks kept for reuse at most (64 MiB).
+const POOL_MAX: usize = 256;
+
+/// The reader's chunks, back for reuse once the last record sliced from one
+/// is dropped, wherever that happens (a sent message, the flow buffer).
+#[derive(Clone, Default)]
+struct ChunkPool(Arc<Mutex<Vec<Vec<u8>>>>);
+
+/// A chunk lent to the records sliced from it.
+struct Pooled {
+    buf: Vec<u8>,
+    pool: ChunkPool,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let mut free = self.pool.0.lock().unwrap_or_else(|p| p.into_inner());
+        if free.len() < POOL_MAX {
+            free.push(buf);
+        }
+    }
+}
+
+impl ChunkPool {
+    fn get(&self) -> Vec<u8> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_else(|| Vec::with_capacity(RECORD_CHUNK))
+    }
+
+    /// The chunk's records (`spans`, taken) as slices of it, onto `records`.
+    fn seal(&self, buf: Vec<u8>, spans: &mut Vec<(usize, usize)>, records: &mut Vec<Bytes>) {
+        if spans.is_empty() {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).push(buf);
+            return;
+        }
+        let chunk = Bytes::from_owner(Pooled { buf, pool: self.clone() });
+        records.extend(spans.drain(..).map(|(at, n)| chunk.slice(at..at + n)));
+    }
+}
+
 /// Flows read in one drain of the ring, handed to followers together: one
 /// wake-up per batch rather than per flow.
 type Batch = Arc<Vec<Arc<Stored>>>;
 
-/// Records per EventBatch message: at most 1024 × (header + 256 snap bytes),
-/// about 300 KiB.
-const RAW_PIECE: usize = 1024;
+/// EventBatch messages queued for one Events subscriber at most (16 Ki
+/// records, about 5 MB); past that its records are dropped and counted.
+const EVENTS_QUEUE: usize = 128;
+
+/// Records per EventBatch message: at most 128 × (header + 256 snap bytes),
+/// about 37 KiB, so each message's encoding stays a "medium" allocation too.
+const RAW_PIECE: usize = 128;
 
 /// One drain's records as Events messages. A drain can hold tens of
 /// thousands of records: they go in pieces, well under gRPC's 4 MiB message
@@ -211,6 +265,7 @@ fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: PathBuf, sto
         )
     };
     let mut lost_seen = lost_now(&bpffs).unwrap_or(0);
+    let pool = ChunkPool::default();
     loop {
         if stop.load(Ordering::Relaxed) {
             return;
@@ -248,38 +303,44 @@ fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: PathBuf, sto
             }
         }
         let offset = dpdbg::sys::wall_offset_ns();
-        // One copy of the drain into one buffer; every record is a slice of it.
-        let mut all = Vec::new();
-        let mut spans = Vec::new();
+        // One copy of each record, into pooled chunks that the records then
+        // share. A fresh buffer per drain (up to 13 MB) was given back to
+        // the kernel when freed and faulted in again, zeroed, on the next
+        // drain: a third of the reader's time.
+        let mut records: Vec<Bytes> = Vec::new();
+        let mut cur = pool.get();
+        let mut spans: Vec<(usize, usize)> = Vec::new();
         reader.drain(|rec| {
-            spans.push((all.len(), rec.len()));
-            all.extend_from_slice(rec);
+            if cur.capacity() - cur.len() < rec.len() && !cur.is_empty() {
+                pool.seal(std::mem::replace(&mut cur, pool.get()), &mut spans, &mut records);
+            }
+            spans.push((cur.len(), rec.len()));
+            cur.extend_from_slice(rec);
         });
-        if spans.is_empty() {
+        pool.seal(cur, &mut spans, &mut records);
+        if records.is_empty() {
             continue;
         }
-        let all = Bytes::from(all);
+        let records = Arc::new(records);
         if shared.raw.receiver_count() > 0 {
-            let records: Vec<Bytes> = spans.iter().map(|&(at, n)| all.slice(at..at + n)).collect();
             let n = records.len() as u64;
-            let _ = shared.raw.send((raw_seq, Arc::new(records)));
+            let _ = shared.raw.send((raw_seq, Arc::clone(&records)));
             raw_seq += n;
         }
         let followers = shared.live.receiver_count() > 0;
         // With nobody following, only the drain's last `capacity` records
         // can still be asked for (--last N): the rest are counted, not kept.
-        let keep_from = if followers { 0 } else { spans.len().saturating_sub(shared.capacity) };
-        for (i, chunk) in spans.chunks(BATCH_MAX).enumerate() {
+        let keep_from = if followers { 0 } else { records.len().saturating_sub(shared.capacity) };
+        for (i, chunk) in records.chunks(BATCH_MAX).enumerate() {
             let mut batch = Vec::with_capacity(chunk.len());
-            for (j, &(at, n)) in chunk.iter().enumerate() {
-                let rec = &all[at..at + n];
+            for (j, rec) in chunk.iter().enumerate() {
                 if dpdbg::events::header(rec).is_err() {
                     shared.undecodable.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 seq += 1;
                 if i * BATCH_MAX + j >= keep_from {
-                    batch.push(Arc::new(Stored { seq, rec: all.slice(at..at + n), offset, flow: OnceLock::new() }));
+                    batch.push(Arc::new(Stored { seq, rec: rec.clone(), offset, flow: OnceLock::new() }));
                 }
             }
             if batch.is_empty() {
@@ -289,7 +350,7 @@ fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: PathBuf, sto
             if followers {
                 // Decoded and encoded here, once for every follower; the
                 // batch's responses share one buffer.
-                let mut out = prost::bytes::BytesMut::with_capacity(512 * batch.len());
+                let mut out = BytesMut::with_capacity(512 * batch.len());
                 for s in &batch {
                     s.materialize(&shared, Some(&mut out));
                 }
@@ -529,11 +590,20 @@ impl Events for EventsService {
     async fn subscribe(&self, _: Request<SubscribeRequest>) -> Result<Response<RecordStream>, Status> {
         let mut raw = self.0.raw.subscribe();
         let mut loaded = self.0.loaded.subscribe();
-        let (tx, rx) = mpsc::channel(256);
+        let (tx, rx) = mpsc::channel(EVENTS_QUEUE);
         tokio::spawn(async move {
             let mut next: Option<u64> = None;
+            let mut lost = 0u64;
+            // Records dropped while the queue was full are told with the next
+            // message, or by this tick when no more come.
+            let mut tell = tokio::time::interval(Duration::from_millis(250));
             loop {
                 tokio::select! {
+                    _ = tell.tick(), if lost > 0 => {
+                        if tx.try_send(Ok(EventBatch { records: Vec::new(), lost })).is_ok() {
+                            lost = 0;
+                        }
+                    }
                     r = raw.recv() => {
                         let (first, records) = match r {
                             Ok(b) => b,
@@ -541,11 +611,19 @@ impl Events for EventsService {
                             Err(broadcast::error::RecvError::Closed) => return,
                         };
                         // A slow monitor loses its own records, and is told how many.
-                        let lost = next.map_or(0, |n| first.saturating_sub(n));
+                        lost += next.map_or(0, |n| first.saturating_sub(n));
                         next = Some(first + records.len() as u64);
-                        for msg in event_batches(&records, lost) {
-                            if tx.send(Ok(msg)).await.is_err() {
-                                return;
+                        // Never waits for the client: a full queue drops the
+                        // message, counted, so a slow monitor holds neither the
+                        // reader nor the server's memory (which grew by 100 MB/s
+                        // behind one when this waited).
+                        for msg in event_batches(&records, 0) {
+                            let n = msg.records.len() as u64;
+                            let msg = EventBatch { lost: std::mem::take(&mut lost), ..msg };
+                            match tx.try_send(Ok(msg)) {
+                                Ok(()) => {}
+                                Err(mpsc::error::TrySendError::Full(Ok(m))) => lost += m.lost + n,
+                                Err(_) => return,
                             }
                         }
                     }

@@ -431,3 +431,87 @@ fn observe_prints_its_raw_filters() {
         "{text}"
     );
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// A monitor beside the server (dpdbg.v1.Events) that stops reading loses
+/// records of its own, is told exactly how many, and holds neither the
+/// reader nor the server's memory. The flood comes from BPF_PROG_TEST_RUN,
+/// millions of events, far more than the subscriber's queue.
+#[test]
+fn a_stalled_events_subscriber_is_told_its_losses_and_holds_no_memory() {
+    use aya::programs::{SchedClassifier, TestRun, TestRunOptions};
+    use dpdbg_api::events::SubscribeRequest;
+    use dpdbg_api::events::events_client::EventsClient;
+    use dpdbg_api::observer::ServerStatusRequest;
+    use dpdbg_api::observer::observer_client::ObserverClient;
+
+    let fs = Bpffs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("lab.json");
+    let ok = |o: Output| assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok(dpdbg(&fs.0, &state, &["datapath", "load", "--aggregation", "none"]));
+    ok(dpdbg(
+        &fs.0,
+        &state,
+        &["bpf", "endpoint", "add", "--id", "1", "--identity", "1000", "--ip", "192.0.2.1", "--ifindex", "1"],
+    ));
+    let socket = dir.path().join("dpdbg.sock");
+    let server = Server::start(&fs.0, &socket);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let sock = socket.to_string_lossy().into_owned();
+    let (mut stream, mut status) = rt.block_on(async {
+        let ch = dpdbg_api::client::connect(&sock).await.unwrap();
+        let s = EventsClient::new(ch.clone()).subscribe(SubscribeRequest {}).await.unwrap().into_inner();
+        (s, ObserverClient::new(ch))
+    });
+    let mut seen = || rt.block_on(status.server_status(ServerStatusRequest {})).unwrap().into_inner().seen_flows;
+    let seen0 = seen();
+    let rss0 = rss_kib(server.0.id());
+
+    let prog = SchedClassifier::from_pin(dpdbg::datapath::Pins::new(&fs.0).prog("from_endpoint")).unwrap();
+    let mut pkt = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([192, 0, 2, 1], [198, 51, 100, 7], 64)
+        .udp(4000, 53)
+        .write(&mut pkt, &[0u8; 32])
+        .unwrap();
+    for _ in 0..4 {
+        let mut o = TestRunOptions::new();
+        o.data_in = Some(&pkt);
+        o.repeat = 1_000_000;
+        prog.test_run(o).unwrap();
+    }
+    // The server reads what the ring held; then nothing more comes.
+    let mut read = seen();
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = seen();
+        if now == read {
+            break;
+        }
+        read = now;
+    }
+    let grown = rss_kib(server.0.id()).saturating_sub(rss0);
+    let read = read - seen0;
+    assert!(read > 100_000, "the server read the flood: {read}");
+    // Every record it read would be 300 MB and more, held for this one subscriber.
+    assert!(grown < 160 * 1024, "the server grew by {grown} KiB behind a stalled subscriber ({read} records)");
+
+    let (mut got, mut lost) = (0u64, 0u64);
+    rt.block_on(async {
+        while let Ok(Ok(Some(m))) = tokio::time::timeout(Duration::from_secs(2), stream.message()).await {
+            got += m.records.len() as u64;
+            lost += m.lost;
+        }
+    });
+    assert!(lost > 0 && got > 0, "got {got}, lost {lost} of {read}");
+    assert_eq!(got + lost, read, "what the subscriber got and was told it lost is what the server read");
+    drop(server);
+}
