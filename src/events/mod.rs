@@ -2,13 +2,14 @@
 //! array, and decoding their headers.
 
 mod hub;
+mod ring;
 
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aya::maps::perf::{PerfEvent, PerfEventArrayBuffer};
-use aya::maps::{Map, MapData, PerfEventArray, RingBuf};
+use aya::maps::{Map, MapData, PerfEventArray};
 
 pub use hub::{Hub, Next, Source, Subscription};
 
@@ -99,7 +100,7 @@ fn lock_consumer(pins: &Pins) -> Result<crate::sys::DirLock> {
 pub const DRAIN_MAX: usize = 65_536;
 
 enum Inner {
-    Ring(RingBuf<MapData>),
+    Ring(ring::Ring),
     Perf(Vec<PerfEventArrayBuffer<MapData>>),
 }
 
@@ -123,7 +124,10 @@ impl EventReader {
         };
         let inner = match transport {
             Transport::Ringbuf => {
-                Inner::Ring(RingBuf::try_from(open("events")?).map_err(|e| Error::bpf("ring buffer", e))?)
+                let p = pins.map("events");
+                Inner::Ring(ring::Ring::new(
+                    MapData::from_pin(&p).map_err(|e| Error::bpf(format!("opening {}", p.display()), e))?,
+                )?)
             }
             Transport::Perf => {
                 let mut arr =
@@ -141,7 +145,7 @@ impl EventReader {
 
     fn fds(&self) -> Vec<RawFd> {
         match &self.inner {
-            Inner::Ring(r) => vec![r.as_fd().as_raw_fd()],
+            Inner::Ring(r) => vec![r.fd().as_raw_fd()],
             Inner::Perf(b) => b.iter().map(|b| b.as_fd().as_raw_fd()).collect(),
         }
     }
@@ -150,15 +154,9 @@ impl EventReader {
     pub fn drain(&mut self, mut f: impl FnMut(&[u8])) -> usize {
         let mut n = 0;
         match &mut self.inner {
-            Inner::Ring(r) => {
-                // Bounded: under a flood the ring never runs dry, and the
-                // caller must get back to its deadline and its signals.
-                while n < DRAIN_MAX {
-                    let Some(item) = r.next() else { break };
-                    f(&item);
-                    n += 1;
-                }
-            }
+            // Bounded: under a flood the ring never runs dry, and the
+            // caller must get back to its deadline and its signals.
+            Inner::Ring(r) => n = r.drain(DRAIN_MAX, f),
             Inner::Perf(bufs) => {
                 let mut scratch = Vec::new();
                 for b in bufs.iter_mut() {
