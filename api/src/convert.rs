@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use dpdbg::abi;
-use dpdbg::events::Event;
+use dpdbg::events::EventRef;
 use dpdbg::flow::{Flow as Decoded, write_line};
 
 use crate::flow;
@@ -47,7 +47,7 @@ fn mac(b: &[u8]) -> String {
 /// stamp into wall-clock time; `node` is the node's name, `ifname` the name
 /// of the event's interface.
 #[allow(deprecated)] // Hubble still fills drop_reason and Summary for older clients; so do we.
-pub fn to_flow(ev: &Event, d: &Decoded, wall_offset_ns: i128, node: &str, ifname: &str) -> flow::Flow {
+pub fn to_flow(ev: EventRef<'_>, d: &Decoded, wall_offset_ns: i128, node: &str, ifname: &str) -> flow::Flow {
     let h = &ev.hdr;
     let p = &d.packet;
     let ns = (h.timestamp_ns as i128 + wall_offset_ns).max(0);

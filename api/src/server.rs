@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use dpdbg::datapath::{self, Pins};
-use dpdbg::events::{Event, EventReader, decode};
-use dpdbg::flow::{Filters, Flow as Decoded, Packet};
+use dpdbg::events::{EventReader, view};
+use dpdbg::flow::{Filters, Flow as Decoded};
 use prost::bytes::{Bytes, BytesMut};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::Stream;
@@ -93,8 +93,6 @@ struct Stored {
 }
 
 struct Materialized {
-    event: Event,
-    packet: Packet,
     response: EncodedResponse,
 }
 
@@ -112,7 +110,7 @@ impl Stored {
     fn materialize(&self, shared: &Shared, out: Option<&mut BytesMut>) -> Option<&Materialized> {
         self.flow
             .get_or_init(|| {
-                let ev = decode(&self.rec).ok()?;
+                let ev = view(&self.rec).ok()?;
                 // A shared name: a reference count per flow, not a String.
                 let ifname = {
                     let mut names = shared.ifnames.lock().unwrap_or_else(|p| p.into_inner());
@@ -122,8 +120,8 @@ impl Stored {
                             .or_insert_with(|| dpdbg::sys::ifname(ev.hdr.ifindex).unwrap_or_default().into()),
                     )
                 };
-                let d = Decoded::from_event(&ev);
-                let f = convert::to_flow(&ev, &d, self.offset, &shared.node, &ifname);
+                let d = Decoded::from_event(ev);
+                let f = convert::to_flow(ev, &d, self.offset, &shared.node, &ifname);
                 let r = GetFlowsResponse {
                     node_name: shared.node.clone(),
                     time: f.time,
@@ -133,7 +131,7 @@ impl Stored {
                     Some(buf) => EncodedResponse::into_buf(&r, buf),
                     None => EncodedResponse::new(&r),
                 };
-                Some(Materialized { event: ev, packet: d.packet, response })
+                Some(Materialized { response })
             })
             .as_ref()
     }
@@ -192,6 +190,9 @@ impl ChunkPool {
 /// Flows read in one drain of the ring, handed to followers together: one
 /// wake-up per batch rather than per flow.
 type Batch = Arc<Vec<Arc<Stored>>>;
+
+/// Batches (up to BATCH_MAX flows each) queued for one follower at most.
+const FOLLOW_QUEUE: usize = 16;
 
 /// EventBatch messages queued for one Events subscriber at most (16 Ki
 /// records, about 5 MB); past that its records are dropped and counted.
@@ -347,14 +348,6 @@ fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: PathBuf, sto
                 shared.seen.store(seq, Ordering::Relaxed);
                 continue;
             }
-            if followers {
-                // Decoded and encoded here, once for every follower; the
-                // batch's responses share one buffer.
-                let mut out = BytesMut::with_capacity(512 * batch.len());
-                for s in &batch {
-                    s.materialize(&shared, Some(&mut out));
-                }
-            }
             {
                 let mut buf = shared.buffer.lock().unwrap_or_else(|p| p.into_inner());
                 for s in &batch {
@@ -445,10 +438,8 @@ impl Observer for ObserverService {
             until_ns: req.until.as_ref().map(mono),
             ..filter::filters(&req.whitelist, &req.blacklist).map_err(Status::invalid_argument)?
         };
-        let admits = {
-            let shared = Arc::clone(&shared);
-            move |s: &Stored| s.flow(&shared).is_some_and(|m| filters.admits(&m.event, Some(&m.packet)))
-        };
+        // On the record itself: the packet is decoded only for a filter that needs it.
+        let admits = move |s: &Stored| view(&s.rec).is_ok_and(|e| filters.admits(e, None));
         let response = {
             let shared = Arc::clone(&shared);
             move |s: &Stored| s.flow(&shared).map(|m| m.response.clone())
@@ -474,7 +465,7 @@ impl Observer for ObserverService {
             snapshot
         };
         let mut next_seq = picked.last().map(|s| s.seq).unwrap_or_else(|| shared.seen.load(Ordering::Relaxed)) + 1;
-        let (tx, rx) = mpsc::channel(64);
+        let (tx, rx) = mpsc::channel(FOLLOW_QUEUE);
         let node = shared.node.clone();
         let follow = req.follow;
         let until = req.until.as_ref().map(mono);
@@ -487,38 +478,75 @@ impl Observer for ObserverService {
             if !follow {
                 return;
             }
+            // Losses not told yet: the ring's (the datapath could not write
+            // them) and this client's own (it fell behind). Told with the next
+            // batch, or by the tick when none comes.
+            let (mut ring_lost, mut lost) = (0u64, 0u64);
+            let tell = |ring_lost: &mut u64, lost: &mut u64, out: &mut Vec<EncodedResponse>| {
+                use flow::LostEventSource as S;
+                for (n, source) in [(ring_lost, S::PerfEventRingBuffer), (lost, S::ObserverEventsQueue)] {
+                    if *n > 0 {
+                        out.push(lost_response(&node, source, std::mem::take(n)));
+                    }
+                }
+            };
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
             loop {
                 tokio::select! {
-                    r = live.recv() => match r {
-                        Ok(Live::Lost(n)) => {
-                            let ev = lost_response(&node, flow::LostEventSource::PerfEventRingBuffer, n);
-                            if tx.send(Ok(vec![ev])).await.is_err() {
-                                return;
-                            }
+                    // Not guarded on the queue's room: select! checks a guard only
+                    // when it starts waiting, and after the traffic nothing else wakes it.
+                    _ = tick.tick(), if ring_lost + lost > 0 => {
+                        if tx.capacity() == 0 {
+                            continue;
                         }
+                        let mut out = Vec::new();
+                        tell(&mut ring_lost, &mut lost, &mut out);
+                        if tx.try_send(Ok(out)).is_err() {
+                            return;
+                        }
+                    }
+                    r = live.recv() => match r {
+                        Ok(Live::Lost(n)) => ring_lost += n,
                         Ok(Live::Flows(batch)) => {
-                            let mut out = Vec::with_capacity(batch.len() + 1);
                             // A gap in the sequence is what this client missed by falling behind:
                             // it loses its own flows, and is told how many.
                             if let Some(first) = batch.first()
                                 && first.seq > next_seq
                             {
-                                out.push(lost_response(&node, flow::LostEventSource::ObserverEventsQueue, first.seq - next_seq));
+                                lost += first.seq - next_seq;
                             }
+                            let from = next_seq;
+                            let fresh = batch.iter().filter(move |s| s.seq >= from);
+                            next_seq = batch.last().map_or(next_seq, |s| next_seq.max(s.seq + 1));
+                            // Never waits for the client: with its queue full the batch
+                            // is dropped, counted, and never decoded. Waiting held the
+                            // batches in memory, and decoding ahead of a slow client
+                            // spent the CPU it needed.
+                            if tx.capacity() == 0 {
+                                lost += fresh.count() as u64;
+                                continue;
+                            }
+                            let mut out = Vec::with_capacity(batch.len() + 2);
+                            tell(&mut ring_lost, &mut lost, &mut out);
+                            // This batch's responses are encoded into one buffer;
+                            // another follower reuses them (once per flow).
+                            let mut buf = BytesMut::new();
                             let mut ended = false;
-                            for s in batch.iter().filter(|s| s.seq >= next_seq) {
+                            for s in fresh {
                                 if until.is_some_and(|u| s.timestamp_ns() > u) {
                                     ended = true;
                                     break;
                                 }
-                                if admits(s)
-                                    && let Some(r) = response(s)
-                                {
-                                    out.push(r);
+                                if admits(s) {
+                                    if buf.capacity() < 1024 {
+                                        buf.reserve(512 * batch.len());
+                                    }
+                                    if let Some(m) = s.materialize(&shared, Some(&mut buf)) {
+                                        out.push(m.response.clone());
+                                    }
                                 }
                             }
-                            next_seq = batch.last().map_or(next_seq, |s| next_seq.max(s.seq + 1));
-                            if !out.is_empty() && tx.send(Ok(out)).await.is_err() {
+                            if !out.is_empty() && tx.try_send(Ok(out)).is_err() {
                                 return;
                             }
                             if ended {

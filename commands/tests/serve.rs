@@ -440,17 +440,19 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
-/// A monitor beside the server (dpdbg.v1.Events) that stops reading loses
-/// records of its own, is told exactly how many, and holds neither the
-/// reader nor the server's memory. The flood comes from BPF_PROG_TEST_RUN,
-/// millions of events, far more than the subscriber's queue.
+/// A monitor beside the server (dpdbg.v1.Events) and a Hubble follower
+/// (GetFlows) that stop reading lose records of their own, are told exactly
+/// how many, and hold neither the reader nor the server's memory. The flood
+/// comes from BPF_PROG_TEST_RUN, millions of events, far more than either
+/// subscriber's queue.
 #[test]
-fn a_stalled_events_subscriber_is_told_its_losses_and_holds_no_memory() {
+fn stalled_subscribers_are_told_their_losses_and_hold_no_memory() {
     use aya::programs::{SchedClassifier, TestRun, TestRunOptions};
     use dpdbg_api::events::SubscribeRequest;
     use dpdbg_api::events::events_client::EventsClient;
-    use dpdbg_api::observer::ServerStatusRequest;
+    use dpdbg_api::observer::get_flows_response::ResponseTypes;
     use dpdbg_api::observer::observer_client::ObserverClient;
+    use dpdbg_api::observer::{GetFlowsRequest, ServerStatusRequest};
 
     let fs = Bpffs::new();
     let dir = tempfile::tempdir().unwrap();
@@ -466,10 +468,12 @@ fn a_stalled_events_subscriber_is_told_its_losses_and_holds_no_memory() {
     let server = Server::start(&fs.0, &socket);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let sock = socket.to_string_lossy().into_owned();
-    let (mut stream, mut status) = rt.block_on(async {
+    let (mut stream, mut flows, mut status) = rt.block_on(async {
         let ch = dpdbg_api::client::connect(&sock).await.unwrap();
         let s = EventsClient::new(ch.clone()).subscribe(SubscribeRequest {}).await.unwrap().into_inner();
-        (s, ObserverClient::new(ch))
+        let mut o = ObserverClient::new(dpdbg_api::client::connect(&sock).await.unwrap());
+        let f = o.get_flows(GetFlowsRequest { follow: true, ..Default::default() }).await.unwrap().into_inner();
+        (s, f, ObserverClient::new(ch))
     });
     let mut seen = || rt.block_on(status.server_status(ServerStatusRequest {})).unwrap().into_inner().seen_flows;
     let seen0 = seen();
@@ -512,6 +516,25 @@ fn a_stalled_events_subscriber_is_told_its_losses_and_holds_no_memory() {
         }
     });
     assert!(lost > 0 && got > 0, "got {got}, lost {lost} of {read}");
-    assert_eq!(got + lost, read, "what the subscriber got and was told it lost is what the server read");
+    assert_eq!(got + lost, read, "what the Events subscriber got and was told it lost is what the server read");
+
+    let (mut got, mut lost) = (0u64, 0u64);
+    rt.block_on(async {
+        while let Ok(Ok(Some(m))) = tokio::time::timeout(Duration::from_secs(2), flows.message()).await {
+            match m.response_types {
+                Some(ResponseTypes::Flow(_)) => got += 1,
+                // The ring's own losses (events the datapath could not write) are told
+                // too, under another source: not part of what the server read.
+                Some(ResponseTypes::LostEvents(l))
+                    if l.source == dpdbg_api::flow::LostEventSource::ObserverEventsQueue as i32 =>
+                {
+                    lost += l.num_events_lost
+                }
+                _ => {}
+            }
+        }
+    });
+    assert!(lost > 0 && got > 0, "got {got}, lost {lost} of {read}");
+    assert_eq!(got + lost, read, "what the follower got and was told it lost is what the server read");
     drop(server);
 }
