@@ -242,7 +242,37 @@ struct Shared {
     address: String,
     /// Interface names, looked up once each rather than once per flow.
     ifnames: Mutex<std::collections::HashMap<u32, Arc<str>>>,
+    /// Whether each streaming subscriber's queue has room (None once it is gone).
+    rooms: Mutex<Vec<Room>>,
 }
+
+type Room = Box<dyn Fn() -> Option<usize> + Send>;
+
+impl Shared {
+    /// Registers a streaming subscriber's queue, whose items hold `per_item` records.
+    fn watch_room<T: Send + 'static>(&self, tx: &mpsc::Sender<T>, per_item: usize) {
+        let weak = tx.downgrade();
+        self.rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Box::new(move || weak.upgrade().map(|t| t.capacity() * per_item)));
+    }
+
+    /// The most records any streaming subscriber can still take, less
+    /// what is on its way to them (pieces of BATCH_MAX records at most, not
+    /// yet taken from the channels); None without streaming subscribers.
+    fn room(&self) -> Option<usize> {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        let mut most = 0;
+        rooms.retain(|r| r().inspect(|n| most = most.max(*n)).is_some());
+        let on_the_way = (self.live.len() + self.raw.len()) * BATCH_MAX;
+        (!rooms.is_empty()).then_some(most.saturating_sub(on_the_way))
+    }
+}
+
+/// How long the reader leaves the ring alone at most while every
+/// subscriber's queue is full: the flow buffer (`--last N`) stays this fresh.
+const FULL_PAUSE_MAX: Duration = Duration::from_millis(100);
 
 fn node_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -267,10 +297,29 @@ fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: PathBuf, sto
     };
     let mut lost_seen = lost_now(&bpffs).unwrap_or(0);
     let pool = ChunkPool::default();
+    let mut last_drain = Instant::now();
     loop {
         if stop.load(Ordering::Relaxed) {
             return;
         }
+        // Records no subscriber has room for would be read only to be
+        // dropped for all of them: they are left in the ring, whose losses
+        // the datapath counts and every subscriber is told. Reading them took
+        // the CPU the subscribers needed where they share a core: a follower
+        // that had room for one batch had a whole ring read for it.
+        let limit = match shared.room() {
+            Some(0) if last_drain.elapsed() < FULL_PAUSE_MAX => {
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            Some(n) if n > 0 => n,
+            // The flow buffer's refresh: what it holds, no more (under a
+            // flood the ring never runs dry, and the rest would be dropped).
+            Some(_) => shared.capacity,
+            // Nobody streams: the flow buffer takes what comes.
+            None => dpdbg::events::DRAIN_MAX,
+        };
+        last_drain = Instant::now();
         if reader.wait(Duration::from_millis(100)).is_err() || last_check.elapsed() > Duration::from_millis(500) {
             last_check = Instant::now();
             // The datapath counts every event it could not write: followers hear of them
@@ -305,63 +354,89 @@ fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: PathBuf, sto
         }
         let offset = dpdbg::sys::wall_offset_ns();
         // One copy of each record, into pooled chunks that the records then
-        // share. A fresh buffer per drain (up to 13 MB) was given back to
-        // the kernel when freed and faulted in again, zeroed, on the next
-        // drain: a third of the reader's time.
-        let mut records: Vec<Bytes> = Vec::new();
+        // share, handed on in pieces of BATCH_MAX. A buffer per drain (up to
+        // 20 MB, and its list of records) was given back to the kernel when
+        // freed and faulted in again, zeroed, on the next drain: a third of
+        // the reader's time.
         let mut cur = pool.get();
         let mut spans: Vec<(usize, usize)> = Vec::new();
-        reader.drain(|rec| {
+        let mut piece: Vec<Bytes> = Vec::with_capacity(BATCH_MAX);
+        let mut idle: VecDeque<Vec<Bytes>> = VecDeque::new();
+        let mut handed = |piece: Vec<Bytes>, seq: &mut u64, raw_seq: &mut u64| {
+            if shared.raw.receiver_count() == 0 && shared.live.receiver_count() == 0 {
+                // Nobody streams: only the drain's last `capacity` records can
+                // still be asked for (--last N), the rest are counted, not kept.
+                idle.push_back(piece);
+                while idle.len() > 1 && idle.iter().skip(1).map(Vec::len).sum::<usize>() >= shared.capacity {
+                    if let Some(old) = idle.pop_front() {
+                        *raw_seq += old.len() as u64;
+                        *seq += old.iter().filter(|r| dpdbg::events::header(r).is_ok()).count() as u64;
+                        shared.undecodable.fetch_add(
+                            old.iter().filter(|r| dpdbg::events::header(r).is_err()).count() as u64,
+                            Ordering::Relaxed,
+                        );
+                    }
+                }
+                return;
+            }
+            for p in idle.drain(..).chain(std::iter::once(piece)) {
+                hand_on(&shared, p, offset, seq, raw_seq);
+            }
+        };
+        reader.drain_up_to(limit, |rec| {
             if cur.capacity() - cur.len() < rec.len() && !cur.is_empty() {
-                pool.seal(std::mem::replace(&mut cur, pool.get()), &mut spans, &mut records);
+                pool.seal(std::mem::replace(&mut cur, pool.get()), &mut spans, &mut piece);
             }
             spans.push((cur.len(), rec.len()));
             cur.extend_from_slice(rec);
+            if spans.len() + piece.len() == BATCH_MAX {
+                pool.seal(std::mem::replace(&mut cur, pool.get()), &mut spans, &mut piece);
+                handed(std::mem::replace(&mut piece, Vec::with_capacity(BATCH_MAX)), &mut seq, &mut raw_seq);
+            }
         });
-        pool.seal(cur, &mut spans, &mut records);
-        if records.is_empty() {
-            continue;
+        pool.seal(cur, &mut spans, &mut piece);
+        if !piece.is_empty() {
+            handed(piece, &mut seq, &mut raw_seq);
         }
-        let records = Arc::new(records);
-        if shared.raw.receiver_count() > 0 {
-            let n = records.len() as u64;
-            let _ = shared.raw.send((raw_seq, Arc::clone(&records)));
-            raw_seq += n;
-        }
-        let followers = shared.live.receiver_count() > 0;
-        // With nobody following, only the drain's last `capacity` records
-        // can still be asked for (--last N): the rest are counted, not kept.
-        let keep_from = if followers { 0 } else { records.len().saturating_sub(shared.capacity) };
-        for (i, chunk) in records.chunks(BATCH_MAX).enumerate() {
-            let mut batch = Vec::with_capacity(chunk.len());
-            for (j, rec) in chunk.iter().enumerate() {
-                if dpdbg::events::header(rec).is_err() {
-                    shared.undecodable.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                seq += 1;
-                if i * BATCH_MAX + j >= keep_from {
-                    batch.push(Arc::new(Stored { seq, rec: rec.clone(), offset, flow: OnceLock::new() }));
-                }
-            }
-            if batch.is_empty() {
-                shared.seen.store(seq, Ordering::Relaxed);
-                continue;
-            }
-            {
-                let mut buf = shared.buffer.lock().unwrap_or_else(|p| p.into_inner());
-                for s in &batch {
-                    if buf.len() == shared.capacity {
-                        buf.pop_front();
-                    }
-                    buf.push_back(Arc::clone(s));
-                }
-            }
-            shared.seen.store(seq, Ordering::Relaxed);
-            // No receiver is fine: nobody follows right now.
-            let _ = shared.live.send(Live::Flows(Arc::new(batch)));
+        for p in idle {
+            hand_on(&shared, p, offset, &mut seq, &mut raw_seq);
         }
     }
+}
+
+/// One piece of a drain (BATCH_MAX records at most) to the monitors beside
+/// the server, the flow buffer and the followers.
+fn hand_on(shared: &Shared, records: Vec<Bytes>, offset: i128, seq: &mut u64, raw_seq: &mut u64) {
+    let records = Arc::new(records);
+    if shared.raw.receiver_count() > 0 {
+        let _ = shared.raw.send((*raw_seq, Arc::clone(&records)));
+    }
+    *raw_seq += records.len() as u64;
+    let mut batch = Vec::with_capacity(records.len());
+    for rec in records.iter() {
+        if dpdbg::events::header(rec).is_err() {
+            shared.undecodable.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        *seq += 1;
+        batch.push(Arc::new(Stored { seq: *seq, rec: rec.clone(), offset, flow: OnceLock::new() }));
+    }
+    if batch.is_empty() {
+        shared.seen.store(*seq, Ordering::Relaxed);
+        return;
+    }
+    {
+        let mut buf = shared.buffer.lock().unwrap_or_else(|p| p.into_inner());
+        for s in &batch {
+            if buf.len() == shared.capacity {
+                buf.pop_front();
+            }
+            buf.push_back(Arc::clone(s));
+        }
+    }
+    shared.seen.store(*seq, Ordering::Relaxed);
+    // No receiver is fine: nobody follows right now.
+    let _ = shared.live.send(Live::Flows(Arc::new(batch)));
 }
 
 /// A stream of batches handed out one item at a time: tonic encodes the
@@ -466,6 +541,9 @@ impl Observer for ObserverService {
         };
         let mut next_seq = picked.last().map(|s| s.seq).unwrap_or_else(|| shared.seen.load(Ordering::Relaxed)) + 1;
         let (tx, rx) = mpsc::channel(FOLLOW_QUEUE);
+        if req.follow {
+            shared.watch_room(&tx, BATCH_MAX);
+        }
         let node = shared.node.clone();
         let follow = req.follow;
         let until = req.until.as_ref().map(mono);
@@ -538,8 +616,11 @@ impl Observer for ObserverService {
                                     break;
                                 }
                                 if admits(s) {
-                                    if buf.capacity() < 1024 {
-                                        buf.reserve(512 * batch.len());
+                                    // 32 KiB at a time: a buffer for the whole batch
+                                    // was big enough for the allocator to give back
+                                    // to the kernel, and fault in again, every batch.
+                                    if buf.capacity() - buf.len() < 1024 {
+                                        buf = BytesMut::with_capacity(32 << 10);
                                     }
                                     if let Some(m) = s.materialize(&shared, Some(&mut buf)) {
                                         out.push(m.response.clone());
@@ -619,6 +700,7 @@ impl Events for EventsService {
         let mut raw = self.0.raw.subscribe();
         let mut loaded = self.0.loaded.subscribe();
         let (tx, rx) = mpsc::channel(EVENTS_QUEUE);
+        self.0.watch_room(&tx, RAW_PIECE);
         tokio::spawn(async move {
             let mut next: Option<u64> = None;
             let mut lost = 0u64;
@@ -716,6 +798,7 @@ pub async fn run(
         node: node_name(),
         address: opts.socket.display().to_string(),
         ifnames: Mutex::new(Default::default()),
+        rooms: Mutex::new(Vec::new()),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let reader_thread = {

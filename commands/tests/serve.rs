@@ -504,9 +504,16 @@ fn stalled_subscribers_are_told_their_losses_and_hold_no_memory() {
     }
     let grown = rss_kib(server.0.id()).saturating_sub(rss0);
     let read = read - seen0;
-    assert!(read > 100_000, "the server read the flood: {read}");
-    // Every record it read would be 300 MB and more, held for this one subscriber.
-    assert!(grown < 160 * 1024, "the server grew by {grown} KiB behind a stalled subscriber ({read} records)");
+    eprintln!("the server read {read} records and grew by {grown} KiB");
+    assert!(read > 10_000, "the server read the flood: {read}");
+    // With both queues full it reads only to keep its flow buffer fresh
+    // (--buffer records every 100 ms): the rest stays in the ring, whose
+    // losses the datapath counts, instead of being read to be dropped.
+    assert!(read < 500_000, "the server read {read} of 4,000,000 records that nobody had room for");
+    // What the server may hold: two bounded queues (about 15 MB), its chunk
+    // pool (64 MiB at most) and what the allocator keeps; holding the records
+    // for the stalled subscribers grew it by 400 MB here.
+    assert!(grown < 256 * 1024, "the server grew by {grown} KiB behind a stalled subscriber ({read} records)");
 
     let (mut got, mut lost) = (0u64, 0u64);
     rt.block_on(async {

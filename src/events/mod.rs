@@ -151,12 +151,18 @@ impl EventReader {
     }
 
     /// Hands every record available now to `f`; returns how many.
-    pub fn drain(&mut self, mut f: impl FnMut(&[u8])) -> usize {
+    pub fn drain(&mut self, f: impl FnMut(&[u8])) -> usize {
+        self.drain_up_to(DRAIN_MAX, f)
+    }
+
+    /// As `drain`, at most `max` records from the ring buffer (the perf
+    /// buffers are drained whole).
+    pub fn drain_up_to(&mut self, max: usize, mut f: impl FnMut(&[u8])) -> usize {
         let mut n = 0;
         match &mut self.inner {
             // Bounded: under a flood the ring never runs dry, and the
             // caller must get back to its deadline and its signals.
-            Inner::Ring(r) => n = r.drain(DRAIN_MAX, f),
+            Inner::Ring(r) => n = r.drain(max.min(DRAIN_MAX), f),
             Inner::Perf(bufs) => {
                 let mut scratch = Vec::new();
                 for b in bufs.iter_mut() {
