@@ -79,6 +79,7 @@ pub struct ServeSummary {
 
 /// One flow as the server keeps it: what filters look at, and the response
 /// every subscriber is sent, encoded once.
+#[derive(Clone)]
 struct Stored {
     seq: u64,
     /// The record as the ring held it (a slice of its drain's one buffer).
@@ -92,6 +93,7 @@ struct Stored {
     flow: OnceLock<Option<Materialized>>,
 }
 
+#[derive(Clone)]
 struct Materialized {
     response: EncodedResponse,
 }
@@ -189,7 +191,7 @@ impl ChunkPool {
 
 /// Flows read in one drain of the ring, handed to followers together: one
 /// wake-up per batch rather than per flow.
-type Batch = Arc<Vec<Arc<Stored>>>;
+type Batch = Arc<Vec<Stored>>;
 
 /// Batches (up to BATCH_MAX flows each) queued for one follower at most.
 const FOLLOW_QUEUE: usize = 16;
@@ -227,7 +229,7 @@ enum Live {
 }
 
 struct Shared {
-    buffer: Mutex<VecDeque<Arc<Stored>>>,
+    buffer: Mutex<VecDeque<Stored>>,
     capacity: usize,
     seen: AtomicU64,
     undecodable: AtomicU64,
@@ -412,31 +414,36 @@ fn hand_on(shared: &Shared, records: Vec<Bytes>, offset: i128, seq: &mut u64, ra
         let _ = shared.raw.send((*raw_seq, Arc::clone(&records)));
     }
     *raw_seq += records.len() as u64;
-    let mut batch = Vec::with_capacity(records.len());
-    for rec in records.iter() {
-        if dpdbg::events::header(rec).is_err() {
-            shared.undecodable.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        *seq += 1;
-        batch.push(Arc::new(Stored { seq: *seq, rec: rec.clone(), offset, flow: OnceLock::new() }));
-    }
-    if batch.is_empty() {
-        shared.seen.store(*seq, Ordering::Relaxed);
-        return;
-    }
+    // The flow buffer holds its flows by value: an allocation per record,
+    // freed on another thread, was most of a reader's cost beside a monitor.
+    // Followers share one allocation per piece.
+    let live = shared.live.receiver_count() > 0;
+    let mut batch = Vec::with_capacity(if live { records.len() } else { 0 });
     {
         let mut buf = shared.buffer.lock().unwrap_or_else(|p| p.into_inner());
-        for s in &batch {
+        for rec in records.iter() {
+            if dpdbg::events::header(rec).is_err() {
+                shared.undecodable.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            *seq += 1;
+            let s = Stored { seq: *seq, rec: rec.clone(), offset, flow: OnceLock::new() };
             if buf.len() == shared.capacity {
                 buf.pop_front();
             }
-            buf.push_back(Arc::clone(s));
+            if live {
+                buf.push_back(s.clone());
+                batch.push(s);
+            } else {
+                buf.push_back(s);
+            }
         }
     }
     shared.seen.store(*seq, Ordering::Relaxed);
-    // No receiver is fine: nobody follows right now.
-    let _ = shared.live.send(Live::Flows(Arc::new(batch)));
+    if !batch.is_empty() {
+        // No receiver is fine: the last follower may just have gone.
+        let _ = shared.live.send(Live::Flows(Arc::new(batch)));
+    }
 }
 
 /// A stream of batches handed out one item at a time: tonic encodes the
@@ -522,13 +529,13 @@ impl Observer for ObserverService {
         // Subscribe before the snapshot so nothing falls between the two.
         let mut live = shared.live.subscribe();
         let mut loaded = shared.loaded.subscribe();
-        let snapshot: Vec<Arc<Stored>> = {
+        let snapshot: Vec<Stored> = {
             let buf = shared.buffer.lock().unwrap_or_else(|p| p.into_inner());
             buf.iter().filter(|s| admits(s)).cloned().collect()
         };
         let n = req.number as usize;
         let time_bounded = req.since.is_some() || req.until.is_some();
-        let picked: Vec<Arc<Stored>> = if req.first {
+        let picked: Vec<Stored> = if req.first {
             snapshot.into_iter().take(if n == 0 { usize::MAX } else { n }).collect()
         } else if n > 0 {
             let skip = snapshot.len().saturating_sub(n);
