@@ -139,11 +139,13 @@ impl Stored {
     }
 }
 
-/// Bytes per chunk the reader copies records into.
-const RECORD_CHUNK: usize = 256 << 10;
+/// Bytes per chunk the reader copies records into: small, because a
+/// drain's last chunk is handed on part-filled and the flow buffer's records
+/// keep theirs alive (256 KiB chunks had the buffer pin hundreds of them).
+const RECORD_CHUNK: usize = 16 << 10;
 
 /// Chunks kept for reuse at most (64 MiB).
-const POOL_MAX: usize = 256;
+const POOL_MAX: usize = 4096;
 
 /// The reader's chunks, back for reuse once the last record sliced from one
 /// is dropped, wherever that happens (a sent message, the flow buffer).
@@ -556,7 +558,7 @@ impl Observer for ObserverService {
         let until = req.until.as_ref().map(mono);
         tokio::spawn(async move {
             for chunk in picked.chunks(BATCH_MAX) {
-                if tx.send(Ok(chunk.iter().filter_map(|s| response(s)).collect())).await.is_err() {
+                if tx.send(Ok(chunk.iter().filter_map(&response).collect())).await.is_err() {
                     return;
                 }
             }
