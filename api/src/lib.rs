@@ -38,3 +38,4 @@ pub mod filter;
 pub mod json;
 pub mod remote;
 pub mod server;
+pub mod wire;

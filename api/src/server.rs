@@ -26,7 +26,7 @@ use crate::observer::{
     ServerStatusResponse, get_flows_response::ResponseTypes,
 };
 use crate::observer_encoded::observer_server::{Observer, ObserverServer};
-use crate::{convert, filter, flow};
+use crate::{filter, flow};
 
 /// Where and how `dpdbg serve` runs.
 #[derive(Clone, Debug)]
@@ -123,16 +123,24 @@ impl Stored {
                     )
                 };
                 let d = Decoded::from_event(ev);
-                let f = convert::to_flow(ev, &d, self.offset, &shared.node, &ifname);
-                let r = GetFlowsResponse {
-                    node_name: shared.node.clone(),
-                    time: f.time,
-                    response_types: Some(ResponseTypes::Flow(f)),
-                };
-                let response = match out {
-                    Some(buf) => EncodedResponse::into_buf(&r, buf),
-                    None => EncodedResponse::new(&r),
-                };
+                // Written as protobuf straight from the event (wire.rs, held
+                // byte for byte to convert::to_flow's encoding by its test).
+                thread_local! {
+                    static SCRATCH: std::cell::RefCell<(Vec<u8>, String)> = const {
+                        std::cell::RefCell::new((Vec::new(), String::new()))
+                    };
+                }
+                let response = SCRATCH.with_borrow_mut(|(bytes, line)| {
+                    bytes.clear();
+                    crate::wire::flow_response(bytes, line, ev, &d, self.offset, &shared.node, &ifname);
+                    match out {
+                        Some(buf) => {
+                            buf.extend_from_slice(bytes);
+                            EncodedResponse(buf.split().freeze())
+                        }
+                        None => EncodedResponse(Bytes::copy_from_slice(bytes)),
+                    }
+                });
                 Some(Materialized { response })
             })
             .as_ref()
