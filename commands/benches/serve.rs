@@ -143,18 +143,7 @@ fn run(bpffs: &Path) {
     );
 
     let socket = bpffs.join("..").join(format!("dpdbg-bench-{}.sock", std::process::id()));
-    let mut server = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
-        .arg("--bpffs")
-        .arg(bpffs)
-        .args(["serve", "--socket"])
-        .arg(&socket)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    while !socket.exists() {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut server = start_server(bpffs, &socket);
     // A monitor beside the server: the ring's records through dpdbg.v1.Events,
     // decoded and printed by the monitor as it prints what it reads itself.
     let cpu0 = common::cpu_ns(server.id());
@@ -170,73 +159,111 @@ fn run(bpffs: &Path) {
     );
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     for n in [1usize, 4, 16] {
-        let stop = Arc::new(AtomicBool::new(false));
-        let cpu0 = common::cpu_ns(server.id());
-        let me0 = common::cpu_ns(std::process::id());
-        let seen = || {
-            rt.block_on(async {
-                let mut c = dpdbg_api::client::observer(&socket.to_string_lossy()).await.unwrap();
-                c.server_status(dpdbg_api::observer::ServerStatusRequest {}).await.unwrap().into_inner().seen_flows
-            })
-        };
-        let seen0 = seen();
-        let results: (Vec<(u64, u64)>, u64) = rt.block_on(async {
-            let mut tasks = Vec::new();
-            // The window is the generator's: it starts 200 ms after the subscribers.
-            let end = Instant::now() + Duration::from_millis(200) + WINDOW;
-            for _ in 0..n {
-                let sock = socket.to_string_lossy().into_owned();
-                tasks.push(tokio::spawn(async move {
-                    let mut c = dpdbg_api::client::observer(&sock).await.unwrap();
-                    let mut s =
-                        c.get_flows(GetFlowsRequest { follow: true, ..Default::default() }).await.unwrap().into_inner();
-                    let (mut flows, mut lost) = (0u64, 0u64);
-                    // A timeout only fires once the stream has nothing ready: with a
-                    // backlog the deadline must be checked by hand, or the window stretches.
-                    while Instant::now() < end
-                        && let Ok(Ok(Some(r))) = tokio::time::timeout_at(end.into(), s.message()).await
-                    {
-                        match r.response_types {
-                            Some(ResponseTypes::Flow(_)) => flows += 1,
-                            Some(ResponseTypes::LostEvents(l)) => lost += l.num_events_lost,
-                            None => {}
-                        }
-                    }
-                    (flows, lost)
-                }));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let g = generator(bpffs, Arc::clone(&stop));
-            let mut out = Vec::new();
-            for t in tasks {
-                out.push(t.await.unwrap());
-            }
-            stop.store(true, Ordering::Relaxed);
-            let (_, gen_cpu) = g.join().unwrap();
-            (out, gen_cpu)
-        });
-        let (results, gen_cpu) = results;
-        let cpu = common::cpu_ns(server.id()) - cpu0;
-        // The bench process is the clients and the generator: the clients' share is the rest.
-        let clients_cpu = (common::cpu_ns(std::process::id()) - me0).saturating_sub(gen_cpu);
-        let read = seen() - seen0;
-        let total: u64 = results.iter().map(|r| r.0).sum();
-        assert!(
-            results.iter().all(|r| r.0 <= read),
-            "a subscriber got more flows ({results:?}) than the server read ({read})"
-        );
-        let per = total as f64 / n as f64 / secs;
-        let lost: Vec<u64> = results.iter().map(|r| r.1).collect();
-        println!(
-            "  serve -> {n:>2} subscriber(s)   {:>10.0} flows/s each ({:.2}x the direct jsonl rate), CPU per flow delivered: server {:.0} ns, Rust clients {:.0} ns; lost per subscriber {:?}",
-            per,
-            per / (jsonl as f64 / secs).max(1.0),
-            cpu as f64 / total.max(1) as f64,
-            clients_cpu as f64 / total.max(1) as f64,
-            lost
-        );
+        followers(bpffs, &socket, server.id(), n, &rt, jsonl as f64 / secs, "");
     }
     let _ = server.kill();
     let _ = server.wait();
     let _ = std::fs::remove_file(&socket);
+
+    // Once more with server and client free to use both cores, the
+    // generator's too: what a follower gets where it does not share the
+    // server's core (the generator keeps CPU 0 busy all the same).
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            common::unpin();
+            let mut server = start_server(bpffs, &socket);
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            followers(bpffs, &socket, server.id(), 1, &rt, jsonl as f64 / secs, " (unpinned)");
+            let _ = server.kill();
+            let _ = server.wait();
+            let _ = std::fs::remove_file(&socket);
+        });
+    });
+}
+
+fn start_server(bpffs: &Path, socket: &Path) -> std::process::Child {
+    let server = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+        .arg("--bpffs")
+        .arg(bpffs)
+        .args(["serve", "--socket"])
+        .arg(socket)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while !socket.exists() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+/// `n` Observer followers for the window: their rate against `direct`
+/// (events/s), the CPU server and clients spent per flow, their losses.
+fn followers(bpffs: &Path, socket: &Path, server: u32, n: usize, rt: &tokio::runtime::Runtime, direct: f64, how: &str) {
+    let secs = WINDOW.as_secs_f64();
+    let stop = Arc::new(AtomicBool::new(false));
+    let cpu0 = common::cpu_ns(server);
+    let me0 = common::cpu_ns(std::process::id());
+    let seen = || {
+        rt.block_on(async {
+            let mut c = dpdbg_api::client::observer(&socket.to_string_lossy()).await.unwrap();
+            c.server_status(dpdbg_api::observer::ServerStatusRequest {}).await.unwrap().into_inner().seen_flows
+        })
+    };
+    let seen0 = seen();
+    let results: (Vec<(u64, u64)>, u64) = rt.block_on(async {
+        let mut tasks = Vec::new();
+        // The window is the generator's: it starts 200 ms after the subscribers.
+        let end = Instant::now() + Duration::from_millis(200) + WINDOW;
+        for _ in 0..n {
+            let sock = socket.to_string_lossy().into_owned();
+            tasks.push(tokio::spawn(async move {
+                let mut c = dpdbg_api::client::observer(&sock).await.unwrap();
+                let mut s =
+                    c.get_flows(GetFlowsRequest { follow: true, ..Default::default() }).await.unwrap().into_inner();
+                let (mut flows, mut lost) = (0u64, 0u64);
+                // A timeout only fires once the stream has nothing ready: with a
+                // backlog the deadline must be checked by hand, or the window stretches.
+                while Instant::now() < end
+                    && let Ok(Ok(Some(r))) = tokio::time::timeout_at(end.into(), s.message()).await
+                {
+                    match r.response_types {
+                        Some(ResponseTypes::Flow(_)) => flows += 1,
+                        Some(ResponseTypes::LostEvents(l)) => lost += l.num_events_lost,
+                        None => {}
+                    }
+                }
+                (flows, lost)
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let g = generator(bpffs, Arc::clone(&stop));
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        stop.store(true, Ordering::Relaxed);
+        let (_, gen_cpu) = g.join().unwrap();
+        (out, gen_cpu)
+    });
+    let (results, gen_cpu) = results;
+    let cpu = common::cpu_ns(server) - cpu0;
+    // The bench process is the clients and the generator: the clients' share is the rest.
+    let clients_cpu = (common::cpu_ns(std::process::id()) - me0).saturating_sub(gen_cpu);
+    let read = seen() - seen0;
+    let total: u64 = results.iter().map(|r| r.0).sum();
+    assert!(
+        results.iter().all(|r| r.0 <= read),
+        "a subscriber got more flows ({results:?}) than the server read ({read})"
+    );
+    let per = total as f64 / n as f64 / secs;
+    let lost: Vec<u64> = results.iter().map(|r| r.1).collect();
+    println!(
+        "  serve -> {n:>2} subscriber(s){how}   {:>10.0} flows/s each ({:.2}x the direct jsonl rate), CPU per flow delivered: server {:.0} ns, Rust clients {:.0} ns; lost per subscriber {:?}",
+        per,
+        per / direct.max(1.0),
+        cpu as f64 / total.max(1) as f64,
+        clients_cpu as f64 / total.max(1) as f64,
+        lost
+    );
 }
