@@ -92,6 +92,9 @@ pub struct MonitorCmd {
 /// operator means, and keeps every deadline inside what Instant can hold.
 const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
+/// Bytes of lines gathered before they go to the writer.
+const OUT_CHUNK: usize = 64 << 10;
+
 /// "500ms", "10s", "5m", "1h30m", a bare number of seconds; at most a year.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = match s.parse::<u64>() {
@@ -248,7 +251,9 @@ impl MonitorCmd {
         let maps = Maps::open(bpffs)?;
         let filter = self.filter();
         let needs_packet = filter.needs_packet();
-        let header_only_pass = |ev: dpdbg::events::EventRef<'_>| needs_packet || filter.admits(ev, None);
+        // Asked once, not per event: with no filter every event passes.
+        let pass_all = filter.passes_all();
+        let header_only_pass = |ev: dpdbg::events::EventRef<'_>| pass_all || needs_packet || filter.admits(ev, None);
         let deadline = self.until.and_then(|d| Instant::now().checked_add(d));
         let pins = datapath::Pins::new(bpffs);
 
@@ -301,8 +306,8 @@ impl MonitorCmd {
         let mut last_lost_check = Instant::now();
         let mut unloaded = false;
         let mut remote_end: Option<String> = None;
-        let mut line = String::with_capacity(256);
-        let mut jbuf: Vec<u8> = Vec::with_capacity(512);
+        let mut line = String::with_capacity(OUT_CHUNK + 4096);
+        let mut jbuf: Vec<u8> = Vec::with_capacity(OUT_CHUNK + 4096);
         let mut io_err: Option<std::io::Error> = None;
         let done = |sum: &Summary| self.count.is_some_and(|c| sum.matched >= c);
         // Interface names looked up once each: a lookup per event would cost a syscall.
@@ -328,7 +333,7 @@ impl MonitorCmd {
                     return;
                 }
                 let f = Flow::from_event(ev);
-                if needs_packet && !filter.admits(ev, Some(&f.packet)) {
+                if needs_packet && !pass_all && !filter.admits(ev, Some(&f.packet)) {
                     return;
                 }
                 sum.matched += 1;
@@ -356,8 +361,9 @@ impl MonitorCmd {
                         match p {
                             Printer::Table => {
                                 // The time and the interface go straight into the
-                                // line: no String per event for either.
-                                line.clear();
+                                // line: no String per event for either. Lines gather
+                                // here and reach the writer 64 KiB at a time: a copy
+                                // into its buffer per event was a tenth of the time.
                                 flow::push_rfc3339(&mut line, f.timestamp_ns as i128 + wall_offset, 6);
                                 line.push(' ');
                                 let o = LineOptions { numeric: self.numeric, interface: ifname.as_deref() };
@@ -369,14 +375,19 @@ impl MonitorCmd {
                                 if self.hex || self.verbose > 1 {
                                     let _ = flow::hexdump(&mut line, ev.data);
                                 }
-                                text.write_all(line.as_bytes())?;
+                                if line.len() >= OUT_CHUNK {
+                                    text.write_all(line.as_bytes())?;
+                                    line.clear();
+                                }
                             }
                             Printer::Json | Printer::Jsonl => {
-                                jbuf.clear();
                                 let o = JsonOptions { wall_offset_ns: Some(wall_offset), interface: ifname.as_deref() };
                                 f.write_json_with(&mut jbuf, o);
                                 jbuf.push(b'\n');
-                                text.write_all(&jbuf)?;
+                                if jbuf.len() >= OUT_CHUNK {
+                                    text.write_all(&jbuf)?;
+                                    jbuf.clear();
+                                }
                             }
                         }
                     }
@@ -386,6 +397,13 @@ impl MonitorCmd {
                     io_err = Some(e);
                 }
             });
+            // What the drain gathered goes out before any LOST line.
+            if io_err.is_none() {
+                let r = text.write_all(line.as_bytes()).and_then(|()| text.write_all(&jbuf));
+                line.clear();
+                jbuf.clear();
+                io_err = r.err();
+            }
             if let Some(e) = io_err.take() {
                 if e.kind() == std::io::ErrorKind::BrokenPipe {
                     break;

@@ -255,6 +255,14 @@ impl Filters {
         self.allow.iter().chain(&self.deny).any(FlowFilter::needs_packet)
     }
 
+    /// Whether every event passes: no time window, no filter.
+    pub fn passes_all(&self) -> bool {
+        self.since_ns.is_none()
+            && self.until_ns.is_none()
+            && self.deny.is_empty()
+            && self.allow.iter().all(FlowFilter::is_empty)
+    }
+
     /// Whether the event passes. `packet` is its decoded packet when the
     /// caller has it; otherwise it is decoded here, and only if a filter
     /// needs it.
