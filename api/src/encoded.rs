@@ -14,12 +14,11 @@ impl EncodedResponse {
         EncodedResponse(Bytes::from(prost::Message::encode_to_vec(r)))
     }
 
-    /// Encodes `r` at the end of `buf` and splits it off: responses encoded
-    /// one after another into one buffer share its allocation.
-    pub fn into_buf(r: &crate::observer::GetFlowsResponse, buf: &mut prost::bytes::BytesMut) -> EncodedResponse {
-        // encode_raw: `encode` would first walk the whole message for its
-        // length, which a growable buffer does not need.
-        prost::Message::encode_raw(r, buf);
+    /// Puts a response's encoded bytes at the end of `buf` and splits them
+    /// off: responses put one after another into one buffer share its
+    /// allocation.
+    pub fn into_buf(encoded: &[u8], buf: &mut prost::bytes::BytesMut) -> EncodedResponse {
+        buf.extend_from_slice(encoded);
         EncodedResponse(buf.split().freeze())
     }
 }
@@ -71,7 +70,10 @@ mod tests {
         // Two encoded into one buffer: each slice is its own message.
         let mut buf = prost::bytes::BytesMut::new();
         let other = GetFlowsResponse { node_name: "node-b".into(), ..Default::default() };
-        let (a, b) = (EncodedResponse::into_buf(&r, &mut buf), EncodedResponse::into_buf(&other, &mut buf));
+        let (a, b) = (
+            EncodedResponse::into_buf(&prost::Message::encode_to_vec(&r), &mut buf),
+            EncodedResponse::into_buf(&prost::Message::encode_to_vec(&other), &mut buf),
+        );
         assert_eq!(a, e);
         assert_eq!(<GetFlowsResponse as prost::Message>::decode(b.0.clone()).unwrap(), other);
     }

@@ -134,10 +134,7 @@ impl Stored {
                     bytes.clear();
                     crate::wire::flow_response(bytes, line, ev, &d, self.offset, &shared.node, &ifname);
                     match out {
-                        Some(buf) => {
-                            buf.extend_from_slice(bytes);
-                            EncodedResponse(buf.split().freeze())
-                        }
+                        Some(buf) => EncodedResponse::into_buf(bytes, buf),
                         None => EncodedResponse(Bytes::copy_from_slice(bytes)),
                     }
                 });
@@ -373,28 +370,6 @@ fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: PathBuf, sto
         let mut cur = pool.get();
         let mut spans: Vec<(usize, usize)> = Vec::new();
         let mut piece: Vec<Bytes> = Vec::with_capacity(BATCH_MAX);
-        let mut idle: VecDeque<Vec<Bytes>> = VecDeque::new();
-        let mut handed = |piece: Vec<Bytes>, seq: &mut u64, raw_seq: &mut u64| {
-            if shared.raw.receiver_count() == 0 && shared.live.receiver_count() == 0 {
-                // Nobody streams: only the drain's last `capacity` records can
-                // still be asked for (--last N), the rest are counted, not kept.
-                idle.push_back(piece);
-                while idle.len() > 1 && idle.iter().skip(1).map(Vec::len).sum::<usize>() >= shared.capacity {
-                    if let Some(old) = idle.pop_front() {
-                        *raw_seq += old.len() as u64;
-                        *seq += old.iter().filter(|r| dpdbg::events::header(r).is_ok()).count() as u64;
-                        shared.undecodable.fetch_add(
-                            old.iter().filter(|r| dpdbg::events::header(r).is_err()).count() as u64,
-                            Ordering::Relaxed,
-                        );
-                    }
-                }
-                return;
-            }
-            for p in idle.drain(..).chain(std::iter::once(piece)) {
-                hand_on(&shared, p, offset, seq, raw_seq);
-            }
-        };
         reader.drain_up_to(limit, |rec| {
             if cur.capacity() - cur.len() < rec.len() && !cur.is_empty() {
                 pool.seal(std::mem::replace(&mut cur, pool.get()), &mut spans, &mut piece);
@@ -403,15 +378,13 @@ fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: PathBuf, sto
             cur.extend_from_slice(rec);
             if spans.len() + piece.len() == BATCH_MAX {
                 pool.seal(std::mem::replace(&mut cur, pool.get()), &mut spans, &mut piece);
-                handed(std::mem::replace(&mut piece, Vec::with_capacity(BATCH_MAX)), &mut seq, &mut raw_seq);
+                let full = std::mem::replace(&mut piece, Vec::with_capacity(BATCH_MAX));
+                hand_on(&shared, full, offset, &mut seq, &mut raw_seq);
             }
         });
         pool.seal(cur, &mut spans, &mut piece);
         if !piece.is_empty() {
-            handed(piece, &mut seq, &mut raw_seq);
-        }
-        for p in idle {
-            hand_on(&shared, p, offset, &mut seq, &mut raw_seq);
+            hand_on(&shared, piece, offset, &mut seq, &mut raw_seq);
         }
     }
 }

@@ -257,10 +257,11 @@ impl Filters {
 
     /// Whether every event passes: no time window, no filter.
     pub fn passes_all(&self) -> bool {
-        self.since_ns.is_none()
-            && self.until_ns.is_none()
-            && self.deny.is_empty()
-            && self.allow.iter().all(FlowFilter::is_empty)
+        self.since_ns.is_none() && self.until_ns.is_none() && self.no_filter()
+    }
+
+    fn no_filter(&self) -> bool {
+        self.deny.is_empty() && self.allow.iter().all(FlowFilter::is_empty)
     }
 
     /// Whether the event passes. `packet` is its decoded packet when the
@@ -272,7 +273,7 @@ impl Filters {
         if self.since_ns.is_some_and(|s| t < s) || self.until_ns.is_some_and(|u| t > u) {
             return false;
         }
-        if self.deny.is_empty() && self.allow.iter().all(FlowFilter::is_empty) {
+        if self.no_filter() {
             return true;
         }
         let owned;

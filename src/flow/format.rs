@@ -56,17 +56,8 @@ fn quad(octets: [u8; 4], buf: &mut QuadBuf) -> usize {
 /// without the formatting machinery: `Ipv4Addr`'s Display, and then a push
 /// per octet, were the largest costs of a printed line.
 pub fn push_ip(out: &mut String, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(v4) => {
-            let mut b: QuadBuf = [0; 18];
-            let n = quad(v4.octets(), &mut b);
-            // SAFETY: quad writes ASCII digits and dots only.
-            out.push_str(unsafe { std::str::from_utf8_unchecked(&b[..n]) });
-        }
-        IpAddr::V6(v6) => {
-            let _ = write!(out, "{v6}");
-        }
-    }
+    // SAFETY: push_ip_bytes appends an address's text, which is ASCII.
+    push_ip_bytes(unsafe { out.as_mut_vec() }, ip);
 }
 
 /// As `push_ip`, into bytes (JSON lines).

@@ -330,27 +330,15 @@ impl Flow {
             push_ip_bytes(out, ip);
             out.push(b'"');
         }
-        if let Some(v) = p.ip_proto {
-            num!("ip_proto", v);
+        macro_rules! opt {
+            ($($k:literal: $v:expr),*) => {$(
+                if let Some(v) = $v {
+                    num!($k, v);
+                }
+            )*};
         }
-        if let Some(v) = p.src_port {
-            num!("src_port", v);
-        }
-        if let Some(v) = p.dst_port {
-            num!("dst_port", v);
-        }
-        if let Some(v) = p.tcp_flags {
-            num!("tcp_flags", v);
-        }
-        if let Some(v) = p.icmp_type {
-            num!("icmp_type", v);
-        }
-        if let Some(v) = p.icmp_code {
-            num!("icmp_code", v);
-        }
-        if let Some(e) = p.ether_type {
-            num!("ether_type", e);
-        }
+        opt!("ip_proto": p.ip_proto, "src_port": p.src_port, "dst_port": p.dst_port, "tcp_flags": p.tcp_flags,
+             "icmp_type": p.icmp_type, "icmp_code": p.icmp_code, "ether_type": p.ether_type);
         let _ = first;
         out.push(b'}');
     }
