@@ -93,6 +93,11 @@ fn fast(data: &[u8]) -> Option<Packet> {
         }
         1 if !v6 => {
             let h = l4.get(..8)?;
+            // A timestamp request or reply (code 0) is a 20-byte header to
+            // etherparse, which then wants all of it: its business.
+            if matches!(h[0], 13 | 14) && h[1] == 0 {
+                return None;
+            }
             p.icmp_type = Some(h[0]);
             p.icmp_code = Some(h[1]);
         }
