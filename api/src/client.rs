@@ -134,13 +134,15 @@ fn is_loopback(server: &str) -> bool {
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The socket path `server` names ("unix:PATH", or anything with a '/'), if it names one.
+pub fn unix_path(server: &str) -> Option<PathBuf> {
+    server.strip_prefix("unix:").map(PathBuf::from).or_else(|| server.contains('/').then(|| PathBuf::from(server)))
+}
+
 /// A channel to `server`: "unix:PATH", a path (anything with a '/'), or
 /// host:port (TLS when configured, plain only to loopback or --insecure).
 pub async fn connect(server: &str) -> Result<Channel, ConnectError> {
-    let path =
-        server.strip_prefix("unix:").map(str::to_string).or_else(|| server.contains('/').then(|| server.to_string()));
-    if let Some(path) = path {
-        let path = PathBuf::from(path);
+    if let Some(path) = unix_path(server) {
         // The URI is not used for a unix socket, but an endpoint needs one.
         let ep = tuned(Endpoint::from_static("http://localhost"));
         return ep

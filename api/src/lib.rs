@@ -36,6 +36,7 @@ pub mod convert;
 pub mod encoded;
 pub mod filter;
 pub mod json;
+pub mod monitor_socket;
 pub mod remote;
 pub mod server;
 pub mod wire;

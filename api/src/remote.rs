@@ -1,29 +1,94 @@
 //! The datapath's event records through `dpdbg serve`, for code that reads
-//! them the way it reads the ring: wait, then drain. A thread of its own
-//! runs the gRPC stream, so callers stay synchronous.
+//! them the way it reads the ring: wait, then drain. On the server's node
+//! they come through its monitor socket, read in place by the caller's
+//! thread; from another machine, through the gRPC Events stream, which a
+//! thread of its own runs so that callers stay synchronous.
 
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 use crate::events::SubscribeRequest;
 use crate::events::events_client::EventsClient;
+use crate::monitor_socket as ms;
 
 enum Msg {
     Records(Vec<prost::bytes::Bytes>, u64),
     End(Option<String>),
 }
 
+enum Via {
+    Grpc {
+        rx: Receiver<Msg>,
+        pending: Vec<prost::bytes::Bytes>,
+    },
+    /// The monitor socket, non-blocking, and what was read of it: whole
+    /// frames are handed on from `buf[start..]`, a partial one waits there.
+    Socket {
+        s: UnixStream,
+        path: PathBuf,
+        buf: Vec<u8>,
+        start: usize,
+        eof: bool,
+    },
+}
+
 pub struct RemoteEvents {
-    rx: Receiver<Msg>,
-    pending: Vec<prost::bytes::Bytes>,
+    via: Via,
+    server: String,
     /// Records the server could not hand to this subscriber in time.
     pub lost: u64,
     ended: Option<Option<String>>,
 }
 
+/// Bytes of the monitor socket one drain reads at most: a drain stays short
+/// enough for its caller's deadline, and the buffer is allocated once.
+const READ_MAX: usize = 1 << 20;
+
 impl RemoteEvents {
-    /// Subscribes to the records of the server at `server` (a socket path or host:port).
+    /// Subscribes to the records of the server at `server` (a socket path or
+    /// host:port): through the monitor socket beside a local server's gRPC
+    /// socket when there is one, else through its dpdbg.v1.Events stream.
     pub fn connect(server: &str) -> Result<RemoteEvents, String> {
+        if let Some(grpc) = crate::client::unix_path(server) {
+            let path = ms::path_for(&grpc);
+            if let Ok(s) = UnixStream::connect(&path) {
+                return Self::from_monitor_socket(s, path);
+            }
+        }
+        Self::from_grpc(server)
+    }
+
+    fn from_monitor_socket(s: UnixStream, path: PathBuf) -> Result<RemoteEvents, String> {
+        let fail = |e: &dyn std::fmt::Display| format!("reading the monitor socket {}: {e}", path.display());
+        crate::client::socket_buffers(&s);
+        // The hello first, blocking a little: a socket that is not a
+        // server's is an error now, not a stream that never says anything.
+        s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| fail(&e))?;
+        let mut buf = Vec::with_capacity(READ_MAX);
+        let skip = loop {
+            if let Some(n) = ms::hello(&buf).map_err(|e| fail(&e))? {
+                break n;
+            }
+            match read_into(&s, &mut buf, READ_MAX) {
+                Ok(0) => return Err(fail(&"the server closed the connection before its hello")),
+                Ok(_) => {}
+                Err(e) => return Err(fail(&e)),
+            }
+        };
+        s.set_nonblocking(true).map_err(|e| fail(&e))?;
+        Ok(RemoteEvents {
+            via: Via::Socket { s, path, buf, start: skip, eof: false },
+            server: String::new(),
+            lost: 0,
+            ended: None,
+        })
+    }
+
+    fn from_grpc(server: &str) -> Result<RemoteEvents, String> {
+        let server_name = server.to_string();
         let (tx, rx) = mpsc::sync_channel::<Msg>(256);
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
         let server = server.to_string();
@@ -65,16 +130,26 @@ impl RemoteEvents {
             });
         });
         ready_rx.recv().map_err(|_| "the subscription thread ended".to_string())??;
-        Ok(RemoteEvents { rx, pending: Vec::new(), lost: 0, ended: None })
+        Ok(RemoteEvents { via: Via::Grpc { rx, pending: Vec::new() }, server: server_name, lost: 0, ended: None })
     }
 
     fn take(&mut self, m: Msg) {
         match m {
             Msg::Records(r, lost) => {
-                self.pending.extend(r);
+                if let Via::Grpc { pending, .. } = &mut self.via {
+                    pending.extend(r);
+                }
                 self.lost += lost;
             }
             Msg::End(why) => self.ended = Some(why),
+        }
+    }
+
+    /// Where the records come from: the monitor socket's path, or the gRPC server.
+    pub fn source(&self) -> String {
+        match &self.via {
+            Via::Grpc { .. } => self.server.clone(),
+            Via::Socket { path, .. } => path.display().to_string(),
         }
     }
 
@@ -83,32 +158,128 @@ impl RemoteEvents {
         if let Some(why) = &self.ended {
             return Err(why.clone().unwrap_or_else(|| "the server ended the stream".into()));
         }
-        if !self.pending.is_empty() {
-            return Ok(true);
-        }
-        match self.rx.recv_timeout(timeout) {
-            Ok(m) => {
-                self.take(m);
-                Ok(true)
+        match &mut self.via {
+            Via::Grpc { rx, pending } => {
+                if !pending.is_empty() {
+                    return Ok(true);
+                }
+                match rx.recv_timeout(timeout) {
+                    Ok(m) => {
+                        self.take(m);
+                        Ok(true)
+                    }
+                    Err(RecvTimeoutError::Timeout) => Ok(false),
+                    Err(RecvTimeoutError::Disconnected) => {
+                        self.ended = Some(None);
+                        Err("the server ended the stream".into())
+                    }
+                }
             }
-            Err(RecvTimeoutError::Timeout) => Ok(false),
-            Err(RecvTimeoutError::Disconnected) => {
-                self.ended = Some(None);
-                Err("the server ended the stream".into())
+            Via::Socket { s, buf, start, eof, .. } => {
+                if *eof || matches!(ms::parse(&buf[*start..]), Ok(Some(_)) | Err(_)) {
+                    return Ok(true);
+                }
+                let mut p = libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+                // SAFETY: one valid pollfd for the call.
+                let r = unsafe { libc::poll(&mut p, 1, ms) };
+                Ok(r > 0)
             }
         }
     }
 
     /// Hands every record received so far to `f`.
     pub fn drain(&mut self, mut f: impl FnMut(&[u8])) -> usize {
-        while let Ok(m) = self.rx.try_recv() {
-            self.take(m);
+        match &mut self.via {
+            Via::Grpc { rx, .. } => {
+                let msgs: Vec<Msg> = rx.try_iter().collect();
+                for m in msgs {
+                    self.take(m);
+                }
+                let Via::Grpc { pending, .. } = &mut self.via else { return 0 };
+                let n = pending.len();
+                for r in pending.drain(..) {
+                    f(&r);
+                }
+                n
+            }
+            Via::Socket { s, path, buf, start, eof } => {
+                // What a partial frame left is moved to the front, then as
+                // much as is there is read behind it.
+                buf.drain(..*start);
+                *start = 0;
+                while !*eof && buf.len() < READ_MAX {
+                    match read_into(s, buf, READ_MAX) {
+                        Ok(0) => *eof = true,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            self.ended = Some(Some(format!("reading the monitor socket {}: {e}", path.display())));
+                            break;
+                        }
+                    }
+                }
+                let mut n = 0;
+                loop {
+                    match ms::parse(&buf[*start..]) {
+                        Ok(Some((frame, used))) => {
+                            *start += used;
+                            match frame {
+                                ms::Frame::Records(records, lost) => {
+                                    self.lost += lost;
+                                    for r in records {
+                                        f(r);
+                                        n += 1;
+                                    }
+                                }
+                                ms::Frame::End(why) => {
+                                    self.ended = Some(Some(why.to_string()));
+                                    break;
+                                }
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            self.ended = Some(Some(format!("reading the monitor socket {}: {e}", path.display())));
+                            break;
+                        }
+                    }
+                }
+                if *eof && self.ended.is_none() {
+                    self.ended = Some(None);
+                }
+                n
+            }
         }
-        let n = self.pending.len();
-        for r in self.pending.drain(..) {
-            f(&r);
+    }
+}
+
+/// One read from `s` onto the end of `buf`, which grows to `cap` at most
+/// (and to one whole frame when a frame is longer); 0 at the end of the stream.
+fn read_into(s: &UnixStream, buf: &mut Vec<u8>, cap: usize) -> std::io::Result<usize> {
+    // A frame longer than what is free needs room for all of it.
+    let want = match ms::parse(buf) {
+        Ok(None) if buf.len() >= ms::HEADER_LEN => {
+            let len = u32::from_le_bytes([buf[16], buf[17], buf[18], buf[19]]) as usize;
+            ms::HEADER_LEN + len.min(ms::PAYLOAD_MAX)
         }
-        n
+        _ => 0,
+    };
+    buf.reserve(cap.max(want).saturating_sub(buf.len()).max(4096));
+    let spare = buf.spare_capacity_mut();
+    loop {
+        // SAFETY: read(2) into the spare capacity, by pointer (no reference
+        // to uninitialised bytes), writing at most its length.
+        let r = unsafe { libc::read(s.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+        if r >= 0 {
+            // SAFETY: the r bytes just read are initialised.
+            unsafe { buf.set_len(buf.len() + r as usize) };
+            return Ok(r as usize);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
 }
 
@@ -152,6 +323,14 @@ impl Records {
 
     pub fn is_remote(&self) -> bool {
         matches!(self, Records::Remote(_))
+    }
+
+    /// Where a remote reader's records come from (the monitor socket or the server).
+    pub fn source(&self) -> Option<String> {
+        match self {
+            Records::Local(_) => None,
+            Records::Remote(r) => Some(r.source()),
+        }
     }
 
     pub fn wait(&mut self, timeout: Duration) -> Result<(), String> {

@@ -687,56 +687,115 @@ impl Events for EventsService {
     type SubscribeStream = RecordStream;
 
     async fn subscribe(&self, _: Request<SubscribeRequest>) -> Result<Response<RecordStream>, Status> {
-        let mut raw = self.0.raw.subscribe();
-        let mut loaded = self.0.loaded.subscribe();
-        let (tx, rx) = mpsc::channel(EVENTS_QUEUE);
-        self.0.watch_room(&tx, RAW_PIECE);
-        tokio::spawn(async move {
-            let mut next: Option<u64> = None;
-            let mut lost = 0u64;
-            // Records dropped while the queue was full are told with the next
-            // message, or by this tick when no more come.
-            let mut tell = tokio::time::interval(Duration::from_millis(250));
-            loop {
-                tokio::select! {
-                    _ = tell.tick(), if lost > 0 => {
-                        if tx.try_send(Ok(EventBatch { records: Vec::new(), lost })).is_ok() {
-                            lost = 0;
-                        }
+        let rx = events_feed(&self.0);
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+}
+
+/// Every record from now on, for one reader (a gRPC Events stream or a
+/// monitor socket connection), in messages of RAW_PIECE records. The queue
+/// is bounded and never waited on: a reader that falls behind loses its own
+/// records, told with its next message. Ends with an error when the
+/// datapath is unloaded, and when the reader goes away.
+fn events_feed(shared: &Arc<Shared>) -> mpsc::Receiver<Result<EventBatch, Status>> {
+    let mut raw = shared.raw.subscribe();
+    let mut loaded = shared.loaded.subscribe();
+    let (tx, rx) = mpsc::channel(EVENTS_QUEUE);
+    shared.watch_room(&tx, RAW_PIECE);
+    tokio::spawn(async move {
+        let mut next: Option<u64> = None;
+        let mut lost = 0u64;
+        // Records dropped while the queue was full are told with the next
+        // message, or by this tick when no more come.
+        let mut tell = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                _ = tell.tick(), if lost > 0 => {
+                    if tx.try_send(Ok(EventBatch { records: Vec::new(), lost })).is_ok() {
+                        lost = 0;
                     }
-                    r = raw.recv() => {
-                        let (first, records) = match r {
-                            Ok(b) => b,
-                            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                            Err(broadcast::error::RecvError::Closed) => return,
-                        };
-                        // A slow monitor loses its own records, and is told how many.
-                        lost += next.map_or(0, |n| first.saturating_sub(n));
-                        next = Some(first + records.len() as u64);
-                        // Never waits for the client: a full queue drops the
-                        // message, counted, so a slow monitor holds neither the
-                        // reader nor the server's memory (which grew by 100 MB/s
-                        // behind one when this waited).
-                        for msg in event_batches(&records, 0) {
-                            let n = msg.records.len() as u64;
-                            let msg = EventBatch { lost: std::mem::take(&mut lost), ..msg };
-                            match tx.try_send(Ok(msg)) {
-                                Ok(()) => {}
-                                Err(mpsc::error::TrySendError::Full(Ok(m))) => lost += m.lost + n,
-                                Err(_) => return,
-                            }
-                        }
-                    }
-                    _ = loaded.changed() => {
-                        if !*loaded.borrow() {
-                            let _ = tx.send(Err(Status::unavailable("the datapath was unloaded"))).await;
-                            return;
+                }
+                r = raw.recv() => {
+                    let (first, records) = match r {
+                        Ok(b) => b,
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    };
+                    // A slow monitor loses its own records, and is told how many.
+                    lost += next.map_or(0, |n| first.saturating_sub(n));
+                    next = Some(first + records.len() as u64);
+                    // Never waits for the client: a full queue drops the
+                    // message, counted, so a slow monitor holds neither the
+                    // reader nor the server's memory (which grew by 100 MB/s
+                    // behind one when this waited).
+                    for msg in event_batches(&records, 0) {
+                        let n = msg.records.len() as u64;
+                        let msg = EventBatch { lost: std::mem::take(&mut lost), ..msg };
+                        match tx.try_send(Ok(msg)) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(Ok(m))) => lost += m.lost + n,
+                            Err(_) => return,
                         }
                     }
                 }
+                _ = loaded.changed() => {
+                    if !*loaded.borrow() {
+                        let _ = tx.send(Err(Status::unavailable("the datapath was unloaded"))).await;
+                        return;
+                    }
+                }
             }
-        });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+        }
+    });
+    rx
+}
+
+/// Bytes gathered from a reader's queue before they are written: one write
+/// per this much under a flood, one per message when records trickle.
+const MONITOR_WRITE: usize = 256 << 10;
+
+/// One monitor socket connection: the hello, then the records of
+/// `events_feed` as frames, until the reader goes, the datapath is
+/// unloaded (said in an END frame) or the server stops.
+async fn serve_monitor(shared: Arc<Shared>, mut s: tokio::net::UnixStream, mut down: watch::Receiver<bool>) {
+    use crate::monitor_socket as ms;
+    use tokio::io::AsyncWriteExt;
+    let mut rx = events_feed(&shared);
+    let mut out = Vec::with_capacity(MONITOR_WRITE + (64 << 10));
+    out.extend_from_slice(ms::HELLO);
+    let push = |out: &mut Vec<u8>, m: Result<EventBatch, Status>| -> bool {
+        match m {
+            Ok(b) => {
+                ms::push_records(out, b.records.iter().map(|r| &r[..]), b.lost);
+                true
+            }
+            Err(status) => {
+                ms::push_end(out, status.message());
+                false
+            }
+        }
+    };
+    loop {
+        if !out.is_empty() && s.write_all(&out).await.is_err() {
+            return;
+        }
+        out.clear();
+        let m = tokio::select! {
+            m = rx.recv() => m,
+            _ = down.changed() => None,
+        };
+        let Some(m) = m else { return };
+        let mut more = push(&mut out, m);
+        while more && out.len() < MONITOR_WRITE {
+            match rx.try_recv() {
+                Ok(m) => more = push(&mut out, m),
+                Err(_) => break,
+            }
+        }
+        if !more {
+            let _ = s.write_all(&out).await;
+            return;
+        }
     }
 }
 
@@ -772,6 +831,14 @@ pub async fn run(
     // here (naming the first's pid) before it touches the first's socket.
     let reader = EventReader::open(&opts.bpffs, settings.transport)?;
     let listener = bind_unix(&opts.socket, opts.socket_gid)?;
+    let monitor_path = crate::monitor_socket::path_for(&opts.socket);
+    let monitor_listener = match bind_unix(&monitor_path, opts.socket_gid) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = std::fs::remove_file(&opts.socket);
+            return Err(e);
+        }
+    };
     // In batches of up to BATCH_MAX flows.
     let (live, _) = broadcast::channel(256);
     let (raw, _) = broadcast::channel(1024);
@@ -875,6 +942,26 @@ pub async fn run(
         let serving = routes(None)?.serve_with_incoming_shutdown(incoming, wait_down(down_rx.clone()));
         servers.push(tokio::spawn(serving));
     }
+    {
+        let shared = Arc::clone(&shared);
+        let mut down = down_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                let conn = tokio::select! {
+                    c = monitor_listener.accept() => c,
+                    _ = down.changed() => return,
+                };
+                match conn {
+                    Ok((s, _)) => {
+                        crate::client::socket_buffers(&s);
+                        tokio::spawn(serve_monitor(Arc::clone(&shared), s, down.clone()));
+                    }
+                    // Out of file descriptors, say: the next connection may fare better.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+    }
     if let Some(addr) = opts.listen {
         let l = tokio::net::TcpListener::bind(addr)
             .await
@@ -884,7 +971,7 @@ pub async fn run(
         servers.push(tokio::spawn(serving));
     }
     eprintln!(
-        "dpdbg serve: reading {} ({:?}), serving observer.Observer on {}{}, keeping the last {} flows",
+        "dpdbg serve: reading {} ({:?}), serving observer.Observer on {}{}, records for monitors on {}, keeping the last {} flows",
         opts.bpffs.display(),
         settings.transport,
         opts.socket.display(),
@@ -898,6 +985,7 @@ pub async fn run(
                 }
             ))
             .unwrap_or_default(),
+        monitor_path.display(),
         shared.capacity
     );
     let mut result = Ok(());
@@ -913,6 +1001,7 @@ pub async fn run(
     stop.store(true, Ordering::Relaxed);
     let _ = reader_thread.join();
     let _ = std::fs::remove_file(&opts.socket);
+    let _ = std::fs::remove_file(&monitor_path);
     result?;
     Ok(ServeSummary {
         seen_flows: shared.seen.load(Ordering::Relaxed),

@@ -241,8 +241,8 @@ impl MonitorCmd {
         let settings = datapath::loaded_settings(bpffs).context("monitor")?;
         let mut reader = match Records::open(bpffs, settings.transport, &self.server) {
             Ok(r) => {
-                if r.is_remote() && p.is_table() {
-                    eprintln!("dpdbg serve holds the ring: reading its events through {}", self.server);
+                if let Some(source) = r.source().filter(|_| p.is_table()) {
+                    eprintln!("dpdbg serve holds the ring: reading its events through {source}");
                 }
                 r
             }
@@ -425,8 +425,10 @@ impl MonitorCmd {
                 shared.flush()?;
             }
         }
-        // Losses of the last moments are reported too.
-        if !unloaded {
+        // Losses of the last moments are reported too, while there is a
+        // datapath to ask: a server's stream ends when it is unloaded, and
+        // the reason, not a missing counter, is what the operator must read.
+        if !unloaded && pins.is_loaded() {
             let new = loss.poll(&maps, reader.perf_lost())? + reader.take_remote_lost();
             report_loss(&mut text, p, new, &mut sum)?;
         }

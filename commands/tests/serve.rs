@@ -126,6 +126,9 @@ fn serve_speaks_hubbles_observer_api() {
     let server = Server::start(&fs.0, &socket);
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o660, "the socket is for root and its group");
+    let monitor_socket = dir.path().join("dpdbg-monitor.sock");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&monitor_socket).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o660, "the monitor socket too");
 
     // One reader of the ring: a second server is refused, and names the first.
     let second = dpdbg(&fs.0, &state, &["serve", "--socket", dir.path().join("other.sock").to_str().unwrap()]);
@@ -256,18 +259,34 @@ fn serve_speaks_hubbles_observer_api() {
     assert_eq!(e1, e2, "both monitors print the same events");
     assert!(e1.iter().all(|e| e["dst_ip"] == ip1 && e["ip_proto"] == 1), "{e1:#?}");
 
-    // Unloading the datapath ends follow streams with a reason.
+    // Unloading the datapath ends follow streams with a reason, and the
+    // monitors beside the server (through its monitor socket) with it.
     let follower = py_follow(&socket, "6");
+    let beside = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+        .arg("--bpffs")
+        .arg(&fs.0)
+        .args(["monitor", "--until", "20s"])
+        .env("DPDBG_EVENTS_SOCKET", &socket)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(1000));
     let down = dpdbg(&fs.0, &state, &["datapath", "unload"]);
     assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
     let out = follower.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("UNAVAILABLE") && err.contains("datapath was unloaded"), "{err}");
+    let out = beside.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("reading its events through {}", monitor_socket.display())), "{err}");
+    assert!(err.contains("the events stream from dpdbg serve ended: the datapath was unloaded"), "{err}");
 
     let out = server.stop();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!socket.exists(), "the socket goes with the server");
+    assert!(!monitor_socket.exists(), "and the monitor socket");
     assert!(String::from_utf8_lossy(&out.stderr).contains("was unloaded; waiting for a new one"));
 }
 
@@ -475,6 +494,9 @@ fn stalled_subscribers_are_told_their_losses_and_hold_no_memory() {
         let f = o.get_flows(GetFlowsRequest { follow: true, ..Default::default() }).await.unwrap().into_inner();
         (s, f, ObserverClient::new(ch))
     });
+    // A monitor-socket reader that reads nothing until the flood is over: what
+    // `dpdbg monitor` beside the server would be if it stopped reading.
+    let mut raw = std::os::unix::net::UnixStream::connect(dir.path().join("dpdbg-monitor.sock")).unwrap();
     let mut seen = || rt.block_on(status.server_status(ServerStatusRequest {})).unwrap().into_inner().seen_flows;
     let seen0 = seen();
     let rss0 = rss_kib(server.0.id());
@@ -524,6 +546,37 @@ fn stalled_subscribers_are_told_their_losses_and_hold_no_memory() {
     });
     assert!(lost > 0 && got > 0, "got {got}, lost {lost} of {read}");
     assert_eq!(got + lost, read, "what the Events subscriber got and was told it lost is what the server read");
+
+    let (mut got, mut lost) = (0u64, 0u64);
+    {
+        use dpdbg_api::monitor_socket as ms;
+        use std::io::Read;
+        raw.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let (mut buf, mut start) = (Vec::new(), 0);
+        let mut chunk = vec![0u8; 1 << 20];
+        while let Ok(n @ 1..) = raw.read(&mut chunk) {
+            buf.extend_from_slice(&chunk[..n]);
+            if start == 0 {
+                match ms::hello(&buf).unwrap() {
+                    Some(h) => start = h,
+                    None => continue,
+                }
+            }
+            while let Some((frame, used)) = ms::parse(&buf[start..]).unwrap() {
+                start += used;
+                match frame {
+                    ms::Frame::Records(r, l) => {
+                        assert!(r.clone().all(|rec| dpdbg::events::view(rec).is_ok()), "whole records");
+                        got += r.count() as u64;
+                        lost += l;
+                    }
+                    ms::Frame::End(why) => panic!("the stream ended: {why}"),
+                }
+            }
+        }
+    }
+    assert!(lost > 0 && got > 0, "got {got}, lost {lost} of {read}");
+    assert_eq!(got + lost, read, "what the monitor socket's reader got and was told it lost is what the server read");
 
     let (mut got, mut lost) = (0u64, 0u64);
     rt.block_on(async {
