@@ -200,8 +200,9 @@ fn run(bpffs: &Path) {
         return;
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    followers(bpffs, &socket, server.id(), 1, &rt, direct_rate, false, ", envelopes only");
     for n in [1usize, 4, 16] {
-        followers(bpffs, &socket, server.id(), n, &rt, direct_rate, "");
+        followers(bpffs, &socket, server.id(), n, &rt, direct_rate, true, ", decoding flows");
     }
     stop_server(&mut server, &socket);
 
@@ -213,7 +214,8 @@ fn run(bpffs: &Path) {
             common::unpin();
             let mut server = start_server(bpffs, &socket);
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            followers(bpffs, &socket, server.id(), 1, &rt, direct_rate, " (unpinned)");
+            followers(bpffs, &socket, server.id(), 1, &rt, direct_rate, false, ", envelopes, unpinned");
+            followers(bpffs, &socket, server.id(), 1, &rt, direct_rate, true, ", decoding, unpinned");
             stop_server(&mut server, &socket);
         });
     });
@@ -244,9 +246,42 @@ fn stop_server(server: &mut std::process::Child, socket: &Path) {
     let _ = std::fs::remove_file(dpdbg_api::monitor_socket::path_for(socket));
 }
 
+/// A GetFlowsResponse read as far as its kind: the flow's bytes are framed
+/// and handed over but not decoded. A follower that reads these measures
+/// what the server delivers; one that decodes every flow (prost, a dozen
+/// Strings each) measures that decoding too, which on a shared core costs
+/// more than the server does.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Envelope {
+    #[prost(bytes = "bytes", optional, tag = "1")]
+    flow: Option<prost::bytes::Bytes>,
+    #[prost(message, optional, tag = "3")]
+    lost_events: Option<dpdbg_api::flow::LostEvent>,
+}
+
+async fn envelopes(sock: &str, req: GetFlowsRequest) -> dpdbg_api::tonic::Streaming<Envelope> {
+    use dpdbg_api::tonic;
+    let mut grpc = tonic::client::Grpc::new(dpdbg_api::client::connect(sock).await.unwrap());
+    grpc.ready().await.unwrap();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/observer.Observer/GetFlows");
+    let codec = tonic_prost::ProstCodec::<GetFlowsRequest, Envelope>::default();
+    grpc.server_streaming(tonic::Request::new(req), path, codec).await.unwrap().into_inner()
+}
+
 /// `n` Observer followers for the window: their rate against `direct`
 /// (events/s), the CPU server and clients spent per flow, their losses.
-fn followers(bpffs: &Path, socket: &Path, server: u32, n: usize, rt: &tokio::runtime::Runtime, direct: f64, how: &str) {
+/// `decode_flows`: whether the clients decode each flow or only its envelope.
+#[allow(clippy::too_many_arguments)]
+fn followers(
+    bpffs: &Path,
+    socket: &Path,
+    server: u32,
+    n: usize,
+    rt: &tokio::runtime::Runtime,
+    direct: f64,
+    decode_flows: bool,
+    how: &str,
+) {
     let secs = WINDOW.as_secs_f64();
     let stop = Arc::new(AtomicBool::new(false));
     let cpu0 = common::cpu_ns(server);
@@ -265,19 +300,31 @@ fn followers(bpffs: &Path, socket: &Path, server: u32, n: usize, rt: &tokio::run
         for _ in 0..n {
             let sock = socket.to_string_lossy().into_owned();
             tasks.push(tokio::spawn(async move {
-                let mut c = dpdbg_api::client::observer(&sock).await.unwrap();
-                let mut s =
-                    c.get_flows(GetFlowsRequest { follow: true, ..Default::default() }).await.unwrap().into_inner();
+                let req = GetFlowsRequest { follow: true, ..Default::default() };
                 let (mut flows, mut lost) = (0u64, 0u64);
                 // A timeout only fires once the stream has nothing ready: with a
                 // backlog the deadline must be checked by hand, or the window stretches.
-                while Instant::now() < end
-                    && let Ok(Ok(Some(r))) = tokio::time::timeout_at(end.into(), s.message()).await
-                {
-                    match r.response_types {
-                        Some(ResponseTypes::Flow(_)) => flows += 1,
-                        Some(ResponseTypes::LostEvents(l)) => lost += l.num_events_lost,
-                        None => {}
+                if decode_flows {
+                    let mut c = dpdbg_api::client::observer(&sock).await.unwrap();
+                    let mut s = c.get_flows(req).await.unwrap().into_inner();
+                    while Instant::now() < end
+                        && let Ok(Ok(Some(r))) = tokio::time::timeout_at(end.into(), s.message()).await
+                    {
+                        match r.response_types {
+                            Some(ResponseTypes::Flow(_)) => flows += 1,
+                            Some(ResponseTypes::LostEvents(l)) => lost += l.num_events_lost,
+                            None => {}
+                        }
+                    }
+                } else {
+                    let mut s = envelopes(&sock, req).await;
+                    while Instant::now() < end
+                        && let Ok(Ok(Some(r))) = tokio::time::timeout_at(end.into(), s.message()).await
+                    {
+                        if r.flow.is_some() {
+                            flows += 1;
+                        }
+                        lost += r.lost_events.map_or(0, |l| l.num_events_lost);
                     }
                 }
                 (flows, lost)
@@ -306,7 +353,7 @@ fn followers(bpffs: &Path, socket: &Path, server: u32, n: usize, rt: &tokio::run
     let per = total as f64 / n as f64 / secs;
     let lost: Vec<u64> = results.iter().map(|r| r.1).collect();
     println!(
-        "  serve -> {n:>2} subscriber(s){how}   {:>10.0} flows/s each ({:.2}x the direct jsonl rate), CPU per flow delivered: server {:.0} ns, Rust clients {:.0} ns; lost per subscriber {:?}",
+        "  serve -> {n:>2} follower(s){how:<24}{:>10.0} flows/s each ({:.2}x the direct jsonl rate), CPU per flow delivered: server {:.0} ns, Rust clients {:.0} ns; lost per subscriber {:?}",
         per,
         per / direct.max(1.0),
         cpu as f64 / total.max(1) as f64,
