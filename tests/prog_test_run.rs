@@ -995,6 +995,19 @@ fn identity_of_agrees_with_the_datapath() {
     );
 }
 
+/// A datapath that sends an event for every packet (aggregation none) from
+/// the endpoint EP4, its maps, its from-endpoint program and a reader of its ring.
+fn every_packet_an_event(fs: &TestBpffs) -> (Maps, SchedClassifier, EventReader) {
+    let settings = Settings { aggregation: datapath::Aggregation::None, ..Settings::default() };
+    datapath::load(fs.path(), &settings).unwrap();
+    let maps = Maps::open(fs.path()).unwrap();
+    let info = EndpointInfo { endpoint_id: EP_ID, identity: EP_IDENTITY, ifindex: LO, mac: MAC_A, flags: 0 };
+    maps.endpoint_upsert(IpAddr::from(EP4), info).unwrap();
+    let from = SchedClassifier::from_pin(Pins::new(fs.path()).prog(datapath::PROG_FROM_ENDPOINT)).unwrap();
+    let reader = EventReader::open(fs.path(), Transport::Ringbuf).unwrap();
+    (maps, from, reader)
+}
+
 /// The ring read in place (events::ring): every record the datapath wrote
 /// arrives once, whole and in order, across many wraps of the ring. Records
 /// are 304 bytes with their header, which does not divide the ring's 4 MiB:
@@ -1003,13 +1016,7 @@ fn identity_of_agrees_with_the_datapath() {
 #[test]
 fn the_ring_delivers_every_record_once_in_order_across_wraps() {
     let fs = TestBpffs::new();
-    let settings = Settings { aggregation: datapath::Aggregation::None, ..Settings::default() };
-    datapath::load(fs.path(), &settings).unwrap();
-    let maps = Maps::open(fs.path()).unwrap();
-    let info = EndpointInfo { endpoint_id: EP_ID, identity: EP_IDENTITY, ifindex: LO, mac: MAC_A, flags: 0 };
-    maps.endpoint_upsert(IpAddr::from(EP4), info).unwrap();
-    let from = SchedClassifier::from_pin(Pins::new(fs.path()).prog(datapath::PROG_FROM_ENDPOINT)).unwrap();
-    let mut reader = EventReader::open(fs.path(), Transport::Ringbuf).unwrap();
+    let (maps, from, mut reader) = every_packet_an_event(&fs);
     let (mut total, mut last_ts, mut bytes) = (0u64, 0u64, 0usize);
     for round in 0..160usize {
         let mut pkt = Vec::new();
@@ -1050,13 +1057,7 @@ fn the_ring_delivers_every_record_once_in_order_across_wraps() {
 #[test]
 fn a_reader_of_a_busy_ring_takes_records_in_batches_not_one_wake_up_each() {
     let fs = TestBpffs::new();
-    let settings = Settings { aggregation: datapath::Aggregation::None, ..Settings::default() };
-    datapath::load(fs.path(), &settings).unwrap();
-    let maps = Maps::open(fs.path()).unwrap();
-    let info = EndpointInfo { endpoint_id: EP_ID, identity: EP_IDENTITY, ifindex: LO, mac: MAC_A, flags: 0 };
-    maps.endpoint_upsert(IpAddr::from(EP4), info).unwrap();
-    let from = SchedClassifier::from_pin(Pins::new(fs.path()).prog(datapath::PROG_FROM_ENDPOINT)).unwrap();
-    let mut reader = EventReader::open(fs.path(), Transport::Ringbuf).unwrap();
+    let (_maps, from, mut reader) = every_packet_an_event(&fs);
     const RECORDS: u64 = 20_000;
     let generator = std::thread::spawn(move || {
         let mut pkt = Vec::new();
