@@ -143,6 +143,14 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, FrameError> {
     Ok(Some((Frame::Records(Records { payload, count }, lost), HEADER_LEN + len)))
 }
 
+/// How long the frame at the front of `buf` is, header and payload, once its
+/// header is there (a length past `PAYLOAD_MAX` counts as that: `parse`
+/// refuses it).
+pub fn frame_len(buf: &[u8]) -> Option<usize> {
+    let h = buf.first_chunk::<HEADER_LEN>()?;
+    Some(HEADER_LEN + (u32::from_le_bytes([h[16], h[17], h[18], h[19]]) as usize).min(PAYLOAD_MAX))
+}
+
 /// Whether `buf` starts with the server's hello; None until 8 bytes are there.
 pub fn hello(buf: &[u8]) -> Result<Option<usize>, FrameError> {
     match buf.first_chunk::<8>() {

@@ -43,9 +43,13 @@ pub struct RemoteEvents {
     ended: Option<Option<String>>,
 }
 
-/// Bytes of the monitor socket one drain reads at most: a drain stays short
-/// enough for its caller's deadline, and the buffer is allocated once.
+/// Bytes of the monitor socket one drain reads at most (but for a longer
+/// frame, read whole): a drain stays short enough for its caller's deadline,
+/// and the buffer is allocated once.
 const READ_MAX: usize = 1 << 20;
+
+/// What is read before the hello is checked: the hello and what follows it.
+const HELLO_READ: usize = 64 << 10;
 
 impl RemoteEvents {
     /// Subscribes to the records of the server at `server` (a socket path or
@@ -72,7 +76,7 @@ impl RemoteEvents {
             if let Some(n) = ms::hello(&buf).map_err(|e| fail(&e))? {
                 break n;
             }
-            match read_into(&s, &mut buf, READ_MAX) {
+            match read_into(&s, &mut buf, HELLO_READ) {
                 Ok(0) => return Err(fail(&"the server closed the connection before its hello")),
                 Ok(_) => {}
                 Err(e) => return Err(fail(&e)),
@@ -208,8 +212,10 @@ impl RemoteEvents {
                 // much as is there is read behind it.
                 buf.drain(..*start);
                 *start = 0;
-                while !*eof && buf.len() < READ_MAX {
-                    match read_into(s, buf, READ_MAX) {
+                // A frame longer than a drain's reading is read whole all the same.
+                let want = READ_MAX.max(ms::frame_len(buf).unwrap_or(0));
+                while !*eof && buf.len() < want {
+                    match read_into(s, buf, want) {
                         Ok(0) => *eof = true,
                         Ok(_) => {}
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -254,18 +260,10 @@ impl RemoteEvents {
     }
 }
 
-/// One read from `s` onto the end of `buf`, which grows to `cap` at most
-/// (and to one whole frame when a frame is longer); 0 at the end of the stream.
+/// One read from `s` onto the end of `buf`, which grows to `cap` bytes;
+/// 0 at the end of the stream.
 fn read_into(s: &UnixStream, buf: &mut Vec<u8>, cap: usize) -> std::io::Result<usize> {
-    // A frame longer than what is free needs room for all of it.
-    let want = match ms::parse(buf) {
-        Ok(None) if buf.len() >= ms::HEADER_LEN => {
-            let len = u32::from_le_bytes([buf[16], buf[17], buf[18], buf[19]]) as usize;
-            ms::HEADER_LEN + len.min(ms::PAYLOAD_MAX)
-        }
-        _ => 0,
-    };
-    buf.reserve(cap.max(want).saturating_sub(buf.len()).max(4096));
+    buf.reserve(cap.saturating_sub(buf.len()).max(4096));
     let spare = buf.spare_capacity_mut();
     loop {
         // SAFETY: read(2) into the spare capacity, by pointer (no reference
@@ -361,5 +359,65 @@ impl Records {
             Records::Local(_) => 0,
             Records::Remote(r) => std::mem::take(&mut r.lost),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A monitor socket's reader on one end of a socket pair, and the bytes
+    /// a server would send written on the other by a thread.
+    fn reader_of(wire: Vec<u8>) -> Result<RemoteEvents, String> {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        std::thread::spawn(move || {
+            let mut theirs = theirs;
+            let _ = theirs.write_all(&wire);
+        });
+        RemoteEvents::from_monitor_socket(ours, PathBuf::from("/test/dpdbg-monitor.sock"))
+    }
+
+    #[test]
+    fn a_frame_longer_than_a_drain_reads_is_read_whole() {
+        // 10,000 records of 300 bytes in one frame: 3 MB, three times what a drain reads.
+        let big: Vec<Vec<u8>> = (0..10_000u32).map(|i| i.to_le_bytes().repeat(75)).collect();
+        let mut wire = ms::HELLO.to_vec();
+        ms::push_records(&mut wire, big.iter().map(Vec::as_slice), 4);
+        ms::push_records(&mut wire, [&b"last"[..]].into_iter(), 0);
+        ms::push_end(&mut wire, "the datapath was unloaded");
+        let mut r = reader_of(wire).unwrap();
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let end = loop {
+            assert!(std::time::Instant::now() < deadline, "stuck after {} records", got.len());
+            match r.wait(Duration::from_millis(100)) {
+                Ok(_) => {
+                    r.drain(|rec| got.push(rec.to_vec()));
+                }
+                Err(why) => break why,
+            }
+        };
+        assert_eq!(got.len(), 10_001);
+        assert!(got[..10_000] == big[..], "every record whole and in order");
+        assert_eq!(got[10_000], b"last");
+        assert_eq!(r.lost, 4);
+        assert_eq!(end, "the datapath was unloaded");
+    }
+
+    #[test]
+    fn a_peer_that_is_not_a_server_is_an_error() {
+        let e = reader_of(b"HTTP/1.1 400 Bad Request\r\n".to_vec()).err().unwrap();
+        assert!(e.contains("/test/dpdbg-monitor.sock") && e.contains("did not greet"), "{e}");
+        let e = reader_of(b"DPDB".to_vec()).err().unwrap();
+        assert!(e.contains("closed the connection before its hello"), "{e}");
+        // Greeted, then a frame no server sends: the stream ends saying so.
+        let mut wire = ms::HELLO.to_vec();
+        wire.extend_from_slice(&[9u8; ms::HEADER_LEN]);
+        let mut r = reader_of(wire).unwrap();
+        let _ = r.wait(Duration::from_secs(1));
+        assert_eq!(r.drain(|_| {}), 0);
+        let e = r.wait(Duration::ZERO).unwrap_err();
+        assert!(e.contains("more than any server sends"), "{e}");
     }
 }
