@@ -114,14 +114,23 @@ impl Stored {
             .get_or_init(|| {
                 let ev = view(&self.rec).ok()?;
                 // A shared name: a reference count per flow, not a String.
-                let ifname = {
-                    let mut names = shared.ifnames.lock().unwrap_or_else(|p| p.into_inner());
-                    Arc::clone(
-                        names
-                            .entry(ev.hdr.ifindex)
-                            .or_insert_with(|| dpdbg::sys::ifname(ev.hdr.ifindex).unwrap_or_default().into()),
-                    )
-                };
+                // The last one is kept at hand: a flood is mostly one
+                // interface, and the map's lock and hash were a tenth of a flow.
+                thread_local! {
+                    static LAST_IF: std::cell::RefCell<Option<(u32, Arc<str>)>> = const { std::cell::RefCell::new(None) };
+                }
+                let ifindex = ev.hdr.ifindex;
+                let ifname = LAST_IF.with_borrow_mut(|last| match last {
+                    Some((i, name)) if *i == ifindex => Arc::clone(name),
+                    _ => {
+                        let mut names = shared.ifnames.lock().unwrap_or_else(|p| p.into_inner());
+                        let name = Arc::clone(
+                            names.entry(ifindex).or_insert_with(|| dpdbg::sys::ifname(ifindex).unwrap_or_default().into()),
+                        );
+                        *last = Some((ifindex, Arc::clone(&name)));
+                        name
+                    }
+                });
                 let d = Decoded::from_event(ev);
                 // Written as protobuf straight from the event (wire.rs, held
                 // byte for byte to convert::to_flow's encoding by its test).

@@ -69,6 +69,29 @@ fn message(out: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
     }
 }
 
+/// As `message`, for one that is nearly always 128 bytes to 16 KiB long (a
+/// whole flow): two bytes are kept for its length, and it is the short or
+/// the huge one that moves, not every one.
+fn long_message(out: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
+    key(out, field, LEN);
+    let at = out.len();
+    out.extend_from_slice(&[0, 0]);
+    body(out);
+    let len = out.len() - at - 2;
+    if len < 0x80 {
+        out.copy_within(at + 2.., at + 1);
+        out.truncate(out.len() - 1);
+        out[at] = len as u8;
+    } else if len < 0x4000 {
+        out[at] = len as u8 | 0x80;
+        out[at + 1] = (len >> 7) as u8;
+    } else {
+        let mut head = Vec::with_capacity(3);
+        varint(&mut head, len as u64);
+        out.splice(at..at + 2, head);
+    }
+}
+
 fn timestamp(out: &mut Vec<u8>, field: u32, ns: i128) {
     let ns = ns.max(0);
     message(out, field, |o| {
@@ -116,7 +139,7 @@ pub fn flow_response(
     let ns = h.timestamp_ns as i128 + wall_offset_ns;
     let ingress = h.direction == abi::DIR_INGRESS;
     let is_drop = h.r#type == abi::EVENT_DROP;
-    message(out, 1, |o| {
+    long_message(out, 1, |o| {
         timestamp(o, 1, ns);
         let verdict = match h.verdict {
             abi::VERDICT_FORWARDED => flow::Verdict::Forwarded,
@@ -275,6 +298,16 @@ mod tests {
             v[14 + 9] = 47;
         });
         out
+    }
+
+    #[test]
+    fn a_long_message_is_the_same_bytes_whatever_its_length() {
+        for len in [0, 5, 127, 128, 200, 16_383, 16_384, 20_000] {
+            let (mut a, mut b) = (vec![7u8], vec![7u8]);
+            message(&mut a, 1, |o| o.resize(o.len() + len, 3));
+            long_message(&mut b, 1, |o| o.resize(o.len() + len, 3));
+            assert_eq!(a, b, "{len} bytes");
+        }
     }
 
     #[test]
