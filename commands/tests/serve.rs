@@ -241,11 +241,28 @@ fn serve_speaks_hubbles_observer_api() {
             .spawn()
             .unwrap()
     };
+    // And a Hubble user's `observe -f` beside them.
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+        .arg("--bpffs")
+        .arg(&fs.0)
+        .args(["observe", "-f", "-o", "json", "--server"])
+        .arg(&socket)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let (m1, m2) = (monitor(), monitor());
     std::thread::sleep(Duration::from_millis(1500));
     ping(ns0, ip1);
     let (o1, o2) = (m1.wait_with_output().unwrap(), m2.wait_with_output().unwrap());
     assert!(o1.status.success() && o2.status.success(), "{}", String::from_utf8_lossy(&o1.stderr));
+    // Then the lab's own traffic, which the follower sees too. observe
+    // flushes every flow: what it printed is in the pipe when it is stopped.
+    let traffic = dpdbg(&fs.0, &state, &["lab", "traffic"]);
+    assert!(traffic.status.success(), "{}", String::from_utf8_lossy(&traffic.stderr));
+    std::thread::sleep(Duration::from_millis(500));
+    follow.kill().unwrap();
+    let observed = lines(&follow.wait_with_output().unwrap());
     // Each reader turns the datapath's clock into wall-clock time on its own:
     // the times may differ in the last microsecond, the events may not.
     let strip = |mut v: Vec<Value>| {
@@ -258,6 +275,22 @@ fn serve_speaks_hubbles_observer_api() {
     assert_eq!(e1.len(), 2, "the new ping, traced at both hooks: {e1:#?}");
     assert_eq!(e1, e2, "both monitors print the same events");
     assert!(e1.iter().all(|e| e["dst_ip"] == ip1 && e["ip_proto"] == 1), "{e1:#?}");
+    // The follower saw the same two events first, in the same order, at the same hooks.
+    assert!(observed.len() > 20, "the ping and the lab's traffic: {observed:#?}");
+    for (m, o) in e1.iter().zip(&observed) {
+        let f = &o["flow"];
+        assert_eq!((&f["IP"]["source"], &f["IP"]["destination"]), (&m["src_ip"], &m["dst_ip"]), "{m:#} {o:#}");
+        assert_eq!(f["l4"]["ICMPv4"]["type"], 8, "{o:#}");
+        let point = if m["type"] == "trace" && m["observation_point"] == "to-endpoint" {
+            "TO_ENDPOINT"
+        } else {
+            "FROM_ENDPOINT"
+        };
+        assert_eq!(f["trace_observation_point"], point, "{m:#} {o:#}");
+    }
+    // After the traffic, the last 20 flows from the buffer are the last 20 the follower saw.
+    let last20 = lines(&dpdbg(&fs.0, &state, &["observe", "--server", sock, "--last", "20", "-o", "json"]));
+    assert_eq!(last20[..], observed[observed.len() - 20..], "--last 20 after the traffic");
 
     // Unloading the datapath ends follow streams with a reason, and the
     // monitors beside the server (through its monitor socket) with it.
