@@ -222,7 +222,7 @@ fn run(bpffs: &Path) {
 }
 
 fn start_server(bpffs: &Path, socket: &Path) -> std::process::Child {
-    let server = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+    let mut server = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
         .arg("--bpffs")
         .arg(bpffs)
         .args(["serve", "--socket"])
@@ -232,7 +232,13 @@ fn start_server(bpffs: &Path, socket: &Path) -> std::process::Child {
         .spawn()
         .unwrap();
     let monitor_socket = dpdbg_api::monitor_socket::path_for(socket);
+    // In CI a server that cannot start must fail the run, not hang it.
+    let deadline = Instant::now() + Duration::from_secs(20);
     while !socket.exists() || !monitor_socket.exists() {
+        if let Ok(Some(status)) = server.try_wait() {
+            panic!("dpdbg serve exited ({status}) before its sockets appeared");
+        }
+        assert!(Instant::now() < deadline, "dpdbg serve made no sockets in 20 s");
         std::thread::sleep(Duration::from_millis(50));
     }
     server
