@@ -764,8 +764,8 @@ fn events_feed(shared: &Arc<Shared>) -> mpsc::Receiver<Result<EventBatch, Status
 const MONITOR_WRITE: usize = 256 << 10;
 
 /// One monitor socket connection: the hello, then the records of
-/// `events_feed` as frames, until the reader goes, the datapath is
-/// unloaded (said in an END frame) or the server stops.
+/// `events_feed` as frames, until the reader goes, or the datapath is
+/// unloaded or the server stops (either said in an END frame).
 async fn serve_monitor(shared: Arc<Shared>, mut s: tokio::net::UnixStream, mut down: watch::Receiver<bool>) {
     use crate::monitor_socket as ms;
     use tokio::io::AsyncWriteExt;
@@ -791,7 +791,11 @@ async fn serve_monitor(shared: Arc<Shared>, mut s: tokio::net::UnixStream, mut d
         out.clear();
         let m = tokio::select! {
             m = rx.recv() => m,
-            _ = down.changed() => None,
+            _ = down.changed() => {
+                ms::push_end(&mut out, "dpdbg serve stopped");
+                let _ = s.write_all(&out).await;
+                return;
+            }
         };
         let Some(m) = m else { return };
         let mut more = push(&mut out, m);

@@ -442,8 +442,23 @@ fn serve_collects_conntrack_and_follows_a_reloaded_datapath() {
         got.iter().any(|r| r["flow"]["verdict"] == "DROPPED" && r["flow"]["dropReasonDesc"] == "INVALID_SOURCE_IP"),
         "{got:#?}"
     );
+    // A monitor beside the server when it stops is told so.
+    let beside = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+        .arg("--bpffs")
+        .arg(&fs.0)
+        .args(["monitor", "--until", "20s"])
+        .env("DPDBG_EVENTS_SOCKET", &socket)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
     let out = server.stop();
     let log = String::from_utf8_lossy(&out.stderr);
+    let told = beside.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&told.stderr);
+    assert_eq!(told.status.code(), Some(1), "{err}");
+    assert!(err.contains("the events stream from dpdbg serve ended: dpdbg serve stopped"), "{err}");
     assert!(log.contains("conntrack gc removed 1 expired entries"), "{log}");
     assert!(log.contains("a datapath is loaded again"), "{log}");
 }
