@@ -105,6 +105,19 @@ impl Drop for Server {
     }
 }
 
+/// `dpdbg monitor` beside the server at `socket` (its ring's reader), for up to 20 s.
+fn monitor_beside(bpffs: &Path, socket: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+        .arg("--bpffs")
+        .arg(bpffs)
+        .args(["monitor", "--until", "20s"])
+        .env("DPDBG_EVENTS_SOCKET", socket)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn ping(netns: &str, dst: &str) {
     let o = Command::new("ip")
         .args(["netns", "exec", netns, "ping", "-c", "2", "-i", "0.2", "-W", "1", dst])
@@ -295,15 +308,7 @@ fn serve_speaks_hubbles_observer_api() {
     // Unloading the datapath ends follow streams with a reason, and the
     // monitors beside the server (through its monitor socket) with it.
     let follower = py_follow(&socket, "6");
-    let beside = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
-        .arg("--bpffs")
-        .arg(&fs.0)
-        .args(["monitor", "--until", "20s"])
-        .env("DPDBG_EVENTS_SOCKET", &socket)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let beside = monitor_beside(&fs.0, &socket);
     std::thread::sleep(Duration::from_millis(1000));
     let down = dpdbg(&fs.0, &state, &["datapath", "unload"]);
     assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
@@ -443,15 +448,7 @@ fn serve_collects_conntrack_and_follows_a_reloaded_datapath() {
         "{got:#?}"
     );
     // A monitor beside the server when it stops is told so.
-    let beside = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
-        .arg("--bpffs")
-        .arg(&fs.0)
-        .args(["monitor", "--until", "20s"])
-        .env("DPDBG_EVENTS_SOCKET", &socket)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let beside = monitor_beside(&fs.0, &socket);
     std::thread::sleep(Duration::from_millis(1000));
     let out = server.stop();
     let log = String::from_utf8_lossy(&out.stderr);
