@@ -108,12 +108,28 @@ pub enum FrameError {
     Records { count: u32, len: usize },
 }
 
+/// A frame's header, once its 24 bytes are at the front of `buf`.
+struct Header {
+    kind: u32,
+    count: u32,
+    lost: u64,
+    len: usize,
+}
+
+fn header(buf: &[u8]) -> Option<Header> {
+    let h = buf.first_chunk::<HEADER_LEN>()?;
+    let u32_at = |at: usize| u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    Some(Header {
+        kind: u32_at(0),
+        count: u32_at(4),
+        lost: u64::from(u32_at(8)) | (u64::from(u32_at(12)) << 32),
+        len: u32_at(16) as usize,
+    })
+}
+
 /// The first whole frame of `buf` and the bytes it takes; None until one is whole.
 pub fn parse(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, FrameError> {
-    let Some(h) = buf.first_chunk::<HEADER_LEN>() else { return Ok(None) };
-    let u32_at = |at: usize| u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
-    let (kind, count, len) = (u32_at(0), u32_at(4), u32_at(16) as usize);
-    let lost = u64::from(u32_at(8)) | (u64::from(u32_at(12)) << 32);
+    let Some(Header { kind, count, lost, len }) = header(buf) else { return Ok(None) };
     if len > PAYLOAD_MAX {
         return Err(FrameError::TooLong(len));
     }
@@ -147,8 +163,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, FrameError> {
 /// header is there (a length past `PAYLOAD_MAX` counts as that: `parse`
 /// refuses it).
 pub fn frame_len(buf: &[u8]) -> Option<usize> {
-    let h = buf.first_chunk::<HEADER_LEN>()?;
-    Some(HEADER_LEN + (u32::from_le_bytes([h[16], h[17], h[18], h[19]]) as usize).min(PAYLOAD_MAX))
+    header(buf).map(|h| HEADER_LEN + h.len.min(PAYLOAD_MAX))
 }
 
 /// Whether `buf` starts with the server's hello; None until 8 bytes are there.

@@ -23,6 +23,7 @@ enum Via {
     Grpc {
         rx: Receiver<Msg>,
         pending: Vec<prost::bytes::Bytes>,
+        server: String,
     },
     /// The monitor socket, non-blocking, and what was read of it: whole
     /// frames are handed on from `buf[start..]`, a partial one waits there.
@@ -37,7 +38,6 @@ enum Via {
 
 pub struct RemoteEvents {
     via: Via,
-    server: String,
     /// Records the server could not hand to this subscriber in time.
     pub lost: u64,
     ended: Option<Option<String>>,
@@ -83,18 +83,13 @@ impl RemoteEvents {
             }
         };
         s.set_nonblocking(true).map_err(|e| fail(&e))?;
-        Ok(RemoteEvents {
-            via: Via::Socket { s, path, buf, start: skip, eof: false },
-            server: String::new(),
-            lost: 0,
-            ended: None,
-        })
+        Ok(RemoteEvents { via: Via::Socket { s, path, buf, start: skip, eof: false }, lost: 0, ended: None })
     }
 
     fn from_grpc(server: &str) -> Result<RemoteEvents, String> {
-        let server_name = server.to_string();
         let (tx, rx) = mpsc::sync_channel::<Msg>(256);
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        let name = server.to_string();
         let server = server.to_string();
         std::thread::spawn(move || {
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -134,7 +129,7 @@ impl RemoteEvents {
             });
         });
         ready_rx.recv().map_err(|_| "the subscription thread ended".to_string())??;
-        Ok(RemoteEvents { via: Via::Grpc { rx, pending: Vec::new() }, server: server_name, lost: 0, ended: None })
+        Ok(RemoteEvents { via: Via::Grpc { rx, pending: Vec::new(), server: name }, lost: 0, ended: None })
     }
 
     fn take(&mut self, m: Msg) {
@@ -152,7 +147,7 @@ impl RemoteEvents {
     /// Where the records come from: the monitor socket's path, or the gRPC server.
     pub fn source(&self) -> String {
         match &self.via {
-            Via::Grpc { .. } => self.server.clone(),
+            Via::Grpc { server, .. } => server.clone(),
             Via::Socket { path, .. } => path.display().to_string(),
         }
     }
@@ -163,7 +158,7 @@ impl RemoteEvents {
             return Err(why.clone().unwrap_or_else(|| "the server ended the stream".into()));
         }
         match &mut self.via {
-            Via::Grpc { rx, pending } => {
+            Via::Grpc { rx, pending, .. } => {
                 if !pending.is_empty() {
                     return Ok(true);
                 }

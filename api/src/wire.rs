@@ -55,40 +55,35 @@ fn bytes(out: &mut Vec<u8>, field: u32, v: &[u8]) {
 /// A nested message: its length goes before it, so a byte is kept for the
 /// length and the content moved along in the rare case it needs more.
 fn message(out: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
-    key(out, field, LEN);
-    let at = out.len();
-    out.push(0);
-    body(out);
-    let len = out.len() - at - 1;
-    if len < 0x80 {
-        out[at] = len as u8;
-    } else {
-        let mut head = Vec::with_capacity(3);
-        varint(&mut head, len as u64);
-        out.splice(at..at + 1, head);
-    }
+    nested(out, field, 1, body);
 }
 
 /// As `message`, for one that is nearly always 128 bytes to 16 KiB long (a
 /// whole flow): two bytes are kept for its length, and it is the short or
 /// the huge one that moves, not every one.
 fn long_message(out: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
+    nested(out, field, 2, body);
+}
+
+/// A nested message with `kept` bytes kept for its length: written in
+/// place when the length's varint takes that many, else the content moves.
+fn nested(out: &mut Vec<u8>, field: u32, kept: usize, body: impl FnOnce(&mut Vec<u8>)) {
     key(out, field, LEN);
     let at = out.len();
-    out.extend_from_slice(&[0, 0]);
+    out.resize(at + kept, 0);
     body(out);
-    let len = out.len() - at - 2;
-    if len < 0x80 {
-        out.copy_within(at + 2.., at + 1);
-        out.truncate(out.len() - 1);
-        out[at] = len as u8;
-    } else if len < 0x4000 {
-        out[at] = len as u8 | 0x80;
-        out[at + 1] = (len >> 7) as u8;
+    let len = out.len() - at - kept;
+    let need = ((usize::BITS - len.leading_zeros()) as usize).div_ceil(7).max(1);
+    if need == kept {
+        let mut v = len;
+        for (i, b) in out[at..at + kept].iter_mut().enumerate() {
+            *b = (v & 0x7f) as u8 | if i + 1 < kept { 0x80 } else { 0 };
+            v >>= 7;
+        }
     } else {
-        let mut head = Vec::with_capacity(3);
+        let mut head = Vec::with_capacity(10);
         varint(&mut head, len as u64);
-        out.splice(at..at + 2, head);
+        out.splice(at..at + kept, head);
     }
 }
 

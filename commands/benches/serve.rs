@@ -200,9 +200,10 @@ fn run(bpffs: &Path) {
         return;
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    followers(bpffs, &socket, server.id(), 1, &rt, direct_rate, false, ", envelopes only");
+    let at = Followed { bpffs, socket: &socket, server: server.id(), rt: &rt, direct: direct_rate };
+    followers(&at, 1, false, ", envelopes only");
     for n in [1usize, 4, 16] {
-        followers(bpffs, &socket, server.id(), n, &rt, direct_rate, true, ", decoding flows");
+        followers(&at, n, true, ", decoding flows");
     }
     stop_server(&mut server, &socket);
 
@@ -214,8 +215,9 @@ fn run(bpffs: &Path) {
             common::unpin();
             let mut server = start_server(bpffs, &socket);
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            followers(bpffs, &socket, server.id(), 1, &rt, direct_rate, false, ", envelopes, unpinned");
-            followers(bpffs, &socket, server.id(), 1, &rt, direct_rate, true, ", decoding, unpinned");
+            let at = Followed { bpffs, socket: &socket, server: server.id(), rt: &rt, direct: direct_rate };
+            followers(&at, 1, false, ", envelopes, unpinned");
+            followers(&at, 1, true, ", decoding, unpinned");
             stop_server(&mut server, &socket);
         });
     });
@@ -274,20 +276,21 @@ async fn envelopes(sock: &str, req: GetFlowsRequest) -> dpdbg_api::tonic::Stream
     grpc.server_streaming(tonic::Request::new(req), path, codec).await.unwrap().into_inner()
 }
 
+/// What followers are measured against: the datapath, the server (its
+/// socket and pid), the clients' runtime, the direct jsonl rate (events/s).
+struct Followed<'a> {
+    bpffs: &'a Path,
+    socket: &'a Path,
+    server: u32,
+    rt: &'a tokio::runtime::Runtime,
+    direct: f64,
+}
+
 /// `n` Observer followers for the window: their rate against `direct`
 /// (events/s), the CPU server and clients spent per flow, their losses.
 /// `decode_flows`: whether the clients decode each flow or only its envelope.
-#[allow(clippy::too_many_arguments)]
-fn followers(
-    bpffs: &Path,
-    socket: &Path,
-    server: u32,
-    n: usize,
-    rt: &tokio::runtime::Runtime,
-    direct: f64,
-    decode_flows: bool,
-    how: &str,
-) {
+fn followers(at: &Followed<'_>, n: usize, decode_flows: bool, how: &str) {
+    let Followed { bpffs, socket, server, rt, direct } = *at;
     let secs = WINDOW.as_secs_f64();
     let stop = Arc::new(AtomicBool::new(false));
     let cpu0 = common::cpu_ns(server);
