@@ -31,7 +31,6 @@ pub use tonic;
 pub use tonic_health;
 
 pub mod client;
-pub mod commands;
 pub mod convert;
 pub mod encoded;
 pub mod filter;

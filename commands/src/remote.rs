@@ -8,7 +8,7 @@
 use std::io::Write;
 
 use clap::{Parser, ValueEnum};
-use dpdbg_api::commands::Access;
+use dpdbg_api::server::commands::Access;
 use dpdbg_api::events::RunRequest;
 use dpdbg_api::events::commands_client::CommandsClient;
 use dpdbg_api::events::run_output::Item;

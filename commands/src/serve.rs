@@ -116,7 +116,7 @@ impl ServeCmd {
             Some(g) => Some(group_id(g)?),
         };
         let exe = std::env::current_exe().context("finding the dpdbg binary, to run commands for --server")?;
-        let commands = dpdbg_api::commands::Runner {
+        let commands = dpdbg_api::server::commands::Runner {
             exe,
             bpffs: bpffs.to_path_buf(),
             allow_write: self.allow_write,

@@ -179,7 +179,7 @@ impl Source for Local {
 /// documents `-o json` prints), the events through its event stream.
 pub struct Remote {
     server: String,
-    caller: dpdbg_api::commands::Caller,
+    caller: dpdbg_api::client::Caller,
     records: Option<Records>,
     overview_at: Option<Instant>,
     ifnames: Vec<(u32, String)>,
@@ -202,7 +202,7 @@ impl Remote {
     pub fn connect(server: &str) -> Result<Remote, String> {
         Ok(Remote {
             server: server.to_string(),
-            caller: dpdbg_api::commands::Caller::connect(server)?,
+            caller: dpdbg_api::client::Caller::connect(server)?,
             records: None,
             overview_at: None,
             ifnames: vec![],

@@ -1,0 +1,116 @@
+//! `dpdbg.v1.Events`: the ring's records themselves, for readers that
+//! decode them (monitor, the dashboard) on other machines; the monitor
+//! socket beside the server feeds from the same `events_feed`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::bytes::Bytes;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::store::{EVENTS_QUEUE, RAW_PIECE, Shared};
+use crate::events::events_server::Events;
+use crate::events::{EventBatch, SubscribeRequest};
+
+/// One drain's records as Events messages. A drain can hold tens of
+/// thousands of records: they go in pieces, well under gRPC's 4 MiB message
+/// limit; the loss is told once, before them.
+pub(super) fn event_batches(records: &[Bytes], mut lost: u64) -> Vec<EventBatch> {
+    records
+        .chunks(RAW_PIECE)
+        .map(|piece| EventBatch { records: piece.to_vec(), lost: std::mem::take(&mut lost) })
+        .collect()
+}
+
+#[derive(Clone)]
+pub(super) struct EventsService(pub(super) Arc<Shared>);
+
+type RecordStream = Pin<Box<dyn Stream<Item = Result<EventBatch, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Events for EventsService {
+    type SubscribeStream = RecordStream;
+
+    async fn subscribe(&self, _: Request<SubscribeRequest>) -> Result<Response<RecordStream>, Status> {
+        let rx = events_feed(&self.0);
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+}
+
+/// Every record from now on, for one reader (a gRPC Events stream or a
+/// monitor socket connection), in messages of RAW_PIECE records. The queue
+/// is bounded and never waited on: a reader that falls behind loses its own
+/// records, told with its next message. Ends with an error when the
+/// datapath is unloaded, and when the reader goes away.
+pub(super) fn events_feed(shared: &Arc<Shared>) -> mpsc::Receiver<Result<EventBatch, Status>> {
+    let mut raw = shared.raw.subscribe();
+    let mut loaded = shared.loaded.subscribe();
+    let (tx, rx) = mpsc::channel(EVENTS_QUEUE);
+    shared.watch_room(&tx, RAW_PIECE);
+    tokio::spawn(async move {
+        let mut next: Option<u64> = None;
+        let mut lost = 0u64;
+        // Records dropped while the queue was full are told with the next
+        // message, or by this tick when no more come.
+        let mut tell = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                _ = tell.tick(), if lost > 0 => {
+                    if tx.try_send(Ok(EventBatch { records: Vec::new(), lost })).is_ok() {
+                        lost = 0;
+                    }
+                }
+                r = raw.recv() => {
+                    let (first, records) = match r {
+                        Ok(b) => b,
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    };
+                    // A slow monitor loses its own records, and is told how many.
+                    lost += next.map_or(0, |n| first.saturating_sub(n));
+                    next = Some(first + records.len() as u64);
+                    // Never waits for the client: a full queue drops the
+                    // message, counted, so a slow monitor holds neither the
+                    // reader nor the server's memory (which grew by 100 MB/s
+                    // behind one when this waited).
+                    for msg in event_batches(&records, 0) {
+                        let n = msg.records.len() as u64;
+                        let msg = EventBatch { lost: std::mem::take(&mut lost), ..msg };
+                        match tx.try_send(Ok(msg)) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(Ok(m))) => lost += m.lost + n,
+                            Err(_) => return,
+                        }
+                    }
+                }
+                _ = loaded.changed() => {
+                    if !*loaded.borrow() {
+                        let _ = tx.send(Err(Status::unavailable("the datapath was unloaded"))).await;
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_big_drain_goes_in_messages_a_client_accepts() {
+        use prost::Message;
+        // 70,000 full-size records: one message of them would be 21 MB.
+        let rec = Bytes::from(vec![7u8; dpdbg::abi::EVENT_RECORD_SIZE]);
+        let records = vec![rec; 70_000];
+        let msgs = event_batches(&records, 5);
+        assert!(msgs.iter().all(|m| m.encoded_len() < 4 << 20), "every message is under tonic's 4 MiB default");
+        assert_eq!(msgs.iter().map(|m| m.records.len()).sum::<usize>(), 70_000);
+        assert_eq!(msgs.iter().map(|m| m.lost).collect::<Vec<_>>()[..2], [5, 0], "the loss is told once, first");
+    }
+}

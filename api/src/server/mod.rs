@@ -1,0 +1,254 @@
+//! `dpdbg serve`: the one consumer of the datapath's events, keeping the
+//! last flows for late joiners and serving Hubble's Observer API to any
+//! number of clients over a unix socket (and TCP when asked).
+//!
+//! The rooms: `store` (the ring's reader, the flow buffer, the chunk pool),
+//! one file per service (`observer`, `events`, `commands`, `health`), the
+//! monitor socket (`monitor`), the listeners (`listen`); this file wires them.
+
+pub mod commands;
+mod events;
+mod health;
+mod listen;
+mod monitor;
+mod observer;
+mod store;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dpdbg::datapath;
+use dpdbg::events::EventReader;
+use tokio::sync::{broadcast, watch};
+
+use crate::events::events_server::EventsServer;
+use crate::observer_encoded::observer_server::ObserverServer;
+use events::EventsService;
+use listen::bind_unix;
+use monitor::serve_monitor;
+use observer::ObserverService;
+use store::{Shared, node_name, read_events};
+
+/// Where and how `dpdbg serve` runs.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub bpffs: PathBuf,
+    pub socket: PathBuf,
+    pub listen: Option<SocketAddr>,
+    /// How many flows are kept for clients that ask for the last N.
+    pub buffer: usize,
+    /// Conntrack garbage collection; zero turns it off.
+    pub ct_gc_interval: Duration,
+    /// dpdbg's commands for `--server` (dpdbg.v1.Commands); None leaves the service out.
+    pub commands: Option<commands::Runner>,
+    /// TLS on the TCP listener (the unix socket is guarded by its mode).
+    pub tls: Option<ServerTls>,
+    /// The group the unix socket belongs to (its owner is the server's user, root).
+    pub socket_gid: Option<u32>,
+}
+
+/// The server's certificate and key (PEM), and the CA its clients' certificates
+/// must chain to (mutual TLS) when one is given.
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+    pub client_ca: Option<Vec<u8>>,
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Core(#[from] dpdbg::Error),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serving gRPC: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// What the server saw, reported when it stops.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ServeSummary {
+    pub seen_flows: u64,
+    pub undecodable: u64,
+}
+
+pub use health::READY_SERVICE;
+
+/// Runs the server until `shutdown` resolves; removes its socket on the way out.
+pub async fn run(
+    opts: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<ServeSummary, ServeError> {
+    let settings = datapath::loaded_settings(&opts.bpffs)?;
+    // The reader first: it takes the consumer lock, so a second server stops
+    // here (naming the first's pid) before it touches the first's socket.
+    let reader = EventReader::open(&opts.bpffs, settings.transport)?;
+    let listener = bind_unix(&opts.socket, opts.socket_gid)?;
+    let monitor_path = crate::monitor_socket::path_for(&opts.socket);
+    let monitor_listener = match bind_unix(&monitor_path, opts.socket_gid) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = std::fs::remove_file(&opts.socket);
+            return Err(e);
+        }
+    };
+    // In batches of up to BATCH_MAX flows.
+    let (live, _) = broadcast::channel(256);
+    let (raw, _) = broadcast::channel(1024);
+    let (loaded, _) = watch::channel(true);
+    let shared = Arc::new(Shared {
+        buffer: Mutex::new(VecDeque::with_capacity(opts.buffer)),
+        capacity: opts.buffer.max(1),
+        seen: AtomicU64::new(0),
+        undecodable: AtomicU64::new(0),
+        started: Instant::now(),
+        live,
+        raw,
+        loaded,
+        node: node_name(),
+        address: opts.socket.display().to_string(),
+        ifnames: Mutex::new(Default::default()),
+        rooms: Mutex::new(Vec::new()),
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader_thread = {
+        let (s, b, st) = (Arc::clone(&shared), opts.bpffs.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || read_events(s, reader, b, st))
+    };
+    if !opts.ct_gc_interval.is_zero() {
+        let (bpffs, every) = (opts.bpffs.clone(), opts.ct_gc_interval);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let b = bpffs.clone();
+                match tokio::task::spawn_blocking(move || dpdbg::maps::ct::gc(&b)).await {
+                    Ok(Ok(n)) if n > 0 => eprintln!("dpdbg serve: conntrack gc removed {n} expired entries"),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => eprintln!("dpdbg serve: conntrack gc: {e}"),
+                    Err(e) => eprintln!("dpdbg serve: conntrack gc: {e}"),
+                }
+            }
+        });
+    }
+    let svc = ObserverService(Arc::clone(&shared));
+    let events = EventsService(Arc::clone(&shared));
+    let health_svc = health::service(&shared).await;
+    let (down_tx, down_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = down_tx.send(true);
+    });
+    let wait_down = |mut rx: watch::Receiver<bool>| async move {
+        while !*rx.borrow() {
+            if rx.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    // The same services on every listener.
+    let commands = opts.commands.clone().map(commands::CommandsService::new);
+    let routes = |tls: Option<&ServerTls>| -> Result<_, ServeError> {
+        let mut b = tonic::transport::Server::builder();
+        if let Some(t) = tls {
+            let mut cfg = tonic::transport::ServerTlsConfig::new()
+                .identity(tonic::transport::Identity::from_pem(&t.cert, &t.key));
+            if let Some(ca) = &t.client_ca {
+                cfg = cfg.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+            }
+            b = b.tls_config(cfg).map_err(ServeError::Transport)?;
+        }
+        Ok(b.add_service(health_svc.clone())
+            .add_service(ObserverServer::new(svc.clone()))
+            .add_service(EventsServer::new(events.clone()))
+            .add_optional_service(commands.clone().map(crate::events::commands_server::CommandsServer::new)))
+    };
+    let mut servers = Vec::new();
+    {
+        use tokio_stream::StreamExt;
+        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener).map(|s| {
+            if let Ok(s) = &s {
+                crate::client::socket_buffers(s);
+            }
+            s
+        });
+        let serving = routes(None)?.serve_with_incoming_shutdown(incoming, wait_down(down_rx.clone()));
+        servers.push(tokio::spawn(serving));
+    }
+    {
+        let shared = Arc::clone(&shared);
+        let mut down = down_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                let conn = tokio::select! {
+                    c = monitor_listener.accept() => c,
+                    _ = down.changed() => return,
+                };
+                match conn {
+                    Ok((s, _)) => {
+                        crate::client::socket_buffers(&s);
+                        tokio::spawn(serve_monitor(Arc::clone(&shared), s, down.clone()));
+                    }
+                    // Out of file descriptors, say: the next connection may fare better.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+    }
+    if let Some(addr) = opts.listen {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| ServeError::Io { what: format!("binding {addr}"), source: e })?;
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
+        let serving = routes(opts.tls.as_ref())?.serve_with_incoming_shutdown(incoming, wait_down(down_rx.clone()));
+        servers.push(tokio::spawn(serving));
+    }
+    eprintln!(
+        "dpdbg serve: reading {} ({:?}), serving observer.Observer on {}{}, records for monitors on {}, keeping the last {} flows",
+        opts.bpffs.display(),
+        settings.transport,
+        opts.socket.display(),
+        opts.listen
+            .map(|a| format!(
+                " and {a}{}",
+                match &opts.tls {
+                    Some(t) if t.client_ca.is_some() => " (mutual TLS)",
+                    Some(_) => " (TLS)",
+                    None => " (plain)",
+                }
+            ))
+            .unwrap_or_default(),
+        monitor_path.display(),
+        shared.capacity
+    );
+    let mut result = Ok(());
+    for s in servers {
+        match s.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = Err(ServeError::Transport(e)),
+            Err(e) => {
+                result = Err(ServeError::Io { what: "the gRPC server task".into(), source: std::io::Error::other(e) })
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = reader_thread.join();
+    let _ = std::fs::remove_file(&opts.socket);
+    let _ = std::fs::remove_file(&monitor_path);
+    result?;
+    Ok(ServeSummary {
+        seen_flows: shared.seen.load(Ordering::Relaxed),
+        undecodable: shared.undecodable.load(Ordering::Relaxed),
+    })
+}
