@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use clap::error::ErrorKind;
 
 /// Every flow `serve` and `monitor` handle allocates a few short-lived
 /// buffers; glibc's allocator was a fifth of the server's time per flow.
@@ -11,8 +12,11 @@ fn main() -> ExitCode {
     // Die quietly on a closed pipe (`dpdbg … | head`) as other Unix tools do.
     // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let cli = dpdbg_cli::Cli::parse();
-    let json = cli.output != dpdbg_cli::output::Format::Table;
+    let cli = match dpdbg_cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return parse_failed(e),
+    };
+    let json = dpdbg_cli::Printer::new(cli.output).is_json();
     match dpdbg_cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // stdout closed under us (`| head`) where SIGPIPE was kept from
@@ -39,4 +43,17 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// clap refused the command line. Help and version are not errors and print
+/// as clap prints them; a usage error is clap's text, or under `-o json`
+/// one JSON object like every other error (exit 2 either way).
+fn parse_failed(e: clap::Error) -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) || !dpdbg_cli::output::json_asked(&argv) {
+        e.exit();
+    }
+    let code = e.exit_code().clamp(0, 255) as u8;
+    eprintln!("{}", serde_json::json!({ "error": dpdbg_cli::output::clap_message(&e), "exit_code": code }));
+    ExitCode::from(code)
 }

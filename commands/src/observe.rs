@@ -333,7 +333,7 @@ impl ObserveCmd {
             let parse = |words: Vec<String>| {
                 <Negated as clap::Parser>::try_parse_from(words)
                     .map(|n| n.cmd)
-                    .map_err(|e| anyhow::Error::new(crate::output::UsageError(e.to_string())))
+                    .map_err(|e| anyhow::Error::new(crate::output::UsageError(crate::output::clap_message(&e))))
             };
             let mut this = parse(kept)?;
             this.server = self.server.clone();

@@ -154,10 +154,78 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
     if e.chain().any(|c| c.downcast_ref::<UsageError>().is_some()) { 2 } else { 1 }
 }
 
+/// Whether the command line asks for JSON (`-o json|jsonl|jsonpb` in any of
+/// clap's spellings), read from the words themselves: when clap refused the
+/// command line there is no parsed `--output` to ask, yet a script that
+/// asked for JSON must get its error as JSON. The last `-o` wins, as in
+/// clap; words after `--` are values, not flags.
+pub fn json_asked<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> bool {
+    let mut json = false;
+    let mut words = args.iter().map(|a| a.as_ref().to_string_lossy());
+    while let Some(w) = words.next() {
+        let value = match w.as_ref() {
+            "--" => break,
+            "-o" | "--output" => words.next().map(|v| v.into_owned()),
+            w => w
+                .strip_prefix("--output=")
+                .or_else(|| w.strip_prefix("-o=").or_else(|| w.strip_prefix("-o")))
+                .map(str::to_string),
+        };
+        if let Some(v) = value {
+            json = matches!(v.as_str(), "json" | "jsonl" | "jsonpb");
+        }
+    }
+    json
+}
+
+/// A clap error as a message without clap's own "error: " prefix (the
+/// caller says it is an error its own way). A command that needs a
+/// subcommand or argument and got none is told so before its help.
+pub fn clap_message(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let text = text.trim_end();
+    match e.kind() {
+        clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            format!("a subcommand or argument is missing; the command's help:\n\n{text}")
+        }
+        _ => text.strip_prefix("error: ").unwrap_or(text).to_string(),
+    }
+}
+
 /// A table in the style of cilium-dbg: no borders, upper-case headers.
 pub fn table(headers: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(NOTHING).set_content_arrangement(ContentArrangement::Disabled);
     t.set_header(headers.iter().map(Cell::new));
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_asked;
+
+    #[test]
+    fn json_is_read_from_every_spelling_of_output() {
+        for args in [
+            &["-o", "json", "bpf"][..],
+            &["-ojson"],
+            &["-o=jsonl"],
+            &["--output", "jsonpb"],
+            &["--output=json"],
+            &["-o", "table", "x", "-o", "json"],
+        ] {
+            assert!(json_asked(args), "{args:?}");
+        }
+        for args in [
+            &["bpf"][..],
+            &["-o", "table"],
+            &["-o", "compact"],
+            &["-o", "json", "-o", "dict"],
+            &["map", "get", "--", "-o", "json"],
+            &["-o"],
+            &["--outputs=json"],
+        ] {
+            assert!(!json_asked(args), "{args:?}");
+        }
+    }
 }

@@ -429,3 +429,60 @@ fn lab_down_touches_only_what_a_lab_makes() {
     ok(dpdbg(&fs.0, &real, &["lab", "down"]));
     assert!(!real.exists() && !fs.0.join("dpdbg").exists());
 }
+
+/// The one JSON object a failed command prints on stderr under `-o json`,
+/// with nothing on stdout.
+fn json_error(o: &Output, code: i64) -> Value {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(code as i32), "stderr: {e}");
+    assert!(stdout(o).is_empty(), "nothing on stdout: {}", stdout(o));
+    assert_eq!(e.trim_end().lines().count(), 1, "one line on stderr: {e}");
+    let v: Value = serde_json::from_str(e.trim()).unwrap_or_else(|err| panic!("{err}: {e}"));
+    assert_eq!(v["exit_code"], code, "{v}");
+    assert!(!v["error"].as_str().unwrap_or("").is_empty(), "{v}");
+    v
+}
+
+/// Issue 25, item 13: clap's own errors (found before main ran) were plain
+/// text whatever -o asked for.
+#[test]
+fn parse_errors_are_json_when_json_is_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("lab.json");
+    let cases: &[(&[&str], &str)] = &[
+        (&["-o", "json", "bpf", "ct", "list", "--port", "99999"], "99999 is not in 0..=65535"),
+        (&["-o", "json", "bpf", "ct", "list", "--nope"], "unexpected argument '--nope'"),
+        (&["-o", "json", "datapath", "attach"], "<IFACE>"),
+        (&["-o", "json", "bpf", "nonesuch"], "unrecognized subcommand 'nonesuch'"),
+        (&["-o", "json", "bpf"], "endpoint"),
+        (&["--output=json", "map", "get", "ct4"], "<KEY>"),
+        (&["-ojson", "monitor", "--count", "abc"], "invalid digit"),
+        (&["-o", "jsonl", "monitor", "--count", "1", "--count", "2"], "cannot be used multiple times"),
+        (&["-o", "jsonpb", "datapath", "status", "extra"], "unexpected argument 'extra'"),
+        (&["-o", "json", "--tls-cert", "x", "datapath", "status"], "--tls-key"),
+        (&["observe", "--last", "1", "--first", "2", "--output", "json"], "cannot be used with"),
+        (&["-o=json", "datapath", "load", "--events", "carrier-pigeon"], "use ringbuf or perf"),
+        (&["datapath", "load", "--snaplen", "x", "-o", "jsonl"], "--snaplen"),
+        (&["-o", "json"], "dpdbg"),
+    ];
+    for (args, needle) in cases {
+        let o = dpdbg(dir.path(), &st, args);
+        let v = json_error(&o, 2);
+        let msg = v["error"].as_str().unwrap();
+        assert!(msg.contains(needle), "{args:?}: expected {needle:?} in {msg}");
+        assert!(!msg.starts_with("error:"), "{args:?}: the word error is the key, not the text: {msg}");
+    }
+    // Without -o json the text is clap's, as before.
+    let o = dpdbg(dir.path(), &st, &["bpf", "ct", "list", "--port", "99999"]);
+    refused(o, 2, "error: invalid value '99999' for '--port <PORT>'");
+    // After `--` a "-o json" is a value, not the format.
+    let o = dpdbg(dir.path(), &st, &["map", "get", "--", "-o", "json", "extra"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).starts_with("error: "), "{}", stderr(&o));
+    // Help and version are not errors: printed as ever, exit 0.
+    for args in [&["-o", "json", "--help"][..], &["-o", "json", "--version"], &["-o", "json", "bpf", "ct", "-h"]] {
+        let o = dpdbg(dir.path(), &st, args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert!(stdout(&o).contains("dpdbg"), "{args:?}: {}", stdout(&o));
+    }
+}
