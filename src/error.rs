@@ -21,6 +21,23 @@ pub enum Error {
     #[error("no datapath is loaded under {dir}: run `dpdbg datapath load` first")]
     NotLoaded { dir: PathBuf },
 
+    /// Some of the datapath's pins are there, not all, or a load did not
+    /// finish: a killed load, or pins removed behind dpdbg's back.
+    #[error(
+        "the datapath under {dir} is incomplete ({}): run `dpdbg datapath load` to clean it up and load it again, or `dpdbg datapath unload` to remove it",
+        partial.describe()
+    )]
+    Incomplete { dir: PathBuf, partial: crate::pins::Partial },
+
+    /// A load found an incomplete datapath it will not clean up by itself:
+    /// interfaces still run its programs.
+    #[error(
+        "the datapath under {dir} is incomplete ({}) and still attached to {}: run `dpdbg datapath unload` (it detaches them and removes what is left), then `dpdbg datapath load`",
+        partial.describe(),
+        interfaces.join(", ")
+    )]
+    IncompleteAttached { dir: PathBuf, partial: crate::pins::Partial, interfaces: Vec<String> },
+
     /// The datapath's programs are already pinned.
     #[error("a datapath is already loaded under {dir}: run `dpdbg datapath unload` first")]
     AlreadyLoaded { dir: PathBuf },

@@ -1,6 +1,7 @@
 //! The pin layout under `<bpffs>/dpdbg/`: `maps/<name>`, `progs/<name>`,
-//! `links/<ifname>-<ingress|egress>`. A leaf of the crate, beside the
-//! syscall layer: `datapath` and `maps` both use it, neither imports the other.
+//! `links/<ifname>-<ingress|egress>`, and `loading` while a load runs. A leaf
+//! of the crate, beside the syscall layer: `datapath` and `maps` both use it,
+//! neither imports the other.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -85,6 +86,40 @@ impl Hook {
     }
 }
 
+/// Where the datapath under one bpffs stands, read from its pins alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PinState {
+    /// No pin of ours (empty directories may be left).
+    NotLoaded,
+    /// Every pin a load makes, and no load left unfinished.
+    Loaded,
+    /// Anything between: a load that did not finish, or pins removed since.
+    Partial(Partial),
+}
+
+/// What a partial datapath has and lacks, as pins relative to the pin
+/// directory (`maps/ct4`, `progs/trace_from_ep`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Partial {
+    /// The `loading` marker is there: a load began and did not finish
+    /// (killed, or still running).
+    pub load_unfinished: bool,
+    pub present: Vec<String>,
+    pub missing: Vec<String>,
+}
+
+impl Partial {
+    /// What is wrong, in a few words, for messages.
+    pub fn describe(&self) -> String {
+        let missing = if self.missing.is_empty() {
+            "no pin missing".to_string()
+        } else {
+            format!("missing: {}", self.missing.join(", "))
+        };
+        if self.load_unfinished { format!("a load did not finish; {missing}") } else { missing }
+    }
+}
+
 /// The pin layout under `<bpffs>/dpdbg/`.
 #[derive(Clone, Debug)]
 pub struct Pins {
@@ -121,16 +156,68 @@ impl Pins {
         self.root.join("links").join(format!("{ifname}-{}{CLSACT_SUFFIX}", hook.as_str()))
     }
 
-    pub fn is_loaded(&self) -> bool {
-        self.prog(PROG_FROM_ENDPOINT).exists()
+    /// Made before a load's first pin and removed after its last, so that a
+    /// killed load is told apart from a complete one even when every pin got
+    /// made. A directory: bpffs holds no regular files.
+    pub fn loading_marker(&self) -> PathBuf {
+        self.root.join("loading")
     }
 
+    /// Every pin a complete load makes, relative to the root.
+    pub fn required() -> Vec<String> {
+        let maps = MAPS.iter().chain([&CONFIG_MAP, &SETTINGS_MAP]).map(|m| format!("maps/{m}"));
+        let progs =
+            [PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT, PROG_TRACE_FROM, PROG_TRACE_TO].map(|p| format!("progs/{p}"));
+        maps.chain(progs).collect()
+    }
+
+    /// Reads where the datapath stands. Any pin may be missing: this is what
+    /// tells a reader, and the next load, that something is.
+    pub fn state(&self) -> PinState {
+        let unfinished = self.loading_marker().exists();
+        let (present, missing): (Vec<String>, Vec<String>) =
+            Pins::required().into_iter().partition(|p| self.root.join(p).exists());
+        if missing.is_empty() && !unfinished {
+            PinState::Loaded
+        } else if present.is_empty() && !unfinished && self.attachments().is_empty() {
+            PinState::NotLoaded
+        } else {
+            PinState::Partial(Partial { load_unfinished: unfinished, present, missing })
+        }
+    }
+
+    /// Only a complete datapath counts: a partial one has lost what some
+    /// reader needs, and it is never clear which.
+    pub fn is_loaded(&self) -> bool {
+        self.state() == PinState::Loaded
+    }
+
+    /// Ok when the datapath is complete; else the error that says what to run.
+    pub fn require_loaded(&self) -> Result<()> {
+        match self.state() {
+            PinState::Loaded => Ok(()),
+            PinState::NotLoaded => Err(Error::NotLoaded { dir: self.root.clone() }),
+            PinState::Partial(p) => Err(Error::Incomplete { dir: self.root.clone(), partial: p }),
+        }
+    }
+
+    /// The directories of a new load, the `loading` marker first.
     pub fn create_dirs(&self) -> Result<()> {
-        for d in ["maps", "progs", "links"] {
-            let p = self.root.join(d);
-            fs::create_dir_all(&p).map_err(|e| Error::io("mkdir", &p, e))?;
+        fs::create_dir_all(&self.root).map_err(|e| Error::io("mkdir", &self.root, e))?;
+        for p in [self.loading_marker(), self.root.join("maps"), self.root.join("progs"), self.root.join("links")] {
+            match fs::create_dir(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io("mkdir", &p, e)),
+            }
         }
         Ok(())
+    }
+
+    /// Marks the load complete: from here on the datapath counts as loaded.
+    pub fn finish_load(&self) -> Result<()> {
+        let m = self.loading_marker();
+        fs::remove_dir(&m).map_err(|e| Error::io("rmdir", &m, e))
     }
 
     /// The attachment recorded for this interface and hook, if any.
@@ -186,6 +273,11 @@ impl Pins {
             if dir.exists() {
                 fs::remove_dir(&dir).map_err(|e| Error::io("rmdir", &dir, e))?;
             }
+        }
+        // Last: a cleanup killed half-way still reads as an unfinished load.
+        let marker = self.loading_marker();
+        if marker.exists() {
+            fs::remove_dir(&marker).map_err(|e| Error::io("rmdir", &marker, e))?;
         }
         if self.root.exists() {
             fs::remove_dir(&self.root).map_err(|e| Error::io("rmdir", &self.root, e))?;

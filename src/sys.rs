@@ -182,19 +182,22 @@ pub fn lock_dir(dir: &Path, wait: std::time::Duration) -> std::result::Result<Di
 
 /// The pid holding a flock on `dir`, from /proc/locks, for error messages.
 pub fn lock_holder(dir: &Path) -> String {
+    lock_holder_pid(dir).unwrap_or_else(|| "unknown".into())
+}
+
+/// The pid holding a flock on `dir`, if any (None also when /proc/locks
+/// cannot be read). The device is matched as well as the inode: every bpffs
+/// mount's root has the same inode number.
+pub fn lock_holder_pid(dir: &Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
-    let Ok(md) = std::fs::metadata(dir) else { return "unknown".into() };
-    let want = format!(":{}", md.ino());
-    std::fs::read_to_string("/proc/locks")
-        .ok()
-        .and_then(|l| {
-            l.lines()
-                .find(|line| {
-                    line.contains("FLOCK") && line.split_whitespace().nth(5).is_some_and(|f| f.ends_with(&want))
-                })
-                .and_then(|line| line.split_whitespace().nth(4).map(str::to_string))
-        })
-        .unwrap_or_else(|| "unknown".into())
+    let md = std::fs::metadata(dir).ok()?;
+    // /proc/locks prints MAJOR:MINOR:INODE, the device numbers in hex.
+    let want = format!("{:02x}:{:02x}:{}", libc::major(md.dev()), libc::minor(md.dev()), md.ino());
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks
+        .lines()
+        .find(|line| line.contains("FLOCK") && line.split_whitespace().nth(5) == Some(want.as_str()))
+        .and_then(|line| line.split_whitespace().nth(4).map(str::to_string))
 }
 
 /// Checks an interface name against the kernel's rules (dev_valid_name)

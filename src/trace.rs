@@ -569,9 +569,7 @@ pub fn trace(bpffs: &Path, req: &Request) -> Result<Report> {
     sys::require_privileges("tracing a packet through the datapath")?;
     sys::require_bpffs(bpffs)?;
     let pins = Pins::new(bpffs);
-    if !pins.is_loaded() {
-        return Err(Error::NotLoaded { dir: pins.root().to_path_buf() });
-    }
+    pins.require_loaded()?;
     let maps = Maps::open(bpffs)?;
     let eps = maps.endpoint_list()?;
     let (src, dst) = match &req.raw {

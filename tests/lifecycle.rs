@@ -198,3 +198,127 @@ fn program_stats_cover_the_window_only() {
     assert_eq!(ours.run_count, Some(0), "nothing ran in the window: {ours:?}");
     assert_eq!(ours.avg_ns, None);
 }
+
+/// Every pin a complete load makes, as `status` names them.
+fn every_pin() -> Vec<String> {
+    let maps =
+        datapath::MAPS.iter().chain([&datapath::CONFIG_MAP, &datapath::SETTINGS_MAP]).map(|m| format!("maps/{m}"));
+    let progs =
+        [datapath::PROG_FROM_ENDPOINT, datapath::PROG_TO_ENDPOINT, datapath::PROG_TRACE_FROM, datapath::PROG_TRACE_TO]
+            .iter()
+            .map(|p| format!("progs/{p}"));
+    let mut all: Vec<String> = maps.chain(progs).collect();
+    all.sort();
+    all
+}
+
+fn sorted(v: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> =
+        v.as_array().unwrap_or_else(|| panic!("a list: {v}")).iter().map(|s| s.as_str().unwrap().to_string()).collect();
+    out.sort();
+    out
+}
+
+/// Issue 25 item 8: a load killed part-way left states that `status` called
+/// "not loaded" or "loaded", or could not read at all. Each state a killed
+/// load can leave is made here by hand from a complete load: status names it
+/// partial with exactly the pins missing, every reader refuses it pointing to
+/// load and unload, and the next load cleans it up and loads again.
+#[test]
+fn a_partial_datapath_is_named_and_the_next_load_repairs_it() {
+    let fs = TestBpffs::new();
+    let pins = datapath::Pins::new(fs.path());
+    let marker = pins.root().join("loading");
+    // (what is removed, whether the load's "loading" marker is left)
+    let cases: &[(&[&str], bool)] = &[
+        (&["progs/trace_from_ep", "progs/trace_to_ep"], true),
+        (&["progs/trace_to_ep"], false),
+        (&["maps/ct4"], false),
+        (&["maps/config", "maps/settings"], false),
+        (&["progs/from_endpoint", "progs/to_endpoint", "progs/trace_from_ep", "progs/trace_to_ep"], true),
+        (&[], true),
+    ];
+    for (removed, marker_left) in cases {
+        let what = format!("{removed:?}, marker {marker_left}");
+        datapath::load(fs.path(), &Settings::default()).unwrap();
+        for r in *removed {
+            std::fs::remove_file(pins.root().join(r)).unwrap();
+        }
+        if *marker_left {
+            std::fs::create_dir(&marker).unwrap();
+        }
+
+        let st = serde_json::to_value(datapath::status(fs.path()).expect("status reads a partial datapath")).unwrap();
+        assert_eq!(st["loaded"], false, "{what}: {st}");
+        assert_eq!(st["state"], "partial", "{what}: {st}");
+        let mut want_missing: Vec<String> = removed.iter().map(|s| s.to_string()).collect();
+        want_missing.sort();
+        assert_eq!(sorted(&st["partial"]["missing"]), want_missing, "{what}");
+        let want_present: Vec<String> = every_pin().into_iter().filter(|p| !want_missing.contains(p)).collect();
+        assert_eq!(sorted(&st["partial"]["present"]), want_present, "{what}");
+        assert_eq!(st["partial"]["load_unfinished"], *marker_left, "{what}: {st}");
+
+        // Readers refuse it, saying what to run.
+        let errors = [
+            datapath::loaded_settings(fs.path()).map(|_| ()).unwrap_err(),
+            dpdbg::maps::Maps::open(fs.path()).map(|_| ()).unwrap_err(),
+            dpdbg::events::EventReader::open(fs.path(), datapath::Transport::Ringbuf).map(|_| ()).unwrap_err(),
+            datapath::attach(fs.path(), "lo", None).map(|_| ()).unwrap_err(),
+        ];
+        for e in errors {
+            let msg = e.to_string();
+            assert!(matches!(e, Error::Incomplete { .. }), "{what}: {msg}");
+            assert!(msg.contains("dpdbg datapath load") && msg.contains("dpdbg datapath unload"), "{what}: {msg}");
+            if let Some(first) = removed.first() {
+                assert!(msg.contains(first), "{what}: names what is missing: {msg}");
+            }
+        }
+
+        let r = serde_json::to_value(datapath::load(fs.path(), &Settings::default()).expect("load repairs")).unwrap();
+        assert_eq!(sorted(&r["cleaned_up"]["missing"]), want_missing, "{what}: {r}");
+        assert_eq!(r["cleaned_up"]["load_unfinished"], *marker_left, "{what}: {r}");
+        let st = datapath::status(fs.path()).unwrap();
+        assert!(st.loaded, "{what}");
+        assert_eq!(st.programs.len(), 4, "{what}");
+        assert!(!marker.exists(), "{what}: a complete load leaves no marker");
+        datapath::unload(fs.path()).unwrap();
+        assert!(!pins.root().exists(), "{what}: unload leaves nothing");
+    }
+}
+
+/// A partial datapath still attached somewhere is not torn down by a load:
+/// the load refuses, naming the interface and `unload`.
+#[test]
+fn a_partial_datapath_still_attached_is_left_to_unload() {
+    let fs = TestBpffs::new();
+    let veth = Veth::new();
+    datapath::load(fs.path(), &Settings::default()).unwrap();
+    datapath::attach(fs.path(), &veth.host, None).unwrap();
+    let pins = datapath::Pins::new(fs.path());
+    std::fs::remove_file(pins.prog(datapath::PROG_TRACE_TO)).unwrap();
+    let st = serde_json::to_value(datapath::status(fs.path()).unwrap()).unwrap();
+    assert_eq!(st["state"], "partial", "{st}");
+    assert_eq!(st["interfaces"].as_array().map(Vec::len), Some(2), "attachments still shown: {st}");
+    let e = datapath::load(fs.path(), &Settings::default()).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains(&veth.host) && msg.contains("dpdbg datapath unload"), "{msg}");
+    assert!(pins.prog(datapath::PROG_FROM_ENDPOINT).exists(), "the refused load removed nothing");
+    let r = datapath::unload(fs.path()).unwrap();
+    assert_eq!(r.detached, vec![veth.host.clone()]);
+    datapath::load(fs.path(), &Settings::default()).unwrap();
+}
+
+/// The states between a load's first pin and its last, in the order load
+/// makes them: with the marker written first and removed last, "loaded"
+/// means complete. An empty pin directory (killed before the first pin) is
+/// not loaded, and load goes ahead.
+#[test]
+fn a_load_killed_before_its_first_pin_is_not_loaded() {
+    let fs = TestBpffs::new();
+    let pins = datapath::Pins::new(fs.path());
+    std::fs::create_dir_all(pins.root().join("maps")).unwrap();
+    let st = serde_json::to_value(datapath::status(fs.path()).unwrap()).unwrap();
+    assert_eq!(st["state"], "not_loaded", "{st}");
+    let r = serde_json::to_value(datapath::load(fs.path(), &Settings::default()).unwrap()).unwrap();
+    assert!(r["cleaned_up"].is_null(), "nothing to clean: {r}");
+}

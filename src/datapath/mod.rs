@@ -1,6 +1,9 @@
 //! Load, attach, detach, unload and describe the datapath. Everything lives
 //! pinned under `<bpffs>/dpdbg/` so it outlives the process that put it there:
-//! `maps/<name>`, `progs/<name>`, `links/<ifname>-<ingress|egress>`.
+//! `maps/<name>`, `progs/<name>`, `links/<ifname>-<ingress|egress>`. A load
+//! marks itself unfinished (`loading`) before its first pin and clears the
+//! mark after its last, so "loaded" always means complete; a load that finds
+//! a partial datapath left by a killed one cleans it up and loads again.
 
 mod clock;
 mod status;
@@ -16,12 +19,12 @@ use aya::programs::{LinkOrder, ProgramError, SchedClassifier};
 use serde::Serialize;
 
 pub use crate::pins::{
-    AttachMode, CONFIG_MAP, Hook, MAPS, PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT, PROG_TRACE_FROM, PROG_TRACE_TO, Pins,
-    SETTINGS_MAP, TRACE_MAP,
+    AttachMode, CONFIG_MAP, Hook, MAPS, PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT, PROG_TRACE_FROM, PROG_TRACE_TO, Partial,
+    PinState, Pins, SETTINGS_MAP, TRACE_MAP,
 };
 pub use status::{
-    AttachmentStatus, MapStatus, ProgramStatus, Runtime, Status, clock_source, loaded_settings, runtime, set_runtime,
-    status, status_brief,
+    AttachmentStatus, LoadState, MapStatus, ProgramStatus, Runtime, Status, clock_source, loaded_settings, runtime,
+    set_runtime, status, status_brief,
 };
 
 use crate::abi::{self, DpConfig, DpRuntime};
@@ -153,6 +156,9 @@ pub struct LoadReport {
     pub pin_dir: PathBuf,
     pub programs: Vec<ProgramStatus>,
     pub settings: Settings,
+    /// The partial datapath this load found and removed before loading
+    /// (a load killed part-way, or pins removed since), when there was one.
+    pub cleaned_up: Option<Partial>,
 }
 
 fn verifier_error(program: &str, e: ProgramError) -> Error {
@@ -241,14 +247,32 @@ pub fn load_object(bpffs: &Path, settings: &Settings, object: &[u8]) -> Result<L
     check_settings(settings)?;
     let _lock = lock(bpffs)?;
     let pins = Pins::new(bpffs);
-    if pins.is_loaded() {
-        return Err(Error::AlreadyLoaded { dir: pins.root().to_path_buf() });
-    }
     if settings.transport == Transport::Ringbuf && !sys::features().ringbuf {
         return Err(Error::InvalidInput("this kernel has no BPF ring buffer (5.8+): load with --events perf".into()));
     }
+    // Under the lock no other load runs: a partial datapath is one a killed
+    // process left (its flock went with it), or pins removed since.
+    let cleaned_up = match pins.state() {
+        PinState::Loaded => return Err(Error::AlreadyLoaded { dir: pins.root().to_path_buf() }),
+        PinState::NotLoaded => None,
+        PinState::Partial(partial) => {
+            let mut interfaces: Vec<String> = pins.attachments().into_iter().map(|a| a.0).collect();
+            interfaces.dedup();
+            if !interfaces.is_empty() {
+                // Its programs still run on those interfaces: removing them
+                // is the operator's call, not a side effect of a load.
+                return Err(Error::IncompleteAttached { dir: pins.root().to_path_buf(), partial, interfaces });
+            }
+            pins.remove_all()?;
+            Some(partial)
+        }
+    };
     pins.create_dirs()?;
-    let result = load_pinned(&pins, settings, object);
+    let result = load_pinned(&pins, settings, object).and_then(|mut r| {
+        pins.finish_load()?;
+        r.cleaned_up = cleaned_up;
+        Ok(r)
+    });
     if result.is_err() {
         // A failed load leaves nothing half-pinned behind.
         let _ = pins.remove_all();
@@ -313,7 +337,7 @@ fn load_pinned(pins: &Pins, settings: &Settings, object: &[u8]) -> Result<LoadRe
         let info = prog.info().map_err(|e| Error::bpf(format!("program {name}"), e))?;
         programs.push(ProgramStatus::from_info(name, &path, &info));
     }
-    Ok(LoadReport { pin_dir: pins.root().to_path_buf(), programs, settings: settings.clone() })
+    Ok(LoadReport { pin_dir: pins.root().to_path_buf(), programs, settings: settings.clone(), cleaned_up: None })
 }
 
 /// One program attached to one interface hook.
@@ -343,9 +367,7 @@ pub fn attach_all(bpffs: &Path, ifnames: &[&str], mode: Option<AttachMode>) -> R
     }
     let _lock = lock(bpffs)?;
     let pins = Pins::new(bpffs);
-    if !pins.is_loaded() {
-        return Err(Error::NotLoaded { dir: pins.root().to_path_buf() });
-    }
+    pins.require_loaded()?;
     let mut targets = Vec::new();
     for (i, ifname) in ifnames.iter().enumerate() {
         if ifnames[..i].contains(ifname) {

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{
     Aggregation, AttachMode, CONFIG_MAP, Hook, MAPS, PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT, PROG_TRACE_FROM,
-    PROG_TRACE_TO, Pins, SETTINGS_MAP, Settings, TRACE_MAP,
+    PROG_TRACE_TO, Partial, PinState, Pins, SETTINGS_MAP, Settings,
 };
 use crate::abi::{DpClock, DpConfig, DpRuntime};
 use crate::sys::{self, Features};
@@ -68,9 +68,28 @@ pub struct ObjectInfo {
     pub btf_types: usize,
 }
 
+/// Where the datapath stands, in one word for scripts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadState {
+    NotLoaded,
+    /// Complete: every pin there and the load that made them finished.
+    Loaded,
+    /// Some pins there, or a load unfinished: see `Status::partial`.
+    Partial,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Status {
+    /// True only when `state` is loaded.
     pub loaded: bool,
+    pub state: LoadState,
+    /// What a partial datapath has and lacks.
+    pub partial: Option<Partial>,
+    /// A dpdbg holding the datapath's lock right now (a load, attach, detach
+    /// or unload under way), when the datapath is partial: it may be that
+    /// process's work in progress rather than a remnant.
+    pub busy_pid: Option<String>,
     pub object: ObjectInfo,
     pub pin_dir: PathBuf,
     pub features: Features,
@@ -155,9 +174,7 @@ fn read_global<T: Copy>(pins: &Pins, pin: &str, section: &str, var: &str) -> Res
 fn loaded(bpffs: &Path) -> Result<Pins> {
     sys::require_bpffs(bpffs)?;
     let pins = Pins::new(bpffs);
-    if !pins.is_loaded() {
-        return Err(Error::NotLoaded { dir: pins.root().to_path_buf() });
-    }
+    pins.require_loaded()?;
     Ok(pins)
 }
 
@@ -171,8 +188,11 @@ pub fn runtime(bpffs: &Path) -> Result<Runtime> {
 /// How the loaded datapath reads its clock: "jiffies (HZ 250)" once the
 /// loader calibrated it, else the coarse clock helper.
 pub fn clock_source(bpffs: &Path) -> Result<String> {
-    let pins = loaded(bpffs)?;
-    let c: DpClock = read_global(&pins, SETTINGS_MAP, ".data", "clk")?;
+    clock_of(&loaded(bpffs)?)
+}
+
+fn clock_of(pins: &Pins) -> Result<String> {
+    let c: DpClock = read_global(pins, SETTINGS_MAP, ".data", "clk")?;
     Ok(match 1_000_000_000u64.checked_div(c.ns_per_jiffy) {
         None => "bpf_ktime_get_coarse_ns (jiffies not calibrated)".to_string(),
         Some(hz) => format!("jiffies (HZ {hz})"),
@@ -264,12 +284,21 @@ pub fn status_brief(bpffs: &Path) -> Result<Status> {
     status_of(bpffs, false)
 }
 
+/// Whether an io::Error of kind NotFound is anywhere in the error's chain:
+/// a pin removed between the state's reading and the pin's.
+fn vanished(e: &(dyn std::error::Error + 'static)) -> bool {
+    super::has_io_kind(e, std::io::ErrorKind::NotFound)
+}
+
 fn status_of(bpffs: &Path, full: bool) -> Result<Status> {
     sys::require_privileges("reading the datapath status")?;
     sys::require_bpffs(bpffs)?;
     let pins = Pins::new(bpffs);
     let mut st = Status {
-        loaded: pins.is_loaded(),
+        loaded: false,
+        state: LoadState::NotLoaded,
+        partial: None,
+        busy_pid: None,
         object: ObjectInfo {
             source: "bpf/datapath.c (embedded)",
             size_bytes: crate::DATAPATH_OBJECT.len(),
@@ -282,26 +311,43 @@ fn status_of(bpffs: &Path, full: bool) -> Result<Status> {
         pin_dir: pins.root().to_path_buf(),
         features: sys::features(),
         settings: read_settings(&pins).ok(),
-        clock: clock_source(bpffs).ok(),
+        clock: clock_of(&pins).ok(),
         events_lost: None,
         events_undecodable: None,
         programs: vec![],
         interfaces: vec![],
         maps: vec![],
     };
-    if !st.loaded {
+    set_state(&mut st, &pins, bpffs);
+    if st.state == LoadState::NotLoaded {
         return Ok(st);
     }
-    st.events_lost = Some(metric_total(&pins, crate::abi::Reason::EVENT_LOST)?);
-    st.events_undecodable = Some(metric_total(&pins, crate::abi::Reason::EVENT_UNDECODABLE)?);
+    // Every read below tolerates its pin going away meanwhile (an unload,
+    // a load cleaning up): what vanished is left out, and the state is read
+    // again at the end so that it matches what was shown.
+    let mut gone = false;
+    if st.loaded {
+        match (
+            metric_total(&pins, crate::abi::Reason::EVENT_LOST),
+            metric_total(&pins, crate::abi::Reason::EVENT_UNDECODABLE),
+        ) {
+            (Ok(lost), Ok(bad)) => (st.events_lost, st.events_undecodable) = (Some(lost), Some(bad)),
+            (Err(e), _) | (_, Err(e)) if matches!(&e, Error::Bpf { source, .. } if vanished(source.as_ref())) => {
+                gone = true
+            }
+            (Err(e), _) | (_, Err(e)) => return Err(e),
+        }
+    }
     for name in [PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT, PROG_TRACE_FROM, PROG_TRACE_TO] {
         let path = pins.prog(name);
-        // A datapath loaded by a dpdbg before `trace` existed has no dry-run pair.
-        if matches!(name, PROG_TRACE_FROM | PROG_TRACE_TO) && !path.exists() {
+        if !path.exists() {
             continue;
         }
-        let info = ProgramInfo::from_pin(&path).map_err(|e| Error::bpf(format!("reading {}", path.display()), e))?;
-        st.programs.push(ProgramStatus::from_info(name, &path, &info));
+        match ProgramInfo::from_pin(&path) {
+            Ok(info) => st.programs.push(ProgramStatus::from_info(name, &path, &info)),
+            Err(e) if vanished(&e) => gone = true,
+            Err(e) => return Err(Error::bpf(format!("reading {}", path.display()), e)),
+        }
     }
     let prog_id = |n: &str| st.programs.iter().find(|p| p.name == n).map(|p| p.id);
     for (ifname, hook, mode, pin) in pins.attachments() {
@@ -323,30 +369,51 @@ fn status_of(bpffs: &Path, full: bool) -> Result<Status> {
     }
     for name in MAPS.iter().copied().chain([CONFIG_MAP, SETTINGS_MAP]).filter(|_| full) {
         let path = pins.map(name);
-        if name == TRACE_MAP && !path.exists() {
+        if !path.exists() {
             continue;
         }
-        let data = MapData::from_pin(&path).map_err(|e| Error::bpf(format!("opening {}", path.display()), e))?;
-        let info = data.info().map_err(|e| Error::bpf(format!("reading {}", path.display()), e))?;
-        let mt = info.map_type().map_err(|e| Error::bpf(format!("map type of {}", path.display()), e))?;
-        let entries = match mt {
-            MapType::RingBuf | MapType::PerfEventArray => None,
-            MapType::Array | MapType::PerCpuArray => Some(info.max_entries() as u64),
-            _ => Some(
-                raw::count_entries(data.fd().as_fd().as_raw_fd())
-                    .map_err(|e| Error::bpf(format!("counting the entries of {}", path.display()), e))?,
-            ),
-        };
-        st.maps.push(MapStatus {
-            name: name.to_string(),
-            id: info.id(),
-            map_type: map_type_name(mt),
-            key_size: info.key_size(),
-            value_size: info.value_size(),
-            max_entries: info.max_entries(),
-            entries,
-            pin: path,
-        });
+        match map_status(name, &path) {
+            Ok(m) => st.maps.push(m),
+            Err(Error::Bpf { source, .. }) if vanished(source.as_ref()) => gone = true,
+            Err(e) => return Err(e),
+        }
+    }
+    if gone {
+        set_state(&mut st, &pins, bpffs);
     }
     Ok(st)
+}
+
+fn set_state(st: &mut Status, pins: &Pins, bpffs: &Path) {
+    (st.state, st.partial) = match pins.state() {
+        PinState::NotLoaded => (LoadState::NotLoaded, None),
+        PinState::Loaded => (LoadState::Loaded, None),
+        PinState::Partial(p) => (LoadState::Partial, Some(p)),
+    };
+    st.loaded = st.state == LoadState::Loaded;
+    st.busy_pid = st.partial.as_ref().and_then(|_| sys::lock_holder_pid(bpffs));
+}
+
+fn map_status(name: &str, path: &Path) -> Result<MapStatus> {
+    let data = MapData::from_pin(path).map_err(|e| Error::bpf(format!("opening {}", path.display()), e))?;
+    let info = data.info().map_err(|e| Error::bpf(format!("reading {}", path.display()), e))?;
+    let mt = info.map_type().map_err(|e| Error::bpf(format!("map type of {}", path.display()), e))?;
+    let entries = match mt {
+        MapType::RingBuf | MapType::PerfEventArray => None,
+        MapType::Array | MapType::PerCpuArray => Some(info.max_entries() as u64),
+        _ => Some(
+            raw::count_entries(data.fd().as_fd().as_raw_fd())
+                .map_err(|e| Error::bpf(format!("counting the entries of {}", path.display()), e))?,
+        ),
+    };
+    Ok(MapStatus {
+        name: name.to_string(),
+        id: info.id(),
+        map_type: map_type_name(mt),
+        key_size: info.key_size(),
+        value_size: info.value_size(),
+        max_entries: info.max_entries(),
+        entries,
+        pin: path.to_path_buf(),
+    })
 }

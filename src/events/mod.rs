@@ -130,6 +130,9 @@ pub struct EventReader {
 impl EventReader {
     pub fn open(bpffs: &Path, transport: Transport) -> Result<EventReader> {
         let pins = Pins::new(bpffs);
+        // A partial datapath may have its ring and not the programs that
+        // write to it: a reader would wait for events that never come.
+        pins.require_loaded()?;
         let lock = lock_consumer(&pins)?;
         let open = |name: &str| -> Result<Map> {
             let p = pins.map(name);

@@ -177,9 +177,7 @@ ct_key!(Ct6Key, 6);
 /// One of our conntrack tables, by its pin (never another map of the same name).
 fn open_table(bpffs: &Path, name: &str) -> Result<AnyMap> {
     let pins = Pins::new(bpffs);
-    if !pins.is_loaded() {
-        return Err(Error::NotLoaded { dir: pins.root().to_path_buf() });
-    }
+    pins.require_loaded()?;
     AnyMap::open(&MapSpec::Path(pins.map(name)), bpffs)
 }
 

@@ -154,9 +154,7 @@ impl Maps {
     pub fn open(bpffs: &Path) -> Result<Maps> {
         sys::require_bpffs(bpffs)?;
         let pins = Pins::new(bpffs);
-        if !pins.is_loaded() {
-            return Err(Error::NotLoaded { dir: pins.root().to_path_buf() });
-        }
+        pins.require_loaded()?;
         Ok(Maps { pins })
     }
 
