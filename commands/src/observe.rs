@@ -77,13 +77,13 @@ pub struct ObserveCmd {
     #[arg(long, value_parser = parse_time, value_name = "TIME")]
     until: Option<prost_types::Timestamp>,
     /// Source or destination IP or CIDR (repeatable: any matches).
-    #[arg(long, value_name = "CIDR")]
+    #[arg(long, value_name = "CIDR", value_parser = cidr)]
     ip: Vec<String>,
     /// Source IP or CIDR (repeatable).
-    #[arg(long, value_name = "CIDR")]
+    #[arg(long, value_name = "CIDR", value_parser = cidr)]
     from_ip: Vec<String>,
     /// Destination IP or CIDR (repeatable).
-    #[arg(long, value_name = "CIDR")]
+    #[arg(long, value_name = "CIDR", value_parser = cidr)]
     to_ip: Vec<String>,
     /// Source or destination port.
     #[arg(long)]
@@ -95,7 +95,7 @@ pub struct ObserveCmd {
     #[arg(long)]
     to_port: Vec<u16>,
     /// tcp, udp, icmpv4, icmpv6 (repeatable).
-    #[arg(long)]
+    #[arg(long, value_parser = protocol)]
     protocol: Vec<String>,
     /// FORWARDED or DROPPED (repeatable).
     #[arg(long, value_enum)]
@@ -104,8 +104,8 @@ pub struct ObserveCmd {
     #[arg(short = 't', long = "type", value_enum)]
     types: Vec<TypeArg>,
     /// TCP flags that must be set, e.g. SYN or SYN,ACK.
-    #[arg(long, value_name = "FLAGS")]
-    tcp_flags: Vec<String>,
+    #[arg(long, value_name = "FLAGS", value_parser = tcp_flags)]
+    tcp_flags: Vec<flow::TcpFlags>,
     /// Source or destination identity.
     #[arg(long)]
     identity: Vec<u32>,
@@ -125,8 +125,8 @@ pub struct ObserveCmd {
     #[arg(short = '6', long = "ipv6")]
     ipv6: bool,
     /// Drop reason, by cilium's name (POLICY_DENIED, POLICY_DENY, …) or number.
-    #[arg(long, value_name = "REASON")]
-    drop_reason_desc: Vec<String>,
+    #[arg(long, value_name = "REASON", value_parser = drop_reason)]
+    drop_reason_desc: Vec<i32>,
     /// The interface the flow was seen on, by name.
     #[arg(long, value_name = "NAME")]
     interface: Vec<String>,
@@ -214,6 +214,20 @@ fn parse_time(s: &str) -> Result<prost_types::Timestamp, String> {
     Ok(prost_types::Timestamp { seconds: t.as_secs() as i64, nanos: t.subsec_nanos() as i32 })
 }
 
+// Filter values are checked here, with the parsers the server uses, so a
+// bad one is a usage error naming its flag before any server is dialled
+// (as monitor's flags are), not the server's INVALID_ARGUMENT after.
+
+/// An address or CIDR, as the server will parse it; sent as given.
+fn cidr(s: &str) -> Result<String, String> {
+    s.parse::<dpdbg::flow::Cidr>().map(|_| s.to_string()).map_err(|e| e.to_string())
+}
+
+/// A protocol name or number, as the server will parse it; sent as given.
+fn protocol(s: &str) -> Result<String, String> {
+    dpdbg::flow::parse_protocol(s).map(|_| s.to_string()).map_err(|e| e.to_string())
+}
+
 /// Hubble's TCPFlags from names, through the core's parser.
 fn tcp_flags(s: &str) -> Result<flow::TcpFlags, String> {
     let m = dpdbg::flow::parse_tcp_flags(s).map_err(|e| e.to_string())?;
@@ -283,12 +297,8 @@ impl ObserveCmd {
                 .collect(),
             ..Default::default()
         };
-        for f in &self.tcp_flags {
-            base.tcp_flags.push(tcp_flags(f).map_err(crate::output::UsageError).map_err(anyhow::Error::new)?);
-        }
-        for r in &self.drop_reason_desc {
-            base.drop_reason_desc.push(drop_reason(r).map_err(crate::output::UsageError).map_err(anyhow::Error::new)?);
-        }
+        base.tcp_flags = self.tcp_flags.clone();
+        base.drop_reason_desc = self.drop_reason_desc.clone();
         base.interface =
             self.interface.iter().map(|name| flow::NetworkInterface { index: 0, name: name.clone() }).collect();
         if self.ipv4 {
@@ -383,7 +393,7 @@ impl ObserveCmd {
             let mut client = dpdbg_api::client::observer(&self.server).await?;
             // The server's own words, not tonic's rendering of the status.
             let server = self.server.clone();
-            let refused = move |s: dpdbg_api::tonic::Status| anyhow::anyhow!("GetFlows at {server}: {}", s.message());
+            let refused = move |s: dpdbg_api::tonic::Status| refused(&server, s);
             let mut stream = client.get_flows(req).await.map_err(&refused)?.into_inner();
             let mut out = std::io::stdout().lock();
             use std::io::Write;
@@ -403,6 +413,18 @@ impl ObserveCmd {
             }
             anyhow::Ok(())
         })
+    }
+}
+
+/// A status the server ended GetFlows with, in the server's own words (not
+/// tonic's rendering). INVALID_ARGUMENT is a filter the server could not
+/// take: a usage error (exit 2), as the same value is when checked here.
+fn refused(server: &str, s: dpdbg_api::tonic::Status) -> anyhow::Error {
+    let message = format!("GetFlows at {server}: {}", s.message());
+    if s.code() == dpdbg_api::tonic::Code::InvalidArgument {
+        anyhow::Error::new(crate::output::UsageError(message))
+    } else {
+        anyhow::anyhow!(message)
     }
 }
 
@@ -484,5 +506,22 @@ fn render(f: &flow::Flow, fmt: ObserveFormat) -> String {
         ),
         ObserveFormat::Table => format!("{time:<31} {src:<34} {dst:<34} {kind:<16} {verdict:<10} {detail}"),
         _ => format!("{time}: {src} -> {dst} {kind} {verdict}{drop} ({detail})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dpdbg_api::tonic::Status;
+
+    /// Issue 25, item 14: a server's INVALID_ARGUMENT (a filter it could not
+    /// take) exited 1 although the same value refused here exits 2.
+    #[test]
+    fn a_filter_the_server_refuses_is_a_usage_error() {
+        let e = refused("/run/dpdbg/dpdbg.sock", Status::invalid_argument("\"10.0.0/8\" is not an IP address"));
+        assert_eq!(crate::output::exit_code(&e), 2);
+        assert_eq!(e.to_string(), "GetFlows at /run/dpdbg/dpdbg.sock: \"10.0.0/8\" is not an IP address");
+        let e = refused("/run/dpdbg/dpdbg.sock", Status::unavailable("the datapath was unloaded"));
+        assert_eq!(crate::output::exit_code(&e), 1);
     }
 }

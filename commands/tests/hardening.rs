@@ -486,3 +486,42 @@ fn parse_errors_are_json_when_json_is_asked() {
         assert!(stdout(&o).contains("dpdbg"), "{args:?}: {}", stdout(&o));
     }
 }
+
+/// Issue 25, item 14: observe sent a bad filter value to the server and
+/// exited 1 with its INVALID_ARGUMENT; monitor refuses the same value with 2.
+/// The server here does not exist: a bad value must be refused before dialing.
+#[test]
+fn observe_refuses_bad_filter_values_before_dialing() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("lab.json");
+    let nowhere = dir.path().join("no-server.sock");
+    let nowhere = nowhere.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--ip", "10.0.0/8"], "--ip"),
+        (&["--from-ip", "10.0.0.300"], "--from-ip"),
+        (&["--to-ip", "10.0.0.0/33"], "--to-ip"),
+        (&["--to-ip", "fd00::/129"], "--to-ip"),
+        (&["--protocol", "kafka"], "--protocol"),
+        (&["--tcp-flags", "SYN,NOPE"], "--tcp-flags"),
+        (&["--drop-reason-desc", "BAD_KARMA"], "--drop-reason-desc"),
+        (&["--not", "--ip", "10.0.0/8"], "--ip"),
+        (&["--not", "--protocol", "kafka"], "--protocol"),
+        (&["--not", "--tcp-flags", "SYNN"], "--tcp-flags"),
+        (&["--ip", "10.0.0.0/8", "--not", "--from-ip=bad"], "--from-ip"),
+    ];
+    for (flags, flag) in cases {
+        let mut args = vec!["--server", nowhere, "observe"];
+        args.extend(*flags);
+        let o = dpdbg(dir.path(), &st, &args);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{flags:?}: {e}");
+        assert!(e.contains(flag), "{flags:?}: names {flag}: {e}");
+        assert!(!e.contains("cannot reach") && !e.contains("No such file"), "{flags:?}: refused before dialing: {e}");
+        args.extend(["-o", "json"]);
+        let v = json_error(&dpdbg(dir.path(), &st, &args), 2);
+        assert!(v["error"].as_str().unwrap().contains(flag), "{flags:?}: {v}");
+    }
+    // Good values get as far as dialing, which fails at runtime (exit 1).
+    let o = dpdbg(dir.path(), &st, &["--server", nowhere, "observe", "--ip", "10.0.0.0/8", "--protocol", "TCP"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+}

@@ -227,11 +227,12 @@ fn serve_speaks_hubbles_observer_api() {
     assert!(drops.is_empty(), "no drops in this traffic: {drops:#?}");
     let no_if = lines(&dpdbg(&fs.0, &state, &["observe", "--server", sock, "--all", "--interface", "nosuch0"]));
     assert!(no_if.is_empty(), "an interface this node lacks matches nothing: {no_if:#?}");
-    // The server parses filters once, and refuses one it cannot parse, naming it.
+    // A value the server could not parse is refused before it is asked,
+    // naming the flag, as monitor refuses one (a usage error, exit 2).
     let bad = dpdbg(&fs.0, &state, &["observe", "--server", sock, "--all", "--ip", "10.0.0/8"]);
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert_eq!(bad.status.code(), Some(1), "{:?} {err}", bad.status);
-    assert!(err.contains("\"10.0.0/8\"") && err.contains("CIDR"), "{err}");
+    assert_eq!(bad.status.code(), Some(2), "{:?} {err}", bad.status);
+    assert!(err.contains("--ip") && err.contains("\"10.0.0/8\"") && err.contains("CIDR"), "{err}");
     let compact = dpdbg(&fs.0, &state, &["observe", "--server", socket.to_str().unwrap(), "--last", "1"]);
     let text = String::from_utf8_lossy(&compact.stdout);
     assert!(
