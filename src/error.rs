@@ -27,7 +27,7 @@ pub enum Error {
         "the datapath under {dir} is incomplete ({}): run `dpdbg datapath load` to clean it up and load it again, or `dpdbg datapath unload` to remove it",
         partial.describe()
     )]
-    Incomplete { dir: PathBuf, partial: crate::pins::Partial },
+    Incomplete { dir: PathBuf, partial: Box<crate::pins::Partial> },
 
     /// A load found an incomplete datapath it will not clean up by itself:
     /// interfaces still run its programs.
@@ -36,7 +36,7 @@ pub enum Error {
         partial.describe(),
         interfaces.join(", ")
     )]
-    IncompleteAttached { dir: PathBuf, partial: crate::pins::Partial, interfaces: Vec<String> },
+    IncompleteAttached { dir: PathBuf, partial: Box<crate::pins::Partial>, interfaces: Vec<String> },
 
     /// The datapath's programs are already pinned.
     #[error("a datapath is already loaded under {dir}: run `dpdbg datapath unload` first")]

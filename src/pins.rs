@@ -197,7 +197,7 @@ impl Pins {
         match self.state() {
             PinState::Loaded => Ok(()),
             PinState::NotLoaded => Err(Error::NotLoaded { dir: self.root.clone() }),
-            PinState::Partial(p) => Err(Error::Incomplete { dir: self.root.clone(), partial: p }),
+            PinState::Partial(p) => Err(Error::Incomplete { dir: self.root.clone(), partial: Box::new(p) }),
         }
     }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use clap::Subcommand;
-use dpdbg::datapath::{self, Aggregation, AttachMode, Settings, Transport};
+use dpdbg::datapath::{self, Aggregation, AttachMode, LoadState, Settings, Transport};
 
 use crate::output::{Printer, table};
 
@@ -127,6 +127,10 @@ impl DatapathCmd {
             DatapathCmd::Load { transport, snaplen, aggregation, debug, map_sizes } => {
                 let settings = Settings { transport, snaplen, aggregation, debug, max_entries: map_sizes };
                 let r = datapath::load(bpffs, &settings).context("datapath load")?;
+                if let Some(c) = &r.cleaned_up {
+                    // On stderr: stdout stays the report scripts parse.
+                    eprintln!("{}", cleaned_up_note(&r.pin_dir, c));
+                }
                 p.print(&r, || {
                     let mut s = format!(
                         "Loaded the datapath: events via {}, snaplen {}, aggregation {}\n",
@@ -185,6 +189,20 @@ impl DatapathCmd {
                 p.print(&st, || render_status(&st))
             }
         }
+    }
+}
+
+/// What a load that found a partial datapath says it did about it.
+fn cleaned_up_note(dir: &Path, c: &datapath::Partial) -> String {
+    let missing =
+        if c.missing.is_empty() { "every pin made".to_string() } else { format!("missing: {}", c.missing.join(", ")) };
+    if c.load_unfinished {
+        format!("dpdbg: a previous load was interrupted ({missing}): cleaned it up and loaded again")
+    } else {
+        format!(
+            "dpdbg: the datapath under {} was incomplete ({missing}): cleaned it up and loaded again",
+            dir.display()
+        )
     }
 }
 
@@ -266,11 +284,26 @@ fn render_status(st: &datapath::Status) -> String {
         st.object.source, st.object.size_bytes, st.object.btf_types
     );
     let _ = writeln!(s, "Pin dir:     {}", st.pin_dir.display());
-    if !st.loaded {
-        let _ = writeln!(s, "Datapath:    not loaded (run `dpdbg datapath load`)");
-        return s;
+    match (&st.state, &st.partial) {
+        (LoadState::Loaded, _) => {
+            let _ = writeln!(s, "Datapath:    loaded");
+        }
+        (LoadState::Partial, Some(p)) => {
+            let why = match (&st.busy_pid, p.load_unfinished) {
+                (Some(pid), _) => format!("another dpdbg (pid {pid}) is changing it right now"),
+                (None, true) => "a load was interrupted: `dpdbg datapath load` cleans it up and loads again, or `dpdbg datapath unload` removes it".into(),
+                (None, false) => "pins were removed: `dpdbg datapath load` cleans it up and loads again, or `dpdbg datapath unload` removes it".into(),
+            };
+            let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+            let _ = writeln!(s, "Datapath:    partial ({why})");
+            let _ = writeln!(s, "Missing:     {}", list(&p.missing));
+            let _ = writeln!(s, "Present:     {}", list(&p.present));
+        }
+        _ => {
+            let _ = writeln!(s, "Datapath:    not loaded (run `dpdbg datapath load`)");
+            return s;
+        }
     }
-    let _ = writeln!(s, "Datapath:    loaded");
     if let Some(c) = &st.settings {
         let _ = writeln!(
             s,
@@ -294,8 +327,10 @@ fn render_status(st: &datapath::Status) -> String {
     }
     let _ = writeln!(s, "{t}");
     let _ = writeln!(s, "\nInterfaces:");
-    if st.interfaces.is_empty() {
+    if st.interfaces.is_empty() && st.loaded {
         let _ = writeln!(s, "  none attached (run `dpdbg datapath attach IFACE`)");
+    } else if st.interfaces.is_empty() {
+        let _ = writeln!(s, "  none attached");
     } else {
         let mut t = table(&[COL_INTERFACE, COL_IFINDEX, COL_HOOK, COL_PROGRAM, COL_MODE, COL_STATE]);
         for a in &st.interfaces {

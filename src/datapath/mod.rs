@@ -261,6 +261,7 @@ pub fn load_object(bpffs: &Path, settings: &Settings, object: &[u8]) -> Result<L
             if !interfaces.is_empty() {
                 // Its programs still run on those interfaces: removing them
                 // is the operator's call, not a side effect of a load.
+                let partial = Box::new(partial);
                 return Err(Error::IncompleteAttached { dir: pins.root().to_path_buf(), partial, interfaces });
             }
             pins.remove_all()?;
