@@ -12,8 +12,8 @@ use crate::observer::observer_client::ObserverClient;
 /// Why the server could not be reached.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("{server}: not a server address (give a unix socket path or host:port)")]
-    BadAddress { server: String },
+    #[error("{0}")]
+    BadAddress(#[source] AddressError),
     #[error(
         "cannot reach dpdbg serve at {server}: {detail} (is `dpdbg serve` running? it listens on /run/dpdbg/dpdbg.sock by default)"
     )]
@@ -141,10 +141,74 @@ pub fn unix_path(server: &str) -> Option<PathBuf> {
     server.strip_prefix("unix:").map(PathBuf::from).or_else(|| server.contains('/').then(|| PathBuf::from(server)))
 }
 
+/// Where a server listens, as --server names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerAddr {
+    /// A unix socket: "unix:PATH", or a path (anything with a '/').
+    Unix(PathBuf),
+    /// host:port; an IPv6 address in brackets.
+    Tcp { host: String, port: u16 },
+}
+
+/// A --server that names no server at all: the caller's mistake, which no
+/// server can answer, as opposed to an address where nobody answers.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "--server {given:?}: {why}; give a unix socket path (/run/dpdbg/dpdbg.sock, or unix:PATH) or host:port (localhost:4245, [::1]:4245)"
+)]
+pub struct AddressError {
+    /// The address as given.
+    pub given: String,
+    /// What is wrong with it.
+    pub why: String,
+}
+
+/// Parses a --server address without touching the network, so that one that
+/// cannot name a server is refused before any dial.
+pub fn parse_server(server: &str) -> Result<ServerAddr, AddressError> {
+    let bad = |why: String| AddressError { given: server.to_string(), why };
+    if server.trim().is_empty() {
+        return Err(bad("an empty address".into()));
+    }
+    if let Some((scheme, _)) = server.split_once("://")
+        && scheme != "unix"
+    {
+        return Err(bad(format!("a URL with the scheme {scheme}:// where no scheme goes")));
+    }
+    if let Some(path) = unix_path(server) {
+        if path.as_os_str().is_empty() {
+            return Err(bad("unix: with no path after it".into()));
+        }
+        return Ok(ServerAddr::Unix(path));
+    }
+    let Some((host, port)) = server.rsplit_once(':') else {
+        return Err(bad("no port".into()));
+    };
+    let host = if let Some(inner) = host.strip_prefix('[') {
+        let v6 = inner.strip_suffix(']').and_then(|h| h.parse::<std::net::Ipv6Addr>().ok());
+        v6.ok_or_else(|| bad(format!("{host:?} is not an IPv6 address in brackets")))?;
+        host.to_string()
+    } else if host.contains(':') || host.contains(']') {
+        return Err(bad("an IPv6 address goes in brackets, as [fd00::1]:4245".into()));
+    } else if host.is_empty() {
+        return Err(bad("no host before the port".into()));
+    } else if !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_') {
+        return Err(bad(format!("bad host {host:?}: a host name or an IP address")));
+    } else {
+        host.to_string()
+    };
+    let port = match port.parse::<u16>() {
+        Ok(0) => return Err(bad("port 0 names no server: a port is 1 to 65535".into())),
+        Ok(p) => p,
+        Err(_) => return Err(bad(format!("port {port:?} is not a number from 1 to 65535"))),
+    };
+    Ok(ServerAddr::Tcp { host, port })
+}
+
 /// A channel to `server`: "unix:PATH", a path (anything with a '/'), or
 /// host:port (TLS when configured, plain only to loopback or --insecure).
 pub async fn connect(server: &str) -> Result<Channel, ConnectError> {
-    if let Some(path) = unix_path(server) {
+    if let ServerAddr::Unix(path) = parse_server(server).map_err(ConnectError::BadAddress)? {
         // The URI is not used for a unix socket, but an endpoint needs one.
         let ep = tuned(Endpoint::from_static("http://localhost"));
         return ep
@@ -166,7 +230,9 @@ pub async fn connect(server: &str) -> Result<Channel, ConnectError> {
                 .into(),
         ));
     }
-    let bad = || ConnectError::BadAddress { server: server.to_string() };
+    // parse_server took the address, so the URI is well formed; this is in case the two ever disagree.
+    let bad =
+        || ConnectError::BadAddress(AddressError { given: server.to_string(), why: "not a URI authority".into() });
     let ep = match &tls.ca {
         None => {
             if !tls.insecure && !is_loopback(server) {
@@ -255,5 +321,41 @@ impl Caller {
         }
         serde_json::from_slice(&out)
             .map_err(|e| format!("`dpdbg {}` on {}: not JSON: {e}", args.join(" "), self.server))
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::*;
+
+    #[test]
+    fn server_addresses_parse_or_say_why_not() {
+        let tcp = |h: &str, p| Ok(ServerAddr::Tcp { host: h.into(), port: p });
+        assert_eq!(parse_server("/run/dpdbg/dpdbg.sock"), Ok(ServerAddr::Unix("/run/dpdbg/dpdbg.sock".into())));
+        assert_eq!(parse_server("unix:rel.sock"), Ok(ServerAddr::Unix("rel.sock".into())));
+        assert_eq!(parse_server("unix:///run/x.sock"), Ok(ServerAddr::Unix("///run/x.sock".into())));
+        assert_eq!(parse_server("localhost:4245"), tcp("localhost", 4245));
+        assert_eq!(parse_server("127.0.0.1:65535"), tcp("127.0.0.1", 65535));
+        assert_eq!(parse_server("[::1]:4245"), tcp("[::1]", 4245));
+        assert_eq!(parse_server("node-1.example.com:4244"), tcp("node-1.example.com", 4244));
+        for (bad, why) in [
+            ("", "empty"),
+            ("127.0.0.1:99999", "\"99999\" is not a number from 1 to 65535"),
+            ("host:notaport", "\"notaport\""),
+            ("host", "no port"),
+            ("host:0", "port 0"),
+            (":1", "no host"),
+            ("::1:4245", "brackets"),
+            ("[::1:4245", "brackets"),
+            ("[nothost]:1", "not an IPv6 address"),
+            ("https://h:1", "scheme https://"),
+            ("unix:", "no path"),
+            ("a b:1", "bad host"),
+        ] {
+            let e = parse_server(bad).expect_err(bad);
+            let text = e.to_string();
+            assert!(text.contains(why), "{bad:?}: {text}");
+            assert!(text.contains("unix socket path") && text.contains("host:port"), "{text}");
+        }
     }
 }

@@ -41,7 +41,7 @@ pub enum DatapathCmd {
     /// Attach the datapath to the TC ingress and egress of each interface.
     Attach {
         /// Interfaces to attach to (the host side of each endpoint's veth).
-        #[arg(required = true, value_name = "IFACE")]
+        #[arg(required = true, value_name = "IFACE", value_parser = crate::ifname)]
         interfaces: Vec<String>,
         /// tcx (kernel 6.6+, default when available) or clsact.
         #[arg(long, value_name = "tcx|clsact")]
@@ -49,7 +49,7 @@ pub enum DatapathCmd {
     },
     /// Detach the datapath from each interface.
     Detach {
-        #[arg(required = true, value_name = "IFACE")]
+        #[arg(required = true, value_name = "IFACE", value_parser = crate::ifname)]
         interfaces: Vec<String>,
     },
     /// Show what is loaded: programs, attached interfaces, maps, settings.

@@ -144,7 +144,22 @@ pub fn keep_sigpipe_from_killing() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
+/// An interface name as the kernel takes it (dev_valid_name), checked while
+/// parsing so that a name no interface can have is a usage error naming the
+/// rule, like any other malformed value, before any path is built from it.
+pub(crate) fn ifname(s: &str) -> Result<String, String> {
+    dpdbg::sys::check_ifname(s).map(|()| s.to_string()).map_err(|e| e.to_string())
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    // A --server that names no server is the caller's mistake (exit 2), said
+    // before anything is dialled; an address nobody answers on is found by
+    // dialling it (exit 1). lab and serve refuse --server itself below.
+    if let Some(server) = &cli.server
+        && !matches!(cli.command, Command::Lab(_) | Command::Serve(_))
+    {
+        dpdbg_api::client::parse_server(server)?;
+    }
     let printer = Printer::new(cli.output);
     if cli.server.is_some() || matches!(cli.command, Command::Observe(_) | Command::Health(_) | Command::Tui(_)) {
         keep_sigpipe_from_killing();

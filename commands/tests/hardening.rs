@@ -86,10 +86,17 @@ fn interface_names_are_not_paths() {
     // What `detach ../../x` used to remove: a directory outside the pin tree.
     let victim = fs.0.join("x-ingress-clsact");
     std::fs::create_dir(&victim).unwrap();
-    refused(dpdbg(&fs.0, &st, &["datapath", "detach", "../../x"]), 1, "is not an interface name");
+    // A name the kernel would refuse is a usage error (issue 25, item 15), naming the rule.
+    refused(dpdbg(&fs.0, &st, &["datapath", "detach", "../../x"]), 2, "is not an interface name");
     assert!(victim.exists(), "nothing outside the pin tree was touched");
-    refused(dpdbg(&fs.0, &st, &["datapath", "attach", "../../x"]), 1, "is not an interface name");
-    refused(dpdbg(&fs.0, &st, &["datapath", "detach", "a-name-longer-than-15"]), 1, "1 to 15 bytes");
+    refused(dpdbg(&fs.0, &st, &["datapath", "attach", "../../x"]), 2, "is not an interface name");
+    refused(dpdbg(&fs.0, &st, &["datapath", "attach", "bad/name"]), 2, "without '/', ':' or spaces");
+    refused(dpdbg(&fs.0, &st, &["datapath", "attach", "lo", "bad:name"]), 2, "\"bad:name\" is not an interface name");
+    refused(dpdbg(&fs.0, &st, &["datapath", "detach", "a-name-longer-than-15"]), 2, "1 to 15 bytes");
+    let v = json_error(&dpdbg(&fs.0, &st, &["datapath", "attach", "..", "-o", "json"]), 2);
+    assert!(v["error"].as_str().unwrap().contains("not \".\" or \"..\""), "{v}");
+    let status = ok_json(dpdbg(&fs.0, &st, &["datapath", "status", "-o", "json"]));
+    assert!(status["interfaces"].as_array().unwrap().is_empty(), "lo was not attached: {status:#}");
     std::fs::remove_dir(&victim).unwrap();
 }
 
@@ -524,4 +531,58 @@ fn observe_refuses_bad_filter_values_before_dialing() {
     // Good values get as far as dialing, which fails at runtime (exit 1).
     let o = dpdbg(dir.path(), &st, &["--server", nowhere, "observe", "--ip", "10.0.0.0/8", "--protocol", "TCP"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+}
+
+/// Issue 25, item 15: a --server that is no address at all ("", a port out
+/// of range, no port) exited 1 as if a server did not answer there.
+#[test]
+fn a_server_address_that_does_not_parse_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("lab.json");
+    let bad: &[(&str, &str)] = &[
+        ("127.0.0.1:99999", "99999"),
+        ("", "empty"),
+        ("  ", "empty"),
+        ("host:notaport", "notaport"),
+        ("localhost", "no port"),
+        ("127.0.0.1:0", "port 0"),
+        (":4245", "no host"),
+        ("fd00::1:4245", "brackets"),
+        ("[fd00::1:4245", "brackets"),
+        ("http://localhost:4245", "scheme"),
+        ("unix:", "no path"),
+        ("bad host:4245", "bad host"),
+    ];
+    let commands: &[&[&str]] =
+        &[&["bpf", "ct", "list"], &["datapath", "status"], &["monitor"], &["observe"], &["health"], &["tui"]];
+    for (addr, needle) in bad {
+        for cmd in commands {
+            let mut args = vec!["--server", addr];
+            args.extend(*cmd);
+            let o = dpdbg(dir.path(), &st, &args);
+            let e = stderr(&o);
+            assert_eq!(o.status.code(), Some(2), "--server {addr:?} {cmd:?}: {e}");
+            assert!(e.contains(needle), "--server {addr:?} {cmd:?}: expected {needle:?} in {e}");
+            assert!(e.contains("unix socket path") && e.contains("host:port"), "says what is valid: {e}");
+            assert!(!e.contains("cannot reach") && !e.contains("refusing plain TCP"), "{e}");
+        }
+        // Through the environment too, and as JSON when asked.
+        let o = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+            .args(["bpf", "ct", "list", "-o", "json"])
+            .env("DPDBG_SERVER", addr)
+            .output()
+            .unwrap();
+        let v = json_error(&o, 2);
+        assert!(v["error"].as_str().unwrap().contains(needle), "DPDBG_SERVER={addr:?}: {v}");
+    }
+    // Well-formed addresses nobody answers on stay runtime errors.
+    let port = common::free_port();
+    for addr in [format!("127.0.0.1:{port}"), format!("[::1]:{port}"), format!("localhost:{port}")] {
+        refused(dpdbg(dir.path(), &st, &["--server", &addr, "bpf", "ct", "list"]), 1, "cannot reach");
+        refused(dpdbg(dir.path(), &st, &["--server", &addr, "observe"]), 1, "cannot reach");
+    }
+    let sock = dir.path().join("none.sock");
+    refused(dpdbg(dir.path(), &st, &["--server", sock.to_str().unwrap(), "health"]), 1, "cannot reach");
+    // A well-formed address off this machine without TLS is refused for what it is.
+    refused(dpdbg(dir.path(), &st, &["--server", "192.0.2.1:4245", "bpf", "ct", "list"]), 1, "refusing plain TCP");
 }

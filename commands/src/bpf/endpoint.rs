@@ -45,7 +45,7 @@ pub enum EndpointCmd {
         #[arg(long = "ip", required = true)]
         ips: Vec<IpAddr>,
         /// Host-side interface of the endpoint (or --ifindex).
-        #[arg(long, conflicts_with = "ifindex")]
+        #[arg(long, conflicts_with = "ifindex", value_parser = crate::ifname)]
         interface: Option<String>,
         /// Host-side interface index (or --interface).
         #[arg(long)]
