@@ -656,7 +656,7 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l proto -d 'tcp, udp
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l dport -d 'Destination port (tcp, udp)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l sport -d 'Source port (tcp, udp), or the ICMP echo id' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l tcp-flags -d 'TCP flags as tcpdump letters (S, SA, A, FA, R) or names (SYN,ACK)' -r
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l packet -d 'Trace this IP packet (hex, IP header first) instead of building one; --from/--to, when given, must be its addresses\' endpoints' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l packet -d 'Trace this IP packet (hex, IP header first) instead of building one; --from/--to name the endpoints whose hooks it runs through (default: those owning its addresses), so a packet an endpoint sends from another\'s address is traced on the sender\'s interface' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F

@@ -327,10 +327,57 @@ pub fn frame(req: &Request, src: IpAddr, dst: IpAddr, smac: [u8; 6], dmac: [u8; 
     Ok(out)
 }
 
-/// The source and destination of a raw IP packet.
-fn raw_addrs(raw: &[u8]) -> Result<(IpAddr, IpAddr)> {
-    let bad = || Error::InvalidInput("--packet: too short for an IPv4 or IPv6 header's addresses".into());
+/// What BPF_PROG_TEST_RUN needs around a packet in its one page: the skb's
+/// headroom (NET_SKB_PAD, 64) and its shared info at the end
+/// (SKB_DATA_ALIGN(sizeof(struct skb_shared_info)), 320) on x86-64; a frame
+/// longer than the page less these is refused with EINVAL.
+const TEST_RUN_OVERHEAD: usize = 64 + 320;
+
+/// The Ethernet header trace puts before a raw IP packet.
+const ETH_HLEN: usize = 14;
+
+/// The longest IP packet BPF_PROG_TEST_RUN takes on this machine.
+pub fn max_raw_len() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let page = if page > 0 { page as usize } else { 4096 };
+    page.saturating_sub(TEST_RUN_OVERHEAD + ETH_HLEN)
+}
+
+/// A raw packet (`--packet`) trace cannot run: the caller's to fix.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PacketError {
+    /// No bytes at all.
+    #[error("--packet is empty: give an IP packet in hex, its IPv4 or IPv6 header first")]
+    Empty,
+    /// The first nibble is not 4 or 6.
+    #[error(
+        "--packet: not an IPv4 or IPv6 packet (the first nibble, the IP version, is {version}): give the IP header first, without Ethernet"
+    )]
+    NotIp { version: u8 },
+    /// Shorter than the fixed header, which holds the addresses that decide
+    /// whose hooks the packet runs through.
+    #[error(
+        "--packet is too short for an IPv{family} header ({len} of at least {min} bytes), which holds the addresses that say whose hooks it runs through"
+    )]
+    TooShort { len: usize, family: u8, min: usize },
+    /// Longer than BPF_PROG_TEST_RUN takes.
+    #[error(
+        "--packet is too long ({len} bytes): at most {max} bytes, as BPF_PROG_TEST_RUN runs a packet in one {page}-byte page beside the kernel's skb headroom and tail and trace's 14-byte Ethernet header"
+    )]
+    TooLong { len: usize, max: usize, page: usize },
+}
+
+/// The source and destination of a raw IP packet, once its shape and size
+/// are ones trace can run.
+pub fn raw_addrs(raw: &[u8]) -> Result<(IpAddr, IpAddr), PacketError> {
+    let max = max_raw_len();
+    if raw.len() > max {
+        return Err(PacketError::TooLong { len: raw.len(), max, page: max + TEST_RUN_OVERHEAD + ETH_HLEN });
+    }
+    let short = |family: u8, min: usize| PacketError::TooShort { len: raw.len(), family, min };
     match raw.first().map(|b| b >> 4) {
+        None => Err(PacketError::Empty),
         Some(4) if raw.len() >= 20 => {
             let a = |o: usize| IpAddr::from([raw[o], raw[o + 1], raw[o + 2], raw[o + 3]]);
             Ok((a(12), a(16)))
@@ -343,8 +390,27 @@ fn raw_addrs(raw: &[u8]) -> Result<(IpAddr, IpAddr)> {
             };
             Ok((a(8), a(24)))
         }
-        Some(4) | Some(6) => Err(bad()),
-        _ => Err(Error::InvalidInput("--packet: not an IPv4 or IPv6 packet (the first nibble is the version)".into())),
+        Some(4) => Err(short(4, 20)),
+        Some(6) => Err(short(6, 40)),
+        Some(version) => Err(PacketError::NotIp { version }),
+    }
+}
+
+/// The endpoint whose hook a raw packet runs through at one end: the one
+/// `peer` names, which need not own the packet's address there (a packet an
+/// endpoint sends from an address not its own is traced on its interface,
+/// where the datapath drops it). An address no endpoint has names none.
+fn hook_endpoint(eps: &[Endpoint], peer: &Peer, addr: IpAddr, what: &str) -> Result<Option<Endpoint>> {
+    match peer {
+        Peer::Ip(ip) => Ok(endpoint_of(eps, *ip).cloned()),
+        Peer::Endpoint(id) => {
+            let mine: Vec<&Endpoint> = eps.iter().filter(|e| e.endpoint_id == *id).collect();
+            let same_family = mine.iter().find(|e| e.ip.is_ipv4() == addr.is_ipv4());
+            match same_family.or(mine.first()) {
+                Some(e) => Ok(Some((*e).clone())),
+                None => Err(Error::InvalidInput(format!("{what}: no endpoint {id} (see `dpdbg bpf endpoint list`)"))),
+            }
+        }
     }
 }
 
@@ -572,17 +638,36 @@ pub fn trace(bpffs: &Path, req: &Request) -> Result<Report> {
     pins.require_loaded()?;
     let maps = Maps::open(bpffs)?;
     let eps = maps.endpoint_list()?;
-    let (src, dst) = match &req.raw {
-        Some(raw) => raw_addrs(raw)?,
-        None => (resolve(&eps, &req.from, req.family, "--from")?, resolve(&eps, &req.to, req.family, "--to")?),
+    let mut notes = Vec::new();
+    let (src, dst, sender, receiver) = match &req.raw {
+        Some(raw) => {
+            let (src, dst) = raw_addrs(raw).map_err(|e| Error::InvalidInput(e.to_string()))?;
+            let sender = hook_endpoint(&eps, &req.from, src, "--from")?;
+            let receiver = hook_endpoint(&eps, &req.to, dst, "--to")?;
+            for (ep, addr, side, flag) in [(&sender, src, "source", "--from"), (&receiver, dst, "destination", "--to")]
+            {
+                if let Some(ep) = ep
+                    && endpoint_of(&eps, addr).is_none_or(|o| o.endpoint_id != ep.endpoint_id)
+                {
+                    let id = ep.endpoint_id;
+                    notes.push(format!(
+                        "the packet's {side} {addr} is not endpoint {id}'s address: traced through endpoint {id}'s hook, as {flag} asks"
+                    ));
+                }
+            }
+            (src, dst, sender, receiver)
+        }
+        None => {
+            let src = resolve(&eps, &req.from, req.family, "--from")?;
+            let dst = resolve(&eps, &req.to, req.family, "--to")?;
+            (src, dst, endpoint_of(&eps, src).cloned(), endpoint_of(&eps, dst).cloned())
+        }
     };
     if let Some(f) = req.family
         && (src.is_ipv4() != (f == 4) || dst.is_ipv4() != (f == 4))
     {
         return Err(Error::InvalidInput(format!("-{f} was given but {src} -> {dst} is not IPv{f}")));
     }
-    let sender = endpoint_of(&eps, src).cloned();
-    let receiver = endpoint_of(&eps, dst).cloned();
     if sender.is_none() && receiver.is_none() {
         return Err(Error::InvalidInput(format!(
             "neither {src} nor {dst} is an endpoint on this node (see `dpdbg bpf endpoint list`): the datapath only sees packets of its endpoints"
@@ -606,7 +691,6 @@ pub fn trace(bpffs: &Path, req: &Request) -> Result<Report> {
         sys::LockError::Io(e) => Error::io("flock", bpffs, e),
     })?;
     let mut hops: Vec<Hop> = Vec::new();
-    let mut notes = Vec::new();
     // One hook: the dry program of `live` on the endpoint's interface.
     let run_hop = |dry: &str, live: &'static str, ep: &Endpoint, peer: IpAddr| -> Result<Hop> {
         let (rv, tr) = run_one(&pins, dry, ep.ifindex, &frame)?;
@@ -614,7 +698,10 @@ pub fn trace(bpffs: &Path, req: &Request) -> Result<Report> {
     };
     match &sender {
         Some(ep) => hops.push(run_hop(PROG_TRACE_FROM, crate::datapath::PROG_FROM_ENDPOINT, ep, dst)?),
-        None => notes.push(format!("{src} is not an endpoint here: the packet enters at its receiver")),
+        None => notes.push(format!(
+            "the sender ({}) is not an endpoint here: the packet enters at its receiver",
+            peer_text(&req.from, src, req.raw.is_some())
+        )),
     }
     let dropped_at_sender = hops.first().is_some_and(|h| h.verdict == "DROPPED");
     match &receiver {
@@ -622,7 +709,10 @@ pub fn trace(bpffs: &Path, req: &Request) -> Result<Report> {
             notes.push(format!("the packet is dropped before it reaches {dst}'s endpoint"));
         }
         Some(ep) => hops.push(run_hop(PROG_TRACE_TO, crate::datapath::PROG_TO_ENDPOINT, ep, src)?),
-        None => notes.push(format!("{dst} is not an endpoint here: the packet leaves the node's datapath")),
+        None => notes.push(format!(
+            "the receiver ({}) is not an endpoint here: the packet leaves the node's datapath",
+            peer_text(&req.to, dst, req.raw.is_some())
+        )),
     }
     let drop_reason = hops.iter().find(|h| h.verdict == "DROPPED").map(|h| h.reason.clone());
     Ok(Report {
@@ -632,6 +722,14 @@ pub fn trace(bpffs: &Path, req: &Request) -> Result<Report> {
         drop_reason,
         notes,
     })
+}
+
+/// The peer a note names: for a raw packet the one asked for, which need not be its address.
+fn peer_text(peer: &Peer, addr: IpAddr, raw: bool) -> String {
+    match peer {
+        Peer::Ip(ip) if raw => ip.to_string(),
+        _ => addr.to_string(),
+    }
 }
 
 fn frame_proto(frame: &[u8]) -> u8 {
@@ -680,8 +778,13 @@ mod tests {
         let mut ip = vec![0x45u8, 0, 0, 20, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
         assert_eq!(raw_addrs(&ip).unwrap(), ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()));
         ip.truncate(10);
-        assert!(raw_addrs(&ip).unwrap_err().to_string().contains("too short"));
-        assert!(raw_addrs(&[0x12, 0]).unwrap_err().to_string().contains("not an IPv4 or IPv6"));
+        assert_eq!(raw_addrs(&ip), Err(PacketError::TooShort { len: 10, family: 4, min: 20 }));
+        assert_eq!(raw_addrs(&[0x60; 39]), Err(PacketError::TooShort { len: 39, family: 6, min: 40 }));
+        assert_eq!(raw_addrs(&[0x12, 0]), Err(PacketError::NotIp { version: 1 }));
+        assert_eq!(raw_addrs(&[]), Err(PacketError::Empty));
+        let max = max_raw_len();
+        assert!(raw_addrs(&vec![0x45; max]).is_ok());
+        assert!(matches!(raw_addrs(&vec![0x45; max + 1]), Err(PacketError::TooLong { len, .. }) if len == max + 1));
     }
 
     #[test]

@@ -41,7 +41,9 @@ pub struct TraceCmd {
     #[arg(short = '6')]
     ipv6: bool,
     /// Trace this IP packet (hex, IP header first) instead of building one;
-    /// --from/--to, when given, must be its addresses' endpoints.
+    /// --from/--to name the endpoints whose hooks it runs through (default:
+    /// those owning its addresses), so a packet an endpoint sends from
+    /// another's address is traced on the sender's interface.
     #[arg(long, value_name = "HEX", conflicts_with_all = ["proto", "dport", "sport", "tcp_flags"])]
     packet: Option<String>,
 }
@@ -116,10 +118,20 @@ impl TraceCmd {
         if raw.is_none() && matches!(proto, Proto::Tcp | Proto::Udp) && self.dport.is_none() {
             anyhow::bail!("--dport is required for {}: policy rules are per port", self.proto);
         }
-        let dummy = Peer::Endpoint(0);
+        // A packet's shape and size are checked here, so that one trace
+        // cannot run is a usage error before any program runs; its addresses
+        // stand for --from and --to when they are not given.
+        let addrs = raw.as_deref().map(trace::raw_addrs).transpose()?;
+        let given = |flag: &Option<String>, name: &str| flag.as_deref().map(|s| peer(s, name)).transpose();
+        let (from, to) = match (given(&self.from, "--from")?, given(&self.to, "--to")?, addrs) {
+            (from, to, Some((src, dst))) => (from.unwrap_or(Peer::Ip(src)), to.unwrap_or(Peer::Ip(dst))),
+            (Some(from), Some(to), None) => (from, to),
+            // clap requires both without --packet.
+            _ => anyhow::bail!("--from and --to are required unless --packet gives the packet"),
+        };
         Ok(Request {
-            from: self.from.as_deref().map(|s| peer(s, "--from")).transpose()?.unwrap_or(dummy.clone()),
-            to: self.to.as_deref().map(|s| peer(s, "--to")).transpose()?.unwrap_or(dummy),
+            from,
+            to,
             proto,
             sport: self.sport,
             dport: self.dport.unwrap_or(0),
@@ -141,23 +153,8 @@ impl TraceCmd {
             .request()
             .map_err(|e| anyhow::Error::new(crate::output::UsageError(crate::output::error_message(&e))))?;
         let report = trace::trace(bpffs, &req).context("trace")?;
-        if req.raw.is_some() {
-            // With --packet, --from/--to only check that the addresses are theirs.
-            check_raw_peers(&req, &report)?;
-        }
         p.print(&report, || text(&report))
     }
-}
-
-fn check_raw_peers(req: &Request, r: &Report) -> anyhow::Result<()> {
-    for (peer, ip, flag) in [(&req.from, r.packet.src, "--from"), (&req.to, r.packet.dst, "--to")] {
-        if let Peer::Ip(want) = peer
-            && *want != ip
-        {
-            anyhow::bail!("{flag} {want} is not the packet's address ({ip})");
-        }
-    }
-    Ok(())
 }
 
 fn proto_name(p: u8) -> String {

@@ -586,3 +586,85 @@ fn a_server_address_that_does_not_parse_is_a_usage_error() {
     // A well-formed address off this machine without TLS is refused for what it is.
     refused(dpdbg(dir.path(), &st, &["--server", "192.0.2.1:4245", "bpf", "ct", "list"]), 1, "refusing plain TCP");
 }
+
+/// Issue 25, item 16 (and 12b): a --packet the kernel cannot run or too short
+/// for its addresses exited 1 (a raw EINVAL from BPF_PROG_TEST_RUN for a big
+/// one) where odd-length hex exited 2; and --from/--to were silently ignored
+/// beside --packet although they name whose hooks the packet runs through.
+#[test]
+fn trace_packet_limits_are_usage_errors_and_from_to_pick_the_hooks() {
+    let fs = Bpffs::new();
+    let st = fs.0.join("lab.json");
+    let veth = Veth::new("t");
+    let peer = format!("{}p", veth.0);
+    sh("ip", &["link", "set", &peer, "up"]);
+    ok(dpdbg(&fs.0, &st, &["datapath", "load"]));
+    for (id, ip, ifname) in [("301", "192.0.2.1", veth.0.as_str()), ("302", "192.0.2.2", peer.as_str())] {
+        let a = ["bpf", "endpoint", "add", "--id", id, "--identity", "5000", "--ip", ip, "--interface", ifname];
+        ok(dpdbg(&fs.0, &st, &a));
+    }
+    let ifindex = |name: &str| dpdbg::sys::ifindex(name).unwrap() as u64;
+    let (if1, if2) = (ifindex(&veth.0), ifindex(&peer));
+    // TCP SYN 192.0.2.1:40000 -> 192.0.2.2:8080.
+    let syn = "45000028000100004006 0000 c0000201 c0000202 9c401f90 00000000 00000000 5002faf0 00000000";
+    let trace = |extra: &[&str]| {
+        let mut a = vec!["trace", "-o", "json"];
+        a.extend(extra);
+        dpdbg(&fs.0, &st, &a)
+    };
+
+    // Shape and size: exit 2, saying the limit and why, before any program runs.
+    let ipv6_short = format!("60{}", "00".repeat(20));
+    let shapes: &[(&str, &str)] = &[
+        ("45", "too short for an IPv4 header"),
+        ("450000280001", "6 of at least 20 bytes"),
+        (&ipv6_short, "40 bytes"),
+        ("", "empty"),
+        ("12345678", "not an IPv4 or IPv6 packet"),
+        ("450", "odd number of hex digits"),
+    ];
+    for (hex, needle) in shapes {
+        let v = json_error(&trace(&["--packet", hex]), 2);
+        assert!(v["error"].as_str().unwrap().contains(needle), "--packet {hex:?}: {v}");
+    }
+    let huge = format!("{}{}", syn.replace(' ', ""), "00".repeat(60_000));
+    let v = json_error(&trace(&["--packet", &huge]), 2);
+    let msg = v["error"].as_str().unwrap().to_string();
+    assert!(msg.contains("too long (60040 bytes)") && msg.contains("BPF_PROG_TEST_RUN"), "{msg}");
+    assert!(!msg.contains("os error") && !msg.contains("Invalid argument"), "{msg}");
+    // The limit it names is the real one: a packet of exactly that size runs.
+    let max: usize =
+        msg.split("at most ").nth(1).and_then(|s| s.split(' ').next()).and_then(|n| n.parse().ok()).unwrap();
+    let at_max = format!("{}{}", syn.replace(' ', ""), "00".repeat(max - 40));
+    let r = ok_json(trace(&["--packet", &at_max]));
+    assert_eq!(r["packet"]["length"], 14 + max as u64, "{r}");
+    let over = format!("{at_max}00");
+    json_error(&trace(&["--packet", &over]), 2);
+
+    // By default the packet's addresses pick the hooks: 301's egress, 302's ingress.
+    let hops = |r: &Value| -> Vec<(String, u64)> {
+        r["hops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| (h["program"].as_str().unwrap().into(), h["ifindex"].as_u64().unwrap()))
+            .collect()
+    };
+    let r = ok_json(trace(&["--packet", syn]));
+    assert_eq!(hops(&r), [("from_endpoint".into(), if1), ("to_endpoint".into(), if2)], "{r:#}");
+    assert_eq!(r["verdict"], "FORWARDED", "{r:#}");
+    let same = ok_json(trace(&["--packet", syn, "--from", "301", "--to", "192.0.2.2"]));
+    assert_eq!(hops(&same), hops(&r));
+    // --from names the sender: 302 sending 301's address is dropped at 302's egress.
+    let r = ok_json(trace(&["--packet", syn, "--from", "302"]));
+    assert_eq!(hops(&r), [("from_endpoint".into(), if2)], "{r:#}");
+    assert_eq!(r["drop_reason"]["code"], 132, "Invalid source ip: {r:#}");
+    // --to names the receiver: delivered to 301's interface, not its address.
+    let r = ok_json(trace(&["--packet", syn, "--to", "301"]));
+    assert_eq!(hops(&r), [("from_endpoint".into(), if1), ("to_endpoint".into(), if1)], "{r:#}");
+    assert_eq!(r["drop_reason"]["code"], 151, "Stale or unroutable IP: {r:#}");
+    // A sender that is not an endpoint here: the packet enters at its receiver.
+    let r = ok_json(trace(&["--packet", syn, "--from", "198.51.100.7"]));
+    assert_eq!(hops(&r), [("to_endpoint".into(), if2)], "{r:#}");
+    refused(trace(&["--packet", syn, "--from", "999"]), 1, "no endpoint 999");
+}
