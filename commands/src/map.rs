@@ -119,7 +119,7 @@ impl MapCmd {
             MapCmd::Dump { map } => dump(&open(&map, bpffs, Access::Read)?, p),
             MapCmd::Get { map, key, partial } => {
                 let m = open(&map, bpffs, Access::Read)?;
-                let k = m.parse_input_with(&key, Side::Key, EncodeOptions { partial, ..Default::default() })?;
+                let k = m.encode_input(&key, Side::Key, EncodeOptions { partial, ..Default::default() })?;
                 let v = m.get(&k)?.ok_or_else(|| anyhow::anyhow!("key {} not found in map {map}", any::quote(&key)))?;
                 let mut out = Vec::new();
                 let (kp, vp) = m.plans();
@@ -131,8 +131,8 @@ impl MapCmd {
             MapCmd::Update { map, key, value, flag, partial } => {
                 let m = open(&map, bpffs, Access::Write)?;
                 // Both are parsed and checked before anything is written.
-                let k = m.parse_input_with(&key, Side::Key, EncodeOptions { partial, ..Default::default() })?;
-                let v = m.parse_input_with(&value, Side::Value, EncodeOptions { partial, ..Default::default() })?;
+                let k = m.encode_input(&key, Side::Key, EncodeOptions { partial, ..Default::default() })?;
+                let v = m.encode_input(&value, Side::Value, EncodeOptions { partial, ..Default::default() })?;
                 let flags = match flag {
                     UpdateFlag::Any => 0,
                     UpdateFlag::Noexist => 1,
@@ -160,7 +160,7 @@ impl MapCmd {
             }
             MapCmd::Delete { map, key, partial } => {
                 let m = open(&map, bpffs, Access::Write)?;
-                let k = m.parse_input_with(&key, Side::Key, EncodeOptions { partial, ..Default::default() })?;
+                let k = m.encode_input(&key, Side::Key, EncodeOptions { partial, ..Default::default() })?;
                 if !m.delete(&k)? {
                     anyhow::bail!("key {} not found in map {map}", any::quote(&key));
                 }

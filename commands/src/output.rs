@@ -151,10 +151,13 @@ pub fn error_message(e: &anyhow::Error) -> String {
 
 /// The exit code for an error: 2 for usage mistakes, 1 for everything else.
 /// Usage mistakes the libraries find keep their own types (a --server that
-/// does not parse); the command edge decides their code here.
+/// does not parse, a map key that does not fit the map); the command edge
+/// decides their code here.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     let usage = |c: &(dyn std::error::Error + 'static)| {
-        c.downcast_ref::<UsageError>().is_some() || c.downcast_ref::<dpdbg_api::client::AddressError>().is_some()
+        c.downcast_ref::<UsageError>().is_some()
+            || c.downcast_ref::<dpdbg_api::client::AddressError>().is_some()
+            || c.downcast_ref::<dpdbg::maps::any::InputError>().is_some()
     };
     if e.chain().any(usage) { 2 } else { 1 }
 }

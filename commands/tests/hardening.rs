@@ -243,7 +243,7 @@ fn messages_are_said_once_and_plainly() {
     ok(dpdbg(&fs.0, &st, &["datapath", "load"]));
     let huge = format!("hex:{}", "zz".repeat(50_000));
     let o = dpdbg(&fs.0, &st, &["map", "update", "ct4", &huge, "hex:00"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2), "a malformed key is a usage error");
     assert!(stderr(&o).len() < 1000, "{} bytes of error", stderr(&o).len());
     assert!(stderr(&o).contains("100000 bytes"), "{}", stderr(&o));
 }
@@ -277,16 +277,16 @@ fn refuses_what_it_would_not_do_as_asked() {
 
     // JSON for maps: every field, real booleans, no key twice.
     let key = r#"{"endpoint_id":1,"identity":2,"dport":80,"proto":6,"direction":0}"#;
-    refused(dpdbg(&fs.0, &st, &["map", "update", "policy", key, r#"{"action":1}"#]), 1, "missing packets, bytes");
+    refused(dpdbg(&fs.0, &st, &["map", "update", "policy", key, r#"{"action":1}"#]), 2, "missing packets, bytes");
     ok(dpdbg(&fs.0, &st, &["map", "update", "policy", key, r#"{"action":1}"#, "--partial"]));
     refused(
         dpdbg(&fs.0, &st, &["map", "update", "policy", key, r#"{"action":true,"packets":0,"bytes":0}"#]),
-        1,
+        2,
         "expected an integer, got a boolean",
     );
     refused(
         dpdbg(&fs.0, &st, &["map", "update", "policy", key, r#"{"action":1,"action":0,"packets":0,"bytes":0}"#]),
-        1,
+        2,
         "\"action\" is given twice",
     );
 }
@@ -350,7 +350,7 @@ fn int128_fields_decode_and_encode_like_bpftool() {
     assert_eq!(ours[0]["value"]["s"], "0xfffffffffffffffffffffffffffffffb");
     refused(
         dpdbg(&fs.0, &st, &["map", "update", w, "1", r#"{"s":0,"u":"-1","tail":0}"#]),
-        1,
+        2,
         "does not fit in 128 bits",
     );
 }
@@ -667,4 +667,45 @@ fn trace_packet_limits_are_usage_errors_and_from_to_pick_the_hooks() {
     let r = ok_json(trace(&["--packet", syn, "--from", "198.51.100.7"]));
     assert_eq!(hops(&r), [("to_endpoint".into(), if2)], "{r:#}");
     refused(trace(&["--packet", syn, "--from", "999"]), 1, "no endpoint 999");
+}
+
+/// Issue 25, item 17: a key or value the user typed that does not fit the
+/// map (fields missing, the wrong size, not hex) exited 1 as if the kernel
+/// had refused it; the kernel's own refusals stay exit 1.
+#[test]
+fn malformed_map_keys_and_values_are_usage_errors() {
+    let fs = Bpffs::new();
+    let st = fs.0.join("lab.json");
+    ok(dpdbg(&fs.0, &st, &["datapath", "load"]));
+    let size = |side: &str| -> usize {
+        let maps = ok_json(dpdbg(&fs.0, &st, &["map", "list", "-o", "json"]));
+        let ct4 = maps.as_array().unwrap().iter().find(|m| m["name"] == "ct4").unwrap().clone();
+        ct4[side].as_u64().unwrap() as usize
+    };
+    let (ks, vs) = (size("key_size"), size("value_size"));
+    let key = format!("hex:{}", "00".repeat(ks));
+    let value = format!("hex:{}", "00".repeat(vs));
+    let cases: Vec<(Vec<String>, String)> = vec![
+        (vec!["update".into(), "ct4".into(), r#"{"saddr":1}"#.into(), "hex:00".into()], "key: missing daddr".into()),
+        (vec!["update".into(), "ct4".into(), key.clone(), "hex:00".into()], format!("map ct4 takes {vs}-byte values")),
+        (vec!["update".into(), "ct4".into(), "hex:00".into(), value.clone()], format!("map ct4 takes {ks}-byte keys")),
+        (vec!["update".into(), "ct4".into(), "hex:0g".into(), value.clone()], "expected hex bytes".into()),
+        (vec!["update".into(), "ct4".into(), key.clone(), r#"{"packets_fwd":"#.into()], "is not valid JSON".into()),
+        (vec!["get".into(), "ct4".into(), "hex:0102".into()], format!("map ct4 takes {ks}-byte keys")),
+        (vec!["delete".into(), "ct4".into(), "hex:0102".into()], format!("map ct4 takes {ks}-byte keys")),
+        (vec!["get".into(), "ct4".into(), r#"{"nope":1}"#.into(), "--partial".into()], "no field \"nope\"".into()),
+    ];
+    for (args, needle) in &cases {
+        let mut a = vec!["map"];
+        a.extend(args.iter().map(String::as_str));
+        refused(dpdbg(&fs.0, &st, &a), 2, needle);
+        a.extend(["-o", "json"]);
+        let v = json_error(&dpdbg(&fs.0, &st, &a), 2);
+        assert!(v["error"].as_str().unwrap().contains(needle.as_str()), "{args:?}: {v}");
+    }
+    // What the kernel refuses is a runtime error, as before.
+    refused(dpdbg(&fs.0, &st, &["map", "update", "ct4", &key, &value, "--flag", "exist"]), 1, "bpf_map_update_elem");
+    ok(dpdbg(&fs.0, &st, &["map", "update", "ct4", &key, &value]));
+    refused(dpdbg(&fs.0, &st, &["map", "update", "ct4", &key, &value, "--flag", "noexist"]), 1, "bpf_map_update_elem");
+    refused(dpdbg(&fs.0, &st, &["map", "get", "ct4", &format!("hex:{}", "01".repeat(ks))]), 1, "not found");
 }

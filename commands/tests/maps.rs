@@ -32,6 +32,14 @@ fn fails(o: Output, needle: &str) {
     assert!(!e.contains("panicked"), "{e}");
 }
 
+/// A usage error (exit 2): input the map cannot take, found before any write.
+fn misused(o: Output, needle: &str) {
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "stderr: {e}");
+    assert!(e.contains(needle), "expected {needle:?} in: {e}");
+    assert!(!e.contains("panicked"), "{e}");
+}
+
 fn bpftool(args: &[&str]) -> String {
     let o = Command::new("bpftool").args(args).output().unwrap();
     assert!(o.status.success(), "bpftool {args:?}: {}", String::from_utf8_lossy(&o.stderr));
@@ -166,14 +174,17 @@ fn maps_made_by_bpftool_decode_through_btf() {
 
     // Bad input: clear errors, exit 1, and the map is left as it was.
     let before = bpftool_dump(&rich);
-    fails(dpdbg(&fs.0, &["map", "update", rich_s, "7", r#"{"color":"PURPLE"}"#]), "unknown enum value \"PURPLE\"");
-    fails(dpdbg(&fs.0, &["map", "update", rich_s, "7", r#"{"colour":"RED"}"#]), "no field \"colour\"");
-    fails(dpdbg(&fs.0, &["map", "update", rich_s, "7", r#"{"id": 1,"#]), "is not valid JSON");
-    fails(dpdbg(&fs.0, &["map", "update", rich_s, "7", r#"{"neg": 200}"#]), "does not fit in 8 bits");
-    fails(dpdbg(&fs.0, &["map", "update", rich_s, "7", r#"{"name": "much too long"}"#]), "elements for an array of 8");
-    fails(dpdbg(&fs.0, &["map", "update", rich_s, "hex:0700", "hex:00"]), "key is 2 bytes");
-    fails(dpdbg(&fs.0, &["map", "update", rich_s, "7", "hex:0102"]), "value is 2 bytes");
-    fails(dpdbg(&fs.0, &["map", "update", rich_s, "hex:zz", "hex:00"]), "expected hex bytes");
+    misused(dpdbg(&fs.0, &["map", "update", rich_s, "7", r#"{"color":"PURPLE"}"#]), "unknown enum value \"PURPLE\"");
+    misused(dpdbg(&fs.0, &["map", "update", rich_s, "7", r#"{"colour":"RED"}"#]), "no field \"colour\"");
+    misused(dpdbg(&fs.0, &["map", "update", rich_s, "7", r#"{"id": 1,"#]), "is not valid JSON");
+    misused(dpdbg(&fs.0, &["map", "update", rich_s, "7", r#"{"neg": 200}"#]), "does not fit in 8 bits");
+    misused(
+        dpdbg(&fs.0, &["map", "update", rich_s, "7", r#"{"name": "much too long"}"#]),
+        "elements for an array of 8",
+    );
+    misused(dpdbg(&fs.0, &["map", "update", rich_s, "hex:0700", "hex:00"]), "key is 2 bytes");
+    misused(dpdbg(&fs.0, &["map", "update", rich_s, "7", "hex:0102"]), "value is 2 bytes");
+    misused(dpdbg(&fs.0, &["map", "update", rich_s, "hex:zz", "hex:00"]), "expected hex bytes");
     assert_eq!(bpftool_dump(&rich), before, "refused updates leave the map untouched");
     fails(dpdbg(&fs.0, &["map", "dump", pin("rich_ring").to_str().unwrap()]), "cannot be dumped");
     fails(dpdbg(&fs.0, &["map", "dump", "no_such_map_here"]), "no map named");
@@ -202,7 +213,7 @@ fn maps_made_by_bpftool_decode_through_btf() {
     ]);
     ok(dpdbg(&fs.0, &["map", "update", plain.to_str().unwrap(), "hex:01000000", "hex:02 00 00 00 00 00 00 00"]));
     assert_eq!(ours_dump(&fs.0, plain.to_str().unwrap()), bpftool_dump(&plain));
-    fails(dpdbg(&fs.0, &["map", "get", plain.to_str().unwrap(), "1"]), "has no BTF");
+    misused(dpdbg(&fs.0, &["map", "get", plain.to_str().unwrap(), "1"]), "has no BTF");
 
     // Delete round trip.
     ok(dpdbg(&fs.0, &["map", "delete", rich_s, "8"]));

@@ -281,49 +281,45 @@ impl AnyMap {
         }
     }
 
-    fn check_key(&self, key: &[u8]) -> Result<()> {
-        if key.len() != self.info.key_size as usize {
-            return Err(Error::InvalidInput(format!(
-                "key is {} bytes, map {} takes {}-byte keys",
-                key.len(),
-                self.info.name,
-                self.info.key_size
-            )));
+    fn check_key(&self, key: &[u8]) -> Result<(), InputError> {
+        self.check_input(key, Side::Key)
+    }
+
+    /// Whether `bytes` has a size this map takes for a key or a value (a
+    /// per-CPU value: one value, or one for each CPU).
+    pub fn check_input(&self, bytes: &[u8], side: Side) -> Result<(), InputError> {
+        let map = self.info.name.clone();
+        let len = bytes.len();
+        match side {
+            Side::Key if len != self.info.key_size as usize => {
+                Err(InputError::KeySize { map, len, expected: self.info.key_size as usize })
+            }
+            Side::Value => {
+                let vs = self.info.value_size as usize;
+                let all = self.is_percpu().then(|| (self.value_buf_size(), self.cpus));
+                if len == vs || all.is_some_and(|(n, _)| n == len) {
+                    Ok(())
+                } else {
+                    Err(InputError::ValueSize { map, len, expected: vs, all_cpus: all })
+                }
+            }
+            Side::Key => Ok(()),
         }
-        Ok(())
     }
 
     /// Writes one entry. A per-CPU value may be one value (copied to every CPU) or one per CPU.
     pub fn update(&self, key: &[u8], value: &[u8], flags: u64) -> Result<()> {
         self.check_key(key)?;
+        self.check_input(value, Side::Value)?;
         let vs = self.info.value_size as usize;
-        let buf = if self.is_percpu() {
+        let buf = if self.is_percpu() && value.len() == vs {
             let stride = vs.div_ceil(8) * 8;
-            if value.len() == vs {
-                let mut b = vec![0u8; stride * self.cpus];
-                for c in 0..self.cpus {
-                    b[c * stride..c * stride + vs].copy_from_slice(value);
-                }
-                b
-            } else if value.len() == self.value_buf_size() {
-                value.to_vec()
-            } else {
-                return Err(Error::InvalidInput(format!(
-                    "value is {} bytes, map {} takes {vs}-byte values (or {} for all {} CPUs)",
-                    value.len(),
-                    self.info.name,
-                    self.value_buf_size(),
-                    self.cpus
-                )));
+            let mut b = vec![0u8; stride * self.cpus];
+            for c in 0..self.cpus {
+                b[c * stride..c * stride + vs].copy_from_slice(value);
             }
+            b
         } else {
-            if value.len() != vs {
-                return Err(Error::InvalidInput(format!(
-                    "value is {} bytes, map {} takes {vs}-byte values",
-                    value.len(),
-                    self.info.name
-                )));
-            }
             value.to_vec()
         };
         raw::update_fd(self.fd(), self.sizes, key, &buf, flags)
@@ -554,15 +550,49 @@ pub fn list(bpffs: &Path) -> Result<Vec<MapSummary>> {
     Ok(out)
 }
 
+/// A key or value given for a map that the map cannot take: malformed, or
+/// not what the map's BTF or sizes say. The caller's to fix, before anything
+/// reaches the kernel.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    /// `hex:` followed by something that is not whole bytes of hex.
+    #[error("{shown}: expected hex bytes, e.g. hex:0a000001 or \"hex:0a 00 00 01\"")]
+    Hex { shown: String },
+    /// JSON for a map without BTF.
+    #[error("map {map} has no BTF, so its {what} cannot be given as JSON: give it as hex:… ({size} bytes)")]
+    NoBtf { map: String, what: &'static str, size: u32 },
+    /// JSON for the side of a map whose BTF does not describe it.
+    #[error("map {map} has no BTF for its {what}: give it as hex:…")]
+    NoBtfFor { map: String, what: &'static str },
+    /// Neither hex nor JSON.
+    #[error("{what} {shown} is not valid JSON ({reason}); give JSON or hex:…")]
+    Json { what: &'static str, shown: String, reason: String },
+    /// JSON that does not fit the type: a field missing, unknown or out of range.
+    #[error(transparent)]
+    Encode(#[from] crate::btf::EncodeError),
+    /// A key of the wrong size.
+    #[error("key is {len} bytes, map {map} takes {expected}-byte keys")]
+    KeySize { map: String, len: usize, expected: usize },
+    /// A value of the wrong size.
+    #[error(
+        "value is {len} bytes, map {map} takes {expected}-byte values{}",
+        all_cpus.map_or(String::new(), |(n, cpus)| format!(" (or {n} for all {cpus} CPUs)"))
+    )]
+    ValueSize { map: String, len: usize, expected: usize, all_cpus: Option<(usize, usize)> },
+}
+
+impl From<InputError> for Error {
+    fn from(e: InputError) -> Error {
+        Error::InvalidInput(e.to_string())
+    }
+}
+
 /// Parses `hex:0a 00 00 01` / `hex:0a000001` into bytes.
-pub fn parse_hex(s: &str) -> Result<Vec<u8>> {
+pub fn parse_hex(s: &str) -> Result<Vec<u8>, InputError> {
     let body: String = s.chars().filter(|c| !c.is_whitespace()).collect();
     let body = body.strip_prefix("0x").unwrap_or(&body);
     if !body.len().is_multiple_of(2) || !body.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(Error::InvalidInput(format!(
-            "{}: expected hex bytes, e.g. hex:0a000001 or \"hex:0a 00 00 01\"",
-            quote(s)
-        )));
+        return Err(InputError::Hex { shown: quote(s) });
     }
     Ok((0..body.len()).step_by(2).map(|i| u8::from_str_radix(&body[i..i + 2], 16).unwrap_or(0)).collect())
 }
@@ -584,29 +614,36 @@ impl AnyMap {
     /// Bytes for a key or value given as JSON (checked against the map's
     /// BTF, `opts` saying how strictly) or as `hex:…`.
     pub fn parse_input_with(&self, s: &str, side: Side, opts: crate::btf::EncodeOptions) -> Result<Vec<u8>> {
+        Ok(self.encode_input(s, side, opts)?)
+    }
+
+    /// As [`AnyMap::parse_input_with`], and of a size the map takes, with
+    /// why not as an [`InputError`]: the caller's mistake, told apart from
+    /// what the kernel refuses.
+    pub fn encode_input(&self, s: &str, side: Side, opts: crate::btf::EncodeOptions) -> Result<Vec<u8>, InputError> {
         let what = if side == Side::Key { "key" } else { "value" };
-        if let Some(h) = s.strip_prefix("hex:") {
-            return parse_hex(h);
-        }
-        let Some((btf, k, v)) = self.btf_types() else {
-            return Err(Error::InvalidInput(format!(
-                "map {} has no BTF, so its {what} cannot be given as JSON: give it as hex:… ({} bytes)",
-                self.info.name,
-                if side == Side::Key { self.info.key_size } else { self.info.value_size }
-            )));
+        let map = || self.info.name.clone();
+        let bytes = if let Some(h) = s.strip_prefix("hex:") {
+            parse_hex(h)?
+        } else {
+            let Some((btf, k, v)) = self.btf_types() else {
+                let size = if side == Side::Key { self.info.key_size } else { self.info.value_size };
+                return Err(InputError::NoBtf { map: map(), what, size });
+            };
+            let ty = if side == Side::Key { k } else { v };
+            if ty == 0 {
+                return Err(InputError::NoBtfFor { map: map(), what });
+            }
+            let json = crate::btf::parse_strict(s).map_err(|e| InputError::Json {
+                what,
+                shown: quote(s),
+                reason: e.to_string(),
+            })?;
+            let opts = crate::btf::EncodeOptions { root: Some(what), ..opts };
+            crate::btf::encode_with(btf, ty, &json, opts)?
         };
-        let ty = if side == Side::Key { k } else { v };
-        if ty == 0 {
-            return Err(Error::InvalidInput(format!(
-                "map {} has no BTF for its {what}: give it as hex:…",
-                self.info.name
-            )));
-        }
-        let json = crate::btf::parse_strict(s).map_err(|e| {
-            Error::InvalidInput(format!("{what} {} is not valid JSON ({e}); give JSON or hex:…", quote(s)))
-        })?;
-        let opts = crate::btf::EncodeOptions { root: Some(what), ..opts };
-        crate::btf::encode_with(btf, ty, &json, opts).map_err(|e| Error::InvalidInput(e.to_string()))
+        self.check_input(&bytes, side)?;
+        Ok(bytes)
     }
 }
 
