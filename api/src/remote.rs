@@ -138,7 +138,7 @@ impl RemoteEvents {
                 if let Via::Grpc { pending, .. } = &mut self.via {
                     pending.extend(r);
                 }
-                self.lost += lost;
+                self.lost = self.lost.saturating_add(lost);
             }
             Msg::End(why) => self.ended = Some(why),
         }
@@ -227,7 +227,7 @@ impl RemoteEvents {
                             *start += used;
                             match frame {
                                 ms::Frame::Records(records, lost) => {
-                                    self.lost += lost;
+                                    self.lost = self.lost.saturating_add(lost);
                                     for r in records {
                                         f(r);
                                         n += 1;

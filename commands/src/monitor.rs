@@ -174,7 +174,8 @@ fn report_loss(text: &mut impl Write, p: &Printer, new: u64, sum: &mut Summary) 
     if new == 0 {
         return Ok(());
     }
-    sum.lost += new;
+    // Saturating: two reports near 2^64 must not wrap to a small total.
+    sum.lost = sum.lost.saturating_add(new);
     if p.is_table() {
         writeln!(text, "LOST {new} events")
     } else {
@@ -416,7 +417,7 @@ impl MonitorCmd {
                     unloaded = true;
                     break;
                 }
-                let new = loss.poll(&maps, reader.perf_lost())? + reader.take_remote_lost();
+                let new = loss.poll(&maps, reader.perf_lost())?.saturating_add(reader.take_remote_lost());
                 report_loss(&mut text, p, new, &mut sum)?;
                 last_lost_check = Instant::now();
             }
@@ -429,7 +430,7 @@ impl MonitorCmd {
         // datapath to ask: a server's stream ends when it is unloaded, and
         // the reason, not a missing counter, is what the operator must read.
         if !unloaded && pins.is_loaded() {
-            let new = loss.poll(&maps, reader.perf_lost())? + reader.take_remote_lost();
+            let new = loss.poll(&maps, reader.perf_lost())?.saturating_add(reader.take_remote_lost());
             report_loss(&mut text, p, new, &mut sum)?;
         }
         if let Some((_, mut shared)) = pcap {
@@ -471,6 +472,23 @@ impl MonitorCmd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 25, item 18: two reports of 2^64-1 lost events wrapped to
+    /// 2^64-2 in the summary (and panicked in a debug build).
+    #[test]
+    fn lost_totals_saturate() {
+        let mut sum = Summary::default();
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            report_loss(&mut out, &Printer::Table, u64::MAX, &mut sum).unwrap();
+        }
+        assert_eq!(sum.lost, u64::MAX);
+        assert_eq!(String::from_utf8(out).unwrap(), "LOST 18446744073709551615 events\n".repeat(2));
+        let mut out = Vec::new();
+        report_loss(&mut out, &Printer::Jsonl, 1, &mut sum).unwrap();
+        assert_eq!(sum.lost, u64::MAX);
+        assert_eq!(String::from_utf8(out).unwrap(), "{\"lost_events\":1}\n");
+    }
 
     #[test]
     fn damaged_records_are_cut_for_the_pcap_not_fatal() {

@@ -197,7 +197,7 @@ impl EventReader {
                             f(rec);
                             n += 1;
                         }
-                        PerfEvent::Lost { count } => self.lost += count,
+                        PerfEvent::Lost { count } => self.lost = self.lost.saturating_add(count),
                     });
                 }
             }

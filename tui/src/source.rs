@@ -115,7 +115,7 @@ impl Local {
             }
         });
         snap.traces = traces + dropped_here;
-        snap.events_lost = r.perf_lost() + r.take_remote_lost();
+        snap.events_lost = r.perf_lost().saturating_add(r.take_remote_lost());
     }
 }
 
