@@ -161,8 +161,10 @@ pub struct App {
     pub paused: bool,
     pub error: Option<String>,
     pub overview: Overview,
-    pub fwd_history: VecDeque<u64>,
-    pub drop_history: VecDeque<u64>,
+    /// Packets per second, one sample per refresh: kept as fractions, since
+    /// a trickle (one drop every few refreshes) is under one a second.
+    pub fwd_history: VecDeque<f64>,
+    pub drop_history: VecDeque<f64>,
     pub drops_by_reason: Vec<(String, u64, f64)>,
     pub events_lost: u64,
     pub talkers: Vec<(String, f64)>,
@@ -491,8 +493,8 @@ impl App {
         if let (Some((pf, pd, _)), Some(dt)) = (&prev, dt)
             && dt > 0.0
         {
-            push(&mut self.fwd_history, (fwd.saturating_sub(*pf) as f64 / dt) as u64);
-            push(&mut self.drop_history, (dropped.saturating_sub(*pd) as f64 / dt) as u64);
+            push(&mut self.fwd_history, rate(fwd, Some(*pf), Some(dt)));
+            push(&mut self.drop_history, rate(dropped, Some(*pd), Some(dt)));
         }
         let mut reasons: Vec<(String, u64, f64)> = by_reason
             .iter()
@@ -637,7 +639,7 @@ impl App {
     }
 }
 
-fn push(h: &mut VecDeque<u64>, v: u64) {
+fn push(h: &mut VecDeque<f64>, v: f64) {
     if h.len() == HISTORY {
         h.pop_front();
     }

@@ -237,8 +237,8 @@ fn snapshot(name: &str, text: &str) {
 #[test]
 fn rates_come_from_deltas_between_snapshots() {
     let app = loaded();
-    assert_eq!(app.fwd_history.back(), Some(&200), "300 - 100 forwarded in one second");
-    assert_eq!(app.drop_history.back(), Some(&2));
+    assert_eq!(app.fwd_history.back(), Some(&200.0), "300 - 100 forwarded in one second");
+    assert_eq!(app.drop_history.back(), Some(&2.0));
     assert_eq!(app.drops_by_reason, vec![("Policy denied (133)".to_string(), 5, 2.0)]);
     let busy = app.ct.iter().find(|r| r.view.sport == 40000).unwrap();
     assert_eq!(busy.bps, 20000.0);
@@ -394,4 +394,36 @@ fn the_selected_conntrack_row_stays_on_screen() {
     let screen = render(&mut app, 150, 30);
     assert!(screen.contains("10.0.0.1:1150 "), "row 150 is drawn:\n{screen}");
     assert!(!screen.contains("10.0.0.1:1000 "), "the first row scrolled away");
+}
+
+/// Issue 25, item 19: one drop every two seconds made a rate of 0.5 pkt/s,
+/// which the Overview truncated to 0: an empty "dropped 0 pkt/s" sparkline
+/// while the Drops view listed the drops.
+#[test]
+fn a_trickle_of_drops_shows_on_the_overview() {
+    let mut app = App::new("/sys/fs/bpf".into()).with_wall_offset(0);
+    for i in 0..4u64 {
+        app.ingest(Snapshot {
+            at: 10.0 + 2.0 * i as f64,
+            overview: (i == 0).then(Overview::default),
+            metrics: vec![metric(0, 100 + i), metric(133, 3 + i)],
+            ..Snapshot::default()
+        });
+    }
+    let screen = render(&mut app, 150, 30);
+    assert!(screen.contains(" forwarded 0.5 pkt/s "), "{screen}");
+    assert!(screen.contains(" dropped 0.5 pkt/s "), "{screen}");
+    let reason = screen.lines().find(|l| l.contains("Policy denied (133)")).unwrap();
+    assert!(reason.contains(" 6 ") && reason.contains(" 0.5 "), "PACKETS and PKT/S by reason: {reason}");
+    // Beside a flood a trickle still draws: any rate above zero is a bar.
+    assert_eq!((ui::bar(0.0), ui::bar(0.0001), ui::bar(0.5), ui::bar(2e6)), (0, 1, 500, 2_000_000_000));
+    // The dropped sparkline's two rows (under its title) hold bars.
+    let lines: Vec<&str> = screen.lines().collect();
+    let title = lines.iter().position(|l| l.contains(" dropped ")).unwrap();
+    let at = lines[title].find(" dropped ").unwrap();
+    for row in &lines[title + 1..title + 3] {
+        let spark: String = row.chars().skip(lines[title][..at].chars().count()).collect();
+        assert!(spark.chars().any(|c| "▁▂▃▄▅▆▇█".contains(c)), "a bar for a nonzero rate: {row}\n{screen}");
+    }
+    snapshot("overview-trickle", &screen);
 }

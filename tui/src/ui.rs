@@ -27,6 +27,14 @@ fn human(n: f64) -> String {
     }
 }
 
+/// A rate as a sparkline's bar height. Sparkline takes whole numbers and
+/// scales to the largest in view, so rates go in thousandths of a packet a
+/// second (0.5 pkt/s is 500), and any rate above zero is at least 1: a
+/// trickle of drops draws a bar, however small beside a flood.
+pub(crate) fn bar(rate: f64) -> u64 {
+    if rate > 0.0 { ((rate * 1000.0).round() as u64).max(1) } else { 0 }
+}
+
 fn bold() -> Style {
     Style::default().add_modifier(Modifier::BOLD)
 }
@@ -160,9 +168,9 @@ fn overview(frame: &mut Frame, app: &App, area: Rect) {
     let [fwd, drp, reasons, talk] =
         Layout::vertical([Constraint::Length(4), Constraint::Length(4), Constraint::Fill(1), Constraint::Fill(1)])
             .areas(right);
-    let spark = |title: String, data: &std::collections::VecDeque<u64>, color: Color, area: Rect, f: &mut Frame| {
+    let spark = |title: String, data: &std::collections::VecDeque<f64>, color: Color, area: Rect, f: &mut Frame| {
         let width = area.width.saturating_sub(2) as usize;
-        let tail: Vec<u64> = data.iter().skip(data.len().saturating_sub(width)).copied().collect();
+        let tail: Vec<u64> = data.iter().skip(data.len().saturating_sub(width)).map(|r| bar(*r)).collect();
         f.render_widget(
             Sparkline::default()
                 .block(Block::default().borders(Borders::ALL).title(title))
@@ -171,7 +179,7 @@ fn overview(frame: &mut Frame, app: &App, area: Rect) {
             area,
         );
     };
-    let last = |d: &std::collections::VecDeque<u64>| d.back().copied().unwrap_or(0) as f64;
+    let last = |d: &std::collections::VecDeque<f64>| d.back().copied().unwrap_or(0.0);
     spark(format!(" forwarded {} pkt/s ", human(last(&app.fwd_history))), &app.fwd_history, Color::Green, fwd, frame);
     spark(format!(" dropped {} pkt/s ", human(last(&app.drop_history))), &app.drop_history, Color::Red, drp, frame);
     let rows = app
