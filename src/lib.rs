@@ -16,6 +16,7 @@ pub mod progs;
 pub mod sys;
 pub(crate) mod syscall;
 pub mod trace;
+pub mod verdict;
 
 pub use error::{Error, Result};
 

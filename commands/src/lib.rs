@@ -15,6 +15,7 @@ pub mod prog;
 mod props;
 pub mod remote;
 pub mod serve;
+pub mod status;
 pub mod stop;
 pub mod trace;
 pub mod tui;
@@ -132,6 +133,9 @@ pub enum Command {
     Trace(trace::TraceCmd),
     /// Ask `dpdbg serve` how it is (grpc.health.v1): exit 0 when SERVING, for probes.
     Health(health::HealthCmd),
+    /// One verdict on the node: ok (exit 0), degraded (exit 3) or failed
+    /// (exit 4), with the reasons.
+    Status(status::StatusCmd),
 }
 
 /// A command that talks to a server keeps SIGPIPE from killing it: hyper
@@ -176,6 +180,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 | Command::Prog(_)
                 | Command::Monitor(_)
                 | Command::Trace(_)
+                | Command::Status(_)
         )
     {
         let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -211,6 +216,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             c.run(&cli.bpffs, &printer)
         }
         Command::Trace(c) => c.run(&cli.bpffs, &printer),
+        Command::Status(mut c) => {
+            c.server = server;
+            c.run(&cli.bpffs, &printer)
+        }
         Command::Observe(mut c) => {
             c.server = server;
             // Hubble prints compact unless told otherwise; our global default is "table".

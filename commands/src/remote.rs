@@ -51,7 +51,7 @@ pub fn classify(args: &[String]) -> Access {
             MapCmd::List | MapCmd::Dump { .. } | MapCmd::Get { .. } | MapCmd::Watch { .. } => Access::Read,
             MapCmd::Update { .. } | MapCmd::Delete { .. } => Access::Write,
         },
-        Command::Prog(_) | Command::Trace(_) => Access::Read,
+        Command::Prog(_) | Command::Trace(_) | Command::Status(_) => Access::Read,
         Command::Monitor(m) => match m.pcap_file() {
             Some(f) => refused(
                 "monitor --pcap FILE",
@@ -169,6 +169,7 @@ mod tests {
             "monitor --pcap -",
             "trace --from 1 --to 2 --dport 80",
             "bpf ct list --nonsense",
+            "status --brief",
         ] {
             assert_eq!(classify(&v(read)), Access::Read, "{read}");
         }

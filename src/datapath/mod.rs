@@ -23,8 +23,8 @@ pub use crate::pins::{
     PinState, Pins, SETTINGS_MAP, TRACE_MAP,
 };
 pub use status::{
-    AttachmentStatus, LoadState, MapStatus, ProgramStatus, Runtime, Status, clock_source, loaded_settings, runtime,
-    set_runtime, status, status_brief,
+    AttachmentStatus, LoadState, MapStatus, ProgramStatus, Runtime, Status, clock_calibration, clock_source,
+    loaded_settings, runtime, set_runtime, status, status_brief,
 };
 
 use crate::abi::{self, DpConfig, DpRuntime};

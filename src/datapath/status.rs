@@ -191,6 +191,12 @@ pub fn clock_source(bpffs: &Path) -> Result<String> {
     clock_of(&loaded(bpffs)?)
 }
 
+/// The loaded datapath's clock calibration (`clk`): `ns_per_jiffy` 0 when
+/// the loader could not measure it and the datapath reads the coarse clock.
+pub fn clock_calibration(bpffs: &Path) -> Result<DpClock> {
+    read_global(&loaded(bpffs)?, SETTINGS_MAP, ".data", "clk")
+}
+
 fn clock_of(pins: &Pins) -> Result<String> {
     let c: DpClock = read_global(pins, SETTINGS_MAP, ".data", "clk")?;
     Ok(match 1_000_000_000u64.checked_div(c.ns_per_jiffy) {
