@@ -593,7 +593,7 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -s V -l version -d 'P
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l last -d 'The last N flows (default 20 without --follow)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l first -d 'The first N flows the server still holds' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l since -d 'Flows since this time: RFC 3339, or a duration ago (5m)' -r
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l until -d 'Flows until this time: RFC 3339, or a duration ago' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l until -d 'Flows until this time: RFC 3339, a duration ago, or +DURATION from now' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l ip -d 'Source or destination IP or CIDR (repeatable: any matches)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l from-ip -d 'Source IP or CIDR (repeatable)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l to-ip -d 'Destination IP or CIDR (repeatable)' -r

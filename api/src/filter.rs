@@ -45,8 +45,70 @@ fn tcp_flags(f: &flow::TcpFlags) -> Result<u8, String> {
         .fold(0u8, |m, (i, on)| if *on { m | 1 << i } else { m }))
 }
 
+/// The fields of Hubble's FlowFilter that dpdbg does not apply: a request
+/// setting one is refused naming it, never answered as if it were applied.
+/// (Hubble's own server applies every field it defines.)
+fn not_implemented(f: &FlowFilter) -> Option<&'static str> {
+    let set: [(&str, bool); 23] = [
+        ("uuid", !f.uuid.is_empty()),
+        ("source_ip_xlated", !f.source_ip_xlated.is_empty()),
+        ("source_pod", !f.source_pod.is_empty()),
+        ("source_fqdn", !f.source_fqdn.is_empty()),
+        ("source_label", !f.source_label.is_empty()),
+        ("source_service", !f.source_service.is_empty()),
+        ("source_workload", !f.source_workload.is_empty()),
+        ("source_cluster_name", !f.source_cluster_name.is_empty()),
+        ("destination_pod", !f.destination_pod.is_empty()),
+        ("destination_fqdn", !f.destination_fqdn.is_empty()),
+        ("destination_label", !f.destination_label.is_empty()),
+        ("destination_service", !f.destination_service.is_empty()),
+        ("destination_workload", !f.destination_workload.is_empty()),
+        ("destination_cluster_name", !f.destination_cluster_name.is_empty()),
+        ("http_status_code", !f.http_status_code.is_empty()),
+        ("http_method", !f.http_method.is_empty()),
+        ("http_path", !f.http_path.is_empty()),
+        ("http_url", !f.http_url.is_empty()),
+        ("http_header", !f.http_header.is_empty()),
+        ("dns_query", !f.dns_query.is_empty()),
+        ("node_labels", !f.node_labels.is_empty()),
+        ("trace_id", !f.trace_id.is_empty()),
+        ("experimental", f.experimental.is_some()),
+    ];
+    set.iter().find(|(_, on)| *on).map(|(name, _)| *name)
+}
+
+/// Whether Hubble's node_name `pattern` names this node: `*` matches any
+/// run of characters, and a `CLUSTER/` prefix names the cluster, which is
+/// `default` here (dpdbg has no cluster name of its own).
+fn node_matches(pattern: &str, node: &str) -> bool {
+    let pattern = match pattern.split_once('/') {
+        Some((cluster, rest)) if glob(cluster, CLUSTER) => rest,
+        Some(_) => return false,
+        None => pattern,
+    };
+    pattern.is_empty() || glob(pattern, node)
+}
+
+/// The cluster every dpdbg node is in, for node_name filters that name one.
+const CLUSTER: &str = "default";
+
+fn glob(pattern: &str, s: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == s,
+        Some((head, tail)) => {
+            let Some(rest) = s.strip_prefix(head) else { return false };
+            (0..=rest.len()).filter(|i| rest.is_char_boundary(*i)).any(|i| glob(tail, &rest[i..]))
+        }
+    }
+}
+
 /// One Hubble filter in the core's terms; an error names the value it could not take.
 pub fn to_core(f: &FlowFilter) -> Result<Core, String> {
+    if let Some(field) = not_implemented(f) {
+        return Err(format!(
+            "FlowFilter.{field}: dpdbg does not implement this filter, so it refuses the request rather than answer as if it were applied; leave {field} out"
+        ));
+    }
     let mut protocol = Vec::new();
     for p in &f.protocol {
         protocol.extend(parse_protocol(p).map_err(|e| e.to_string())?);
@@ -92,9 +154,21 @@ pub fn to_core(f: &FlowFilter) -> Result<Core, String> {
     })
 }
 
-/// GetFlowsRequest's whitelist and blacklist.
-pub fn filters(whitelist: &[FlowFilter], blacklist: &[FlowFilter]) -> Result<Filters, String> {
-    let conv = |l: &[FlowFilter]| l.iter().map(to_core).collect::<Result<Vec<_>, _>>();
+/// GetFlowsRequest's whitelist and blacklist, on the node called `node`.
+pub fn filters(node: &str, whitelist: &[FlowFilter], blacklist: &[FlowFilter]) -> Result<Filters, String> {
+    let conv = |l: &[FlowFilter]| {
+        l.iter()
+            .map(|f| {
+                let mut c = to_core(f)?;
+                // Every flow here is this node's: a filter on other nodes'
+                // names matches none of them.
+                if !f.node_name.is_empty() && !f.node_name.iter().any(|p| node_matches(p, node)) {
+                    c.ifindex = vec![0];
+                }
+                Ok(c)
+            })
+            .collect::<Result<Vec<_>, String>>()
+    };
     Ok(Filters { allow: conv(whitelist)?, deny: conv(blacklist)?, ..Filters::default() })
 }
 
@@ -144,5 +218,95 @@ mod tests {
         let ns =
             FlowFilter { tcp_flags: vec![flow::TcpFlags { ns: true, ..Default::default() }], ..Default::default() };
         assert!(bad(ns).contains("NS"));
+    }
+
+    /// Every FlowFilter field Hubble's flow.proto defines that dpdbg does not
+    /// implement, by number, as Hubble's clients put it on the wire: (field
+    /// number, name, a submessage rather than a string).
+    const NOT_IMPLEMENTED: &[(u32, &str, bool)] = &[
+        (2, "source_pod", false),
+        (4, "destination_pod", false),
+        (7, "source_fqdn", false),
+        (8, "destination_fqdn", false),
+        (9, "http_status_code", false),
+        (10, "source_label", false),
+        (11, "destination_label", false),
+        (16, "source_service", false),
+        (17, "destination_service", false),
+        (18, "dns_query", false),
+        (21, "http_method", false),
+        (22, "http_path", false),
+        (26, "source_workload", true),
+        (27, "destination_workload", true),
+        (28, "trace_id", false),
+        (29, "uuid", false),
+        (31, "http_url", false),
+        (32, "http_header", true),
+        (34, "source_ip_xlated", false),
+        (36, "node_labels", false),
+        (37, "source_cluster_name", false),
+        (38, "destination_cluster_name", false),
+        (999, "experimental", true),
+    ];
+
+    fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    /// A FlowFilter with field `n` set, in bytes as any protobuf encoder writes them.
+    fn with_field(n: u32, message: bool) -> Vec<u8> {
+        let mut value = Vec::new();
+        if message {
+            // Field 1 of the submessage (Workload.name, HTTPHeader.key,
+            // Experimental.cel_expression): a string.
+            value.extend([0x0a, 1, b'x']);
+        } else {
+            value.push(b'x');
+        }
+        let mut out = Vec::new();
+        varint(&mut out, u64::from(n) << 3 | 2);
+        varint(&mut out, value.len() as u64);
+        out.extend(value);
+        out
+    }
+
+    #[test]
+    fn every_hubble_filter_field_is_applied_or_refused_by_name() {
+        use prost::Message;
+        for &(n, name, message) in NOT_IMPLEMENTED {
+            let f = FlowFilter::decode(&with_field(n, message)[..]).unwrap();
+            for (white, black) in [(vec![f.clone()], vec![]), (vec![], vec![f.clone()])] {
+                let e = filters("n", &white, &black).err().unwrap_or_else(|| panic!("field {n} ({name}) was ignored"));
+                assert!(e.contains(name), "field {n}: {e}");
+                assert!(e.contains("not implemented") || e.contains("does not"), "field {n}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn node_name_patterns_as_hubble_writes_them() {
+        for (p, yes) in [
+            ("node-a", true),
+            ("node-*", true),
+            ("*-a", true),
+            ("*", true),
+            ("default/", true),
+            ("default/node-a", true),
+            ("*/node-*", true),
+            ("other/node-a", false),
+            ("node-b", false),
+            ("k8s*", false),
+        ] {
+            assert_eq!(node_matches(p, "node-a"), yes, "{p}");
+        }
+        let f = |p: &str| FlowFilter { node_name: vec![p.into()], ..Default::default() };
+        let none = filters("node-a", &[f("node-b")], &[]).unwrap();
+        assert_eq!(none.allow[0].ifindex, vec![0], "another node's name matches no flow here");
+        let all = filters("node-a", &[f("node-*")], &[]).unwrap();
+        assert!(all.allow[0].ifindex.is_empty(), "this node's name leaves the filter as it is");
     }
 }

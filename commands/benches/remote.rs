@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use dpdbg::datapath::{self, Settings};
 
 mod common;
+#[path = "../tests/common/pki.rs"]
+mod pki;
 
 const N: usize = 1_000_000;
 
@@ -55,11 +57,16 @@ fn run(bpffs: &Path) {
     let socket = dir.path().join("dpdbg.sock");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let tcp = format!("127.0.0.1:{port}");
+    // dpdbg's commands on TCP need a client certificate (mutual TLS).
+    let pki = pki::pki(dir.path());
+    let (ca, cert, key) = (pki.path("ca.pem"), pki.path("client.pem"), pki.path("client.key"));
     // Garbage collection off: the table's entries are long expired.
     let mut server = Command::new(exe)
         .arg("--bpffs")
         .arg(bpffs)
-        .args(["serve", "--ct-gc-interval", "0", "--listen", &tcp, "--socket"])
+        .args(["serve", "--ct-gc-interval", "0", "--listen", &tcp])
+        .args(["--tls-cert", &pki.path("server.pem"), "--tls-key", &pki.path("server.key"), "--tls-client-ca", &ca])
+        .arg("--socket")
         .arg(&socket)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -73,7 +80,14 @@ fn run(bpffs: &Path) {
     let unix = socket.display().to_string();
     let args = ["bpf", "ct", "list", "-o", "json"];
     let local = || measure(Command::new(exe).arg("--bpffs").arg(bpffs).args(args));
-    let remote = |server: &str| measure(Command::new(exe).args(["--server", server]).args(args));
+    let remote = |server: &str| {
+        let mut c = Command::new(exe);
+        c.args(["--server", server]);
+        if server == tcp {
+            c.args(["--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key]);
+        }
+        measure(c.args(args))
+    };
 
     let (mut l_best, mut u_best, mut t_best) = (Duration::MAX, Duration::MAX, Duration::MAX);
     let mut sizes = None;
@@ -105,7 +119,7 @@ fn run(bpffs: &Path) {
         u_best.as_secs_f64() / l_best.as_secs_f64()
     );
     println!(
-        "  --server 127.0.0.1 (TCP)     {:>7.2} s  {:>5.2}x local",
+        "  --server 127.0.0.1 (mTLS)    {:>7.2} s  {:>5.2}x local",
         t_best.as_secs_f64(),
         t_best.as_secs_f64() / l_best.as_secs_f64()
     );

@@ -73,7 +73,7 @@ pub struct ObserveCmd {
     /// Flows since this time: RFC 3339, or a duration ago (5m).
     #[arg(long, value_parser = parse_time, value_name = "TIME")]
     since: Option<prost_types::Timestamp>,
-    /// Flows until this time: RFC 3339, or a duration ago.
+    /// Flows until this time: RFC 3339, a duration ago, or +DURATION from now.
     #[arg(long, value_parser = parse_time, value_name = "TIME")]
     until: Option<prost_types::Timestamp>,
     /// Source or destination IP or CIDR (repeatable: any matches).
@@ -201,16 +201,21 @@ fn split_negated(args: &[String]) -> (Vec<String>, Vec<String>) {
     (kept, negated)
 }
 
-/// RFC 3339 ("2026-11-25T13:00:00Z"), or a duration ago ("5m").
+/// RFC 3339 ("2026-11-25T13:00:00Z"), a duration ago ("5m"), or one from
+/// now ("+3s": `-f --until +3s` follows for three seconds).
 fn parse_time(s: &str) -> Result<prost_types::Timestamp, String> {
     if let Ok(t) = humantime::parse_rfc3339_weak(s) {
         let d = t.duration_since(std::time::UNIX_EPOCH).map_err(|e| e.to_string())?;
         return Ok(prost_types::Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 });
     }
-    let ago =
-        crate::monitor::parse_duration(s).map_err(|_| format!("{s:?}: an RFC 3339 time or a duration ago like 5m"))?;
+    let (ahead, d) = match s.strip_prefix('+') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let d = crate::monitor::parse_duration(d)
+        .map_err(|_| format!("{s:?}: an RFC 3339 time, a duration ago like 5m, or one from now like +5m"))?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let t = now.saturating_sub(ago);
+    let t = if ahead { now.saturating_add(d) } else { now.saturating_sub(d) };
     Ok(prost_types::Timestamp { seconds: t.as_secs() as i64, nanos: t.subsec_nanos() as i32 })
 }
 

@@ -8,10 +8,10 @@
 use std::io::Write;
 
 use clap::{Parser, ValueEnum};
-use dpdbg_api::server::commands::Access;
 use dpdbg_api::events::RunRequest;
 use dpdbg_api::events::commands_client::CommandsClient;
 use dpdbg_api::events::run_output::Item;
+use dpdbg_api::server::commands::Access;
 
 use crate::bpf::BpfCmd;
 use crate::bpf::ct::CtCmd;
@@ -21,7 +21,73 @@ use crate::bpf::policy::PolicyCmd;
 use crate::datapath::DatapathCmd;
 use crate::map::MapCmd;
 use crate::output::{Exit, Format};
+use crate::prog::ProgCmd;
 use crate::{Cli, Command};
+
+/// Global flags that are about the client's side: a server runs commands
+/// with its own bpffs, output format (from the request) and no server, TLS
+/// or dial of its own. dpdbg's own client never sends them (`forwarded_args`).
+const CLIENT_FLAGS: &[&str] =
+    &["--server", "--bpffs", "--tls-ca", "--tls-cert", "--tls-key", "--tls-server-name", "--insecure", "--output"];
+
+/// The client-side flag `arg` is (before `--`), if any.
+fn client_flag(arg: &str) -> Option<&'static str> {
+    if arg == "-o" || (arg.starts_with("-o") && !arg.starts_with("--")) {
+        return Some("-o");
+    }
+    CLIENT_FLAGS.iter().copied().find(|f| arg == *f || arg.strip_prefix(f).is_some_and(|rest| rest.starts_with('=')))
+}
+
+/// A map named by a path the server would open for the client: only pins
+/// under the server's own bpffs are the server's to read.
+fn outside_bpffs(map: &str, bpffs: &std::path::Path) -> bool {
+    use std::path::{Component, Path};
+    if !map.contains('/') {
+        return false;
+    }
+    let p = Path::new(map);
+    if !p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
+        return true;
+    }
+    match (p.canonicalize(), bpffs.canonicalize()) {
+        (Ok(real), Ok(root)) => !real.starts_with(root),
+        // Not there: refused unless it would be under the bpffs.
+        _ => !p.starts_with(bpffs),
+    }
+}
+
+/// What `dpdbg ARGS…` does to a node whose bpffs is `bpffs`, for a server
+/// deciding whether to run it: only what dpdbg's own client sends.
+pub fn classify_on(args: &[String], bpffs: &std::path::Path) -> Access {
+    for a in args.iter().take_while(|a| *a != "--") {
+        if let Some(flag) = client_flag(a) {
+            return Access::Refused(format!(
+                "{flag} is a flag of the client's side: a server runs commands with its own bpffs, no server, TLS or output flags of theirs (the format travels in the request); send the command line without it, as dpdbg --server does"
+            ));
+        }
+    }
+    let access = classify(args);
+    let argv = ["dpdbg".to_string(), "--bpffs".into(), "/".into()].into_iter().chain(args.iter().cloned());
+    if let Ok(Cli { command: Command::Map(m), .. }) = Cli::try_parse_from(argv) {
+        let map = match &m {
+            MapCmd::List => None,
+            MapCmd::Dump { map, .. }
+            | MapCmd::Get { map, .. }
+            | MapCmd::Update { map, .. }
+            | MapCmd::Delete { map, .. }
+            | MapCmd::Watch { map, .. } => Some(map.as_str()),
+        };
+        if let Some(map) = map
+            && outside_bpffs(map, bpffs)
+        {
+            return Access::Refused(format!(
+                "{}: a path the server would open for the client; name the map (ct4, id:N) or give its pin under the server's bpffs",
+                crate::output::quote(map)
+            ));
+        }
+    }
+    access
+}
 
 /// What `dpdbg ARGS…` does to a node, for a server deciding whether to run it.
 pub fn classify(args: &[String]) -> Access {
@@ -51,6 +117,9 @@ pub fn classify(args: &[String]) -> Access {
             MapCmd::List | MapCmd::Dump { .. } | MapCmd::Get { .. } | MapCmd::Watch { .. } => Access::Read,
             MapCmd::Update { .. } | MapCmd::Delete { .. } => Access::Write,
         },
+        // Statistics are node-wide: every program's run time is counted
+        // while they are on, a change to the node.
+        Command::Prog(ProgCmd::List { stats: Some(_) }) => Access::Write,
         Command::Prog(_) | Command::Trace(_) | Command::Status(_) => Access::Read,
         Command::Monitor(m) => match m.pcap_file() {
             Some(f) => refused(
@@ -164,7 +233,6 @@ mod tests {
             "bpf ipcache get 10.0.0.1",
             "map dump ct4",
             "map list",
-            "prog list --stats 1",
             "monitor -t drop",
             "monitor --pcap -",
             "trace --from 1 --to 2 --dport 80",
@@ -185,6 +253,7 @@ mod tests {
             "bpf ipcache upsert 10.0.0.0/8 300",
             "map update ct4 hex:00 hex:00",
             "map delete ct4 hex:00",
+            "prog list --stats 1",
         ] {
             assert_eq!(classify(&v(write)), Access::Write, "{write}");
         }

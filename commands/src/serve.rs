@@ -120,7 +120,10 @@ impl ServeCmd {
             exe,
             bpffs: bpffs.to_path_buf(),
             allow_write: self.allow_write,
-            classify: std::sync::Arc::new(crate::remote::classify),
+            classify: {
+                let bpffs = bpffs.to_path_buf();
+                std::sync::Arc::new(move |args: &[String]| crate::remote::classify_on(args, &bpffs))
+            },
             events_socket: self.socket.clone(),
         };
         let opts = ServeOptions {

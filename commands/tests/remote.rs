@@ -58,7 +58,26 @@ fn read_commands_are_the_same_through_the_server() {
     }
     let socket = dir.path().join("dpdbg.sock");
     let tcp = format!("127.0.0.1:{}", free_port());
-    let server = Server::start(&fs.0, &socket, &["--listen", &tcp, "--socket-group", "1"]);
+    // dpdbg's commands on TCP need a client certificate (mutual TLS).
+    let pki = common::pki::pki(dir.path());
+    let (ca, cert, key) = (pki.path("ca.pem"), pki.path("client.pem"), pki.path("client.key"));
+    let (server_cert, server_key) = (pki.path("server.pem"), pki.path("server.key"));
+    let server = Server::start(
+        &fs.0,
+        &socket,
+        &[
+            "--listen",
+            &tcp,
+            "--socket-group",
+            "1",
+            "--tls-cert",
+            &server_cert,
+            "--tls-key",
+            &server_key,
+            "--tls-client-ca",
+            &ca,
+        ],
+    );
     let unix = socket.display().to_string();
     {
         use std::os::unix::fs::MetadataExt;
@@ -97,6 +116,9 @@ fn read_commands_are_the_same_through_the_server() {
             local_args.extend(["-o", format]);
             for server in [&unix, &tcp] {
                 let mut remote_args = vec!["--server", server.as_str()];
+                if server == &tcp {
+                    remote_args.extend(["--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key]);
+                }
                 remote_args.extend(&local_args);
                 // Ages move with the clock, each entry's at its own moment:
                 // the remote run must equal a local run just before or

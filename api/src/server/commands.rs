@@ -119,6 +119,27 @@ impl Commands for CommandsService {
             .stderr(Stdio::piped())
             // A client that goes away takes its command with it.
             .kill_on_drop(true);
+        // A server that dies (kill -9, OOM) takes its commands with it too:
+        // kill_on_drop runs only when the server lives to drop the child, and
+        // an orphaned `map watch` or `prog list --stats` would run on (with
+        // node-wide statistics on) under init. The signal comes when the
+        // thread that forked exits: a runtime worker, which lives as long as
+        // the server.
+        let server = std::process::id();
+        // SAFETY: prctl and getppid are async-signal-safe and touch no memory
+        // of the parent's; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The server died between fork and prctl: no signal will come.
+                if libc::getppid() as u32 != server {
+                    return Err(std::io::Error::other("dpdbg serve went away"));
+                }
+                Ok(())
+            });
+        }
         let mut child =
             cmd.spawn().map_err(|e| Status::internal(format!("starting {}: {e}", self.runner.exe.display())))?;
         let (Some(mut out), Some(mut err)) = (child.stdout.take(), child.stderr.take()) else {

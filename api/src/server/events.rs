@@ -4,6 +4,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use prost::bytes::Bytes;
@@ -35,8 +36,36 @@ impl Events for EventsService {
     type SubscribeStream = RecordStream;
 
     async fn subscribe(&self, _: Request<SubscribeRequest>) -> Result<Response<RecordStream>, Status> {
-        let rx = events_feed(&self.0);
+        let rx = events_feed(&self.0)?;
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+}
+
+/// Readers of the records at once, at most: monitor socket connections and
+/// Events streams together. Each holds a queue of up to EVENTS_QUEUE
+/// messages (about 5 MB) and a socket buffer; 200 readers that never read
+/// held 1.6 GB of kernel memory before there was a cap.
+pub(super) const MAX_RECORD_READERS: usize = 32;
+
+/// One reader's place among MAX_RECORD_READERS, given back when it goes.
+struct ReaderSlot(Arc<AtomicUsize>);
+
+impl ReaderSlot {
+    fn take(count: &Arc<AtomicUsize>) -> Result<ReaderSlot, Status> {
+        let taken =
+            count.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_RECORD_READERS).then_some(n + 1));
+        match taken {
+            Ok(_) => Ok(ReaderSlot(Arc::clone(count))),
+            Err(_) => Err(Status::resource_exhausted(format!(
+                "too many record readers: {MAX_RECORD_READERS} monitors and Events subscribers already read this server's records; stop one (a monitor that never reads holds its place), or use `dpdbg observe` (Hubble's Observer), which has no such cap"
+            ))),
+        }
+    }
+}
+
+impl Drop for ReaderSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -45,12 +74,14 @@ impl Events for EventsService {
 /// is bounded and never waited on: a reader that falls behind loses its own
 /// records, told with its next message. Ends with an error when the
 /// datapath is unloaded, and when the reader goes away.
-pub(super) fn events_feed(shared: &Arc<Shared>) -> mpsc::Receiver<Result<EventBatch, Status>> {
+pub(super) fn events_feed(shared: &Arc<Shared>) -> Result<mpsc::Receiver<Result<EventBatch, Status>>, Status> {
+    let reader = ReaderSlot::take(&shared.record_readers)?;
     let mut raw = shared.raw.subscribe();
     let mut loaded = shared.loaded.subscribe();
     let (tx, rx) = mpsc::channel(EVENTS_QUEUE);
     shared.watch_room(&tx, RAW_PIECE);
     tokio::spawn(async move {
+        let _reader = reader;
         let mut next: Option<u64> = None;
         let mut lost = 0u64;
         // Records dropped while the queue was full are told with the next
@@ -70,7 +101,7 @@ pub(super) fn events_feed(shared: &Arc<Shared>) -> mpsc::Receiver<Result<EventBa
                         Err(broadcast::error::RecvError::Closed) => return,
                     };
                     // A slow monitor loses its own records, and is told how many.
-                    lost += next.map_or(0, |n| first.saturating_sub(n));
+                    lost = lost.saturating_add(next.map_or(0, |n| first.saturating_sub(n)));
                     next = Some(first + records.len() as u64);
                     // Never waits for the client: a full queue drops the
                     // message, counted, so a slow monitor holds neither the
@@ -81,7 +112,7 @@ pub(super) fn events_feed(shared: &Arc<Shared>) -> mpsc::Receiver<Result<EventBa
                         let msg = EventBatch { lost: std::mem::take(&mut lost), ..msg };
                         match tx.try_send(Ok(msg)) {
                             Ok(()) => {}
-                            Err(mpsc::error::TrySendError::Full(Ok(m))) => lost += m.lost + n,
+                            Err(mpsc::error::TrySendError::Full(Ok(m))) => lost = lost.saturating_add(m.lost).saturating_add(n),
                             Err(_) => return,
                         }
                     }
@@ -95,7 +126,7 @@ pub(super) fn events_feed(shared: &Arc<Shared>) -> mpsc::Receiver<Result<EventBa
             }
         }
     });
-    rx
+    Ok(rx)
 }
 
 #[cfg(test)]

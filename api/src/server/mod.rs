@@ -8,6 +8,7 @@
 
 pub mod commands;
 mod events;
+mod guard;
 mod health;
 mod listen;
 mod monitor;
@@ -73,6 +74,12 @@ pub enum ServeError {
     },
     #[error("serving gRPC: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// Something other than a socket is where a socket was asked for.
+    #[error(
+        "{} is not a socket: dpdbg serve replaces only a stale socket, never another file; give --socket a free path, or remove the file yourself if nothing needs it",
+        path.display()
+    )]
+    NotASocket { path: PathBuf },
 }
 
 /// What the server saw, reported when it stops.
@@ -119,6 +126,7 @@ pub async fn run(
         address: opts.socket.display().to_string(),
         ifnames: Mutex::new(Default::default()),
         rooms: Mutex::new(Vec::new()),
+        record_readers: Default::default(),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let reader_thread = {
@@ -157,9 +165,11 @@ pub async fn run(
             }
         }
     };
-    // The same services on every listener.
+    // Hubble's services on every listener; dpdbg's own (commands as root,
+    // packet bytes) only where the client is known: the unix socket (its
+    // mode) or TCP with client certificates.
     let commands = opts.commands.clone().map(commands::CommandsService::new);
-    let routes = |tls: Option<&ServerTls>| -> Result<_, ServeError> {
+    let routes = |tls: Option<&ServerTls>, known_clients: bool| -> Result<_, ServeError> {
         let mut b = tonic::transport::Server::builder();
         if let Some(t) = tls {
             let mut cfg = tonic::transport::ServerTlsConfig::new()
@@ -169,10 +179,14 @@ pub async fn run(
             }
             b = b.tls_config(cfg).map_err(ServeError::Transport)?;
         }
-        Ok(b.add_service(health_svc.clone())
-            .add_service(ObserverServer::new(svc.clone()))
-            .add_service(EventsServer::new(events.clone()))
-            .add_optional_service(commands.clone().map(crate::events::commands_server::CommandsServer::new)))
+        let open = b.add_service(health_svc.clone()).add_service(ObserverServer::new(svc.clone()));
+        Ok(if known_clients {
+            open.add_service(EventsServer::new(events.clone()))
+                .add_optional_service(commands.clone().map(crate::events::commands_server::CommandsServer::new))
+        } else {
+            open.add_service(EventsServer::new(guard::Unauthenticated))
+                .add_service(crate::events::commands_server::CommandsServer::new(guard::Unauthenticated))
+        })
     };
     let mut servers = Vec::new();
     {
@@ -183,7 +197,7 @@ pub async fn run(
             }
             s
         });
-        let serving = routes(None)?.serve_with_incoming_shutdown(incoming, wait_down(down_rx.clone()));
+        let serving = routes(None, true)?.serve_with_incoming_shutdown(incoming, wait_down(down_rx.clone()));
         servers.push(tokio::spawn(serving));
     }
     {
@@ -197,7 +211,7 @@ pub async fn run(
                 };
                 match conn {
                     Ok((s, _)) => {
-                        crate::client::socket_buffers(&s);
+                        monitor::send_buffer(&s);
                         tokio::spawn(serve_monitor(Arc::clone(&shared), s, down.clone()));
                     }
                     // Out of file descriptors, say: the next connection may fare better.
@@ -211,26 +225,32 @@ pub async fn run(
             .await
             .map_err(|e| ServeError::Io { what: format!("binding {addr}"), source: e })?;
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
-        let serving = routes(opts.tls.as_ref())?.serve_with_incoming_shutdown(incoming, wait_down(down_rx.clone()));
+        let mutual = opts.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+        let serving =
+            routes(opts.tls.as_ref(), mutual)?.serve_with_incoming_shutdown(incoming, wait_down(down_rx.clone()));
         servers.push(tokio::spawn(serving));
     }
+    let tcp = opts.listen.map(|a| match &opts.tls {
+        Some(t) if t.client_ca.is_some() => format!("; on {a} (mutual TLS): every service"),
+        Some(_) => format!(
+            "; on {a} (TLS) without client certificates: {} ({} need --tls-client-ca)",
+            guard::OPEN_SERVICES,
+            guard::GUARDED_SERVICES
+        ),
+        None => format!(
+            "; on {a} (plain) without client certificates: {} ({} need mutual TLS)",
+            guard::OPEN_SERVICES,
+            guard::GUARDED_SERVICES
+        ),
+    });
     eprintln!(
-        "dpdbg serve: reading {} ({:?}), serving observer.Observer on {}{}, records for monitors on {}, keeping the last {} flows",
+        "dpdbg serve: reading {} ({:?}), keeping the last {} flows; on {}: every service; records for monitors on {}{}",
         opts.bpffs.display(),
         settings.transport,
+        shared.capacity,
         opts.socket.display(),
-        opts.listen
-            .map(|a| format!(
-                " and {a}{}",
-                match &opts.tls {
-                    Some(t) if t.client_ca.is_some() => " (mutual TLS)",
-                    Some(_) => " (TLS)",
-                    None => " (plain)",
-                }
-            ))
-            .unwrap_or_default(),
         monitor_path.display(),
-        shared.capacity
+        tcp.unwrap_or_default(),
     );
     let mut result = Ok(());
     for s in servers {

@@ -15,15 +15,42 @@ use crate::events::EventBatch;
 /// per this much under a flood, one per message when records trickle.
 const MONITOR_WRITE: usize = 256 << 10;
 
+/// The kernel's buffer for a monitor connection: room for a few writes of
+/// MONITOR_WRITE. Records beyond that wait in the reader's bounded queue,
+/// where they are counted when dropped; a bigger buffer only held more
+/// kernel memory per reader that stopped reading (8 MiB with 4 MiB asked).
+const MONITOR_SNDBUF: libc::c_int = 1 << 20;
+
+/// Sets the send buffer of a monitor connection (the kernel doubles it).
+pub(super) fn send_buffer(s: &impl std::os::fd::AsRawFd) {
+    // SAFETY: setsockopt with a valid fd and a c_int option value; failure keeps the default.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&MONITOR_SNDBUF as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+}
+
 /// One monitor socket connection: the hello, then the records of
 /// `events_feed` as frames, until the reader goes, or the datapath is
 /// unloaded or the server stops (either said in an END frame).
 pub(super) async fn serve_monitor(shared: Arc<Shared>, mut s: tokio::net::UnixStream, mut down: watch::Receiver<bool>) {
     use crate::monitor_socket as ms;
     use tokio::io::AsyncWriteExt;
-    let mut rx = events_feed(&shared);
     let mut out = Vec::with_capacity(MONITOR_WRITE + (64 << 10));
     out.extend_from_slice(ms::HELLO);
+    let mut rx = match events_feed(&shared) {
+        Ok(rx) => rx,
+        Err(refused) => {
+            ms::push_end(&mut out, refused.message());
+            let _ = s.write_all(&out).await;
+            return;
+        }
+    };
     let push = |out: &mut Vec<u8>, m: Result<EventBatch, Status>| -> bool {
         match m {
             Ok(b) => {

@@ -57,6 +57,9 @@ impl<T: Unpin> Stream for Batched<T> {
     }
 }
 
+/// How long past `until` a follow waits for flows still on their way from the ring.
+const UNTIL_GRACE: Duration = Duration::from_millis(250);
+
 #[derive(Clone)]
 pub(super) struct ObserverService(pub(super) Arc<Shared>);
 
@@ -94,7 +97,7 @@ impl Observer for ObserverService {
         let filters = Filters {
             since_ns: req.since.as_ref().map(mono),
             until_ns: req.until.as_ref().map(mono),
-            ..filter::filters(&req.whitelist, &req.blacklist).map_err(Status::invalid_argument)?
+            ..filter::filters(&shared.node, &req.whitelist, &req.blacklist).map_err(Status::invalid_argument)?
         };
         // On the record itself: the packet is decoded only for a filter that needs it.
         let admits = move |s: &Stored| view(&s.rec).is_ok_and(|e| filters.admits(e, None));
@@ -130,6 +133,15 @@ impl Observer for ObserverService {
         let node = shared.node.clone();
         let follow = req.follow;
         let until = req.until.as_ref().map(mono);
+        // A follow ends at `until` even when no flow comes to show it the
+        // time has passed: a quiet node would otherwise hold it open for
+        // ever. A flow of just before `until` may still be on its way from
+        // the ring (the reader pauses up to 100 ms): it gets that long.
+        let deadline = req.until.as_ref().map(|u| {
+            let wall_now = dpdbg::sys::wall_offset_ns() + dpdbg::sys::monotonic_ns() as i128;
+            let ahead = (ts_ns(u) - wall_now).clamp(0, u64::MAX as i128) as u64;
+            tokio::time::Instant::now() + Duration::from_nanos(ahead) + UNTIL_GRACE
+        });
         tokio::spawn(async move {
             for chunk in picked.chunks(BATCH_MAX) {
                 if tx.send(Ok(chunk.iter().filter_map(&response).collect())).await.is_err() {
@@ -152,8 +164,23 @@ impl Observer for ObserverService {
                 }
             };
             let mut tick = tokio::time::interval(Duration::from_millis(250));
+            let ends = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(ends);
             loop {
                 tokio::select! {
+                    _ = &mut ends => {
+                        let mut out = Vec::new();
+                        tell(&mut ring_lost, &mut lost, &mut out);
+                        if !out.is_empty() {
+                            let _ = tx.send(Ok(out)).await;
+                        }
+                        return;
+                    }
                     // Not guarded on the queue's room: select! checks a guard only
                     // when it starts waiting, and after the traffic nothing else wakes it.
                     _ = tick.tick(), if ring_lost + lost > 0 => {
@@ -167,14 +194,14 @@ impl Observer for ObserverService {
                         }
                     }
                     r = live.recv() => match r {
-                        Ok(Live::Lost(n)) => ring_lost += n,
+                        Ok(Live::Lost(n)) => ring_lost = ring_lost.saturating_add(n),
                         Ok(Live::Flows(batch)) => {
                             // A gap in the sequence is what this client missed by falling behind:
                             // it loses its own flows, and is told how many.
                             if let Some(first) = batch.first()
                                 && first.seq > next_seq
                             {
-                                lost += first.seq - next_seq;
+                                lost = lost.saturating_add(first.seq - next_seq);
                             }
                             let from = next_seq;
                             let fresh = batch.iter().filter(move |s| s.seq >= from);
@@ -184,7 +211,7 @@ impl Observer for ObserverService {
                             // batches in memory, and decoding ahead of a slow client
                             // spent the CPU it needed.
                             if tx.capacity() == 0 {
-                                lost += fresh.count() as u64;
+                                lost = lost.saturating_add(fresh.count() as u64);
                                 continue;
                             }
                             let mut out = Vec::with_capacity(batch.len() + 2);

@@ -188,6 +188,9 @@ pub(super) struct Shared {
     pub(super) ifnames: Mutex<std::collections::HashMap<u32, Arc<str>>>,
     /// Whether each streaming subscriber's queue has room (None once it is gone).
     pub(super) rooms: Mutex<Vec<Room>>,
+    /// Readers of the records (monitor socket connections and Events
+    /// streams) now: each holds a queue and a socket buffer, so they are capped.
+    pub(super) record_readers: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 type Room = Box<dyn Fn() -> Option<usize> + Send>;

@@ -2,6 +2,8 @@
 //! CLI-made lab down even when the test fails half-way.
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
