@@ -454,8 +454,17 @@ _dpdbg() {
             dpdbg__subcmd__help__subcmd__map,watch)
                 cmd="dpdbg__subcmd__help__subcmd__map__subcmd__watch"
                 ;;
+            dpdbg__subcmd__help__subcmd__prog,dump)
+                cmd="dpdbg__subcmd__help__subcmd__prog__subcmd__dump"
+                ;;
             dpdbg__subcmd__help__subcmd__prog,list)
                 cmd="dpdbg__subcmd__help__subcmd__prog__subcmd__list"
+                ;;
+            dpdbg__subcmd__help__subcmd__prog,tracelog)
+                cmd="dpdbg__subcmd__help__subcmd__prog__subcmd__tracelog"
+                ;;
+            dpdbg__subcmd__help__subcmd__prog__subcmd__dump,xlated)
+                cmd="dpdbg__subcmd__help__subcmd__prog__subcmd__dump__subcmd__xlated"
                 ;;
             dpdbg__subcmd__lab,down)
                 cmd="dpdbg__subcmd__lab__subcmd__down"
@@ -523,17 +532,44 @@ _dpdbg() {
             dpdbg__subcmd__map__subcmd__help,watch)
                 cmd="dpdbg__subcmd__map__subcmd__help__subcmd__watch"
                 ;;
+            dpdbg__subcmd__prog,dump)
+                cmd="dpdbg__subcmd__prog__subcmd__dump"
+                ;;
             dpdbg__subcmd__prog,help)
                 cmd="dpdbg__subcmd__prog__subcmd__help"
                 ;;
             dpdbg__subcmd__prog,list)
                 cmd="dpdbg__subcmd__prog__subcmd__list"
                 ;;
+            dpdbg__subcmd__prog,tracelog)
+                cmd="dpdbg__subcmd__prog__subcmd__tracelog"
+                ;;
+            dpdbg__subcmd__prog__subcmd__dump,help)
+                cmd="dpdbg__subcmd__prog__subcmd__dump__subcmd__help"
+                ;;
+            dpdbg__subcmd__prog__subcmd__dump,xlated)
+                cmd="dpdbg__subcmd__prog__subcmd__dump__subcmd__xlated"
+                ;;
+            dpdbg__subcmd__prog__subcmd__dump__subcmd__help,help)
+                cmd="dpdbg__subcmd__prog__subcmd__dump__subcmd__help__subcmd__help"
+                ;;
+            dpdbg__subcmd__prog__subcmd__dump__subcmd__help,xlated)
+                cmd="dpdbg__subcmd__prog__subcmd__dump__subcmd__help__subcmd__xlated"
+                ;;
+            dpdbg__subcmd__prog__subcmd__help,dump)
+                cmd="dpdbg__subcmd__prog__subcmd__help__subcmd__dump"
+                ;;
             dpdbg__subcmd__prog__subcmd__help,help)
                 cmd="dpdbg__subcmd__prog__subcmd__help__subcmd__help"
                 ;;
             dpdbg__subcmd__prog__subcmd__help,list)
                 cmd="dpdbg__subcmd__prog__subcmd__help__subcmd__list"
+                ;;
+            dpdbg__subcmd__prog__subcmd__help,tracelog)
+                cmd="dpdbg__subcmd__prog__subcmd__help__subcmd__tracelog"
+                ;;
+            dpdbg__subcmd__prog__subcmd__help__subcmd__dump,xlated)
+                cmd="dpdbg__subcmd__prog__subcmd__help__subcmd__dump__subcmd__xlated"
                 ;;
             *)
                 ;;
@@ -3516,7 +3552,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__help__subcmd__prog)
-            opts="list"
+            opts="list dump tracelog"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3529,7 +3565,49 @@ _dpdbg() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        dpdbg__subcmd__help__subcmd__prog__subcmd__dump)
+            opts="xlated"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__prog__subcmd__dump__subcmd__xlated)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         dpdbg__subcmd__help__subcmd__prog__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__prog__subcmd__tracelog)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -4540,7 +4618,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__prog)
-            opts="-o -h -V --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version list help"
+            opts="-o -h -V --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version list dump tracelog help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4585,9 +4663,171 @@ _dpdbg() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        dpdbg__subcmd__prog__subcmd__help)
-            opts="list help"
+        dpdbg__subcmd__prog__subcmd__dump)
+            opts="-o -h -V --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version xlated help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-server-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__prog__subcmd__dump__subcmd__help)
+            opts="xlated help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__prog__subcmd__dump__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__prog__subcmd__dump__subcmd__help__subcmd__xlated)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__prog__subcmd__dump__subcmd__xlated)
+            opts="-o -h -V --opcodes --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-server-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__prog__subcmd__help)
+            opts="list dump tracelog help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__prog__subcmd__help__subcmd__dump)
+            opts="xlated"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__prog__subcmd__help__subcmd__dump__subcmd__xlated)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -4627,6 +4867,20 @@ _dpdbg() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        dpdbg__subcmd__prog__subcmd__help__subcmd__tracelog)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         dpdbg__subcmd__prog__subcmd__list)
             opts="-o -h -V --stats --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -4635,6 +4889,56 @@ _dpdbg() {
             fi
             case "${prev}" in
                 --stats)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-server-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__prog__subcmd__tracelog)
+            opts="-o -h -V --count --all --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --count)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -533,23 +533,25 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcomm
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from help" -f -a "watch" -d 'Show entries added, removed and changed between reads, every interval, until Ctrl-C (or --count intervals). A changed entry lists the decoded fields that differ, old -> new. A name or pin that comes to point at another map is said so, and the new map compared with the old'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete one entry'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list dump tracelog help" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list dump tracelog help" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list dump tracelog help" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list dump tracelog help" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list dump tracelog help" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list dump tracelog help" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list dump tracelog help" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -s V -l version -d 'Print version'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -f -a "list" -d 'List every program: id, type, name, tag, attach points, maps'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list dump tracelog help" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list dump tracelog help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list dump tracelog help" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list dump tracelog help" -f -a "list" -d 'List every program: id, type, name, tag, attach points, maps'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list dump tracelog help" -f -a "dump" -d 'Dump a program\'s instructions'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list dump tracelog help" -f -a "tracelog" -d 'Print the datapath\'s bpf_printk lines from the kernel\'s trace pipe (`datapath config debug=true` turns them on), until Ctrl-C or --count'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list dump tracelog help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -l stats -d 'Turn on the kernel\'s run-time statistics for this long and show the runs and average ns of that window' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
@@ -566,7 +568,43 @@ jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from dump" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from dump" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from dump" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from dump" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from dump" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from dump" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from dump" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (streams)'
+compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
+dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from dump" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from dump" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from dump" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from dump" -f -a "xlated" -d 'The translated instructions (what the verifier left), in the kernel\'s notation as `bpftool prog dump xlated` prints them, with map references named'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from dump" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from tracelog" -l count -d 'Stop after COUNT lines' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from tracelog" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from tracelog" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from tracelog" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from tracelog" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from tracelog" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from tracelog" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from tracelog" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (streams)'
+compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
+dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from tracelog" -l all -d 'Every line of the trace pipe, not only the datapath\'s (`dpdbg:`) ones'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from tracelog" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from tracelog" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from tracelog" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from help" -f -a "list" -d 'List every program: id, type, name, tag, attach points, maps'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from help" -f -a "dump" -d 'Dump a program\'s instructions'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from help" -f -a "tracelog" -d 'Print the datapath\'s bpf_printk lines from the kernel\'s trace pipe (`datapath config debug=true` turns them on), until Ctrl-C or --count'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l socket -d 'Unix socket to serve on (mode 0660)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l listen -d 'Also serve on this TCP address: with TLS when --tls-cert and --tls-key are given; plain TCP only on loopback unless --insecure' -r
@@ -741,3 +779,5 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcom
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from map" -f -a "watch" -d 'Show entries added, removed and changed between reads, every interval, until Ctrl-C (or --count intervals). A changed entry lists the decoded fields that differ, old -> new. A name or pin that comes to point at another map is said so, and the new map compared with the old'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from map" -f -a "delete" -d 'Delete one entry'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from prog" -f -a "list" -d 'List every program: id, type, name, tag, attach points, maps'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from prog" -f -a "dump" -d 'Dump a program\'s instructions'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from prog" -f -a "tracelog" -d 'Print the datapath\'s bpf_printk lines from the kernel\'s trace pipe (`datapath config debug=true` turns them on), until Ctrl-C or --count'

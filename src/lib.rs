@@ -16,7 +16,9 @@ pub mod progs;
 pub mod sys;
 pub(crate) mod syscall;
 pub mod trace;
+pub mod tracelog;
 pub mod verdict;
+pub mod xlated;
 
 pub use error::{Error, Result};
 

@@ -390,6 +390,79 @@ pub(crate) fn prog_info(fd: RawFd) -> io::Result<ProgInfoRaw> {
     })
 }
 
+/// A program's translated instructions (what the verifier left, map
+/// pointers turned back into map ids by the kernel), with what a dump needs
+/// beside them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ProgXlated {
+    pub id: u32,
+    pub prog_type: u32,
+    pub name: String,
+    pub tag: [u8; 8],
+    /// 8 bytes per instruction, as struct bpf_insn.
+    pub insns: Vec<u8>,
+    pub map_ids: Vec<u32>,
+    /// The kernel addresses of the JITed functions: `call pc+N` names them
+    /// as bpftool does.
+    pub jited_ksyms: Vec<u64>,
+    pub btf_id: u32,
+    /// (instruction offset, BTF FUNC type id) of each function.
+    pub func_info: Vec<(u32, u32)>,
+    pub run_time_ns: u64,
+    pub run_cnt: u64,
+    pub verified_insns: u32,
+}
+
+/// BPF_OBJ_GET_INFO_BY_FD on a program, twice: the lengths, then the arrays.
+pub(crate) fn prog_xlated(fd: RawFd) -> io::Result<ProgXlated> {
+    // bpf_prog_info: xlated_prog_len 20, xlated_prog_insns 32, nr_map_ids 52,
+    // map_ids 56, nr_jited_ksyms 104, btf_id 128, func_info_rec_size 132,
+    // func_info 136, nr_func_info 144, verified_insns 216.
+    let mut b = [0u8; 232];
+    obj_info(fd, &mut b)?;
+    let len = le32(&b, 20) as usize;
+    let nr_maps = le32(&b, 52) as usize;
+    let nr_func = le32(&b, 144) as usize;
+    let nr_ksyms = le32(&b, 104) as usize;
+    let mut ksyms = vec![0u64; nr_ksyms];
+    let mut insns = vec![0u8; len];
+    let mut ids = vec![0u32; nr_maps];
+    let mut funcs = vec![0u32; nr_func * 2];
+    let mut b2 = [0u8; 232];
+    b2[20..24].copy_from_slice(&(len as u32).to_ne_bytes());
+    b2[32..40].copy_from_slice(&(insns.as_mut_ptr() as u64).to_ne_bytes());
+    b2[52..56].copy_from_slice(&(nr_maps as u32).to_ne_bytes());
+    b2[56..64].copy_from_slice(&(ids.as_mut_ptr() as u64).to_ne_bytes());
+    if nr_ksyms > 0 {
+        b2[104..108].copy_from_slice(&(nr_ksyms as u32).to_ne_bytes());
+        b2[112..120].copy_from_slice(&(ksyms.as_mut_ptr() as u64).to_ne_bytes());
+    }
+    if nr_func > 0 {
+        b2[132..136].copy_from_slice(&8u32.to_ne_bytes());
+        b2[136..144].copy_from_slice(&(funcs.as_mut_ptr() as u64).to_ne_bytes());
+        b2[144..148].copy_from_slice(&(nr_func as u32).to_ne_bytes());
+    }
+    obj_info(fd, &mut b2)?;
+    // A program replaced between the calls cannot change: its fd pins it.
+    insns.truncate(le32(&b2, 20) as usize);
+    let mut tag = [0u8; 8];
+    tag.copy_from_slice(&b[8..16]);
+    Ok(ProgXlated {
+        id: le32(&b, 4),
+        prog_type: le32(&b, 0),
+        name: cstr(&b[64..80]),
+        tag,
+        insns,
+        map_ids: ids,
+        jited_ksyms: ksyms,
+        btf_id: le32(&b, 128),
+        func_info: funcs.chunks(2).map(|c| (c[0], c[1])).collect(),
+        run_time_ns: le64(&b, 192),
+        run_cnt: le64(&b, 200),
+        verified_insns: le32(&b, 216),
+    })
+}
+
 /// A link and where it attaches, when the kernel says (tcx, netkit, xdp).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct LinkInfoRaw {

@@ -204,7 +204,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bpf(c) => c.run(&cli.bpffs, &printer),
         Command::Map(c) => c.run(&cli.bpffs, &printer),
-        Command::Prog(c) => c.run(&printer),
+        Command::Prog(c) => c.run(&cli.bpffs, &printer),
         Command::Serve(c) => c.run(&cli.bpffs, &cli.tls),
         Command::Tui(mut c) => {
             c.remote = cli.server.is_some();
