@@ -7,6 +7,9 @@ use std::process::{Command, exit};
 
 const SOURCES: &[&str] =
     &["bpf/datapath.c", "bpf/include/dpdbg.h", "bpf/test/verifier_reject.c", "bpf/test/btf_maps.c"];
+/// Directories of headers the sources include: every file in them is
+/// tracked, and the directory itself, so a header added later is too.
+const HEADER_DIRS: &[&str] = &["bpf/lib", "bpf/include"];
 
 fn fail(msg: &str) -> ! {
     println!("cargo::error={msg}");
@@ -30,6 +33,15 @@ fn find_clang() -> String {
 fn main() {
     for s in SOURCES {
         println!("cargo::rerun-if-changed={s}");
+    }
+    for dir in HEADER_DIRS {
+        println!("cargo::rerun-if-changed={dir}");
+        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| fail(&format!("reading {dir}: {e}")));
+        let mut headers: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        headers.sort();
+        for h in headers {
+            println!("cargo::rerun-if-changed={}", h.display());
+        }
     }
     println!("cargo::rerun-if-env-changed=CLANG");
 

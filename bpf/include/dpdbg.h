@@ -427,7 +427,7 @@ struct trace_result {
 	__u8 nevents;
 };
 
-/* Every enum above, so they all reach the object's BTF (see datapath.c). */
+/* Every enum above, so they all reach the object's BTF (see lib/maps.h). */
 struct dpdbg_abi_enums {
 	enum dpdbg_family family;
 	enum dpdbg_dir dir;
