@@ -612,6 +612,13 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l tls-client-ca -d '
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l socket-group -d 'The group of the unix socket (mode 0660, owned by root): its members may use it' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l buffer -d 'How many recent flows to keep for clients that ask for the last N' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l ct-gc-interval -d 'Remove expired conntrack entries this often (0 turns it off)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l events -d 'Where events go: a BPF ring buffer, or a perf event array (one buffer per CPU)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l snaplen -d 'Bytes of each packet copied into its event (0 to 256)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l aggregation -d 'Trace events: none = every packet, medium = new connections and TCP flag changes, maximum = no traces' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l map-size -d 'Override a map\'s size, e.g. --map-size ct4=1048576 (repeatable)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l attach -d 'Attach the datapath to every interface whose name matches (a glob: lxc*, veth*, cali*), now and as they appear (netlink link notifications); repeatable' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l attach-mode -d 'How --attach attaches (default: tcx where the kernel has it, else clsact)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l node-name -d 'The node\'s name in flows, GetNodes and ServerStatus (default: the kernel\'s hostname); a Kubernetes node name (RFC 1123 subdomain)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
@@ -625,6 +632,8 @@ compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l allow-write -d 'Run commands that change the datapath for `--server` clients (policy add, endpoint set, ct flush, map update, ...); without it they are refused with PERMISSION_DENIED'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l load -d 'Load the datapath when none is loaded (with the flags below); a loaded one is kept. Without --load, serve waits for one'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l debug -d 'Print drop reasons to the kernel trace pipe as well'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -s V -l version -d 'Print version'

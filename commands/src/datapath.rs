@@ -16,26 +16,43 @@ const COL_PROGRAM: &str = "PROGRAM";
 const COL_MODE: &str = "MODE";
 const COL_STATE: &str = "STATE";
 
+/// The datapath's load-time settings: `datapath load`'s flags, and
+/// `serve --load`'s.
+#[derive(Clone, Debug, clap::Args)]
+pub struct LoadArgs {
+    /// Where events go: a BPF ring buffer, or a perf event array (one buffer per CPU).
+    #[arg(long = "events", default_value = "ringbuf", value_name = "ringbuf|perf")]
+    pub transport: Transport,
+    /// Bytes of each packet copied into its event (0 to 256).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(0..=256))]
+    pub snaplen: u32,
+    /// Trace events: none = every packet, medium = new connections and TCP flag changes, maximum = no traces.
+    #[arg(long, default_value = "medium", value_name = "none|medium|maximum")]
+    pub aggregation: Aggregation,
+    /// Print drop reasons to the kernel trace pipe as well.
+    #[arg(long)]
+    pub debug: bool,
+    /// Override a map's size, e.g. --map-size ct4=1048576 (repeatable).
+    #[arg(long = "map-size", value_name = "MAP=ENTRIES", value_parser = parse_map_size)]
+    pub map_sizes: Vec<(String, u32)>,
+}
+
+impl LoadArgs {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            transport: self.transport,
+            snaplen: self.snaplen,
+            aggregation: self.aggregation,
+            debug: self.debug,
+            max_entries: self.map_sizes.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum DatapathCmd {
     /// Load the datapath and pin its programs and maps under <bpffs>/dpdbg/.
-    Load {
-        /// Where events go: a BPF ring buffer, or a perf event array (one buffer per CPU).
-        #[arg(long = "events", default_value = "ringbuf", value_name = "ringbuf|perf")]
-        transport: Transport,
-        /// Bytes of each packet copied into its event (0 to 256).
-        #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(0..=256))]
-        snaplen: u32,
-        /// Trace events: none = every packet, medium = new connections and TCP flag changes, maximum = no traces.
-        #[arg(long, default_value = "medium", value_name = "none|medium|maximum")]
-        aggregation: Aggregation,
-        /// Print drop reasons to the kernel trace pipe as well.
-        #[arg(long)]
-        debug: bool,
-        /// Override a map's size, e.g. --map-size ct4=1048576 (repeatable).
-        #[arg(long = "map-size", value_name = "MAP=ENTRIES", value_parser = parse_map_size)]
-        map_sizes: Vec<(String, u32)>,
-    },
+    Load(LoadArgs),
     /// Detach from every interface and remove every program, link and map pin.
     Unload,
     /// Attach the datapath to the TC ingress and egress of each interface.
@@ -124,8 +141,8 @@ pub(crate) fn parse_map_size(s: &str) -> Result<(String, u32), String> {
 impl DatapathCmd {
     pub fn run(self, bpffs: &Path, p: &Printer) -> anyhow::Result<()> {
         match self {
-            DatapathCmd::Load { transport, snaplen, aggregation, debug, map_sizes } => {
-                let settings = Settings { transport, snaplen, aggregation, debug, max_entries: map_sizes };
+            DatapathCmd::Load(args) => {
+                let settings = args.settings();
                 let r = datapath::load(bpffs, &settings).context("datapath load")?;
                 if let Some(c) = &r.cleaned_up {
                     // On stderr: stdout stays the report scripts parse.
@@ -193,7 +210,7 @@ impl DatapathCmd {
 }
 
 /// What a load that found a partial datapath says it did about it.
-fn cleaned_up_note(dir: &Path, c: &datapath::Partial) -> String {
+pub(crate) fn cleaned_up_note(dir: &Path, c: &datapath::Partial) -> String {
     let missing =
         if c.missing.is_empty() { "every pin made".to_string() } else { format!("missing: {}", c.missing.join(", ")) };
     if c.load_unfinished {
@@ -344,6 +361,18 @@ fn render_status(st: &datapath::Status) -> String {
             ]);
         }
         let _ = writeln!(s, "{t}");
+    }
+    if let Some(a) = &st.agent {
+        let _ = writeln!(
+            s,
+            "Managed by dpdbg serve (pid {}, --attach {}): {}",
+            a.pid,
+            a.patterns.join(" "),
+            if a.attached.is_empty() { "none yet".to_string() } else { a.attached.join(", ") }
+        );
+        for (ifname, why) in &a.failed {
+            let _ = writeln!(s, "  {ifname} refused attachment (tried again at its next change): {why}");
+        }
     }
     let _ = writeln!(s, "\nMaps:");
     let mut t = table(&["NAME", "ID", "TYPE", "KEY", "VALUE", "MAX", "ENTRIES", "FILL"]);

@@ -38,6 +38,102 @@ pub struct ServeCmd {
     /// they are refused with PERMISSION_DENIED.
     #[arg(long)]
     allow_write: bool,
+    /// Load the datapath when none is loaded (with the flags below); a
+    /// loaded one is kept. Without --load, serve waits for one.
+    #[arg(long)]
+    load: bool,
+    #[command(flatten, next_help_heading = "With --load")]
+    settings: crate::datapath::LoadArgs,
+    /// Attach the datapath to every interface whose name matches (a glob:
+    /// lxc*, veth*, cali*), now and as they appear (netlink link
+    /// notifications); repeatable.
+    #[arg(long, value_name = "PATTERN", num_args = 1.., value_parser = attach_pattern)]
+    attach: Vec<String>,
+    /// How --attach attaches (default: tcx where the kernel has it, else clsact).
+    #[arg(long, value_name = "tcx|clsact", requires = "attach")]
+    attach_mode: Option<dpdbg::datapath::AttachMode>,
+    /// The node's name in flows, GetNodes and ServerStatus (default: the
+    /// kernel's hostname); a Kubernetes node name (RFC 1123 subdomain).
+    #[arg(long, value_name = "NAME", value_parser = node_name)]
+    node_name: Option<String>,
+}
+
+fn attach_pattern(s: &str) -> Result<String, String> {
+    dpdbg::datapath::agent::check_pattern(s).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
+}
+
+/// A node name as Kubernetes takes one: an RFC 1123 subdomain (lowercase
+/// letters, digits, '-' and '.', each label starting and ending with a
+/// letter or digit, at most 63 characters a label and 253 in all).
+pub(crate) fn node_name(s: &str) -> Result<String, String> {
+    let bad = |why: &str| Err(format!("{}: {why} (a node name is an RFC 1123 subdomain, like node-a or ip-10-0-0-1.ec2.internal)", crate::output::quote(s)));
+    if s.is_empty() || s.len() > 253 {
+        return bad("1 to 253 characters");
+    }
+    for label in s.split('.') {
+        let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if label.is_empty() || label.len() > 63 {
+            return bad("each dot-separated part is 1 to 63 characters");
+        }
+        if !label.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+            return bad("only lowercase letters, digits, '-' and '.'");
+        }
+        if !edge(label.chars().next()) || !edge(label.chars().last()) {
+            return bad("each part starts and ends with a letter or digit");
+        }
+    }
+    Ok(s.to_string())
+}
+
+/// The kernel's hostname, the node's name unless told otherwise.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+}
+
+/// `--load`: loads the datapath unless a whole one is loaded, which is kept
+/// (its settings, where they differ from the flags, said on stderr).
+fn load_unless_loaded(bpffs: &Path, args: &crate::datapath::LoadArgs) -> anyhow::Result<()> {
+    use dpdbg::datapath;
+    let want = args.settings();
+    if datapath::Pins::new(bpffs).is_loaded() {
+        let have = datapath::loaded_settings(bpffs).context("reading the loaded datapath's settings")?;
+        let mut differ = Vec::new();
+        if have.transport != want.transport {
+            differ.push(format!("events {:?} (asked {:?})", have.transport, want.transport));
+        }
+        if have.snaplen != want.snaplen {
+            differ.push(format!("snaplen {} (asked {})", have.snaplen, want.snaplen));
+        }
+        if have.aggregation != want.aggregation {
+            differ.push(format!("aggregation {:?} (asked {:?})", have.aggregation, want.aggregation));
+        }
+        if !want.max_entries.is_empty() {
+            differ.push("map sizes as loaded (--map-size applies to a new load)".into());
+        }
+        if differ.is_empty() {
+            eprintln!("dpdbg serve: a datapath is loaded under {} already; keeping it", bpffs.display());
+        } else {
+            eprintln!(
+                "dpdbg serve: a datapath is loaded under {} already, with {}; keeping it (unload it to load one with the flags given)",
+                bpffs.display(),
+                differ.join(", ")
+            );
+        }
+        return Ok(());
+    }
+    let r = datapath::load(bpffs, &want).context("serve --load")?;
+    if let Some(c) = &r.cleaned_up {
+        eprintln!("{}", crate::datapath::cleaned_up_note(&r.pin_dir, c));
+    }
+    eprintln!(
+        "dpdbg serve: loaded the datapath under {} (events via {:?}, snaplen {}, aggregation {:?})",
+        bpffs.display(),
+        r.settings.transport,
+        r.settings.snaplen,
+        r.settings.aggregation
+    );
+    Ok(())
 }
 
 /// A group by name or number.
@@ -115,6 +211,15 @@ impl ServeCmd {
             None => None,
             Some(g) => Some(group_id(g)?),
         };
+        let defaults = <crate::datapath::LoadArgs as clap::FromArgMatches>::from_arg_matches(
+            &<crate::datapath::LoadArgs as clap::Args>::augment_args(clap::Command::new("serve")).get_matches_from(["serve"]),
+        )?;
+        if !self.load && format!("{:?}", self.settings) != format!("{defaults:?}") {
+            crate::usage!("--events, --snaplen, --aggregation, --debug and --map-size are load settings: give --load with them");
+        }
+        if self.load {
+            load_unless_loaded(bpffs, &self.settings)?;
+        }
         let exe = std::env::current_exe().context("finding the dpdbg binary, to run commands for --server")?;
         let commands = dpdbg_api::server::commands::Runner {
             exe,
@@ -135,6 +240,8 @@ impl ServeCmd {
             listen: self.listen,
             buffer: self.buffer as usize,
             ct_gc_interval: self.ct_gc_interval,
+            node_name: self.node_name.unwrap_or_else(hostname),
+            attach: (!self.attach.is_empty()).then_some((self.attach, self.attach_mode)),
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -74,7 +74,7 @@ impl Serve {
         let mut s = Serve { child, log };
         let tcp = args.iter().position(|a| *a == "--listen").and_then(|i| args.get(i + 1)).map(|a| a.to_string());
         let t = Instant::now();
-        while !std::fs::read_to_string(&s.log).unwrap_or_default().contains("dpdbg serve: reading")
+        while !std::fs::read_to_string(&s.log).unwrap_or_default().contains("keeping the last")
             || tcp.as_ref().is_some_and(|a| std::net::TcpStream::connect(a).is_err())
         {
             if let Some(st) = s.child.try_wait().unwrap() {

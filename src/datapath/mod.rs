@@ -5,6 +5,7 @@
 //! mark after its last, so "loaded" always means complete; a load that finds
 //! a partial datapath left by a killed one cleans it up and loads again.
 
+pub mod agent;
 mod clock;
 mod status;
 

@@ -104,6 +104,8 @@ pub struct Status {
     pub programs: Vec<ProgramStatus>,
     pub interfaces: Vec<AttachmentStatus>,
     pub maps: Vec<MapStatus>,
+    /// What `dpdbg serve --attach` manages on this bpffs, while it runs.
+    pub agent: Option<super::agent::Managed>,
 }
 
 pub fn map_type_name(t: MapType) -> String {
@@ -323,6 +325,7 @@ fn status_of(bpffs: &Path, full: bool) -> Result<Status> {
         programs: vec![],
         interfaces: vec![],
         maps: vec![],
+        agent: super::agent::Managed::read(&super::agent::Managed::path_for(bpffs), bpffs),
     };
     set_state(&mut st, &pins, bpffs);
     if st.state == LoadState::NotLoaded {

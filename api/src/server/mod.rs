@@ -32,7 +32,7 @@ use events::EventsService;
 use listen::bind_unix;
 use monitor::serve_monitor;
 use observer::ObserverService;
-use store::{Shared, node_name, read_events};
+use store::{Shared, read_events};
 
 /// Where and how `dpdbg serve` runs.
 #[derive(Clone, Debug)]
@@ -50,6 +50,10 @@ pub struct ServeOptions {
     pub tls: Option<ServerTls>,
     /// The group the unix socket belongs to (its owner is the server's user, root).
     pub socket_gid: Option<u32>,
+    /// The node's name in flows, GetNodes and ServerStatus.
+    pub node_name: String,
+    /// Interfaces to attach the datapath to as they appear (patterns), and how.
+    pub attach: Option<(Vec<String>, Option<datapath::AttachMode>)>,
 }
 
 /// The server's certificate and key (PEM), and the CA its clients' certificates
@@ -96,10 +100,16 @@ pub async fn run(
     opts: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<ServeSummary, ServeError> {
-    let settings = datapath::loaded_settings(&opts.bpffs)?;
-    // The reader first: it takes the consumer lock, so a second server stops
-    // here (naming the first's pid) before it touches the first's socket.
-    let reader = EventReader::open(&opts.bpffs, settings.transport)?;
+    // A datapath loaded now is read from the start. The reader first: it
+    // takes the consumer lock, so a second server stops here (naming the
+    // first's pid) before it touches the first's socket. Without one the
+    // server waits for one (readiness NOT_SERVING until then).
+    let (settings, reader) = if datapath::Pins::new(&opts.bpffs).is_loaded() {
+        let settings = datapath::loaded_settings(&opts.bpffs)?;
+        (Some(settings.clone()), Some(EventReader::open(&opts.bpffs, settings.transport)?))
+    } else {
+        (None, None)
+    };
     let listener = bind_unix(&opts.socket, opts.socket_gid)?;
     let monitor_path = crate::monitor_socket::path_for(&opts.socket);
     let monitor_listener = match bind_unix(&monitor_path, opts.socket_gid) {
@@ -112,7 +122,7 @@ pub async fn run(
     // In batches of up to BATCH_MAX flows.
     let (live, _) = broadcast::channel(256);
     let (raw, _) = broadcast::channel(1024);
-    let (loaded, _) = watch::channel(true);
+    let (loaded, _) = watch::channel(reader.is_some());
     let shared = Arc::new(Shared {
         buffer: Mutex::new(VecDeque::with_capacity(opts.buffer)),
         capacity: opts.buffer.max(1),
@@ -122,7 +132,7 @@ pub async fn run(
         live,
         raw,
         loaded,
-        node: node_name(),
+        node: opts.node_name.clone(),
         address: opts.socket.display().to_string(),
         ifnames: Mutex::new(Default::default()),
         rooms: Mutex::new(Vec::new()),
@@ -133,6 +143,36 @@ pub async fn run(
         let (s, b, st) = (Arc::clone(&shared), opts.bpffs.clone(), Arc::clone(&stop));
         std::thread::spawn(move || read_events(s, reader, b, st))
     };
+    // The interfaces the agent manages: attached as they appear.
+    let agent_thread = opts.attach.clone().map(|(patterns, mode)| {
+        let st = Arc::clone(&stop);
+        let bpffs = opts.bpffs.clone();
+        let state = dpdbg::datapath::agent::Managed::path_for(&opts.bpffs);
+        std::thread::spawn(move || {
+            use dpdbg::datapath::agent::{Agent, AgentEvent};
+            let shown = patterns.join(" ");
+            let mut agent = match Agent::new(&bpffs, patterns, mode) {
+                Ok(a) => a.with_state_file(state),
+                Err(e) => return eprintln!("dpdbg serve: --attach: {e}"),
+            };
+            let r = agent.run(&st, |ev| match ev {
+                AgentEvent::Attached { ifname, mode } => {
+                    eprintln!("dpdbg serve: attached the datapath to {ifname} ({})", format!("{mode:?}").to_lowercase())
+                }
+                AgentEvent::Adopted { ifname } => eprintln!("dpdbg serve: {ifname} was attached already; managing it"),
+                AgentEvent::Removed { ifname } => eprintln!("dpdbg serve: {ifname} is gone; cleared its pins"),
+                AgentEvent::Failed { ifname, error } => {
+                    eprintln!("dpdbg serve: could not attach to {ifname} (tried again at its next change): {error}")
+                }
+                AgentEvent::Waiting => {
+                    eprintln!("dpdbg serve: interfaces matching {shown} are attached once a datapath is loaded")
+                }
+            });
+            if let Err(e) = r {
+                eprintln!("dpdbg serve: the interface manager stopped: {e}");
+            }
+        })
+    });
     if !opts.ct_gc_interval.is_zero() {
         let (bpffs, every) = (opts.bpffs.clone(), opts.ct_gc_interval);
         tokio::spawn(async move {
@@ -243,10 +283,13 @@ pub async fn run(
             guard::GUARDED_SERVICES
         ),
     });
+    let reading = match &settings {
+        Some(s) => format!("reading {} ({:?})", opts.bpffs.display(), s.transport),
+        None => format!("no datapath is loaded under {} yet: waiting for one", opts.bpffs.display()),
+    };
     eprintln!(
-        "dpdbg serve: reading {} ({:?}), keeping the last {} flows; on {}: every service; records for monitors on {}{}",
-        opts.bpffs.display(),
-        settings.transport,
+        "dpdbg serve: node {}, {reading}, keeping the last {} flows; on {}: every service; records for monitors on {}{}",
+        shared.node,
         shared.capacity,
         opts.socket.display(),
         monitor_path.display(),
@@ -264,6 +307,9 @@ pub async fn run(
     }
     stop.store(true, Ordering::Relaxed);
     let _ = reader_thread.join();
+    if let Some(t) = agent_thread {
+        let _ = t.join();
+    }
     let _ = std::fs::remove_file(&opts.socket);
     let _ = std::fs::remove_file(&monitor_path);
     result?;

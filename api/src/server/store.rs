@@ -221,16 +221,44 @@ impl Shared {
 /// subscriber's queue is full: the flow buffer (`--last N`) stays this fresh.
 const FULL_PAUSE_MAX: Duration = Duration::from_millis(100);
 
-pub(super) fn node_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
-}
 
 /// Reads the ring until told to stop; when the datapath goes away, says so
 /// and waits for a new one.
-pub(super) fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: PathBuf, stop: Arc<AtomicBool>) {
+/// The datapath's event reader once one is loaded; None when told to stop
+/// first. A reader another consumer holds is said once, then tried again.
+fn wait_for_reader(bpffs: &Path, stop: &AtomicBool) -> Option<EventReader> {
+    let mut said = None;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        if let Ok(s) = datapath::loaded_settings(bpffs) {
+            match EventReader::open(bpffs, s.transport) {
+                Ok(r) => return Some(r),
+                Err(e) => {
+                    let e = e.to_string();
+                    if said.as_ref() != Some(&e) {
+                        eprintln!("dpdbg serve: a datapath is loaded, but its events cannot be read yet: {e}");
+                        said = Some(e);
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+pub(super) fn read_events(shared: Arc<Shared>, reader: Option<EventReader>, bpffs: PathBuf, stop: Arc<AtomicBool>) {
     let pins = Pins::new(&bpffs);
+    let mut reader = match reader {
+        Some(r) => r,
+        None => {
+            let Some(r) = wait_for_reader(&bpffs, &stop) else { return };
+            eprintln!("dpdbg serve: a datapath is loaded; reading its events");
+            let _ = shared.loaded.send(true);
+            r
+        }
+    };
     let mut seq = 0u64;
     let mut raw_seq = 0u64;
     let mut last_check = Instant::now();
@@ -281,18 +309,9 @@ pub(super) fn read_events(shared: Arc<Shared>, mut reader: EventReader, bpffs: P
                 eprintln!("dpdbg serve: the datapath under {} was unloaded; waiting for a new one", bpffs.display());
                 let _ = shared.loaded.send(false);
                 drop(reader);
-                reader = loop {
-                    if stop.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(500));
-                    let transport = match datapath::loaded_settings(&bpffs) {
-                        Ok(s) => s.transport,
-                        Err(_) => continue,
-                    };
-                    if let Ok(r) = EventReader::open(&bpffs, transport) {
-                        break r;
-                    }
+                reader = match wait_for_reader(&bpffs, &stop) {
+                    Some(r) => r,
+                    None => return,
                 };
                 eprintln!("dpdbg serve: a datapath is loaded again; reading its events");
                 lost_seen = lost_now(&bpffs).unwrap_or(0);
