@@ -31,6 +31,28 @@ pub const PROG_TO_ENDPOINT: &str = "to_endpoint";
 pub const PROG_TRACE_FROM: &str = "trace_from_ep";
 pub const PROG_TRACE_TO: &str = "trace_to_ep";
 
+/// Where events go, chosen at load time: which of the pinned `events`
+/// (ring buffer) and `events_perf` (perf event array) the datapath writes
+/// and a reader opens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    #[default]
+    Ringbuf,
+    Perf,
+}
+
+impl FromStr for Transport {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "ringbuf" => Ok(Transport::Ringbuf),
+            "perf" => Ok(Transport::Perf),
+            _ => Err(Error::InvalidInput(format!("unknown event transport {s:?}: use ringbuf or perf"))),
+        }
+    }
+}
+
 /// How a program is attached to an interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

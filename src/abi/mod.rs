@@ -2,6 +2,8 @@
 //! the BTF of the compiled object (tests/abi_layout.rs): size and the offset
 //! of each field, by name.
 
+pub mod record;
+
 use serde::Serialize;
 
 /// Size and field offsets of one mirrored struct, for the layout test.

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 pub use crate::pins::{
     AttachMode, CONFIG_MAP, Hook, MAPS, PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT, PROG_TRACE_FROM, PROG_TRACE_TO, Partial,
-    PinState, Pins, SETTINGS_MAP, TRACE_MAP,
+    PinState, Pins, SETTINGS_MAP, TRACE_MAP, Transport,
 };
 pub use status::{
     AttachmentStatus, LoadState, MapStatus, ProgramStatus, Runtime, Status, clock_calibration, clock_source,
@@ -30,26 +30,6 @@ pub use status::{
 
 use crate::abi::{self, DpConfig, DpRuntime};
 use crate::{Error, Result, sys};
-
-/// Where events go: chosen at load time.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    #[default]
-    Ringbuf,
-    Perf,
-}
-
-impl FromStr for Transport {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "ringbuf" => Ok(Transport::Ringbuf),
-            "perf" => Ok(Transport::Perf),
-            _ => Err(Error::InvalidInput(format!("unknown event transport {s:?}: use ringbuf or perf"))),
-        }
-    }
-}
 
 /// How many trace events the datapath emits (drops and verdicts are always sent).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]

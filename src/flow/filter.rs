@@ -13,7 +13,7 @@ use std::str::FromStr;
 
 use super::Packet;
 use crate::abi;
-use crate::events::EventRef;
+use crate::abi::record::EventRef;
 
 /// An address or a prefix ("10.0.0.0/8", "fd00::1").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -337,7 +337,7 @@ pub fn parse_protocol(s: &str) -> Result<Vec<u8>, FilterParseError> {
 mod tests {
     use super::*;
     use crate::abi::EventHdr;
-    use crate::events::Event;
+    use crate::abi::record::Event;
 
     fn event(f: impl FnOnce(&mut EventHdr)) -> Event {
         let mut hdr = EventHdr {

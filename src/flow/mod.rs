@@ -14,8 +14,8 @@ pub use format::{
 };
 pub use packet::{Packet, decode_packet};
 
+use crate::abi::record::EventRef;
 use crate::abi::{self, Reason, match_kind_text};
-use crate::events::EventRef;
 
 /// The event's type as hubble and cilium-dbg monitor name it.
 pub fn type_name(t: u8) -> &'static str {
@@ -349,7 +349,7 @@ mod tests {
     use std::net::IpAddr;
 
     use super::*;
-    use crate::events::decode;
+    use crate::abi::record::decode;
 
     fn record(event_type: u8, subtype: u8, verdict: u8, dir: u8, ep: u32, data: &[u8]) -> Vec<u8> {
         let mut r = vec![0u8; 40];
