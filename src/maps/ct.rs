@@ -4,9 +4,11 @@
 use std::net::IpAddr;
 use std::path::Path;
 
+use aya::maps::{HashMap, MapData};
 use serde::Serialize;
 
 use super::any::{AnyMap, MapSpec};
+use super::{Maps, open, typed};
 use crate::abi::{self, Ct4Key, Ct6Key, CtEntry};
 use crate::pins::Pins;
 use crate::{Error, Result, sys};
@@ -313,4 +315,16 @@ pub fn write_json(out: &mut Vec<u8>, v: &CtView) {
     out.extend_from_slice(b",\"expires_in_s\":");
     out.extend_from_slice(itoa::Buffer::new().format(v.expires_in_s).as_bytes());
     out.push(b'}');
+}
+
+impl Maps {
+    pub fn ct4_list(&self) -> Result<Vec<(Ct4Key, CtEntry)>> {
+        let m: HashMap<MapData, Ct4Key, CtEntry> = typed("ct4", HashMap::try_from(open(&self.pins, "ct4")?))?;
+        m.iter().collect::<std::result::Result<Vec<_>, _>>().map_err(|e| Error::bpf("map ct4", e))
+    }
+
+    pub fn ct6_list(&self) -> Result<Vec<(Ct6Key, CtEntry)>> {
+        let m: HashMap<MapData, Ct6Key, CtEntry> = typed("ct6", HashMap::try_from(open(&self.pins, "ct6")?))?;
+        m.iter().collect::<std::result::Result<Vec<_>, _>>().map_err(|e| Error::bpf("map ct6", e))
+    }
 }
