@@ -7,6 +7,7 @@ fn main() {
         "proto/flow/flow.proto",
         "proto/dpdbg/v1/events.proto",
         "proto/dpdbg/v1/commands.proto",
+        "proto/peer/peer.proto",
     ];
     for f in files {
         println!("cargo::rerun-if-changed={f}");
@@ -41,6 +42,7 @@ fn main() {
             .extern_path(".observer", "crate::observer")
             .extern_path(".observer.GetFlowsResponse", "crate::encoded::EncodedResponse")
             .extern_path(".dpdbg.v1", "crate::events")
+            .extern_path(".peer", "crate::peer")
             .compile_fds(fds)
     });
     if let Err(e) = made {

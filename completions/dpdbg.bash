@@ -4390,7 +4390,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__monitor)
-            opts="-t -n -j -v -o -h -V --type --from --to --related-to --ip --port --proto --verdict --count --numeric --json --since --until --verbose --hex --pcap --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
+            opts="-t -n -j -v -w -r -o -h -V --type --from --to --related-to --ip --port --proto --verdict --count --numeric --json --since --until --verbose --hex --pcap --write --read --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4448,6 +4448,22 @@ _dpdbg() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --write)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -w)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --read)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --bpffs)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -4488,7 +4504,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__observe)
-            opts="-f -t -4 -6 -o -h -V --follow --last --first --all --since --until --ip --from-ip --to-ip --port --from-port --to-port --protocol --verdict --type --tcp-flags --identity --from-identity --to-identity --traffic-direction --ipv4 --ipv6 --drop-reason-desc --interface --not --print-raw-filters --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
+            opts="-f -t -4 -6 -o -h -V --follow --last --first --all --since --until --ip --from-ip --to-ip --port --from-port --to-port --protocol --verdict --type --tcp-flags --identity --from-identity --to-identity --traffic-direction --ipv4 --ipv6 --drop-reason-desc --interface --not --print-raw-filters --input-file --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4575,6 +4591,10 @@ _dpdbg() {
                     return 0
                     ;;
                 --interface)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --input-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -4982,7 +5002,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__serve)
-            opts="-o -h -V --socket --listen --tls-client-ca --socket-group --buffer --ct-gc-interval --allow-write --load --events --snaplen --aggregation --debug --map-size --attach --attach-mode --node-name --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
+            opts="-o -h -V --socket --listen --tls-client-ca --socket-group --buffer --ct-gc-interval --allow-write --load --events --snaplen --aggregation --debug --map-size --attach --attach-mode --node-name --peer --peers-dns --peers-dns-interval --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5037,6 +5057,18 @@ _dpdbg() {
                     return 0
                     ;;
                 --node-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --peer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --peers-dns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --peers-dns-interval)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

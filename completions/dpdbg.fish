@@ -263,6 +263,8 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l count -d 'Stop a
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l since -d 'Skip events older than this (e.g. 30s, 5m), such as those waiting in the ring' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l until -d 'Stop after this long (e.g. 10s)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l pcap -d 'Write the captured packets to a pcap file ("-" for stdout)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s w -l write -d 'Also keep the raw records in FILE (dpdbg\'s capture format, with the node\'s time base and interface names), for `monitor -r`; events are still printed' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s r -l read -d 'Play back a capture written with --write ("-" for stdin) instead of the live datapath, through the same filters and outputs' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
@@ -619,6 +621,9 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l map-size -d 'Overr
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l attach -d 'Attach the datapath to every interface whose name matches (a glob: lxc*, veth*, cali*), now and as they appear (netlink link notifications); repeatable' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l attach-mode -d 'How --attach attaches (default: tcx where the kernel has it, else clsact)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l node-name -d 'The node\'s name in flows, GetNodes and ServerStatus (default: the kernel\'s hostname); a Kubernetes node name (RFC 1123 subdomain)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l peer -d 'Another node of the fleet, for hubble-relay\'s peer service (peer.Peer): its node name and Observer address (ip:port, or an IP for port 4244); repeatable. This node is always one of the peers' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l peers-dns -d 'Find the fleet by a DNS name (a Kubernetes headless Service): resolved again every --peers-dns-interval, each address a peer whose name is asked from the peer itself' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l peers-dns-interval -d 'How often --peers-dns is resolved again' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
@@ -661,6 +666,7 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l traffic-directio
 egress\t''"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l drop-reason-desc -d 'Drop reason, by cilium\'s name (POLICY_DENIED, POLICY_DENY, …) or number' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l interface -d 'The interface the flow was seen on, by name' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l input-file -d 'Read flows from FILE ("-" for stdin) instead of a server: Hubble\'s JSON, one response per line (`hubble observe -o json`, `dpdbg observe -o json`). Every flow it holds unless --last or --first' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F

@@ -20,6 +20,11 @@ pub mod events {
     tonic::include_proto!("dpdbg.v1");
 }
 
+/// Generated from proto/peer/peer.proto: Hubble's peer service.
+pub mod peer {
+    tonic::include_proto!("peer");
+}
+
 /// The Observer server over [`encoded::EncodedResponse`] (see build.rs).
 pub mod observer_encoded {
     include!(concat!(env!("OUT_DIR"), "/encoded/observer.rs"));

@@ -56,6 +56,19 @@ pub struct ServeCmd {
     /// kernel's hostname); a Kubernetes node name (RFC 1123 subdomain).
     #[arg(long, value_name = "NAME", value_parser = node_name)]
     node_name: Option<String>,
+    /// Another node of the fleet, for hubble-relay's peer service
+    /// (peer.Peer): its node name and Observer address (ip:port, or an IP
+    /// for port 4244); repeatable. This node is always one of the peers.
+    #[arg(long = "peer", value_name = "NAME=ADDR", value_parser = dpdbg_api::server::peer::parse_peer)]
+    peers: Vec<(String, String)>,
+    /// Find the fleet by a DNS name (a Kubernetes headless Service):
+    /// resolved again every --peers-dns-interval, each address a peer whose
+    /// name is asked from the peer itself.
+    #[arg(long, value_name = "HOST:PORT", value_parser = dpdbg_api::server::peer::parse_dns)]
+    peers_dns: Option<String>,
+    /// How often --peers-dns is resolved again.
+    #[arg(long, default_value = "10s", value_parser = crate::monitor::parse_duration, value_name = "DURATION", requires = "peers_dns")]
+    peers_dns_interval: Duration,
 }
 
 fn attach_pattern(s: &str) -> Result<String, String> {
@@ -67,7 +80,12 @@ fn attach_pattern(s: &str) -> Result<String, String> {
 /// letters, digits, '-' and '.', each label starting and ending with a
 /// letter or digit, at most 63 characters a label and 253 in all).
 pub(crate) fn node_name(s: &str) -> Result<String, String> {
-    let bad = |why: &str| Err(format!("{}: {why} (a node name is an RFC 1123 subdomain, like node-a or ip-10-0-0-1.ec2.internal)", crate::output::quote(s)));
+    let bad = |why: &str| {
+        Err(format!(
+            "{}: {why} (a node name is an RFC 1123 subdomain, like node-a or ip-10-0-0-1.ec2.internal)",
+            crate::output::quote(s)
+        ))
+    };
     if s.is_empty() || s.len() > 253 {
         return bad("1 to 253 characters");
     }
@@ -88,7 +106,9 @@ pub(crate) fn node_name(s: &str) -> Result<String, String> {
 
 /// The kernel's hostname, the node's name unless told otherwise.
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 /// `--load`: loads the datapath unless a whole one is loaded, which is kept
@@ -212,14 +232,29 @@ impl ServeCmd {
             Some(g) => Some(group_id(g)?),
         };
         let defaults = <crate::datapath::LoadArgs as clap::FromArgMatches>::from_arg_matches(
-            &<crate::datapath::LoadArgs as clap::Args>::augment_args(clap::Command::new("serve")).get_matches_from(["serve"]),
+            &<crate::datapath::LoadArgs as clap::Args>::augment_args(clap::Command::new("serve"))
+                .get_matches_from(["serve"]),
         )?;
         if !self.load && format!("{:?}", self.settings) != format!("{defaults:?}") {
-            crate::usage!("--events, --snaplen, --aggregation, --debug and --map-size are load settings: give --load with them");
+            crate::usage!(
+                "--events, --snaplen, --aggregation, --debug and --map-size are load settings: give --load with them"
+            );
         }
         if self.load {
             load_unless_loaded(bpffs, &self.settings)?;
         }
+        // Peers found by DNS are asked their names as this node is asked:
+        // plain where it serves plain, TLS with its own certificate (and the
+        // client CA as the fleet's CA) where it serves TLS.
+        dpdbg_api::client::configure(dpdbg_api::client::ClientTls {
+            ca: match (&tls, &self.tls_client_ca) {
+                (Some(t), Some(_)) => t.client_ca.clone(),
+                _ => None,
+            },
+            identity: tls.as_ref().map(|t| (t.cert.clone(), t.key.clone())),
+            server_name: None,
+            insecure: tls_args.insecure || tls.is_none(),
+        });
         let exe = std::env::current_exe().context("finding the dpdbg binary, to run commands for --server")?;
         let commands = dpdbg_api::server::commands::Runner {
             exe,
@@ -242,6 +277,15 @@ impl ServeCmd {
             ct_gc_interval: self.ct_gc_interval,
             node_name: self.node_name.unwrap_or_else(hostname),
             attach: (!self.attach.is_empty()).then_some((self.attach, self.attach_mode)),
+            peers: dpdbg_api::server::peer::PeerOptions {
+                // A listener on every address has none to give: the node is
+                // then a peer through --peers-dns (its own address among them).
+                self_address: self.listen.filter(|a| !a.ip().is_unspecified()).map(|a| a.to_string()),
+                fixed: self.peers,
+                dns: self.peers_dns,
+                dns_every: self.peers_dns_interval,
+                tls: tls_args.tls_cert.is_some(),
+            },
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -1,5 +1,6 @@
 //! What a TCP listener without client certificates serves: what Hubble
-//! serves to any reader (observer.Observer, grpc.health.v1), no more.
+//! serves to any reader (observer.Observer, peer.Peer, grpc.health.v1), no
+//! more.
 //! dpdbg.v1.Commands runs commands as root on the node and dpdbg.v1.Events
 //! streams packet bytes; over TCP they need a client certificate (mutual
 //! TLS), otherwise any local user could reach them through a loopback port
@@ -17,7 +18,7 @@ use crate::events::events_server::Events;
 use crate::events::{EventBatch, RunOutput, RunRequest, SubscribeRequest};
 
 /// The services every listener serves to anyone who can connect.
-pub const OPEN_SERVICES: &str = "observer.Observer, grpc.health.v1";
+pub const OPEN_SERVICES: &str = "observer.Observer, peer.Peer, grpc.health.v1";
 
 /// The services that need the unix socket or a client certificate on TCP.
 pub const GUARDED_SERVICES: &str = "dpdbg.v1.Commands, dpdbg.v1.Events";

@@ -13,6 +13,7 @@ mod health;
 mod listen;
 mod monitor;
 mod observer;
+pub mod peer;
 mod store;
 
 use std::collections::VecDeque;
@@ -54,6 +55,8 @@ pub struct ServeOptions {
     pub node_name: String,
     /// Interfaces to attach the datapath to as they appear (patterns), and how.
     pub attach: Option<(Vec<String>, Option<datapath::AttachMode>)>,
+    /// The fleet, for hubble-relay's peer.Peer/Notify.
+    pub peers: peer::PeerOptions,
 }
 
 /// The server's certificate and key (PEM), and the CA its clients' certificates
@@ -205,6 +208,9 @@ pub async fn run(
             }
         }
     };
+    let peers = peer::Peers::new(opts.peers.tls);
+    tokio::spawn(peer::keep(Arc::clone(&peers), shared.node.clone(), opts.peers.clone()));
+    let peers_svc = peer::PeerService(peers);
     // Hubble's services on every listener; dpdbg's own (commands as root,
     // packet bytes) only where the client is known: the unix socket (its
     // mode) or TCP with client certificates.
@@ -219,7 +225,10 @@ pub async fn run(
             }
             b = b.tls_config(cfg).map_err(ServeError::Transport)?;
         }
-        let open = b.add_service(health_svc.clone()).add_service(ObserverServer::new(svc.clone()));
+        let open = b
+            .add_service(health_svc.clone())
+            .add_service(ObserverServer::new(svc.clone()))
+            .add_service(crate::peer::peer_server::PeerServer::new(peers_svc.clone()));
         Ok(if known_clients {
             open.add_service(EventsServer::new(events.clone()))
                 .add_optional_service(commands.clone().map(crate::events::commands_server::CommandsServer::new))

@@ -282,6 +282,15 @@ impl Observer for ObserverService {
         }))
     }
 
+    /// Namespaces of the flows seen: none while endpoints carry no
+    /// namespace, answered so that every call hubble-relay makes succeeds.
+    async fn get_namespaces(
+        &self,
+        _: Request<crate::observer::GetNamespacesRequest>,
+    ) -> Result<Response<crate::observer::GetNamespacesResponse>, Status> {
+        Ok(Response::new(crate::observer::GetNamespacesResponse { namespaces: vec![] }))
+    }
+
     async fn server_status(&self, _: Request<ServerStatusRequest>) -> Result<Response<ServerStatusResponse>, Status> {
         let s = &self.0;
         Ok(Response::new(ServerStatusResponse {
