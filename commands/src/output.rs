@@ -5,6 +5,9 @@ use std::io::Write;
 
 use comfy_table::presets::NOTHING;
 use comfy_table::{Cell, ContentArrangement, Table};
+/// User input for an error message, cut to a readable length: the core's,
+/// so the CLI and the core quote alike.
+pub use dpdbg::maps::any::quote;
 use serde::Serialize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -115,21 +118,6 @@ impl std::fmt::Display for Exit {
 }
 
 impl std::error::Error for Exit {}
-
-/// The longest piece of user input an error message quotes.
-const QUOTE_MAX: usize = 120;
-
-/// `s` for an error message: cut to a readable length.
-pub fn quote(s: &str) -> String {
-    if s.len() <= QUOTE_MAX {
-        return format!("{s:?}");
-    }
-    let mut end = QUOTE_MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{:?}… ({} bytes)", &s[..end], s.len())
-}
 
 /// The error's message with its causes, each said once: a cause whose text
 /// its parent already includes is not repeated, and errno values the C
