@@ -22,6 +22,19 @@ pub struct Endpoint {
     pub enforce_egress: bool,
 }
 
+impl Endpoint {
+    /// The directions policy is enforced in, in the words `bpf endpoint add
+    /// --enforce` takes: `none`, `ingress`, `egress` or `both`.
+    pub fn enforcement(&self) -> &'static str {
+        match (self.enforce_ingress, self.enforce_egress) {
+            (true, true) => "both",
+            (true, false) => "ingress",
+            (false, true) => "egress",
+            (false, false) => "none",
+        }
+    }
+}
+
 impl Maps {
     fn endpoints(&self) -> Result<HashMap<MapData, EndpointKey, EndpointInfo>> {
         typed("endpoints", HashMap::try_from(open(&self.pins, "endpoints")?))

@@ -556,12 +556,7 @@ impl App {
                     .iter()
                     .find(|(i, _)| *i == e.ifindex)
                     .map_or_else(|| format!("ifindex {}", e.ifindex), |(_, n)| n.clone()),
-                enforcement: match (e.enforce_ingress, e.enforce_egress) {
-                    (true, true) => "both",
-                    (true, false) => "ingress",
-                    (false, true) => "egress",
-                    (false, false) => "none",
-                },
+                enforcement: e.enforcement(),
                 fwd_packets: 0,
                 fwd_bytes: 0,
                 drop_packets: 0,

@@ -104,12 +104,6 @@ fn render(eps: &[Endpoint]) -> String {
     }
     let mut t = table(&[COL_ID, COL_IDENTITY, COL_IP, COL_IFINDEX, COL_IFACE, COL_MAC, COL_POLICY]);
     for e in eps {
-        let policy = match (e.enforce_ingress, e.enforce_egress) {
-            (true, true) => "ingress, egress",
-            (true, false) => "ingress",
-            (false, true) => "egress",
-            (false, false) => "disabled",
-        };
         t.add_row(vec![
             e.endpoint_id.to_string(),
             e.identity.to_string(),
@@ -117,7 +111,8 @@ fn render(eps: &[Endpoint]) -> String {
             e.ifindex.to_string(),
             dpdbg::sys::ifname(e.ifindex).unwrap_or_else(|| "-".into()),
             e.mac.clone(),
-            policy.to_string(),
+            // What --enforce takes: none, ingress, egress or both.
+            e.enforcement().to_string(),
         ]);
     }
     t.to_string()
@@ -232,6 +227,31 @@ impl EndpointCmd {
                     format!("Endpoint {id}: deleted {} and {ct_deleted} conntrack entries", ips.join(", "))
                 })
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table's POLICY ENFORCEMENT column prints `Endpoint::enforcement`:
+    /// for every value `--enforce` takes, an endpoint added with it says
+    /// that value.
+    #[test]
+    fn the_table_says_enforcement_in_the_words_enforce_takes() {
+        for v in Enforce::value_variants() {
+            let flags = v.flags();
+            let ep = Endpoint {
+                ip: "192.0.2.1".parse().unwrap(),
+                endpoint_id: 7,
+                identity: 1000,
+                ifindex: 0,
+                mac: "00:00:00:00:00:00".into(),
+                enforce_ingress: flags & abi::EP_ENFORCE_INGRESS != 0,
+                enforce_egress: flags & abi::EP_ENFORCE_EGRESS != 0,
+            };
+            assert_eq!(ep.enforcement(), v.to_possible_value().unwrap().get_name());
         }
     }
 }
