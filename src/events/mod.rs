@@ -2,7 +2,6 @@
 //! array. The records and their decoding are `abi::record` (re-exported
 //! here): `flow/` decodes them without depending on the readers.
 
-mod hub;
 mod ring;
 
 use std::os::fd::{AsFd, AsRawFd, RawFd};
@@ -11,8 +10,6 @@ use std::time::{Duration, Instant};
 
 use aya::maps::perf::{PerfEvent, PerfEventArrayBuffer};
 use aya::maps::{Map, MapData, PerfEventArray};
-
-pub use hub::{Hub, Next, Source, Subscription};
 
 use crate::abi;
 pub use crate::abi::record::{DecodeError, Event, EventRef, decode, header, view};
