@@ -13,6 +13,7 @@ pub mod lab;
 pub mod maps;
 pub mod pins;
 pub mod progs;
+pub mod replay;
 pub mod sys;
 pub(crate) mod syscall;
 pub mod trace;

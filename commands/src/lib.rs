@@ -9,6 +9,7 @@ pub mod lab;
 pub mod map;
 pub mod monitor;
 pub mod observe;
+mod observe_file;
 pub mod output;
 pub mod prog;
 #[cfg(test)]

@@ -136,6 +136,11 @@ pub struct ObserveCmd {
     /// Print the filters sent to the server and stop.
     #[arg(long)]
     print_raw_filters: bool,
+    /// Read flows from FILE ("-" for stdin) instead of a server: Hubble's
+    /// JSON, one response per line (`hubble observe -o json`, `dpdbg
+    /// observe -o json`). Every flow it holds unless --last or --first.
+    #[arg(long, value_name = "FILE|-", conflicts_with = "follow")]
+    input_file: Option<std::path::PathBuf>,
 }
 
 /// The filter flags alone, parsed again from the words `--not` negated.
@@ -369,7 +374,7 @@ impl ObserveCmd {
             (Some(n), _, _, _) | (_, Some(n), _, _) => n,
             (_, _, true, _) => 0,
             (_, _, _, true) => 0,
-            _ if self.since.is_some() || self.until.is_some() => 0,
+            _ if self.since.is_some() || self.until.is_some() || self.input_file.is_some() => 0,
             _ => 20,
         };
         let req = GetFlowsRequest {
@@ -393,6 +398,9 @@ impl ObserveCmd {
             }
             return Ok(());
         }
+        if let Some(path) = &self.input_file {
+            return crate::observe_file::run(path, &req, format);
+        }
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("the async runtime")?;
         rt.block_on(async move {
             let mut client = dpdbg_api::client::observer(&self.server).await?;
@@ -403,11 +411,7 @@ impl ObserveCmd {
             let mut out = std::io::stdout().lock();
             use std::io::Write;
             if format == ObserveFormat::Table {
-                writeln!(
-                    out,
-                    "{:<31} {:<34} {:<34} {:<16} {:<10} SUMMARY",
-                    "TIMESTAMP", "SOURCE", "DESTINATION", "TYPE", "VERDICT"
-                )?;
+                print_table_header(&mut out)?;
             }
             loop {
                 let msg = tokio::time::timeout(Duration::from_secs(3600), stream.message()).await;
@@ -433,7 +437,12 @@ fn refused(server: &str, s: dpdbg_api::tonic::Status) -> anyhow::Error {
     }
 }
 
-fn print_response(
+/// The header line of `-o table`.
+pub(crate) fn print_table_header(out: &mut impl std::io::Write) -> std::io::Result<()> {
+    writeln!(out, "{:<31} {:<34} {:<34} {:<16} {:<10} SUMMARY", "TIMESTAMP", "SOURCE", "DESTINATION", "TYPE", "VERDICT")
+}
+
+pub(crate) fn print_response(
     out: &mut impl std::io::Write,
     r: &dpdbg_api::observer::GetFlowsResponse,
     format: ObserveFormat,

@@ -121,12 +121,20 @@ pub fn classify(args: &[String]) -> Access {
         // while they are on, a change to the node.
         Command::Prog(ProgCmd::List { stats: Some(_) }) => Access::Write,
         Command::Prog(_) | Command::Trace(_) | Command::Status(_) => Access::Read,
-        Command::Monitor(m) => match m.pcap_file() {
-            Some(f) => refused(
+        Command::Monitor(m) => match (m.pcap_file(), m.capture_file()) {
+            (Some(f), _) => refused(
                 "monitor --pcap FILE",
                 &format!("it would write {} on the node; use --pcap - and redirect it here", f.display()),
             ),
-            None => Access::Read,
+            (None, Some(("--write", f))) => refused(
+                "monitor --write FILE",
+                &format!("it would write {} on the node; run the monitor on the node itself", f.display()),
+            ),
+            (None, Some((_, f))) => refused(
+                "monitor -r FILE",
+                &format!("it would read {} on the node; run `dpdbg monitor -r` here, without --server", f.display()),
+            ),
+            (None, None) => Access::Read,
         },
         Command::Lab(_) => refused("lab", "the lab is made on the node itself"),
         Command::Serve(_) => refused("serve", "a server is started on the node itself"),
@@ -257,7 +265,16 @@ mod tests {
         ] {
             assert_eq!(classify(&v(write)), Access::Write, "{write}");
         }
-        for refused in ["lab up", "serve", "tui", "observe", "health", "monitor --pcap /tmp/x.pcap"] {
+        for refused in [
+            "lab up",
+            "serve",
+            "tui",
+            "observe",
+            "health",
+            "monitor --pcap /tmp/x.pcap",
+            "monitor --write /tmp/x.dpdbg",
+            "monitor -r /tmp/x.dpdbg",
+        ] {
             assert!(matches!(classify(&v(refused)), Access::Refused(_)), "{refused}");
         }
     }
