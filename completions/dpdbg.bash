@@ -5002,7 +5002,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__serve)
-            opts="-o -h -V --socket --listen --tls-client-ca --socket-group --buffer --ct-gc-interval --allow-write --load --events --snaplen --aggregation --debug --map-size --attach --attach-mode --node-name --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
+            opts="-o -h -V --socket --listen --tls-client-ca --socket-group --buffer --ct-gc-interval --allow-write --load --events --snaplen --aggregation --debug --map-size --attach --attach-mode --node-name --peer --peers-dns --peers-dns-interval --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5057,6 +5057,18 @@ _dpdbg() {
                     return 0
                     ;;
                 --node-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --peer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --peers-dns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --peers-dns-interval)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

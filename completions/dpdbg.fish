@@ -621,6 +621,9 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l map-size -d 'Overr
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l attach -d 'Attach the datapath to every interface whose name matches (a glob: lxc*, veth*, cali*), now and as they appear (netlink link notifications); repeatable' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l attach-mode -d 'How --attach attaches (default: tcx where the kernel has it, else clsact)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l node-name -d 'The node\'s name in flows, GetNodes and ServerStatus (default: the kernel\'s hostname); a Kubernetes node name (RFC 1123 subdomain)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l peer -d 'Another node of the fleet, for hubble-relay\'s peer service (peer.Peer): its node name and Observer address (ip:port, or an IP for port 4244); repeatable. This node is always one of the peers' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l peers-dns -d 'Find the fleet by a DNS name (a Kubernetes headless Service): resolved again every --peers-dns-interval, each address a peer whose name is asked from the peer itself' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l peers-dns-interval -d 'How often --peers-dns is resolved again' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
