@@ -251,10 +251,10 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcomm
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s t -l type -d 'Only these event types (repeatable)' -r -f -a "trace\t''
 drop\t''
 policy-verdict\t''"
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l from -d 'Only packets this endpoint sent' -r
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l to -d 'Only packets sent to this endpoint' -r
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l related-to -d 'Only events of this endpoint, either way' -r
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l ip -d 'Only packets from or to this address' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l from -d 'Only packets one of these endpoints sent (repeatable: any of them, as cilium-dbg\'s list)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l to -d 'Only packets sent to one of these endpoints (repeatable)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l related-to -d 'Only events of one of these endpoints, either way (repeatable)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l ip -d 'Only packets from or to this address or CIDR (repeatable: any of them)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l port -d 'Only packets from or to this port' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l proto -d 'Only this protocol: tcp, udp, icmp, icmpv6 or a number' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l verdict -d 'Only forwarded (allow) or dropped (deny) packets' -r -f -a "allow\t''

@@ -3,7 +3,6 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -38,18 +37,18 @@ pub struct MonitorCmd {
     /// Only these event types (repeatable).
     #[arg(short = 't', long = "type", value_enum, value_name = "trace|drop|policy-verdict")]
     types: Vec<EventType>,
-    /// Only packets this endpoint sent.
+    /// Only packets one of these endpoints sent (repeatable: any of them, as cilium-dbg's list).
     #[arg(long, value_name = "ENDPOINT")]
-    from: Option<u32>,
-    /// Only packets sent to this endpoint.
+    from: Vec<u32>,
+    /// Only packets sent to one of these endpoints (repeatable).
     #[arg(long, value_name = "ENDPOINT")]
-    to: Option<u32>,
-    /// Only events of this endpoint, either way.
+    to: Vec<u32>,
+    /// Only events of one of these endpoints, either way (repeatable).
     #[arg(long, value_name = "ENDPOINT")]
-    related_to: Option<u32>,
-    /// Only packets from or to this address.
-    #[arg(long)]
-    ip: Option<IpAddr>,
+    related_to: Vec<u32>,
+    /// Only packets from or to this address or CIDR (repeatable: any of them).
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
+    ip: Vec<flow::Cidr>,
     /// Only packets from or to this port.
     #[arg(long)]
     port: Option<u16>,
@@ -103,6 +102,11 @@ const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// Bytes of lines gathered before they go to the writer.
 const OUT_CHUNK: usize = 64 << 10;
+
+/// An address or a CIDR, as observe takes them (a /32 or /128 for a bare address).
+fn parse_cidr(s: &str) -> Result<flow::Cidr, String> {
+    s.parse::<flow::Cidr>().map_err(|e| e.to_string())
+}
 
 /// "500ms", "10s", "5m", "1h30m", a bare number of seconds; at most a year.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -214,10 +218,10 @@ impl MonitorCmd {
                     subtype: None,
                 })
                 .collect(),
-            source_endpoint: self.from.into_iter().collect(),
-            destination_endpoint: self.to.into_iter().collect(),
-            endpoint: self.related_to.into_iter().collect(),
-            ip: self.ip.map(flow::Cidr::from).into_iter().collect(),
+            source_endpoint: self.from.clone(),
+            destination_endpoint: self.to.clone(),
+            endpoint: self.related_to.clone(),
+            ip: self.ip.clone(),
             port: self.port.into_iter().collect(),
             // "any" parses to 0: no filter.
             protocol: self.proto.filter(|p| *p != 0).into_iter().collect(),
