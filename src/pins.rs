@@ -14,7 +14,7 @@ use crate::{Error, Result};
 
 /// The maps the object defines, each pinned as `maps/<name>`.
 pub const MAPS: &[&str] =
-    &["endpoints", "ipcache", "policy", "ct4", "ct6", "frags", "metrics", "events", "events_perf", TRACE_MAP];
+    &["endpoints", "ipcache", "policy", "ct4", "ct6", "frags", "metrics", "events", "events_perf", TRACE_MAP, "identities", "endpoint_names"];
 /// The one-slot map the dry-run programs of `dpdbg trace` record into.
 pub const TRACE_MAP: &str = "trace_result";
 /// The object's `.rodata` (the `cfg` load-time settings) is pinned under this

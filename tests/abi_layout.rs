@@ -33,7 +33,7 @@ fn every_mirror_matches_the_object_btf() {
         }
         checked += 1;
     }
-    assert_eq!(checked, 18);
+    assert_eq!(checked, 20);
 }
 
 #[test]
@@ -92,6 +92,8 @@ fn map_key_and_value_types_match_the_mirrors() {
         ("ct4", "ct4_key", "ct_entry"),
         ("ct6", "ct6_key", "ct_entry"),
         ("frags", "frag_key", "frag_ports"),
+        ("identities", "u32", "identity_labels"),
+        ("endpoint_names", "u32", "endpoint_name"),
     ];
     let maps = btf.ids_by_name(".maps");
     let vars: Vec<(String, u32)> = maps
@@ -114,6 +116,8 @@ fn map_key_and_value_types_match_the_mirrors() {
             let Some(Type::Ptr { target }) = ptr else { panic!("{map}.{field} is not a pointer") };
             match btf.resolve(*target).1 {
                 Some(Type::Struct { name, .. }) => name.clone(),
+                // __u32 resolves through its typedefs to the int.
+                Some(Type::Int { size: 4, signed: false, .. }) => "u32".into(),
                 other => panic!("{map}.{field} points to {other:?}"),
             }
         };
@@ -131,6 +135,9 @@ fn mirrored_constants() -> Vec<(&'static str, i64)> {
         ("DPDBG_DIR_INGRESS", abi::DIR_INGRESS.into()),
         ("DPDBG_DIR_EGRESS", abi::DIR_EGRESS.into()),
         ("DPDBG_IDENTITY_ANY", abi::IDENTITY_ANY.into()),
+        ("DPDBG_LABELS_LEN", abi::LABELS_LEN as i64),
+        ("DPDBG_NAMESPACE_LEN", abi::NAMESPACE_LEN as i64),
+        ("DPDBG_POD_LEN", abi::POD_LEN as i64),
         ("DPDBG_IDENTITY_HOST", abi::IDENTITY_HOST.into()),
         ("DPDBG_IDENTITY_WORLD", abi::IDENTITY_WORLD.into()),
         ("DPDBG_EP_ENFORCE_INGRESS", abi::EP_ENFORCE_INGRESS.into()),

@@ -30,12 +30,13 @@ mod reference {
     use super::policy_match_type;
     use crate::flow;
 
-    /// Labels for an identity, as Hubble shows reserved ones.
-    fn labels(identity: u32) -> Vec<String> {
+    /// Labels for an identity: the reserved ones as Hubble shows them, the
+    /// others as `bpf identity` has them.
+    fn labels(identity: u32, names: &dpdbg::maps::Names) -> Vec<String> {
         match identity {
             abi::IDENTITY_HOST => vec!["reserved:host".into()],
             abi::IDENTITY_WORLD => vec!["reserved:world".into()],
-            _ => vec![],
+            _ => names.labels.get(&identity).cloned().unwrap_or_default(),
         }
     }
 
@@ -56,7 +57,14 @@ mod reference {
     /// stamp into wall-clock time; `node` is the node's name, `ifname` the name
     /// of the event's interface.
     #[allow(deprecated)] // Hubble still fills drop_reason and Summary for older clients; so do we.
-    pub fn to_flow(ev: EventRef<'_>, d: &Decoded, wall_offset_ns: i128, node: &str, ifname: &str) -> flow::Flow {
+    pub fn to_flow(
+        ev: EventRef<'_>,
+        d: &Decoded,
+        wall_offset_ns: i128,
+        node: &str,
+        ifname: &str,
+        names: &dpdbg::maps::Names,
+    ) -> flow::Flow {
         let h = &ev.hdr;
         let p = &d.packet;
         let ns = (h.timestamp_ns as i128 + wall_offset_ns).max(0);
@@ -77,8 +85,18 @@ mod reference {
         } else {
             (local, flow::Endpoint { identity: h.dst_identity, ..Default::default() })
         };
-        source.labels = labels(source.identity);
-        destination.labels = labels(destination.identity);
+        source.labels = labels(source.identity, names);
+        destination.labels = labels(destination.identity, names);
+        // The local side by its endpoint, the other by its address.
+        let remote_ip = if ingress { p.src_ip } else { p.dst_ip };
+        let (local_pod, remote_pod) = (names.pods.get(&h.endpoint_id), remote_ip.and_then(|ip| names.pod_at(ip)));
+        let (src_pod, dst_pod) = if ingress { (remote_pod, local_pod) } else { (local_pod, remote_pod) };
+        for (e, pod) in [(&mut source, src_pod), (&mut destination, dst_pod)] {
+            if let Some(pod) = pod {
+                e.namespace = pod.namespace.clone();
+                e.pod_name = pod.pod.clone();
+            }
+        }
         let ip = match (p.src_ip, p.dst_ip) {
             (Some(s), Some(t)) => Some(flow::Ip {
                 source: dpdbg::flow::ip_text(s),

@@ -4,6 +4,7 @@
 
 use dpdbg::abi;
 use dpdbg::flow::{Cidr, Filters, FlowFilter as Core, TypeMatch, parse_protocol};
+use dpdbg::maps::Names;
 
 use crate::flow::{self, FlowFilter};
 
@@ -49,18 +50,14 @@ fn tcp_flags(f: &flow::TcpFlags) -> Result<u8, String> {
 /// setting one is refused naming it, never answered as if it were applied.
 /// (Hubble's own server applies every field it defines.)
 fn not_implemented(f: &FlowFilter) -> Option<&'static str> {
-    let set: [(&str, bool); 23] = [
+    let set: [(&str, bool); 19] = [
         ("uuid", !f.uuid.is_empty()),
         ("source_ip_xlated", !f.source_ip_xlated.is_empty()),
-        ("source_pod", !f.source_pod.is_empty()),
         ("source_fqdn", !f.source_fqdn.is_empty()),
-        ("source_label", !f.source_label.is_empty()),
         ("source_service", !f.source_service.is_empty()),
         ("source_workload", !f.source_workload.is_empty()),
         ("source_cluster_name", !f.source_cluster_name.is_empty()),
-        ("destination_pod", !f.destination_pod.is_empty()),
         ("destination_fqdn", !f.destination_fqdn.is_empty()),
-        ("destination_label", !f.destination_label.is_empty()),
         ("destination_service", !f.destination_service.is_empty()),
         ("destination_workload", !f.destination_workload.is_empty()),
         ("destination_cluster_name", !f.destination_cluster_name.is_empty()),
@@ -154,12 +151,159 @@ pub fn to_core(f: &FlowFilter) -> Result<Core, String> {
     })
 }
 
-/// GetFlowsRequest's whitelist and blacklist, on the node called `node`.
-pub fn filters(node: &str, whitelist: &[FlowFilter], blacklist: &[FlowFilter]) -> Result<Filters, String> {
+/// One requirement of a Kubernetes label selector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Requirement {
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    NotExists(String),
+}
+
+/// Parses a label selector as Kubernetes writes them (`app=web`,
+/// `app!=web`, `tier in (a,b)`, `tier notin (a)`, `app`, `!app`, joined by
+/// ','); a key may carry a source (`k8s:app=web`), else it matches any.
+fn selector(s: &str) -> Result<Vec<Requirement>, String> {
+    let bad = |why: &str| format!("label selector {s:?}: {why}");
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    let key_ok = |k: &str| !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:".contains(&b));
+    let list = |v: &str| -> Result<Vec<String>, String> {
+        let inner =
+            v.trim().strip_prefix('(').and_then(|v| v.strip_suffix(')')).ok_or_else(|| bad("a set is (a,b)"))?;
+        Ok(inner.split(',').map(|x| x.trim().to_string()).collect())
+    };
+    parts
+        .into_iter()
+        .map(|p| {
+            let p = p.trim();
+            let r = if let Some((k, v)) = p.split_once("!=") {
+                Requirement::NotIn(k.trim().into(), vec![v.trim().into()])
+            } else if let Some((k, v)) = p.split_once("==").or_else(|| p.split_once('=')) {
+                Requirement::In(k.trim().into(), vec![v.trim().into()])
+            } else if let Some((k, v)) = p.split_once(" notin ") {
+                Requirement::NotIn(k.trim().into(), list(v)?)
+            } else if let Some((k, v)) = p.split_once(" in ") {
+                Requirement::In(k.trim().into(), list(v)?)
+            } else if let Some(k) = p.strip_prefix('!') {
+                Requirement::NotExists(k.trim().into())
+            } else {
+                Requirement::Exists(p.into())
+            };
+            let key = match &r {
+                Requirement::In(k, _)
+                | Requirement::NotIn(k, _)
+                | Requirement::Exists(k)
+                | Requirement::NotExists(k) => k,
+            };
+            if key_ok(key) { Ok(r) } else { Err(bad(&format!("{key:?} is not a label key"))) }
+        })
+        .collect()
+}
+
+/// Whether labels (`source:key=value`) satisfy every requirement.
+fn selects(reqs: &[Requirement], labels: &[String]) -> bool {
+    let kv: Vec<(&str, &str)> = labels.iter().map(|l| l.split_once('=').unwrap_or((l.as_str(), ""))).collect();
+    // A key without a source matches the key under any source.
+    let key_is = |label_key: &str, want: &str| {
+        label_key == want
+            || (!want.contains(':') && label_key.split_once(':').is_some_and(|(_, k)| k == want))
+            || want.strip_prefix("any:").is_some_and(|w| label_key.split_once(':').map_or(label_key, |(_, k)| k) == w)
+    };
+    let value_of = |want: &str| kv.iter().find(|(k, _)| key_is(k, want)).map(|(_, v)| *v);
+    reqs.iter().all(|r| match r {
+        Requirement::In(k, vs) => value_of(k).is_some_and(|v| vs.iter().any(|x| x == v)),
+        Requirement::NotIn(k, vs) => value_of(k).is_none_or(|v| !vs.iter().any(|x| x == v)),
+        Requirement::Exists(k) => value_of(k).is_some(),
+        Requirement::NotExists(k) => value_of(k).is_none(),
+    })
+}
+
+/// Whether a pod matches Hubble's pod filter: `name-prefix`,
+/// `namespace/name-prefix`, or `namespace/` for every pod of a namespace.
+fn pod_matches(filter: &str, pod: &dpdbg::maps::PodName) -> bool {
+    match filter.split_once('/') {
+        Some((ns, prefix)) => ns == pod.namespace && pod.pod.starts_with(prefix),
+        None => pod.pod.starts_with(filter),
+    }
+}
+
+/// A field that can match no flow: interface index 0 is never used.
+fn match_nothing(c: &mut Core) {
+    c.ifindex = vec![0];
+}
+
+/// The pod and label filters of `f` in the core's terms, with the names
+/// known now: a pod is its endpoint's addresses, a selector the identities
+/// whose labels it selects. Names are resolved once, when the request comes.
+fn with_names(f: &FlowFilter, c: &mut Core, names: &Names) -> Result<(), String> {
+    let sides = [(&f.source_pod, &f.source_label, true), (&f.destination_pod, &f.destination_label, false)];
+    for (pods, labels, source) in sides {
+        if !pods.is_empty() {
+            let field = if source { &mut c.source_ip } else { &mut c.destination_ip };
+            // Both an address filter and a pod: the pod's addresses within it.
+            let kept: Vec<Cidr> = names
+                .endpoints
+                .iter()
+                .filter(|(_, id)| names.pods.get(id).is_some_and(|p| pods.iter().any(|f| pod_matches(f, p))))
+                .map(|(ip, _)| *ip)
+                .filter(|ip| field.is_empty() || field.iter().any(|c| c.contains(*ip)))
+                .map(Cidr::from)
+                .collect();
+            if kept.is_empty() {
+                match_nothing(c);
+            } else {
+                *field = kept;
+            }
+        }
+        if !labels.is_empty() {
+            let reqs = labels.iter().map(|l| selector(l)).collect::<Result<Vec<_>, _>>()?;
+            let mut ids: Vec<u32> = names
+                .labels
+                .keys()
+                .copied()
+                .chain([abi::IDENTITY_HOST, abi::IDENTITY_WORLD])
+                .filter(|id| reqs.iter().any(|r| selects(r, &names.labels_of(*id))))
+                .collect();
+            ids.sort_unstable();
+            let field = if source { &mut c.source_identity } else { &mut c.destination_identity };
+            let kept: Vec<u32> =
+                if field.is_empty() { ids } else { ids.into_iter().filter(|i| field.contains(i)).collect() };
+            if kept.is_empty() {
+                match_nothing(c);
+            } else {
+                *field = kept;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// GetFlowsRequest's whitelist and blacklist, on the node called `node`,
+/// with the names known now.
+pub fn filters(
+    node: &str,
+    names: &Names,
+    whitelist: &[FlowFilter],
+    blacklist: &[FlowFilter],
+) -> Result<Filters, String> {
     let conv = |l: &[FlowFilter]| {
         l.iter()
             .map(|f| {
                 let mut c = to_core(f)?;
+                with_names(f, &mut c, names)?;
                 // Every flow here is this node's: a filter on other nodes'
                 // names matches none of them.
                 if !f.node_name.is_empty() && !f.node_name.iter().any(|p| node_matches(p, node)) {
@@ -224,13 +368,9 @@ mod tests {
     /// implement, by number, as Hubble's clients put it on the wire: (field
     /// number, name, a submessage rather than a string).
     const NOT_IMPLEMENTED: &[(u32, &str, bool)] = &[
-        (2, "source_pod", false),
-        (4, "destination_pod", false),
         (7, "source_fqdn", false),
         (8, "destination_fqdn", false),
         (9, "http_status_code", false),
-        (10, "source_label", false),
-        (11, "destination_label", false),
         (16, "source_service", false),
         (17, "destination_service", false),
         (18, "dns_query", false),
@@ -280,7 +420,9 @@ mod tests {
         for &(n, name, message) in NOT_IMPLEMENTED {
             let f = FlowFilter::decode(&with_field(n, message)[..]).unwrap();
             for (white, black) in [(vec![f.clone()], vec![]), (vec![], vec![f.clone()])] {
-                let e = filters("n", &white, &black).err().unwrap_or_else(|| panic!("field {n} ({name}) was ignored"));
+                let e = filters("n", &Names::default(), &white, &black)
+                    .err()
+                    .unwrap_or_else(|| panic!("field {n} ({name}) was ignored"));
                 assert!(e.contains(name), "field {n}: {e}");
                 assert!(e.contains("not implemented") || e.contains("does not"), "field {n}: {e}");
             }
@@ -304,9 +446,52 @@ mod tests {
             assert_eq!(node_matches(p, "node-a"), yes, "{p}");
         }
         let f = |p: &str| FlowFilter { node_name: vec![p.into()], ..Default::default() };
-        let none = filters("node-a", &[f("node-b")], &[]).unwrap();
+        let none = filters("node-a", &Names::default(), &[f("node-b")], &[]).unwrap();
         assert_eq!(none.allow[0].ifindex, vec![0], "another node's name matches no flow here");
-        let all = filters("node-a", &[f("node-*")], &[]).unwrap();
+        let all = filters("node-a", &Names::default(), &[f("node-*")], &[]).unwrap();
         assert!(all.allow[0].ifindex.is_empty(), "this node's name leaves the filter as it is");
+    }
+
+    #[test]
+    fn pods_and_labels_select_by_the_names_known() {
+        use dpdbg::maps::PodName;
+        let mut names = Names::default();
+        for (id, ns, pod, ip, identity) in [
+            (101, "lab", "ep1", "198.18.0.1", 1001),
+            (102, "lab", "ep2", "198.18.0.2", 1002),
+            (103, "other", "ep1", "198.18.0.3", 1003),
+        ] {
+            names.pods.insert(id, PodName { namespace: ns.into(), pod: pod.into() });
+            names.endpoints.insert(ip.parse().unwrap(), id);
+            names.labels.insert(identity, vec![format!("k8s:app={pod}"), format!("k8s:ns={ns}")]);
+        }
+        let f = |pods: &[&str], labels: &[&str]| FlowFilter {
+            source_pod: pods.iter().map(|s| s.to_string()).collect(),
+            source_label: labels.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let ips = |w: FlowFilter| {
+            let c = filters("n", &names, &[w], &[]).unwrap().allow.remove(0);
+            let mut v: Vec<String> = c.source_ip.iter().map(|c| c.to_string()).collect();
+            v.sort();
+            (v, c.ifindex)
+        };
+        assert_eq!(ips(f(&["lab/ep1"], &[])).0, ["198.18.0.1/32"]);
+        assert_eq!(ips(f(&["lab/"], &[])).0, ["198.18.0.1/32", "198.18.0.2/32"]);
+        assert_eq!(ips(f(&["ep1"], &[])).0, ["198.18.0.1/32", "198.18.0.3/32"], "no namespace: any");
+        assert_eq!(ips(f(&["lab/nonesuch"], &[])).1, vec![0], "no such pod: no flow");
+        let ids = |sel: &str| {
+            let mut c = filters("n", &names, &[f(&[], &[sel])], &[]).unwrap().allow.remove(0);
+            c.source_identity.sort();
+            (c.source_identity, c.ifindex)
+        };
+        assert_eq!(ids("app=ep2").0, [1002]);
+        assert_eq!(ids("k8s:app=ep2").0, [1002]);
+        assert_eq!(ids("app in (ep1,ep2),ns=lab").0, [1001, 1002]);
+        assert_eq!(ids("app!=ep1,ns").0, [1002]);
+        assert_eq!(ids("!app").0, [1, 2], "only the reserved identities lack app");
+        assert_eq!(ids("reserved:world").0, [2]);
+        assert_eq!(ids("app=nonesuch").1, vec![0]);
+        assert!(filters("n", &names, &[f(&[], &["app in ep1"])], &[]).unwrap_err().contains("label selector"));
     }
 }

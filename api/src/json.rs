@@ -46,7 +46,13 @@ fn obj(pairs: Vec<(&str, Value)>) -> Value {
 }
 
 fn endpoint(e: &flow::Endpoint) -> Value {
-    obj(vec![("ID", json!(e.id)), ("identity", json!(e.identity)), ("labels", json!(e.labels))])
+    obj(vec![
+        ("ID", json!(e.id)),
+        ("identity", json!(e.identity)),
+        ("namespace", json!(e.namespace)),
+        ("labels", json!(e.labels)),
+        ("pod_name", json!(e.pod_name)),
+    ])
 }
 
 /// An enum by its name; the zero value, like every default, is left out.
@@ -201,6 +207,11 @@ pub fn filter(f: &flow::FlowFilter) -> Value {
         ("reply", json!(f.reply)),
         ("source_identity", json!(f.source_identity)),
         ("destination_identity", json!(f.destination_identity)),
+        ("source_pod", json!(f.source_pod)),
+        ("destination_pod", json!(f.destination_pod)),
+        ("source_label", json!(f.source_label)),
+        ("destination_label", json!(f.destination_label)),
+        ("node_name", json!(f.node_name)),
         ("tcp_flags", Value::Array(f.tcp_flags.iter().map(tcp_flags).collect())),
         ("ip_version", names(&f.ip_version, version)),
     ])

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use dpdbg::abi;
 use dpdbg::events::EventRef;
 use dpdbg::flow::{Flow as Decoded, push_ip_bytes, write_line};
+use dpdbg::maps::{Names, PodName};
 
 use crate::convert::policy_match_type;
 use crate::flow;
@@ -105,14 +106,25 @@ fn mac(out: &mut Vec<u8>, field: u32, b: &[u8]) {
     bytes(out, field, &s);
 }
 
-fn endpoint(out: &mut Vec<u8>, field: u32, id: u32, identity: u32) {
+/// One side of a flow: its endpoint id (the local side's), identity, and
+/// the names a refresh read (`Names`): namespace, labels, pod.
+fn endpoint(out: &mut Vec<u8>, field: u32, id: u32, identity: u32, pod: Option<&PodName>, names: &Names) {
     message(out, field, |o| {
         uint(o, 1, u64::from(id));
         uint(o, 2, u64::from(identity));
-        match identity {
-            abi::IDENTITY_HOST => bytes(o, 4, b"reserved:host"),
-            abi::IDENTITY_WORLD => bytes(o, 4, b"reserved:world"),
-            _ => {}
+        if let Some(p) = pod {
+            bytes(o, 3, p.namespace.as_bytes());
+        }
+        match dpdbg::maps::names::reserved_labels(identity) {
+            Some(l) => bytes(o, 4, l.as_bytes()),
+            None => {
+                for l in names.labels.get(&identity).into_iter().flatten() {
+                    bytes(o, 4, l.as_bytes());
+                }
+            }
+        }
+        if let Some(p) = pod {
+            bytes(o, 5, p.pod.as_bytes());
         }
     });
 }
@@ -128,6 +140,7 @@ pub fn flow_response(
     wall_offset_ns: i128,
     node: &str,
     ifname: &str,
+    names: &Names,
 ) {
     let h = &ev.hdr;
     let p = &d.packet;
@@ -191,12 +204,17 @@ pub fn flow_response(
             _ => {}
         }
         let (local, remote) = if ingress { (h.dst_identity, h.src_identity) } else { (h.src_identity, h.dst_identity) };
+        // The local side is the event's endpoint; the remote side is named
+        // by its address when it is an endpoint of this node too.
+        let local_pod = names.pods.get(&h.endpoint_id);
+        let remote_ip = if ingress { p.src_ip } else { p.dst_ip };
+        let remote_pod = remote_ip.and_then(|ip| names.pod_at(ip));
         if ingress {
-            endpoint(o, 8, 0, remote);
-            endpoint(o, 9, h.endpoint_id, local);
+            endpoint(o, 8, 0, remote, remote_pod, names);
+            endpoint(o, 9, h.endpoint_id, local, local_pod, names);
         } else {
-            endpoint(o, 8, h.endpoint_id, local);
-            endpoint(o, 9, 0, remote);
+            endpoint(o, 8, h.endpoint_id, local, local_pod, names);
+            endpoint(o, 9, 0, remote, remote_pod, names);
         }
         uint(o, 10, flow::FlowType::L3L4 as u64);
         bytes(o, 11, node.as_bytes());
@@ -321,6 +339,25 @@ mod tests {
         ];
         let identities = [(IDENTITY_WORLD, 1000), (1000, IDENTITY_HOST), (300_000, 0), (0, 70_000)];
         let (mut n, mut scratch) = (0, String::new());
+        // Named: identity 1000 labelled, the endpoints of record() named, and
+        // the frames' addresses owned by named endpoints (one side or both).
+        let mut names = Names::default();
+        names.labels.insert(1000, vec!["k8s:app=web".into(), "k8s:tier=front".into()]);
+        for k in 0..9u32 {
+            for i in 0..4u32 {
+                if (k + i) % 3 != 0 {
+                    names.pods.insert(200 * k + i, PodName { namespace: "lab".into(), pod: format!("ep{k}-{i}") });
+                }
+            }
+        }
+        names.pods.insert(9_999, PodName { namespace: "other".into(), pod: "peer".into() });
+        for f in frames() {
+            if let Ok(p) = etherparse::SlicedPacket::from_ethernet(&f)
+                && let Some(etherparse::NetSlice::Ipv4(ip)) = p.net
+            {
+                names.endpoints.insert(IpAddr::V4(ip.header().source_addr()), 9_999);
+            }
+        }
         for (k, &kind) in kinds.iter().enumerate() {
             for (i, ids) in identities.iter().enumerate() {
                 for (j, frame) in frames().iter().enumerate() {
@@ -329,7 +366,7 @@ mod tests {
                     let d = Decoded::from_event(ev);
                     let offset = 1_764_000_000_000_000_000i128 + j as i128 * 999_999_937;
                     let (node, ifname) = ("node-a", if j % 2 == 0 { "lxc0a1b2c3" } else { "" });
-                    let f = crate::convert::to_flow(ev, &d, offset, node, ifname);
+                    let f = crate::convert::to_flow(ev, &d, offset, node, ifname, &names);
                     let want = GetFlowsResponse {
                         node_name: node.into(),
                         time: f.time,
@@ -337,7 +374,7 @@ mod tests {
                     }
                     .encode_to_vec();
                     let mut ours = Vec::new();
-                    flow_response(&mut ours, &mut scratch, ev, &d, offset, node, ifname);
+                    flow_response(&mut ours, &mut scratch, ev, &d, offset, node, ifname, &names);
                     assert_eq!(ours, want, "kind {k}, identities {ids:?}, frame {j}");
                     n += 1;
                 }

@@ -206,6 +206,30 @@ struct frag_ports {
 };
 
 /*
+ * Names, for people (not read by the programs): the labels of an identity
+ * and the namespace/pod of an endpoint, kept beside the maps so every
+ * command, serve and --server see the same, and gone with an unload.
+ * Strings are NUL-terminated; labels are "key=value" joined by ','
+ * (Kubernetes keys and values hold neither ',' nor '=' after the key).
+ */
+enum dpdbg_names {
+	DPDBG_LABELS_LEN = 256,
+	DPDBG_NAMESPACE_LEN = 64,
+	DPDBG_POD_LEN = 256,
+};
+
+/* identities: identity -> its labels. */
+struct identity_labels {
+	char labels[DPDBG_LABELS_LEN];
+};
+
+/* endpoint_names: endpoint id -> namespace and pod. */
+struct endpoint_name {
+	char namespace[DPDBG_NAMESPACE_LEN];
+	char pod[DPDBG_POD_LEN];
+};
+
+/*
  * Reasons, the metrics key and the drop event's subtype. Numbers below 240
  * are cilium's drop reasons for the same cause; 240 and up are dpdbg's own.
  */
@@ -454,6 +478,7 @@ struct dpdbg_abi_enums {
 	enum dpdbg_trace_policy trace_policy;
 	enum dpdbg_trace_create trace_create;
 	enum dpdbg_trace_limits trace_limits;
+	enum dpdbg_names names;
 };
 
 #endif

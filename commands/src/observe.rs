@@ -115,6 +115,34 @@ pub struct ObserveCmd {
     /// Destination identity (repeatable).
     #[arg(long)]
     to_identity: Vec<u32>,
+    /// Source or destination pod: [NAMESPACE/]POD-PREFIX (repeatable).
+    #[arg(long, value_name = "[NAMESPACE/]POD")]
+    pod: Vec<String>,
+    /// Source pod: [NAMESPACE/]POD-PREFIX (repeatable).
+    #[arg(long, value_name = "[NAMESPACE/]POD")]
+    from_pod: Vec<String>,
+    /// Destination pod: [NAMESPACE/]POD-PREFIX (repeatable).
+    #[arg(long, value_name = "[NAMESPACE/]POD")]
+    to_pod: Vec<String>,
+    /// Source or destination namespace (repeatable).
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    namespace: Vec<String>,
+    /// Source namespace (repeatable).
+    #[arg(long, value_name = "NAMESPACE")]
+    from_namespace: Vec<String>,
+    /// Destination namespace (repeatable).
+    #[arg(long, value_name = "NAMESPACE")]
+    to_namespace: Vec<String>,
+    /// Source or destination label selector, as Kubernetes writes one
+    /// (app=web, tier in (a,b), !canary; a key may carry its source, k8s:app).
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    label: Vec<String>,
+    /// Source label selector (repeatable).
+    #[arg(long, value_name = "SELECTOR")]
+    from_label: Vec<String>,
+    /// Destination label selector (repeatable).
+    #[arg(long, value_name = "SELECTOR")]
+    to_label: Vec<String>,
     /// ingress or egress (repeatable).
     #[arg(long, value_enum)]
     traffic_direction: Vec<DirectionArg>,
@@ -297,6 +325,21 @@ impl ObserveCmd {
                 .collect(),
             source_identity: self.from_identity.clone(),
             destination_identity: self.to_identity.clone(),
+            // A namespace is every pod of it: Hubble's "NAMESPACE/".
+            source_pod: self
+                .from_pod
+                .iter()
+                .cloned()
+                .chain(self.from_namespace.iter().map(|n| format!("{n}/")))
+                .collect(),
+            destination_pod: self
+                .to_pod
+                .iter()
+                .cloned()
+                .chain(self.to_namespace.iter().map(|n| format!("{n}/")))
+                .collect(),
+            source_label: self.from_label.clone(),
+            destination_label: self.to_label.clone(),
             traffic_direction: self
                 .traffic_direction
                 .iter()
@@ -339,6 +382,15 @@ impl ObserveCmd {
         if !self.identity.is_empty() {
             let i = self.identity.clone();
             out = split(out, &|f| f.source_identity.extend(i.clone()), &|f| f.destination_identity.extend(i.clone()));
+        }
+        let pods: Vec<String> =
+            self.pod.iter().cloned().chain(self.namespace.iter().map(|n| format!("{n}/"))).collect();
+        if !pods.is_empty() {
+            out = split(out, &|f| f.source_pod.extend(pods.clone()), &|f| f.destination_pod.extend(pods.clone()));
+        }
+        if !self.label.is_empty() {
+            let l = self.label.clone();
+            out = split(out, &|f| f.source_label.extend(l.clone()), &|f| f.destination_label.extend(l.clone()));
         }
         Ok(out.into_iter().filter(|f| *f != FlowFilter::default()).collect())
     }

@@ -16,6 +16,7 @@ use dpdbg_api::server::commands::Access;
 use crate::bpf::BpfCmd;
 use crate::bpf::ct::CtCmd;
 use crate::bpf::endpoint::EndpointCmd;
+use crate::bpf::identity::IdentityCmd;
 use crate::bpf::ipcache::IpcacheCmd;
 use crate::bpf::policy::PolicyCmd;
 use crate::datapath::DatapathCmd;
@@ -110,7 +111,8 @@ pub fn classify(args: &[String]) -> Access {
             | BpfCmd::Policy(PolicyCmd::Get { .. })
             | BpfCmd::Ct(CtCmd::List { .. })
             | BpfCmd::Metrics(_)
-            | BpfCmd::Ipcache(IpcacheCmd::List | IpcacheCmd::Get { .. }) => Access::Read,
+            | BpfCmd::Ipcache(IpcacheCmd::List | IpcacheCmd::Get { .. })
+            | BpfCmd::Identity(IdentityCmd::List | IdentityCmd::Get { .. }) => Access::Read,
             _ => Access::Write,
         },
         Command::Map(c) => match c {
@@ -239,6 +241,8 @@ mod tests {
             "bpf policy get",
             "bpf metrics list",
             "bpf ipcache get 10.0.0.1",
+            "bpf identity list",
+            "bpf identity get 1001",
             "map dump ct4",
             "map list",
             "monitor -t drop",
@@ -259,6 +263,8 @@ mod tests {
             "bpf endpoint set 1 --enforce both",
             "bpf policy add --endpoint 1 --direction ingress --action allow",
             "bpf ipcache upsert 10.0.0.0/8 300",
+            "bpf identity add 1001 --label app=web",
+            "bpf identity delete 1001",
             "map update ct4 hex:00 hex:00",
             "map delete ct4 hex:00",
             "prog list --stats 1",

@@ -388,7 +388,7 @@ fn a_filter_field_dpdbg_does_not_implement_is_refused_not_ignored() {
     let status = runtime().block_on(async {
         let ch = dpdbg_api::client::connect(&sock).await.unwrap();
         let mut c = ObserverClient::new(ch);
-        let filter = FlowFilter { source_pod: vec!["lab/ep1".into()], ..Default::default() };
+        let filter = FlowFilter { source_fqdn: vec!["example.com".into()], ..Default::default() };
         let req = GetFlowsRequest { number: 10, whitelist: vec![filter], ..Default::default() };
         match c.get_flows(req).await {
             Err(s) => s,
@@ -396,11 +396,11 @@ fn a_filter_field_dpdbg_does_not_implement_is_refused_not_ignored() {
                 let mut s = r.into_inner();
                 match s.message().await {
                     Err(st) => st,
-                    Ok(m) => panic!("source_pod was ignored: {m:?}"),
+                    Ok(m) => panic!("source_fqdn was ignored: {m:?}"),
                 }
             }
         }
     });
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
-    assert!(status.message().contains("source_pod"), "{status:?}");
+    assert!(status.message().contains("source_fqdn"), "{status:?}");
 }

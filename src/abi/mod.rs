@@ -95,6 +95,10 @@ abi_structs! {
     }
     /// Value of the frags map: the ports its first fragment carried.
     "frag_ports" => pub struct FragPorts { pub sport: u16, pub dport: u16 }
+    /// Value of the identities map: the identity's labels, "k=v" joined by ','.
+    "identity_labels" => pub struct IdentityLabels { pub labels: CText<LABELS_LEN> }
+    /// Value of the endpoint_names map.
+    "endpoint_name" => pub struct EndpointName { pub namespace: CText<NAMESPACE_LEN>, pub pod: CText<POD_LEN> }
     /// What one dry run of the datapath (`dpdbg trace`) recorded: the value of trace_result.
     "trace_result" => pub struct TraceResult {
         pub events: [EventHdr; TRACE_EVENTS_MAX],
@@ -116,6 +120,45 @@ pub const FAMILY_IPV6: u8 = 6;
 
 pub const DIR_INGRESS: u8 = 0;
 pub const DIR_EGRESS: u8 = 1;
+
+pub const LABELS_LEN: usize = 256;
+pub const NAMESPACE_LEN: usize = 64;
+pub const POD_LEN: usize = 256;
+
+/// A NUL-terminated string of at most N - 1 bytes in a char[N] of the ABI.
+#[repr(transparent)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CText<const N: usize>(pub [u8; N]);
+
+impl<const N: usize> Default for CText<N> {
+    fn default() -> Self {
+        CText([0; N])
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for CText<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.as_str(), f)
+    }
+}
+
+impl<const N: usize> CText<N> {
+    /// The text up to its NUL (bytes that are not UTF-8 replaced).
+    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
+        let end = self.0.iter().position(|b| *b == 0).unwrap_or(N);
+        String::from_utf8_lossy(&self.0[..end])
+    }
+
+    /// `s` as a C string, or None when it does not fit with its NUL (never cut).
+    pub fn new(s: &str) -> Option<Self> {
+        if s.len() >= N || s.as_bytes().contains(&0) {
+            return None;
+        }
+        let mut b = [0u8; N];
+        b[..s.len()].copy_from_slice(s.as_bytes());
+        Some(CText(b))
+    }
+}
 
 pub const IDENTITY_ANY: u32 = 0;
 pub const IDENTITY_HOST: u32 = 1;

@@ -26,6 +26,9 @@ const LABS_DIR: &str = "/run/dpdbg/labs";
 /// The state of the lab `dpdbg lab up` leaves running.
 pub const STATE_FILE: &str = "/run/dpdbg/lab.json";
 
+/// The namespace the lab's endpoints are named in (`lab/ep1`).
+pub const LAB_NAMESPACE: &str = "lab";
+
 #[derive(Clone, Debug)]
 pub struct LabOptions {
     pub endpoints: usize,
@@ -377,6 +380,10 @@ impl Lab {
                 EndpointInfo { endpoint_id: ep.endpoint_id, identity: ep.identity, ifindex: ep.ifindex, mac, flags: 0 };
             maps.endpoint_upsert(IpAddr::V4(ep.ipv4), info)?;
             maps.endpoint_upsert(IpAddr::V6(ep.ipv6), info)?;
+            // Named as a pod would be (lab/ep1), its identity labelled app=ep1.
+            let pod = crate::maps::PodName { namespace: LAB_NAMESPACE.into(), pod: ep.name.clone() };
+            maps.endpoint_name_set(ep.endpoint_id, &pod)?;
+            maps.identity_set(ep.identity, &[format!("app={}", ep.name)])?;
             datapath::attach(&bpffs, &ep.host_if, opts.attach_mode)?;
         }
         Ok(())

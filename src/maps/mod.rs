@@ -7,6 +7,7 @@ pub mod ct;
 mod endpoints;
 mod ipcache;
 mod metrics;
+pub mod names;
 mod policy;
 pub mod watch;
 
@@ -18,6 +19,7 @@ use aya::maps::{Map, MapData};
 pub use endpoints::Endpoint;
 pub use ipcache::{IdentitySource, IpcacheEntry, PeerIdentity};
 pub use metrics::Metric;
+pub use names::{Identity, Names, PodName};
 pub use policy::{PolicyAdd, describe_rule};
 
 use crate::abi::{FAMILY_IPV4, FAMILY_IPV6};

@@ -9,6 +9,7 @@ use dpdbg::maps::{Endpoint, Maps};
 use crate::output::{Printer, table};
 
 const COL_ID: &str = "ENDPOINT";
+const COL_NAME: &str = "NAME";
 const COL_IDENTITY: &str = "IDENTITY";
 const COL_IP: &str = "IP ADDRESS";
 const COL_IFINDEX: &str = "IFINDEX";
@@ -59,6 +60,12 @@ pub enum EndpointCmd {
         /// Take an address another endpoint has (it becomes this endpoint's).
         #[arg(long)]
         force: bool,
+        /// The endpoint's Kubernetes name, NAMESPACE/POD.
+        #[arg(long, value_name = "NAMESPACE/POD", value_parser = dpdbg::maps::names::parse_pod_name)]
+        name: Option<dpdbg::maps::PodName>,
+        /// A label of the endpoint's identity, KEY=VALUE (repeatable; replaces the identity's labels).
+        #[arg(long = "label", short = 'l', value_name = "KEY=VALUE", value_parser = super::identity::label)]
+        labels: Vec<String>,
     },
     /// Change an endpoint's enforcement or identity, for every address it has.
     Set {
@@ -70,6 +77,12 @@ pub enum EndpointCmd {
         /// New security identity (256 or more).
         #[arg(long)]
         identity: Option<u32>,
+        /// The endpoint's Kubernetes name, NAMESPACE/POD.
+        #[arg(long, value_name = "NAMESPACE/POD", value_parser = dpdbg::maps::names::parse_pod_name)]
+        name: Option<dpdbg::maps::PodName>,
+        /// A label of the endpoint's identity, KEY=VALUE (repeatable; replaces the identity's labels).
+        #[arg(long = "label", short = 'l', value_name = "KEY=VALUE", value_parser = super::identity::label)]
+        labels: Vec<String>,
     },
     /// Delete an endpoint (all its addresses, or just --ip).
     Delete {
@@ -97,15 +110,58 @@ pub(crate) fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     Ok(mac)
 }
 
-fn render(eps: &[Endpoint]) -> String {
+/// An endpoint address with its endpoint's name, as `bpf endpoint` prints it.
+#[derive(serde::Serialize)]
+struct Named {
+    #[serde(flatten)]
+    endpoint: Endpoint,
+    /// NAMESPACE/POD, when the endpoint has a name.
+    name: Option<String>,
+}
+
+fn named(maps: &Maps, eps: Vec<Endpoint>) -> anyhow::Result<Vec<Named>> {
+    let names = maps.names()?;
+    Ok(eps
+        .into_iter()
+        .map(|e| {
+            let name = names.pods.get(&e.endpoint_id).map(|p| p.to_string());
+            Named { endpoint: e, name }
+        })
+        .collect())
+}
+
+/// Names the endpoint and labels its identity, as asked.
+fn name_and_labels(
+    maps: &Maps,
+    id: u32,
+    identity: u32,
+    name: Option<&dpdbg::maps::PodName>,
+    labels: &[String],
+) -> anyhow::Result<()> {
+    let usage = |e: dpdbg::Error| match e {
+        dpdbg::Error::InvalidInput(m) => anyhow::Error::new(crate::output::UsageError(m)),
+        e => anyhow::Error::new(e),
+    };
+    if !labels.is_empty() {
+        maps.identity_set(identity, labels).map_err(usage)?;
+    }
+    if let Some(n) = name {
+        maps.endpoint_name_set(id, n).map_err(usage)?;
+    }
+    Ok(())
+}
+
+fn render(eps: &[Named]) -> String {
     if eps.is_empty() {
         eprintln!("No entries found.");
         return String::new();
     }
-    let mut t = table(&[COL_ID, COL_IDENTITY, COL_IP, COL_IFINDEX, COL_IFACE, COL_MAC, COL_POLICY]);
-    for e in eps {
+    let mut t = table(&[COL_ID, COL_NAME, COL_IDENTITY, COL_IP, COL_IFINDEX, COL_IFACE, COL_MAC, COL_POLICY]);
+    for n in eps {
+        let e = &n.endpoint;
         t.add_row(vec![
             e.endpoint_id.to_string(),
+            n.name.clone().unwrap_or_else(|| "-".into()),
             e.identity.to_string(),
             e.ip.to_string(),
             e.ifindex.to_string(),
@@ -146,7 +202,7 @@ impl EndpointCmd {
         let maps = Maps::open(bpffs)?;
         match self {
             EndpointCmd::List => {
-                let eps = maps.endpoint_list()?;
+                let eps = named(&maps, maps.endpoint_list()?)?;
                 p.print(&eps, || render(&eps))
             }
             EndpointCmd::Get { id } => {
@@ -154,9 +210,10 @@ impl EndpointCmd {
                 if eps.is_empty() {
                     anyhow::bail!("endpoint {id} not found (see `dpdbg bpf endpoint list`)");
                 }
+                let eps = named(&maps, eps)?;
                 p.print(&eps, || render(&eps))
             }
-            EndpointCmd::Add { id, identity, ips, interface, ifindex, mac, enforce, force } => {
+            EndpointCmd::Add { id, identity, ips, interface, ifindex, mac, enforce, force, name, labels } => {
                 check_identity(identity)?;
                 if !force {
                     let owned: Vec<String> = maps
@@ -179,6 +236,8 @@ impl EndpointCmd {
                 };
                 let flags = enforce.flags();
                 let info = EndpointInfo { endpoint_id: id, identity, ifindex, mac, flags };
+                // Names first: one that does not fit is refused before anything is written.
+                name_and_labels(&maps, id, identity, name.as_ref(), &labels)?;
                 for ip in &ips {
                     maps.endpoint_upsert(*ip, info).with_context(|| format!("adding {ip}"))?;
                 }
@@ -186,20 +245,30 @@ impl EndpointCmd {
                     format!("Endpoint {id}: added {} address(es)", ips.len())
                 })
             }
-            EndpointCmd::Set { id, enforce, identity } => {
-                if enforce.is_none() && identity.is_none() {
-                    crate::usage!("nothing to change: give --enforce none|ingress|egress|both and/or --identity N");
+            EndpointCmd::Set { id, enforce, identity, name, labels } => {
+                if enforce.is_none() && identity.is_none() && name.is_none() && labels.is_empty() {
+                    crate::usage!(
+                        "nothing to change: give --enforce none|ingress|egress|both, --identity N, --name NAMESPACE/POD and/or --label KEY=VALUE"
+                    );
                 }
                 if let Some(i) = identity {
                     check_identity(i)?;
                 }
-                let changed = maps
-                    .endpoint_set(id, enforce.map(Enforce::flags), identity)
-                    .with_context(|| format!("setting endpoint {id}"))?;
+                let Some(current) = maps.endpoint_list()?.into_iter().find(|e| e.endpoint_id == id) else {
+                    anyhow::bail!("endpoint {id} not found (see `dpdbg bpf endpoint list`)");
+                };
+                name_and_labels(&maps, id, identity.unwrap_or(current.identity), name.as_ref(), &labels)?;
+                let changed = if enforce.is_some() || identity.is_some() {
+                    maps.endpoint_set(id, enforce.map(Enforce::flags), identity)
+                        .with_context(|| format!("setting endpoint {id}"))?
+                } else {
+                    vec![current.ip]
+                };
                 if changed.is_empty() {
                     anyhow::bail!("endpoint {id} not found (see `dpdbg bpf endpoint list`)");
                 }
                 let eps: Vec<_> = maps.endpoint_list()?.into_iter().filter(|e| e.endpoint_id == id).collect();
+                let eps = named(&maps, eps)?;
                 p.print(&eps, || render(&eps))
             }
             EndpointCmd::Delete { id, ip } => {
@@ -216,6 +285,9 @@ impl EndpointCmd {
                 }
                 for e in &eps {
                     maps.endpoint_delete(e.ip)?;
+                }
+                if ip.is_none() {
+                    maps.endpoint_name_delete(id)?;
                 }
                 // Tracked packets skip the endpoint lookup: its connections go with it.
                 let mut ct_deleted = 0;

@@ -2,6 +2,7 @@
 
 pub(crate) mod ct;
 pub(crate) mod endpoint;
+pub(crate) mod identity;
 pub(crate) mod ipcache;
 mod metrics;
 pub(crate) mod policy;
@@ -30,6 +31,9 @@ pub enum BpfCmd {
     /// CIDR → identity for peers that are not local endpoints.
     #[command(subcommand)]
     Ipcache(ipcache::IpcacheCmd),
+    /// Security identities and their labels.
+    #[command(subcommand)]
+    Identity(identity::IdentityCmd),
 }
 
 impl BpfCmd {
@@ -41,6 +45,7 @@ impl BpfCmd {
             BpfCmd::Ct(c) => c.run(bpffs, p),
             BpfCmd::Metrics(c) => c.run(bpffs, p),
             BpfCmd::Ipcache(c) => c.run(bpffs, p),
+            BpfCmd::Identity(c) => c.run(bpffs, p),
         }
     }
 }

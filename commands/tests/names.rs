@@ -1,0 +1,143 @@
+//! Who is talking (issue 26): identities with labels, endpoints with
+//! names, in the maps beside the datapath; flows from `dpdbg serve` carry
+//! them, Hubble's pod, namespace and label filters select by them, and
+//! `GetNamespaces` lists them.
+
+mod common;
+
+use common::{CliLab, Server};
+
+use std::process::Output;
+
+use serde_json::Value;
+
+fn show(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn json(o: Output) -> Value {
+    assert!(o.status.success(), "{}", show(&o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&o)))
+}
+
+fn jsonl(o: &Output) -> Vec<Value> {
+    assert!(o.status.success(), "{}", show(o));
+    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn identities_and_endpoints_have_names_flows_carry_them_and_filters_use_them() {
+    let lab = CliLab::up();
+    // The lab's names: lab/epN, its identity labelled app=epN.
+    let ids = json(lab.run(&["bpf", "identity", "list", "-o", "json"]));
+    let ids = ids.as_array().unwrap();
+    assert_eq!(ids[0], serde_json::json!({"id": 1, "labels": ["reserved:host"]}));
+    assert_eq!(ids[1], serde_json::json!({"id": 2, "labels": ["reserved:world"]}));
+    assert!(ids.contains(&serde_json::json!({"id": 1001, "labels": ["k8s:app=ep1"]})), "{ids:?}");
+    let eps = json(lab.run(&["bpf", "endpoint", "list", "-o", "json"]));
+    let names: Vec<&str> = eps.as_array().unwrap().iter().filter_map(|e| e["name"].as_str()).collect();
+    assert!(names.contains(&"lab/ep1") && names.contains(&"lab/ep2"), "{eps}");
+    let table = lab.run(&["bpf", "identity", "list"]);
+    assert!(String::from_utf8_lossy(&table.stdout).contains("k8s:app=ep2"), "{}", show(&table));
+
+    // Labels and names as Kubernetes takes them, or a usage error naming them.
+    let o = lab.run(&["bpf", "identity", "add", "5000", "--label", "app=web", "-l", "tier=front"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let got = json(lab.run(&["bpf", "identity", "get", "5000", "-o", "json"]));
+    assert_eq!(got["labels"], serde_json::json!(["k8s:app=web", "k8s:tier=front"]));
+    for (args, needle) in [
+        (vec!["bpf", "identity", "add", "5001", "--label", "app=-web"], "label value"),
+        (vec!["bpf", "identity", "add", "5001", "--label", "noequals"], "KEY=VALUE"),
+        (vec!["bpf", "identity", "add", "2", "--label", "app=x"], "reserved"),
+        (vec!["bpf", "endpoint", "set", "101", "--name", "Lab/ep1"], "namespace"),
+    ] {
+        let o = lab.run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", show(&o));
+        assert!(String::from_utf8_lossy(&o.stderr).contains(needle), "{args:?}: {}", show(&o));
+    }
+    let long: Vec<String> = (0..30).map(|i| format!("key{i}=value-number-{i}")).collect();
+    let mut args = vec!["bpf", "identity", "add", "5002"];
+    for l in &long {
+        args.extend(["--label", l.as_str()]);
+    }
+    let o = lab.run(&args);
+    assert_eq!(o.status.code(), Some(2), "labels that do not fit are refused, never cut: {}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("at most 255 fit"), "{}", show(&o));
+    let o = lab.run(&["bpf", "identity", "delete", "1001"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("in use by endpoint(s) 101"), "{}", show(&o));
+    assert!(lab.run(&["bpf", "identity", "delete", "5000"]).status.success());
+
+    // Flows carry the names; Hubble's filters select by them.
+    for args in [
+        &["bpf", "endpoint", "set", "102", "--enforce", "ingress"][..],
+        &[
+            "bpf",
+            "policy",
+            "add",
+            "--endpoint",
+            "102",
+            "--direction",
+            "ingress",
+            "--action",
+            "allow",
+            "--proto",
+            "icmp",
+        ],
+        &["lab", "traffic"],
+    ] {
+        let o = lab.run(args);
+        assert!(o.status.success(), "{args:?}: {}", show(&o));
+    }
+    let socket = lab.dir.path().join("dpdbg.sock");
+    let sock = socket.display().to_string();
+    let _server = Server::start(&lab.fs.0, &socket, &[]);
+    assert!(lab.run(&["lab", "traffic"]).status.success());
+    // The names table is read once a second.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(lab.run(&["lab", "traffic"]).status.success());
+    let all = jsonl(&lab.run(&["observe", "--server", &sock, "--all", "-o", "json"]));
+    let flows: Vec<&Value> = all.iter().filter_map(|r| r.get("flow")).collect();
+    let named = flows
+        .iter()
+        .find(|f| f["source"]["pod_name"] == "ep1" && f["destination"]["pod_name"] == "ep2")
+        .unwrap_or_else(|| panic!("a flow from lab/ep1 to lab/ep2: {flows:#?}"));
+    assert_eq!(named["source"]["namespace"], "lab");
+    assert_eq!(named["source"]["labels"], serde_json::json!(["k8s:app=ep1"]));
+    assert_eq!(named["destination"]["labels"], serde_json::json!(["k8s:app=ep2"]));
+    let select = |args: &[&str]| -> Vec<Value> {
+        let mut a = vec!["observe", "--server", sock.as_str(), "--all", "-o", "json"];
+        a.extend_from_slice(args);
+        jsonl(&lab.run(&a)).into_iter().filter_map(|r| r.get("flow").cloned()).collect()
+    };
+    let pod = |f: &Value, side: &str| {
+        format!("{}/{}", f[side]["namespace"].as_str().unwrap_or(""), f[side]["pod_name"].as_str().unwrap_or(""))
+    };
+    let ep1 = select(&["--pod", "lab/ep1"]);
+    assert!(!ep1.is_empty(), "{} of {}", ep1.len(), flows.len());
+    assert!(ep1.iter().all(|f| pod(f, "source") == "lab/ep1" || pod(f, "destination") == "lab/ep1"), "{ep1:#?}");
+    let from = select(&["--from-pod", "lab/ep1"]);
+    assert!(!from.is_empty() && from.iter().all(|f| pod(f, "source") == "lab/ep1"), "{from:#?}");
+    let from2 = select(&["--from-pod", "lab/ep2"]);
+    assert!(from2.iter().all(|f| pod(f, "source") == "lab/ep2"), "{from2:#?}");
+    assert_eq!(from.len() + from2.len(), flows.len(), "every lab flow is from one of its two pods");
+    let dropped = select(&["--pod", "lab/ep2", "--verdict", "DROPPED"]);
+    assert!(!dropped.is_empty(), "the policy on ep2 dropped TCP and UDP to it");
+    assert!(dropped.iter().all(|f| f["verdict"] == "DROPPED" && pod(f, "destination") == "lab/ep2"), "{dropped:#?}");
+    let labelled = select(&["-l", "app=ep2"]);
+    assert!(
+        !labelled.is_empty()
+            && labelled.iter().all(|f| f["source"]["labels"] == serde_json::json!(["k8s:app=ep2"])
+                || f["destination"]["labels"] == serde_json::json!(["k8s:app=ep2"])),
+        "{labelled:#?}"
+    );
+    let to_label = select(&["--to-label", "k8s:app in (ep2,nonesuch)"]);
+    assert!(!to_label.is_empty() && to_label.iter().all(|f| pod(f, "destination") == "lab/ep2"), "{to_label:#?}");
+    assert!(select(&["--namespace", "nonesuch"]).is_empty(), "no flow in a namespace nobody is in");
+    assert_eq!(select(&["--namespace", "lab"]).len(), flows.len(), "every lab flow is in namespace lab");
+}
