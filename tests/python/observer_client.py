@@ -2,7 +2,11 @@
 grpcio-tools from dpdbg's .proto files, flows printed as JSON lines
 (protobuf's own JSON mapping), so the Rust tests can compare.
 
-usage: observer_client.py PROTO_DIR TARGET status|flows NUMBER|follow SECONDS
+usage: observer_client.py [--default-options] PROTO_DIR TARGET status|flows NUMBER|follow SECONDS
+
+--default-options: a channel made with no options at all, as a script
+written against the socket would make it (grpc-core then sends the socket
+path as :authority, which dpdbg serve's front turns into localhost).
 """
 
 import importlib
@@ -28,14 +32,19 @@ def stubs(proto_dir):
 
 
 def main():
+    default_options = sys.argv[1] == "--default-options"
+    if default_options:
+        del sys.argv[1]
     proto_dir, target, what = sys.argv[1], sys.argv[2], sys.argv[3]
     import grpc
     from google.protobuf import json_format
 
     pb, rpc = stubs(proto_dir)
     # grpc-core sends the socket path as :authority, which HTTP/2 servers
-    # built on hyper (tonic) refuse; hubble and grpcurl send "localhost".
-    options = [("grpc.default_authority", "localhost")]
+    # built on hyper (tonic) refuse unless a front rewrites it, as dpdbg
+    # serve's does; hubble sends "localhost". This option was the way around
+    # it before the front, and stays for clients of older servers.
+    options = [] if default_options else [("grpc.default_authority", "localhost")]
     if what == "follow-stalled":
         # No window growth: a client that stops reading stops the stream
         # within the HTTP/2 window, as a slow remote client would.

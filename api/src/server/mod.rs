@@ -6,6 +6,7 @@
 //! one file per service (`observer`, `events`, `commands`, `health`), the
 //! monitor socket (`monitor`), the listeners (`listen`); this file wires them.
 
+pub mod authority;
 pub mod commands;
 mod events;
 mod guard;
@@ -240,11 +241,13 @@ pub async fn run(
     let mut servers = Vec::new();
     {
         use tokio_stream::StreamExt;
+        // Behind the front: a client's invalid :authority (grpcio sends the
+        // socket path) becomes localhost before h2 sees it (authority.rs).
         let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener).map(|s| {
-            if let Ok(s) = &s {
-                crate::client::socket_buffers(s);
-            }
-            s
+            s.map(|s| {
+                crate::client::socket_buffers(&s);
+                authority::AuthorityFront::new(s)
+            })
         });
         let serving = routes(None, true)?.serve_with_incoming_shutdown(incoming, wait_down(down_rx.clone()));
         servers.push(tokio::spawn(serving));
