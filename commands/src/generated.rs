@@ -5,7 +5,7 @@
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-use crate::Cli;
+use crate::args::Cli;
 
 /// (relative path, contents) of every generated file.
 pub fn generated_files() -> Vec<(String, Vec<u8>)> {

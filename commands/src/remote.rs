@@ -13,6 +13,7 @@ use dpdbg_api::events::commands_client::CommandsClient;
 use dpdbg_api::events::run_output::Item;
 use dpdbg_api::server::commands::Access;
 
+use crate::args::{Cli, Command};
 use crate::bpf::BpfCmd;
 use crate::bpf::ct::CtCmd;
 use crate::bpf::endpoint::EndpointCmd;
@@ -23,7 +24,6 @@ use crate::datapath::DatapathCmd;
 use crate::map::MapCmd;
 use crate::output::{Exit, Format};
 use crate::prog::ProgCmd;
-use crate::{Cli, Command};
 
 /// Global flags that are about the client's side: a server runs commands
 /// with its own bpffs, output format (from the request) and no server, TLS

@@ -186,7 +186,7 @@ async fn shutdown_signal() {
 }
 
 impl ServeCmd {
-    pub fn run(self, bpffs: &Path, tls_args: &crate::TlsArgs) -> anyhow::Result<()> {
+    pub fn run(self, bpffs: &Path, tls_args: &crate::args::TlsArgs) -> anyhow::Result<()> {
         dpdbg::sys::require_privileges("serve")?;
         // A client that goes away mid-stream must not take the server with
         // it: a server ignores SIGPIPE and sees EPIPE on that one connection
@@ -207,12 +207,12 @@ impl ServeCmd {
                     crate::usage!("--tls-cert and --tls-key are for --listen (the unix socket is guarded by its mode)");
                 }
                 Some(dpdbg_api::server::ServerTls {
-                    cert: crate::TlsArgs::read("--tls-cert", c)?,
-                    key: crate::TlsArgs::read("--tls-key", k)?,
+                    cert: crate::args::TlsArgs::read("--tls-cert", c)?,
+                    key: crate::args::TlsArgs::read("--tls-key", k)?,
                     client_ca: self
                         .tls_client_ca
                         .as_deref()
-                        .map(|p| crate::TlsArgs::read("--tls-client-ca", p))
+                        .map(|p| crate::args::TlsArgs::read("--tls-client-ca", p))
                         .transpose()?,
                 })
             }
