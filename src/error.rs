@@ -83,6 +83,18 @@ pub enum Error {
     #[error("{0}")]
     InvalidInput(String),
 
+    /// A name or labels that would not fit where dpdbg keeps them: refused, never cut.
+    #[error("{what} takes {len} bytes; at most {max} fit")]
+    TooLong { what: String, len: usize, max: usize },
+
+    /// A label Kubernetes would not accept.
+    #[error("{why}")]
+    BadLabel { label: String, why: String },
+
+    /// Reserved identities (below 256) have dpdbg's own labels.
+    #[error("identity {id} is reserved (below 256): its labels are dpdbg's (reserved:host, reserved:world)")]
+    ReservedIdentity { id: u32 },
+
     /// The object's BTF could not be read.
     #[error(transparent)]
     Btf(#[from] crate::btf::BtfError),

@@ -198,20 +198,16 @@ impl Maps {
     /// checks them); refused when they do not fit, never cut.
     pub fn identity_set(&self, id: u32, labels: &[String]) -> Result<()> {
         if id < 256 {
-            return Err(Error::InvalidInput(format!(
-                "identity {id} is reserved (below 256): its labels are dpdbg's (reserved:host, reserved:world)"
-            )));
+            return Err(Error::ReservedIdentity { id });
         }
         for l in labels {
-            check_label(l).map_err(Error::InvalidInput)?;
+            check_label(l).map_err(|why| Error::BadLabel { label: l.clone(), why })?;
         }
         let joined = labels.join(",");
-        let text = CText::new(&joined).ok_or_else(|| {
-            Error::InvalidInput(format!(
-                "the labels of identity {id} take {} bytes; at most {} fit (joined by ',')",
-                joined.len(),
-                abi::LABELS_LEN - 1
-            ))
+        let text = CText::new(&joined).ok_or_else(|| Error::TooLong {
+            what: format!("the labels of identity {id} (joined by ',')"),
+            len: joined.len(),
+            max: abi::LABELS_LEN - 1,
         })?;
         typed("identities", self.identities()?.insert(id, IdentityLabels { labels: text }, 0))
     }
@@ -236,12 +232,15 @@ impl Maps {
 
     /// Names an endpoint; refused when the name does not fit, never cut.
     pub fn endpoint_name_set(&self, id: u32, name: &PodName) -> Result<()> {
-        let too_long = |what: &str, max: usize| {
-            Error::InvalidInput(format!("the {what} of {name} is longer than the {max} bytes dpdbg keeps"))
+        let too_long = |what: &str, text: &str, max: usize| Error::TooLong {
+            what: format!("the {what} of {name}"),
+            len: text.len(),
+            max,
         };
         let v = EndpointName {
-            namespace: CText::new(&name.namespace).ok_or_else(|| too_long("namespace", abi::NAMESPACE_LEN - 1))?,
-            pod: CText::new(&name.pod).ok_or_else(|| too_long("pod name", abi::POD_LEN - 1))?,
+            namespace: CText::new(&name.namespace)
+                .ok_or_else(|| too_long("namespace", &name.namespace, abi::NAMESPACE_LEN - 1))?,
+            pod: CText::new(&name.pod).ok_or_else(|| too_long("pod name", &name.pod, abi::POD_LEN - 1))?,
         };
         typed("endpoint_names", self.endpoint_names()?.insert(id, v, 0))
     }

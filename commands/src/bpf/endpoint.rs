@@ -139,7 +139,9 @@ fn name_and_labels(
     labels: &[String],
 ) -> anyhow::Result<()> {
     let usage = |e: dpdbg::Error| match e {
-        dpdbg::Error::InvalidInput(m) => anyhow::Error::new(crate::output::UsageError(m)),
+        e @ (dpdbg::Error::TooLong { .. } | dpdbg::Error::BadLabel { .. } | dpdbg::Error::ReservedIdentity { .. }) => {
+            anyhow::Error::new(crate::output::UsageError(e.to_string()))
+        }
         e => anyhow::Error::new(e),
     };
     if !labels.is_empty() {

@@ -75,7 +75,11 @@ impl IdentityCmd {
                     );
                 }
                 maps.identity_set(id, &labels).map_err(|e| match e {
-                    dpdbg::Error::InvalidInput(m) => anyhow::Error::new(crate::output::UsageError(m)),
+                    e @ (dpdbg::Error::TooLong { .. }
+                    | dpdbg::Error::BadLabel { .. }
+                    | dpdbg::Error::ReservedIdentity { .. }) => {
+                        anyhow::Error::new(crate::output::UsageError(e.to_string()))
+                    }
                     e => anyhow::Error::new(e).context(format!("identity {id}")),
                 })?;
                 let i = maps.identity_get(id)?.unwrap_or(Identity { id, labels: vec![] });
