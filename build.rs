@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, exit};
 
 const SOURCES: &[&str] =
-    &["bpf/datapath.c", "bpf/include/dpdbg.h", "bpf/test/verifier_reject.c", "bpf/test/btf_maps.c"];
+    &["bpf/datapath.c", "bpf/kdrop.c", "bpf/include/dpdbg.h", "bpf/test/verifier_reject.c", "bpf/test/btf_maps.c"];
 /// Directories of headers the sources include: every file in them is
 /// tracked, and the directory itself, so a header added later is too.
 const HEADER_DIRS: &[&str] = &["bpf/lib", "bpf/include"];
@@ -62,6 +62,7 @@ fn main() {
     // The second object exists for the tests: one the verifier must refuse.
     for (src, obj) in [
         ("bpf/datapath.c", out),
+        ("bpf/kdrop.c", out_dir.join("kdrop.o")),
         ("bpf/test/verifier_reject.c", out_dir.join("verifier_reject.o")),
         ("bpf/test/btf_maps.c", out_dir.join("btf_maps.o")),
     ] {

@@ -64,6 +64,9 @@ _dpdbg() {
             dpdbg__subcmd__bpf,help)
                 cmd="dpdbg__subcmd__bpf__subcmd__help"
                 ;;
+            dpdbg__subcmd__bpf,identity)
+                cmd="dpdbg__subcmd__bpf__subcmd__identity"
+                ;;
             dpdbg__subcmd__bpf,ipcache)
                 cmd="dpdbg__subcmd__bpf__subcmd__ipcache"
                 ;;
@@ -142,6 +145,9 @@ _dpdbg() {
             dpdbg__subcmd__bpf__subcmd__help,help)
                 cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__help"
                 ;;
+            dpdbg__subcmd__bpf__subcmd__help,identity)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__identity"
+                ;;
             dpdbg__subcmd__bpf__subcmd__help,ipcache)
                 cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache"
                 ;;
@@ -175,6 +181,18 @@ _dpdbg() {
             dpdbg__subcmd__bpf__subcmd__help__subcmd__endpoint,set)
                 cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__endpoint__subcmd__set"
                 ;;
+            dpdbg__subcmd__bpf__subcmd__help__subcmd__identity,add)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__identity__subcmd__add"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__help__subcmd__identity,delete)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__identity__subcmd__delete"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__help__subcmd__identity,get)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__identity__subcmd__get"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__help__subcmd__identity,list)
+                cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__identity__subcmd__list"
+                ;;
             dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache,delete)
                 cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache__subcmd__delete"
                 ;;
@@ -198,6 +216,36 @@ _dpdbg() {
                 ;;
             dpdbg__subcmd__bpf__subcmd__help__subcmd__policy,get)
                 cmd="dpdbg__subcmd__bpf__subcmd__help__subcmd__policy__subcmd__get"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__identity,add)
+                cmd="dpdbg__subcmd__bpf__subcmd__identity__subcmd__add"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__identity,delete)
+                cmd="dpdbg__subcmd__bpf__subcmd__identity__subcmd__delete"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__identity,get)
+                cmd="dpdbg__subcmd__bpf__subcmd__identity__subcmd__get"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__identity,help)
+                cmd="dpdbg__subcmd__bpf__subcmd__identity__subcmd__help"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__identity,list)
+                cmd="dpdbg__subcmd__bpf__subcmd__identity__subcmd__list"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__identity__subcmd__help,add)
+                cmd="dpdbg__subcmd__bpf__subcmd__identity__subcmd__help__subcmd__add"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__identity__subcmd__help,delete)
+                cmd="dpdbg__subcmd__bpf__subcmd__identity__subcmd__help__subcmd__delete"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__identity__subcmd__help,get)
+                cmd="dpdbg__subcmd__bpf__subcmd__identity__subcmd__help__subcmd__get"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__identity__subcmd__help,help)
+                cmd="dpdbg__subcmd__bpf__subcmd__identity__subcmd__help__subcmd__help"
+                ;;
+            dpdbg__subcmd__bpf__subcmd__identity__subcmd__help,list)
+                cmd="dpdbg__subcmd__bpf__subcmd__identity__subcmd__help__subcmd__list"
                 ;;
             dpdbg__subcmd__bpf__subcmd__ipcache,delete)
                 cmd="dpdbg__subcmd__bpf__subcmd__ipcache__subcmd__delete"
@@ -352,6 +400,9 @@ _dpdbg() {
             dpdbg__subcmd__help__subcmd__bpf,endpoint)
                 cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint"
                 ;;
+            dpdbg__subcmd__help__subcmd__bpf,identity)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__identity"
+                ;;
             dpdbg__subcmd__help__subcmd__bpf,ipcache)
                 cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache"
                 ;;
@@ -384,6 +435,18 @@ _dpdbg() {
                 ;;
             dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint,set)
                 cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint__subcmd__set"
+                ;;
+            dpdbg__subcmd__help__subcmd__bpf__subcmd__identity,add)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__identity__subcmd__add"
+                ;;
+            dpdbg__subcmd__help__subcmd__bpf__subcmd__identity,delete)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__identity__subcmd__delete"
+                ;;
+            dpdbg__subcmd__help__subcmd__bpf__subcmd__identity,get)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__identity__subcmd__get"
+                ;;
+            dpdbg__subcmd__help__subcmd__bpf__subcmd__identity,list)
+                cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__identity__subcmd__list"
                 ;;
             dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache,delete)
                 cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__ipcache__subcmd__delete"
@@ -624,7 +687,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__bpf)
-            opts="-o -h -V --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version endpoint policy ct metrics ipcache help"
+            opts="-o -h -V --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version endpoint policy ct metrics ipcache identity help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -982,7 +1045,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__add)
-            opts="-o -h -V --id --identity --ip --interface --ifindex --mac --enforce --force --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
+            opts="-l -o -h -V --id --identity --ip --interface --ifindex --mac --enforce --force --name --label --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1014,6 +1077,18 @@ _dpdbg() {
                     ;;
                 --enforce)
                     COMPREPLY=($(compgen -W "none ingress egress both" -- "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --label)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -l)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --bpffs)
@@ -1296,7 +1371,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__bpf__subcmd__endpoint__subcmd__set)
-            opts="-o -h -V --enforce --identity --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
+            opts="-l -o -h -V --enforce --identity --name --label --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1307,6 +1382,18 @@ _dpdbg() {
                     return 0
                     ;;
                 --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --label)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -l)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1350,7 +1437,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__bpf__subcmd__help)
-            opts="endpoint policy ct metrics ipcache help"
+            opts="endpoint policy ct metrics ipcache identity help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1517,6 +1604,76 @@ _dpdbg() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__identity)
+            opts="list get add delete"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__identity__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__identity__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__identity__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__help__subcmd__identity__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         dpdbg__subcmd__bpf__subcmd__help__subcmd__ipcache)
             opts="list get upsert delete"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -1664,6 +1821,328 @@ _dpdbg() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__identity)
+            opts="-o -h -V --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version list get add delete help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-server-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__identity__subcmd__add)
+            opts="-l -o -h -V --label --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --label)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -l)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-server-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__identity__subcmd__delete)
+            opts="-o -h -V --force --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-server-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__identity__subcmd__get)
+            opts="-o -h -V --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-server-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__identity__subcmd__help)
+            opts="list get add delete help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__identity__subcmd__help__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__identity__subcmd__help__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__identity__subcmd__help__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__identity__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__identity__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__bpf__subcmd__identity__subcmd__list)
+            opts="-o -h -V --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-server-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2936,7 +3415,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__help__subcmd__bpf)
-            opts="endpoint policy ct metrics ipcache"
+            opts="endpoint policy ct metrics ipcache identity"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3076,6 +3555,76 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__help__subcmd__bpf__subcmd__endpoint__subcmd__set)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__identity)
+            opts="list get add delete"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__identity__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__identity__subcmd__delete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__identity__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__bpf__subcmd__identity__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -4397,11 +4946,11 @@ _dpdbg() {
             fi
             case "${prev}" in
                 --type)
-                    COMPREPLY=($(compgen -W "trace drop policy-verdict" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "trace drop policy-verdict kernel-drop" -- "${cur}"))
                     return 0
                     ;;
                 -t)
-                    COMPREPLY=($(compgen -W "trace drop policy-verdict" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "trace drop policy-verdict kernel-drop" -- "${cur}"))
                     return 0
                     ;;
                 --from)
@@ -4504,7 +5053,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__observe)
-            opts="-f -t -4 -6 -o -h -V --follow --last --first --all --since --until --ip --from-ip --to-ip --port --from-port --to-port --protocol --verdict --type --tcp-flags --identity --from-identity --to-identity --traffic-direction --ipv4 --ipv6 --drop-reason-desc --interface --not --print-raw-filters --input-file --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
+            opts="-f -t -n -l -4 -6 -o -h -V --follow --last --first --all --since --until --ip --from-ip --to-ip --port --from-port --to-port --protocol --verdict --type --tcp-flags --identity --from-identity --to-identity --pod --from-pod --to-pod --namespace --from-namespace --to-namespace --label --from-label --to-label --traffic-direction --ipv4 --ipv6 --drop-reason-desc --interface --not --print-raw-filters --input-file --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4579,6 +5128,50 @@ _dpdbg() {
                     return 0
                     ;;
                 --to-identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pod)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from-pod)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to-pod)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from-namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to-namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --label)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -l)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from-label)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to-label)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -250,7 +250,8 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcomm
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s t -l type -d 'Only these event types (repeatable)' -r -f -a "trace\t''
 drop\t''
-policy-verdict\t''"
+policy-verdict\t''
+kernel-drop\t'Packets the kernel dropped outside the datapath (skb:kfree_skb), with its reason'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l from -d 'Only packets one of these endpoints sent (repeatable: any of them, as cilium-dbg\'s list)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l to -d 'Only packets sent to one of these endpoints (repeatable)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l related-to -d 'Only events of one of these endpoints, either way (repeatable)' -r
@@ -284,27 +285,28 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l hex -d 'Show a h
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s V -l version -d 'Print version'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache identity help" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache identity help" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache identity help" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache identity help" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache identity help" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache identity help" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache identity help" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
 json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -s V -l version -d 'Print version'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -f -a "endpoint" -d 'Local endpoints: IP → endpoint id, identity, interface, policy enforcement'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -f -a "policy" -d 'Policy rules with their allow/deny counters'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -f -a "ct" -d 'Connection tracking entries'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -f -a "metrics" -d 'Datapath counters by reason and direction'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -f -a "ipcache" -d 'CIDR → identity for peers that are not local endpoints'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache identity help" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache identity help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache identity help" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache identity help" -f -a "endpoint" -d 'Local endpoints: IP → endpoint id, identity, interface, policy enforcement'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache identity help" -f -a "policy" -d 'Policy rules with their allow/deny counters'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache identity help" -f -a "ct" -d 'Connection tracking entries'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache identity help" -f -a "metrics" -d 'Datapath counters by reason and direction'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache identity help" -f -a "ipcache" -d 'CIDR → identity for peers that are not local endpoints'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache identity help" -f -a "identity" -d 'Security identities and their labels'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache identity help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
@@ -401,11 +403,32 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcomm
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ipcache" -f -a "upsert" -d 'Map a CIDR to an identity'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ipcache" -f -a "delete" -d 'Remove a CIDR'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ipcache" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from identity" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from identity" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from identity" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from identity" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from identity" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from identity" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from identity" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (streams)'
+compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
+dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from identity" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from identity" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from identity" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from identity" -f -a "list" -d 'Every identity with its labels (the reserved ones too)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from identity" -f -a "get" -d 'One identity\'s labels'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from identity" -f -a "add" -d 'Give an identity its labels (replacing any it had)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from identity" -f -a "delete" -d 'Forget an identity\'s labels'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from identity" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from help" -f -a "endpoint" -d 'Local endpoints: IP → endpoint id, identity, interface, policy enforcement'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from help" -f -a "policy" -d 'Policy rules with their allow/deny counters'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from help" -f -a "ct" -d 'Connection tracking entries'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from help" -f -a "metrics" -d 'Datapath counters by reason and direction'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from help" -f -a "ipcache" -d 'CIDR → identity for peers that are not local endpoints'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from help" -f -a "identity" -d 'Security identities and their labels'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
@@ -662,6 +685,15 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l tcp-flags -d 'TC
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l identity -d 'Source or destination identity' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l from-identity -d 'Source identity (repeatable)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l to-identity -d 'Destination identity (repeatable)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l pod -d 'Source or destination pod: [NAMESPACE/]POD-PREFIX (repeatable)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l from-pod -d 'Source pod: [NAMESPACE/]POD-PREFIX (repeatable)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l to-pod -d 'Destination pod: [NAMESPACE/]POD-PREFIX (repeatable)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s n -l namespace -d 'Source or destination namespace (repeatable)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l from-namespace -d 'Source namespace (repeatable)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l to-namespace -d 'Destination namespace (repeatable)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s l -l label -d 'Source or destination label selector, as Kubernetes writes one (app=web, tier in (a,b), !canary; a key may carry its source, k8s:app)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l from-label -d 'Source label selector (repeatable)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l to-label -d 'Destination label selector (repeatable)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l traffic-direction -d 'ingress or egress (repeatable)' -r -f -a "ingress\t''
 egress\t''"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l drop-reason-desc -d 'Drop reason, by cilium\'s name (POLICY_DENIED, POLICY_DENY, …) or number' -r
@@ -787,6 +819,7 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcom
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from bpf" -f -a "ct" -d 'Connection tracking entries'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from bpf" -f -a "metrics" -d 'Datapath counters by reason and direction'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from bpf" -f -a "ipcache" -d 'CIDR → identity for peers that are not local endpoints'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from bpf" -f -a "identity" -d 'Security identities and their labels'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from map" -f -a "list" -d 'List every BPF map on the system'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from map" -f -a "dump" -d 'Print every entry of a map (MAP: a name, a pin path or id:N)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from map" -f -a "get" -d 'Print one entry. KEY is JSON (decoded through the map\'s BTF) or hex:… bytes'

@@ -9,6 +9,7 @@ pub mod datapath;
 pub mod error;
 pub mod events;
 pub mod flow;
+pub mod kdrop;
 pub mod lab;
 pub mod maps;
 pub mod pins;
@@ -25,6 +26,9 @@ pub use error::{Error, Result};
 
 /// The compiled datapath object (bpf/datapath.c, with BTF), built by build.rs.
 pub static DATAPATH_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/datapath.o"));
+
+/// The kernel-drop program (bpf/kdrop.c), loaded beside the datapath.
+pub static KDROP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/kdrop.o"));
 
 /// Test fixture objects compiled from bpf/test/ (not used by dpdbg itself).
 #[doc(hidden)]

@@ -169,6 +169,9 @@ pub fn assess(bpffs: &Path, opts: &Options) -> Result<Assessment> {
     a.push(maps(&st));
     a.push(events(&st, opts));
     a.push(clock(bpffs));
+    if let Some(k) = &st.kernel_drops {
+        a.push(kernel_drops(k));
+    }
     Ok(a)
 }
 
@@ -288,6 +291,18 @@ fn events(st: &datapath::Status, opts: &Options) -> Check {
         Check::new("events", Severity::Ok, format!("none lost or undecodable {since}"))
     } else {
         Check::new("events", Severity::Degraded, problems.join("; "))
+    }
+}
+
+/// Kernel drops on or switched off are fine; missing where the kernel has
+/// the tracepoint is something that went wrong at load.
+fn kernel_drops(k: &crate::kdrop::KernelDrops) -> Check {
+    match k.state {
+        "on" | "off" => Check::new("kernel_drops", Severity::Ok, format!("{}: {}", k.state, k.detail)),
+        _ if crate::kdrop::tracepoint_available().is_err() => {
+            Check::new("kernel_drops", Severity::Ok, format!("unavailable: {}", k.detail))
+        }
+        _ => Check::new("kernel_drops", Severity::Degraded, format!("kernel drops cannot be seen: {}", k.detail)),
     }
 }
 

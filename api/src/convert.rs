@@ -153,7 +153,12 @@ mod reference {
             destination: Some(destination),
             r#type: flow::FlowType::L3L4 as i32,
             node_name: node.to_string(),
-            event_type: Some(flow::CiliumEventType { r#type: h.r#type as i32, sub_type: h.subtype as i32 }),
+            // A kernel drop is a drop to Hubble, its reason in the summary.
+            event_type: Some(if h.r#type == dpdbg::kdrop::EVENT_KERNEL_DROP {
+                flow::CiliumEventType { r#type: abi::EVENT_DROP as i32, sub_type: 0 }
+            } else {
+                flow::CiliumEventType { r#type: h.r#type as i32, sub_type: h.subtype as i32 }
+            }),
             traffic_direction: if ingress { flow::TrafficDirection::Ingress } else { flow::TrafficDirection::Egress }
                 as i32,
             policy_match_type: if h.r#type == abi::EVENT_POLICY_VERDICT { policy_match_type(h.subtype) } else { 0 },

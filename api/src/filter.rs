@@ -114,9 +114,15 @@ pub fn to_core(f: &FlowFilter) -> Result<Core, String> {
         event_type: f
             .event_type
             .iter()
-            .map(|t| TypeMatch {
-                r#type: u8::try_from(t.r#type).unwrap_or(NEVER),
-                subtype: t.match_sub_type.then(|| u8::try_from(t.sub_type).unwrap_or(NEVER)),
+            .flat_map(|t| {
+                let m = TypeMatch {
+                    r#type: u8::try_from(t.r#type).unwrap_or(NEVER),
+                    subtype: t.match_sub_type.then(|| u8::try_from(t.sub_type).unwrap_or(NEVER)),
+                };
+                // Hubble's drops are the kernel's too (flows of type drop).
+                let kernel = (m.r#type == dpdbg::abi::EVENT_DROP && m.subtype.is_none())
+                    .then_some(TypeMatch { r#type: dpdbg::kdrop::EVENT_KERNEL_DROP, subtype: None });
+                std::iter::once(m).chain(kernel)
             })
             .collect(),
         verdict: f.verdict.iter().map(|v| verdict(*v)).collect(),

@@ -218,9 +218,12 @@ pub fn flow_response(
         }
         uint(o, 10, flow::FlowType::L3L4 as u64);
         bytes(o, 11, node.as_bytes());
+        // A kernel drop is a drop to Hubble (its reason is the kernel's,
+        // not one of cilium's, so it is named in the summary only).
+        let kernel = h.r#type == dpdbg::kdrop::EVENT_KERNEL_DROP;
         message(o, 19, |o| {
-            uint(o, 1, u64::from(h.r#type));
-            uint(o, 2, u64::from(h.subtype));
+            uint(o, 1, if kernel { u64::from(abi::EVENT_DROP) } else { u64::from(h.r#type) });
+            uint(o, 2, if kernel { 0 } else { u64::from(h.subtype) });
         });
         let dir = if ingress { flow::TrafficDirection::Ingress } else { flow::TrafficDirection::Egress };
         uint(o, 22, dir as u64);

@@ -86,6 +86,7 @@ pub enum DatapathCmd {
 pub enum Setting {
     Aggregation(Aggregation),
     Debug(bool),
+    KernelDrops(bool),
 }
 
 /// Settings fixed at load time: named so the refusal can say how to change them.
@@ -106,6 +107,11 @@ pub(crate) fn parse_setting(s: &str) -> Result<Setting, String> {
             };
             Ok(Setting::Aggregation(level))
         }
+        "kernel-drops" | "kerneldrops" => match v.to_ascii_lowercase().as_str() {
+            "on" | "true" | "enabled" | "1" => Ok(Setting::KernelDrops(true)),
+            "off" | "false" | "disabled" | "0" => Ok(Setting::KernelDrops(false)),
+            _ => Err(format!("kernel-drops {v:?}: use on or off")),
+        },
         "debug" => match v.to_ascii_lowercase().as_str() {
             "true" | "on" | "enabled" | "1" => Ok(Setting::Debug(true)),
             "false" | "off" | "disabled" | "0" => Ok(Setting::Debug(false)),
@@ -117,7 +123,7 @@ pub(crate) fn parse_setting(s: &str) -> Result<Setting, String> {
                     "{k} is fixed when the datapath is loaded: `dpdbg datapath unload`, then `dpdbg datapath load {flag} …`"
                 ))
             } else {
-                Err(format!("unknown setting {k:?}: the run-time settings are aggregation and debug"))
+                Err(format!("unknown setting {k:?}: the run-time settings are aggregation, debug and kernel-drops"))
             }
         }
     }
@@ -158,6 +164,9 @@ impl DatapathCmd {
                     for prog in &r.programs {
                         let _ =
                             writeln!(s, "  program {} (id {}) pinned at {}", prog.name, prog.id, prog.pin.display());
+                    }
+                    if let Some(k) = &r.kernel_drops {
+                        let _ = writeln!(s, "  kernel drops: {} ({})", k.state, k.detail);
                     }
                     let _ = write!(s, "Next: dpdbg datapath attach IFACE…");
                     s
@@ -231,22 +240,37 @@ fn config(bpffs: &Path, changes: Vec<Setting>, p: &Printer) -> anyhow::Result<()
     if !changes.is_empty() {
         let before = datapath::runtime(bpffs).context("datapath config")?;
         let mut after = before;
+        let mut kernel_drops = None;
         for c in &changes {
             match c {
                 Setting::Aggregation(a) => after.aggregation = *a,
                 Setting::Debug(d) => after.debug = *d,
+                Setting::KernelDrops(on) => kernel_drops = Some(*on),
             }
         }
+        let drops_before = dpdbg::kdrop::state(bpffs).state == "on";
+        if let Some(on) = kernel_drops {
+            dpdbg::kdrop::set(bpffs, on).context("datapath config kernel-drops")?;
+        }
+        let drops_now = dpdbg::kdrop::state(bpffs).state == "on";
         datapath::set_runtime(bpffs, &after).context("datapath config")?;
         let now = datapath::runtime(bpffs).context("datapath config: reading back")?;
         anyhow::ensure!(now == after, "datapath config: the settings map reads back {now:?}, not {after:?}");
-        return p.print(&serde_json::json!({"before": before, "after": now}), || {
+        let drops = |on: bool| if on { "on" } else { "off" };
+        let json = serde_json::json!({
+            "before": { "aggregation": before.aggregation, "debug": before.debug, "kernel_drops": drops(drops_before) },
+            "after": { "aggregation": now.aggregation, "debug": now.debug, "kernel_drops": drops(drops_now) },
+        });
+        return p.print(&json, || {
             let mut s = String::new();
             if before.aggregation != now.aggregation {
                 let _ = writeln!(s, "aggregation: {} -> {}", agg_name(before.aggregation), agg_name(now.aggregation));
             }
             if before.debug != now.debug {
                 let _ = writeln!(s, "debug: {} -> {}", before.debug, now.debug);
+            }
+            if drops_before != drops_now {
+                let _ = writeln!(s, "kernel-drops: {} -> {}", drops(drops_before), drops(drops_now));
             }
             if s.is_empty() {
                 s = "No change: the datapath already runs with these settings.".into();
@@ -259,6 +283,7 @@ fn config(bpffs: &Path, changes: Vec<Setting>, p: &Printer) -> anyhow::Result<()
     let mut rows = vec![
         ConfigRow { key: "aggregation".into(), value: agg_name(settings.aggregation), changeable: "run time" },
         ConfigRow { key: "debug".into(), value: settings.debug.to_string(), changeable: "run time" },
+        ConfigRow { key: "kernel-drops".into(), value: dpdbg::kdrop::state(bpffs).state.into(), changeable: "run time" },
         ConfigRow {
             key: "events".into(),
             value: format!("{:?}", settings.transport).to_lowercase(),
@@ -336,6 +361,9 @@ fn render_status(st: &datapath::Status) -> String {
     }
     if let (Some(lost), Some(bad)) = (st.events_lost, st.events_undecodable) {
         let _ = writeln!(s, "Event loss:  {lost} not written (buffer full), {bad} undecodable by readers");
+    }
+    if let Some(k) = &st.kernel_drops {
+        let _ = writeln!(s, "Kernel drops: {} ({})", k.state, k.detail);
     }
     let _ = writeln!(s, "\nPrograms:");
     let mut t = table(&["NAME", "ID", "TAG", "PIN"]);

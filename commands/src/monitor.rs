@@ -24,6 +24,8 @@ pub enum EventType {
     Trace,
     Drop,
     PolicyVerdict,
+    /// Packets the kernel dropped outside the datapath (skb:kfree_skb), with its reason.
+    KernelDrop,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -35,7 +37,7 @@ pub enum Verdict {
 #[derive(Debug, Args)]
 pub struct MonitorCmd {
     /// Only these event types (repeatable).
-    #[arg(short = 't', long = "type", value_enum, value_name = "trace|drop|policy-verdict")]
+    #[arg(short = 't', long = "type", value_enum, value_name = "trace|drop|policy-verdict|kernel-drop")]
     types: Vec<EventType>,
     /// Only packets one of these endpoints sent (repeatable: any of them, as cilium-dbg's list).
     #[arg(long, value_name = "ENDPOINT")]
@@ -152,6 +154,7 @@ struct Summary {
     trace: u64,
     drop: u64,
     policy_verdict: u64,
+    kernel_drop: u64,
     lost: u64,
     undecodable: u64,
     unknown_type: u64,
@@ -214,6 +217,7 @@ impl MonitorCmd {
                         EventType::Trace => abi::EVENT_TRACE,
                         EventType::Drop => abi::EVENT_DROP,
                         EventType::PolicyVerdict => abi::EVENT_POLICY_VERDICT,
+                        EventType::KernelDrop => dpdbg::kdrop::EVENT_KERNEL_DROP,
                     },
                     subtype: None,
                 })
@@ -552,6 +556,7 @@ impl Emitter<'_> {
             abi::EVENT_TRACE => self.sum.trace += 1,
             abi::EVENT_DROP => self.sum.drop += 1,
             abi::EVENT_POLICY_VERDICT => self.sum.policy_verdict += 1,
+            dpdbg::kdrop::EVENT_KERNEL_DROP => self.sum.kernel_drop += 1,
             _ => self.sum.unknown_type += 1,
         }
         if let Some((w, _)) = self.pcap.as_mut() {
@@ -564,13 +569,18 @@ impl Emitter<'_> {
         if !self.print && self.capture.is_none() {
             return Ok(());
         }
-        if self.last_if.0 != f.ifindex || (self.last_if.1.is_none() && !self.names.contains_key(&f.ifindex)) {
+        // A kernel drop inside an endpoint's namespace has that namespace's
+        // ifindex: no name of this node's is its name.
+        let host_if = dpdbg::kdrop::host_ifindex(&ev.hdr);
+        if host_if
+            && (self.last_if.0 != f.ifindex || (self.last_if.1.is_none() && !self.names.contains_key(&f.ifindex)))
+        {
             let lookup = self.lookup;
             let name =
                 self.names.entry(f.ifindex).or_insert_with(|| if lookup { sys::ifname(f.ifindex) } else { None });
             self.last_if = (f.ifindex, name.clone());
         }
-        let ifname = self.last_if.1.as_deref();
+        let ifname = if host_if { self.last_if.1.as_deref() } else { None };
         if let Some(c) = self.capture.as_mut() {
             c.record(rec, f.ifindex, ifname)?;
         }
@@ -639,6 +649,7 @@ impl Emitter<'_> {
         let sum = &self.sum;
         let mut extra = String::new();
         for (n, what) in [
+            (sum.kernel_drop, "kernel drops"),
             (sum.unknown_type, "of unknown type"),
             (sum.undecodable, "undecodable"),
             (sum.pcap_truncated, "cut short in the pcap (damaged records)"),

@@ -140,6 +140,8 @@ pub struct LoadReport {
     /// The partial datapath this load found and removed before loading
     /// (a load killed part-way, or pins removed since), when there was one.
     pub cleaned_up: Option<Partial>,
+    /// Kernel drops (skb:kfree_skb): attached with the datapath, or why not.
+    pub kernel_drops: Option<crate::kdrop::KernelDrops>,
 }
 
 fn verifier_error(program: &str, e: ProgramError) -> Error {
@@ -251,6 +253,12 @@ pub fn load_object(bpffs: &Path, settings: &Settings, object: &[u8]) -> Result<L
     };
     pins.create_dirs()?;
     let result = load_pinned(&pins, settings, object).and_then(|mut r| {
+        // Kernel drops are an addition: a kernel that cannot take them still
+        // gets its datapath, and status says why they are missing.
+        r.kernel_drops = Some(match crate::kdrop::load(&pins, settings) {
+            Ok(()) => crate::kdrop::state(bpffs),
+            Err(e) => crate::kdrop::KernelDrops { state: "unavailable", detail: e.to_string() },
+        });
         pins.finish_load()?;
         r.cleaned_up = cleaned_up;
         Ok(r)
@@ -319,7 +327,7 @@ fn load_pinned(pins: &Pins, settings: &Settings, object: &[u8]) -> Result<LoadRe
         let info = prog.info().map_err(|e| Error::bpf(format!("program {name}"), e))?;
         programs.push(ProgramStatus::from_info(name, &path, &info));
     }
-    Ok(LoadReport { pin_dir: pins.root().to_path_buf(), programs, settings: settings.clone(), cleaned_up: None })
+    Ok(LoadReport { pin_dir: pins.root().to_path_buf(), programs, settings: settings.clone(), cleaned_up: None, kernel_drops: None })
 }
 
 /// One program attached to one interface hook.

@@ -101,6 +101,8 @@ pub struct Status {
     pub events_lost: Option<u64>,
     /// Event records readers could not decode, since load.
     pub events_undecodable: Option<u64>,
+    /// Kernel drops (skb:kfree_skb): on, off, or unavailable and why.
+    pub kernel_drops: Option<crate::kdrop::KernelDrops>,
     pub programs: Vec<ProgramStatus>,
     pub interfaces: Vec<AttachmentStatus>,
     pub maps: Vec<MapStatus>,
@@ -322,6 +324,7 @@ fn status_of(bpffs: &Path, full: bool) -> Result<Status> {
         clock: clock_of(&pins).ok(),
         events_lost: None,
         events_undecodable: None,
+        kernel_drops: None,
         programs: vec![],
         interfaces: vec![],
         maps: vec![],
@@ -357,6 +360,9 @@ fn status_of(bpffs: &Path, full: bool) -> Result<Status> {
             Err(e) if vanished(&e) => gone = true,
             Err(e) => return Err(Error::bpf(format!("reading {}", path.display()), e)),
         }
+    }
+    if st.loaded {
+        st.kernel_drops = Some(crate::kdrop::state(bpffs));
     }
     let prog_id = |n: &str| st.programs.iter().find(|p| p.name == n).map(|p| p.id);
     for (ifname, hook, mode, pin) in pins.attachments() {

@@ -225,6 +225,20 @@ pub fn write_line_with(out: &mut String, f: &Flow, o: LineOptions<'_>) -> fmt::R
             identity(out, f.dst_identity);
             out.push_str(": ");
         }
+        "kernel-drop" => {
+            // Freed by the kernel outside the datapath, with its own reason.
+            out.push_str("xx kernel drop (");
+            out.push_str(f.drop_reason_desc.unwrap_or("UNKNOWN"));
+            out.push_str(if ingress { ") to endpoint " } else { ") from endpoint " });
+            out.push_str(n.format(f.endpoint_id));
+            out.push_str(", ");
+            ifx(out);
+            out.push_str(", identity ");
+            identity(out, f.src_identity);
+            out.push_str("->");
+            identity(out, f.dst_identity);
+            out.push_str(": ");
+        }
         "policy-verdict" => {
             out.push_str("Policy verdict log: local EP ID ");
             out.push_str(n.format(f.endpoint_id));

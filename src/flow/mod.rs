@@ -21,6 +21,7 @@ use crate::abi::{self, Reason, match_kind_text};
 pub fn type_name(t: u8) -> &'static str {
     match t {
         abi::EVENT_DROP => "drop",
+        crate::kdrop::reasons::EVENT_KERNEL_DROP => "kernel-drop",
         abi::EVENT_TRACE => "trace",
         abi::EVENT_POLICY_VERDICT => "policy-verdict",
         _ => "unknown",
@@ -175,8 +176,12 @@ impl Flow {
             timestamp_ns: h.timestamp_ns,
             event_type: type_name(h.r#type),
             verdict: verdict_name(h.verdict),
-            drop_reason: is(abi::EVENT_DROP).then_some(h.subtype),
-            drop_reason_desc: is(abi::EVENT_DROP).then(|| Reason(h.subtype).text()),
+            drop_reason: (is(abi::EVENT_DROP) || is(crate::kdrop::reasons::EVENT_KERNEL_DROP)).then_some(h.subtype),
+            drop_reason_desc: if is(crate::kdrop::reasons::EVENT_KERNEL_DROP) {
+                Some(crate::kdrop::reasons::reason_name(h.subtype))
+            } else {
+                is(abi::EVENT_DROP).then(|| Reason(h.subtype).text())
+            },
             observation_point: is(abi::EVENT_TRACE).then(|| observation_point(h.subtype)),
             policy_match: is(abi::EVENT_POLICY_VERDICT).then(|| match_kind_text(h.subtype)),
             deny_overrode_allow: is(abi::EVENT_POLICY_VERDICT) && h.flags & abi::EVF_DENY_OVERRODE_ALLOW != 0,

@@ -422,18 +422,19 @@ impl App {
     }
 
     fn events(&mut self, events: &[Event]) {
-        for ev in events.iter().filter(|e| e.hdr.r#type == abi::EVENT_DROP) {
+        let is_drop = |t: u8| t == abi::EVENT_DROP || t == dpdbg::kdrop::EVENT_KERNEL_DROP;
+        for ev in events.iter().filter(|e| is_drop(e.hdr.r#type)) {
             let e = self.ep_drops.entry(ev.hdr.endpoint_id).or_default();
             e.0 += 1;
             e.1 += u64::from(ev.hdr.orig_len);
         }
         // Only what the feeds can keep is decoded and written: a busy second
         // brings thousands of drops, and the feed shows the newest FEED.
-        let keep = |t: u8| {
+        let keep = |want: &dyn Fn(u8) -> bool| {
             let mut n = 0usize;
             let mut idx: Vec<usize> = (0..events.len())
                 .rev()
-                .filter(|&i| events[i].hdr.r#type == t)
+                .filter(|&i| want(events[i].hdr.r#type))
                 .take_while(|_| {
                     n += 1;
                     n <= FEED
@@ -442,19 +443,24 @@ impl App {
             idx.reverse();
             idx
         };
-        let mut wanted: Vec<usize> = keep(abi::EVENT_DROP);
-        wanted.extend(keep(abi::EVENT_POLICY_VERDICT));
+        let mut wanted: Vec<usize> = keep(&is_drop);
+        wanted.extend(keep(&|t| t == abi::EVENT_POLICY_VERDICT));
         wanted.sort_unstable();
         for ev in wanted.into_iter().map(|i| &events[i]) {
             let mut f = Flow::from_event(ev);
             f.set_wall_time(self.wall_offset_ns);
             match ev.hdr.r#type {
-                abi::EVENT_DROP => {
+                t if is_drop(t) => {
                     let mut summary = String::new();
                     let _ = dpdbg::flow::write_summary(&mut summary, &f.packet);
+                    let reason = if t == abi::EVENT_DROP {
+                        format!("{} ({})", Reason(ev.hdr.subtype).text(), ev.hdr.subtype)
+                    } else {
+                        format!("kernel: {} ({})", dpdbg::kdrop::reason_name(ev.hdr.subtype), ev.hdr.subtype)
+                    };
                     self.drops.push_front(DropRow {
                         time: f.time.clone().unwrap_or_default(),
-                        reason: format!("{} ({})", Reason(ev.hdr.subtype).text(), ev.hdr.subtype),
+                        reason,
                         endpoint: ev.hdr.endpoint_id,
                         summary,
                         event: ev.clone(),
