@@ -22,6 +22,9 @@ _dpdbg() {
             dpdbg,datapath)
                 cmd="dpdbg__subcmd__datapath"
                 ;;
+            dpdbg,debuginfo)
+                cmd="dpdbg__subcmd__debuginfo"
+                ;;
             dpdbg,health)
                 cmd="dpdbg__subcmd__health"
                 ;;
@@ -361,6 +364,9 @@ _dpdbg() {
             dpdbg__subcmd__help,datapath)
                 cmd="dpdbg__subcmd__help__subcmd__datapath"
                 ;;
+            dpdbg__subcmd__help,debuginfo)
+                cmd="dpdbg__subcmd__help__subcmd__debuginfo"
+                ;;
             dpdbg__subcmd__help,health)
                 cmd="dpdbg__subcmd__help__subcmd__health"
                 ;;
@@ -641,7 +647,7 @@ _dpdbg() {
 
     case "${cmd}" in
         dpdbg)
-            opts="-o -h -V --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version datapath lab monitor bpf map prog serve observe tui trace health status help"
+            opts="-o -h -V --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version datapath lab monitor bpf map prog serve observe tui trace health status debuginfo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3350,6 +3356,60 @@ _dpdbg() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        dpdbg__subcmd__debuginfo)
+            opts="-f -o -h -V --file --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-server-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         dpdbg__subcmd__health)
             opts="-o -h -V --service --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -3401,7 +3461,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__help)
-            opts="datapath lab monitor bpf map prog serve observe tui trace health status help"
+            opts="datapath lab monitor bpf map prog serve observe tui trace health status debuginfo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3879,6 +3939,20 @@ _dpdbg() {
         dpdbg__subcmd__help__subcmd__datapath__subcmd__unload)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__debuginfo)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

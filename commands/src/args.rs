@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::{bpf, datapath, health, lab, map, monitor, observe, output, prog, serve, status, trace, tui};
+use crate::{bpf, datapath, debuginfo, health, lab, map, monitor, observe, output, prog, serve, status, trace, tui};
 
 /// dpdbg: inspect and debug an eBPF networking datapath — load it, attach it,
 /// read its maps and events, and run a lab to try it.
@@ -119,4 +119,8 @@ pub enum Command {
     /// One verdict on the node: ok (exit 0), degraded (exit 3) or failed
     /// (exit 4), with the reasons.
     Status(status::StatusCmd),
+    /// One file for an incident: status, settings, maps, programs and their
+    /// instructions, attachments, pins, the lab, recent flows, kernel log
+    /// (a .tar.gz with a manifest, or -o json).
+    Debuginfo(debuginfo::DebuginfoCmd),
 }

@@ -4,6 +4,7 @@
 pub mod args;
 pub mod bpf;
 pub mod datapath;
+pub mod debuginfo;
 pub mod generated;
 pub mod health;
 pub mod lab;
@@ -73,6 +74,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         let argv: Vec<String> = std::env::args().skip(1).collect();
         return remote::run(server, cli.output, remote::forwarded_args(&argv));
     }
+    if let (Some(server), Command::Debuginfo(c)) = (&cli.server, &cli.command) {
+        // The node collects; the bundle is written here (its --file is ours).
+        let c = debuginfo::DebuginfoCmd::clone_for_remote(c);
+        return c.run_remote(server, &printer);
+    }
     if cli.server.is_some() && matches!(cli.command, Command::Lab(_) | Command::Serve(_)) {
         usage!("--server: `dpdbg lab` and `dpdbg serve` run on the node itself (drop --server, or unset DPDBG_SERVER)");
     }
@@ -104,6 +110,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Trace(c) => c.run(&cli.bpffs, &printer),
         Command::Status(mut c) => {
+            c.server = server;
+            c.run(&cli.bpffs, &printer)
+        }
+        Command::Debuginfo(mut c) => {
             c.server = server;
             c.run(&cli.bpffs, &printer)
         }

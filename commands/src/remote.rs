@@ -123,6 +123,13 @@ pub fn classify(args: &[String]) -> Access {
         // while they are on, a change to the node.
         Command::Prog(ProgCmd::List { stats: Some(_) }) => Access::Write,
         Command::Prog(_) | Command::Trace(_) | Command::Status(_) => Access::Read,
+        Command::Debuginfo(d) => match d.node_file() {
+            Some(f) => refused(
+                "debuginfo --file FILE",
+                &format!("it would write {} on the node; `dpdbg --server … debuginfo` writes the bundle here", f.display()),
+            ),
+            None => Access::Read,
+        },
         Command::Monitor(m) => match (m.pcap_file(), m.capture_file()) {
             (Some(f), _) => refused(
                 "monitor --pcap FILE",
@@ -250,6 +257,7 @@ mod tests {
             "trace --from 1 --to 2 --dport 80",
             "bpf ct list --nonsense",
             "status --brief",
+            "debuginfo --file -",
         ] {
             assert_eq!(classify(&v(read)), Access::Read, "{read}");
         }
@@ -280,6 +288,7 @@ mod tests {
             "monitor --pcap /tmp/x.pcap",
             "monitor --write /tmp/x.dpdbg",
             "monitor -r /tmp/x.dpdbg",
+            "debuginfo --file /tmp/x.tar.gz",
         ] {
             assert!(matches!(classify(&v(refused)), Access::Refused(_)), "{refused}");
         }
