@@ -175,9 +175,10 @@ pub fn assess(bpffs: &Path, opts: &Options) -> Result<Assessment> {
     Ok(a)
 }
 
-/// Every interface the lab manages on this bpffs must run both programs;
-/// an attachment the kernel no longer has (a filter removed by hand, an
-/// interface gone) is named too.
+/// Every interface the lab manages on this bpffs, and every one `dpdbg
+/// serve --attach` says it attached, must run both programs; one the agent
+/// could not attach, and an attachment the kernel no longer has (a filter
+/// removed by hand, an interface gone), are named too.
 fn interfaces(st: &datapath::Status, bpffs: &Path, lab_state: Option<&Path>) -> Check {
     let mut problems = Vec::new();
     let mut managed = 0;
@@ -210,6 +211,21 @@ fn interfaces(st: &datapath::Status, bpffs: &Path, lab_state: Option<&Path>) -> 
             Err(e) => problems.push(format!("the lab's state file {} does not parse: {e}", path.display())),
         }
     }
+    if let Some(agent) = &st.agent {
+        for name in &agent.attached {
+            managed += 1;
+            let hooks: Vec<_> = st.interfaces.iter().filter(|i| &i.interface == name && i.attached).collect();
+            if hooks.len() < 2 && crate::sys::ifindex(name).is_ok() {
+                problems.push(format!(
+                    "interface {name} (managed by dpdbg serve, pid {}) is not attached: the agent attaches it again at its next change, or run `dpdbg datapath attach {name}`",
+                    agent.pid
+                ));
+            }
+        }
+        for (name, why) in &agent.failed {
+            problems.push(format!("interface {name}: dpdbg serve (pid {}) could not attach it: {why}", agent.pid));
+        }
+    }
     for i in st.interfaces.iter().filter(|i| !i.attached) {
         let text = format!(
             "interface {} ({}) is recorded as attached but the kernel does not run {} there: run `dpdbg datapath detach {}` and attach it again",
@@ -229,7 +245,7 @@ fn interfaces(st: &datapath::Status, bpffs: &Path, lab_state: Option<&Path>) -> 
             Severity::Ok,
             format!(
                 "{n} attached{}",
-                if managed > 0 { format!(", {managed} managed by the lab") } else { String::new() }
+                if managed > 0 { format!(", {managed} managed by the lab or dpdbg serve") } else { String::new() }
             ),
         )
     } else {

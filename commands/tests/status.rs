@@ -183,3 +183,70 @@ fn status_through_the_server_keeps_its_exit_code() {
     assert_eq!(remote.status.code(), Some(4), "{}", text(&remote));
     assert_eq!(remote.stdout, local.stdout);
 }
+
+/// An interface `dpdbg serve --attach` manages and that is detached behind
+/// its back makes the node degraded, naming the agent; its re-attach clears it.
+#[test]
+fn an_agent_managed_interface_not_attached_is_named() {
+    let fs = Bpffs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let nolab = dir.path().join("no-lab.json");
+    let run = |args: &[&str]| status(&fs.0, dir.path(), &nolab, args);
+    let tag = std::process::id() % 1000;
+    let name = format!("dpst{tag}a");
+    let _ = Command::new("ip").args(["link", "del", &name]).output();
+    let o = Command::new("ip")
+        .args(["link", "add", &name, "type", "veth", "peer", "name", &format!("dpst{tag}b")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    struct Del(String);
+    impl Drop for Del {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["link", "del", &self.0]).output();
+        }
+    }
+    let _veth = Del(name.clone());
+    let socket = dir.path().join("serve.sock");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+        .arg("--bpffs")
+        .arg(&fs.0)
+        .args(["serve", "--load", "--attach", &name, "--socket"])
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Stop<'a>(&'a mut std::process::Child);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+            let _ = self.0.wait();
+        }
+    }
+    let _stop = Stop(&mut child);
+    let t = std::time::Instant::now();
+    loop {
+        let o = run(&["-o", "json", "datapath", "status"]);
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        let ok = v["agent"]["attached"].as_array().is_some_and(|a| a.iter().any(|i| i == name.as_str()));
+        if ok {
+            break;
+        }
+        assert!(t.elapsed() < std::time::Duration::from_secs(15), "the agent did not attach {name}: {}", text(&o));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let o = run(&["status", "--brief"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = run(&["datapath", "detach", &name]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(&["status", "--brief"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let line = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(line.contains(&format!("interface {name} (managed by dpdbg serve, pid ")), "{line}");
+    let o = run(&["datapath", "attach", &name]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(&["status", "--brief"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
