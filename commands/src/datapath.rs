@@ -283,7 +283,11 @@ fn config(bpffs: &Path, changes: Vec<Setting>, p: &Printer) -> anyhow::Result<()
     let mut rows = vec![
         ConfigRow { key: "aggregation".into(), value: agg_name(settings.aggregation), changeable: "run time" },
         ConfigRow { key: "debug".into(), value: settings.debug.to_string(), changeable: "run time" },
-        ConfigRow { key: "kernel-drops".into(), value: dpdbg::kdrop::state(bpffs).state.into(), changeable: "run time" },
+        ConfigRow {
+            key: "kernel-drops".into(),
+            value: dpdbg::kdrop::state(bpffs).state.into(),
+            changeable: "run time",
+        },
         ConfigRow {
             key: "events".into(),
             value: format!("{:?}", settings.transport).to_lowercase(),

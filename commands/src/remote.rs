@@ -126,7 +126,10 @@ pub fn classify(args: &[String]) -> Access {
         Command::Debuginfo(d) => match d.node_file() {
             Some(f) => refused(
                 "debuginfo --file FILE",
-                &format!("it would write {} on the node; `dpdbg --server … debuginfo` writes the bundle here", f.display()),
+                &format!(
+                    "it would write {} on the node; `dpdbg --server … debuginfo` writes the bundle here",
+                    f.display()
+                ),
             ),
             None => Access::Read,
         },

@@ -327,7 +327,13 @@ fn load_pinned(pins: &Pins, settings: &Settings, object: &[u8]) -> Result<LoadRe
         let info = prog.info().map_err(|e| Error::bpf(format!("program {name}"), e))?;
         programs.push(ProgramStatus::from_info(name, &path, &info));
     }
-    Ok(LoadReport { pin_dir: pins.root().to_path_buf(), programs, settings: settings.clone(), cleaned_up: None, kernel_drops: None })
+    Ok(LoadReport {
+        pin_dir: pins.root().to_path_buf(),
+        programs,
+        settings: settings.clone(),
+        cleaned_up: None,
+        kernel_drops: None,
+    })
 }
 
 /// One program attached to one interface hook.
