@@ -16,6 +16,10 @@ pub const READY_SERVICE: &str = "observer.Observer";
 /// Hubble's clients (`hubble status`) ask for.
 const OBSERVER_NAMES: [&str; 2] = [READY_SERVICE, "hubble.server.Observer"];
 
+/// Every service name the health service answers: `""` (liveness) and the
+/// Observer's names (readiness).
+pub const HEALTH_SERVICES: [&str; 3] = ["", OBSERVER_NAMES[0], OBSERVER_NAMES[1]];
+
 /// The health service, kept in step with whether a datapath is loaded.
 pub(super) async fn service(shared: &Arc<Shared>) -> HealthServer<impl Health> {
     let (health, svc) = tonic_health::server::health_reporter();

@@ -97,7 +97,7 @@ pub struct ServeSummary {
     pub undecodable: u64,
 }
 
-pub use health::READY_SERVICE;
+pub use health::{HEALTH_SERVICES, READY_SERVICE};
 
 /// Runs the server until `shutdown` resolves; removes its socket on the way out.
 pub async fn run(
