@@ -338,7 +338,7 @@ fn the_probes_ask_serve_for_services_it_answers() {
         assert!(dpdbg_api::server::HEALTH_SERVICES.contains(&service), "{probe}: serve does not answer {service:?}");
         // Liveness must not fail while serve waits for a datapath (a failed
         // liveness probe restarts the container); readiness waits for one.
-        assert_eq!(service != "", ready, "{probe}: {service:?}");
+        assert_eq!(!service.is_empty(), ready, "{probe}: {service:?}");
     }
 }
 
