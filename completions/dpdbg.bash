@@ -5127,7 +5127,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__observe)
-            opts="-f -t -n -l -4 -6 -o -h -V --follow --last --first --all --since --until --ip --from-ip --to-ip --port --from-port --to-port --protocol --verdict --type --tcp-flags --identity --from-identity --to-identity --pod --from-pod --to-pod --namespace --from-namespace --to-namespace --label --from-label --to-label --traffic-direction --ipv4 --ipv6 --drop-reason-desc --interface --not --print-raw-filters --input-file --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
+            opts="-f -t -n -l -4 -6 -o -h -V --follow --last --first --all --since --until --ip --from-ip --to-ip --port --from-port --to-port --protocol --verdict --type --tcp-flags --identity --from-identity --to-identity --pod --from-pod --to-pod --namespace --from-namespace --to-namespace --label --from-label --to-label --traffic-direction --ipv4 --ipv6 --drop-reason-desc --interface --not --print-raw-filters --time-format --print-node-name --ip-translation --numeric --input-file --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5259,6 +5259,14 @@ _dpdbg() {
                     ;;
                 --interface)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --time-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ip-translation)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
                     return 0
                     ;;
                 --input-file)

@@ -700,6 +700,9 @@ egress\t''"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l drop-reason-desc -d 'Drop reason, by cilium\'s name (POLICY_DENIED, POLICY_DENY, …) or number' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l interface -d 'The interface the flow was seen on, by name' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l input-file -d 'Read flows from FILE ("-" for stdin) instead of a server: Hubble\'s JSON, one response per line (`hubble observe -o json`, `dpdbg observe -o json`). Every flow it holds unless --last or --first' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l time-format -d 'How times are printed, by Hubble\'s names: StampMilli (Dec  2 07:09:29.010, the default), YearMonthDay, YearMonthDayHour, YearMonthDayHourMinute, RFC3339, RFC3339Milli, RFC3339Micro, RFC3339Nano, RFC1123Z; always in UTC. Not for -o json' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l ip-translation -d 'Print pods in place of their addresses (`--ip-translation=false`: addresses)' -r -f -a "true\t''
+false\t''"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
@@ -719,6 +722,8 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s 6 -l ipv6 -d 'IP
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l not -d 'Negate the filter flag that follows: flows matching it are left out'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l print-raw-filters -d 'Print the filters sent to the server and stop'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l print-node-name -d 'Print each flow\'s node name'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l numeric -d 'Everything as numbers: addresses, not pods (as --ip-translation=false)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand tui" -l refresh -d 'How often the dashboard reads the maps and the events, in milliseconds' -r

@@ -25,7 +25,7 @@ mod reference {
 
     use dpdbg::abi;
     use dpdbg::events::EventRef;
-    use dpdbg::flow::{Flow as Decoded, write_line};
+    use dpdbg::flow::{Flow as Decoded, write_hubble_summary};
 
     use super::policy_match_type;
     use crate::flow;
@@ -138,7 +138,12 @@ mod reference {
             _ => None,
         };
         let mut summary = String::new();
-        let _ = write_line(&mut summary, d);
+        write_hubble_summary(&mut summary, p);
+        if h.r#type == dpdbg::kdrop::EVENT_KERNEL_DROP {
+            summary.push_str("; kernel drop (");
+            summary.push_str(dpdbg::kdrop::reason_name(h.subtype));
+            summary.push(')');
+        }
         let is_drop = h.r#type == abi::EVENT_DROP;
         flow::Flow {
             time: Some(time),

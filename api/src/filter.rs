@@ -264,6 +264,26 @@ fn with_names(f: &FlowFilter, c: &mut Core, names: &Names) -> Result<(), String>
                 .endpoints
                 .iter()
                 .filter(|(_, id)| names.pods.get(id).is_some_and(|p| pods.iter().any(|f| pod_matches(f, p))))
+/// Whether one side of a flow, by the names it carries (namespace, pod,
+/// labels), passes a filter's pod list and label selectors (each list:
+/// any of it; both lists: both). For flows read back from Hubble's JSON
+/// (`observe --input-file`), where the names are in the flow, not the maps.
+pub fn endpoint_selected(
+    pods: &[String],
+    selectors: &[String],
+    namespace: &str,
+    pod: &str,
+    labels: &[String],
+) -> Result<bool, String> {
+    let named = dpdbg::maps::PodName { namespace: namespace.to_string(), pod: pod.to_string() };
+    let pod_ok = pods.is_empty() || (!pod.is_empty() && pods.iter().any(|f| pod_matches(f, &named)));
+    let mut label_ok = selectors.is_empty();
+    for s in selectors {
+        label_ok |= selects(&selector(s)?, labels);
+    }
+    Ok(pod_ok && label_ok)
+}
+
                 .map(|(ip, _)| *ip)
                 .filter(|ip| field.is_empty() || field.iter().any(|c| c.contains(*ip)))
                 .map(Cidr::from)

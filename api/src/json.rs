@@ -17,7 +17,7 @@ pub fn time_text(t: &prost_types::Timestamp) -> String {
 
 /// Fields of a wrapper type (google.protobuf.BoolValue): present means set,
 /// so `false` is printed, unlike a plain bool's default.
-const WRAPPERS: &[&str] = &["is_reply"];
+const WRAPPERS: &[&str] = &["is_reply", "cpu"];
 
 fn put(m: &mut Map<String, Value>, k: &str, v: Value) {
     if WRAPPERS.contains(&k) && !v.is_null() {
@@ -156,6 +156,7 @@ pub fn response(r: &GetFlowsResponse) -> Value {
                 obj(vec![
                     ("source", name(l.source, |v: flow::LostEventSource| v.as_str_name())),
                     ("num_events_lost", json!(l.num_events_lost)),
+                    ("cpu", l.cpu.map_or(Value::Null, |c| json!(c))),
                 ]),
             );
         }

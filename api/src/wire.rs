@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use dpdbg::abi;
 use dpdbg::events::EventRef;
-use dpdbg::flow::{Flow as Decoded, push_ip_bytes, write_line};
+use dpdbg::flow::{Flow as Decoded, push_ip_bytes, write_hubble_summary};
 use dpdbg::maps::{Names, PodName};
 
 use crate::convert::policy_match_type;
@@ -131,7 +131,10 @@ fn endpoint(out: &mut Vec<u8>, field: u32, id: u32, identity: u32, pod: Option<&
 
 /// The GetFlowsResponse of one flow, appended to `out`: what encoding
 /// `convert::to_flow`'s flow in its response gives, byte for byte.
-/// `scratch` is the caller's, for the summary line.
+/// `scratch` is the caller's, for the summary. The event and what names
+/// it (time base, node, interface, names table) come apart: one encoder
+/// call per flow, nothing bundled on the way.
+#[allow(clippy::too_many_arguments)]
 pub fn flow_response(
     out: &mut Vec<u8>,
     scratch: &mut String,
@@ -246,8 +249,16 @@ pub fn flow_response(
             uint(o, 1, u64::from(h.ifindex));
             bytes(o, 2, ifname.as_bytes());
         });
+        // Summary as cilium fills it for L3/L4 flows (`TCP Flags: ACK, FIN`);
+        // the monitor's line stays in `dpdbg monitor`. A kernel drop adds
+        // the kernel's reason, as Hubble adds `; Auth: …`: `UDP; kernel drop (NO_SOCKET)`.
         scratch.clear();
-        let _ = write_line(scratch, d);
+        write_hubble_summary(scratch, p);
+        if kernel {
+            scratch.push_str("; kernel drop (");
+            scratch.push_str(dpdbg::kdrop::reason_name(h.subtype));
+            scratch.push(')');
+        }
         bytes(o, 100_000, scratch.as_bytes());
     });
     bytes(out, 1000, node.as_bytes());
@@ -339,6 +350,7 @@ mod tests {
             (EVENT_POLICY_VERDICT, MATCH_ALL, VERDICT_DROPPED, CT_NEW, DIR_EGRESS),
             (EVENT_POLICY_VERDICT, 0, VERDICT_DROPPED, CT_REOPENED, DIR_EGRESS),
             (9, 0, 0, 0, DIR_EGRESS),
+            (dpdbg::kdrop::EVENT_KERNEL_DROP, 2, VERDICT_DROPPED, 0, DIR_INGRESS),
         ];
         let identities = [(IDENTITY_WORLD, 1000), (1000, IDENTITY_HOST), (300_000, 0), (0, 70_000)];
         let (mut n, mut scratch) = (0, String::new());
@@ -383,6 +395,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(n, 9 * 4 * 11);
+        assert_eq!(n, kinds.len() * 4 * 11);
     }
 }

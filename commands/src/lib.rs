@@ -12,6 +12,7 @@ pub mod map;
 pub mod monitor;
 pub mod observe;
 mod observe_file;
+pub mod observe_print;
 pub mod output;
 pub mod prog;
 #[cfg(test)]

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use dpdbg_api::flow::{self, FlowFilter};
-use dpdbg_api::observer::{GetFlowsRequest, get_flows_response::ResponseTypes};
+use dpdbg_api::observer::GetFlowsRequest;
 
 /// How `observe` prints, from the global -o: Hubble's shapes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,6 +164,21 @@ pub struct ObserveCmd {
     /// Print the filters sent to the server and stop.
     #[arg(long)]
     print_raw_filters: bool,
+    /// How times are printed, by Hubble's names: StampMilli (Dec  2
+    /// 07:09:29.010, the default), YearMonthDay, YearMonthDayHour,
+    /// YearMonthDayHourMinute, RFC3339, RFC3339Milli, RFC3339Micro,
+    /// RFC3339Nano, RFC1123Z; always in UTC. Not for -o json.
+    #[arg(long, value_name = "NAME", default_value = "StampMilli", value_parser = crate::observe_print::parse_time_format)]
+    time_format: crate::observe_print::TimeFormat,
+    /// Print each flow's node name.
+    #[arg(long)]
+    print_node_name: bool,
+    /// Print pods in place of their addresses (`--ip-translation=false`: addresses).
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    ip_translation: bool,
+    /// Everything as numbers: addresses, not pods (as --ip-translation=false).
+    #[arg(long)]
+    numeric: bool,
     /// Read flows from FILE ("-" for stdin) instead of a server: Hubble's
     /// JSON, one response per line (`hubble observe -o json`, `dpdbg
     /// observe -o json`). Every flow it holds unless --last or --first.
@@ -203,6 +218,17 @@ const FILTER_FLAGS: &[&str] = &[
     "--traffic-direction",
     "--drop-reason-desc",
     "--interface",
+    "--pod",
+    "--from-pod",
+    "--to-pod",
+    "--namespace",
+    "-n",
+    "--from-namespace",
+    "--to-namespace",
+    "--label",
+    "-l",
+    "--from-label",
+    "--to-label",
 ];
 
 /// Splits the command line after `observe` into the words `--not` negates
@@ -450,8 +476,22 @@ impl ObserveCmd {
             }
             return Ok(());
         }
+        // As Hubble: a table is aligned over all its rows, so it waits for the end.
+        if format == ObserveFormat::Table && self.follow {
+            return Err(anyhow::Error::new(crate::output::UsageError(
+                "table output format is not compatible with follow mode (-f): use -o compact, dict or json".into(),
+            )));
+        }
+        let mut printer = crate::observe_print::Printer::new(
+            format,
+            crate::observe_print::PrintOptions {
+                time: self.time_format,
+                node_name: self.print_node_name,
+                translate: self.ip_translation && !self.numeric,
+            },
+        );
         if let Some(path) = &self.input_file {
-            return crate::observe_file::run(path, &req, format);
+            return crate::observe_file::run(path, &req, &mut printer);
         }
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("the async runtime")?;
         rt.block_on(async move {
@@ -462,16 +502,15 @@ impl ObserveCmd {
             let mut stream = client.get_flows(req).await.map_err(&refused)?.into_inner();
             let mut out = std::io::stdout().lock();
             use std::io::Write;
-            if format == ObserveFormat::Table {
-                print_table_header(&mut out)?;
-            }
             loop {
                 let msg = tokio::time::timeout(Duration::from_secs(3600), stream.message()).await;
                 let Ok(msg) = msg else { continue };
                 let Some(r) = msg.map_err(&refused)? else { break };
-                print_response(&mut out, &r, format)?;
+                printer.write(&mut out, &r)?;
                 out.flush()?;
             }
+            printer.finish(&mut out)?;
+            out.flush()?;
             anyhow::Ok(())
         })
     }
@@ -486,92 +525,6 @@ fn refused(server: &str, s: dpdbg_api::tonic::Status) -> anyhow::Error {
         anyhow::Error::new(crate::output::UsageError(message))
     } else {
         anyhow::anyhow!(message)
-    }
-}
-
-/// The header line of `-o table`.
-pub(crate) fn print_table_header(out: &mut impl std::io::Write) -> std::io::Result<()> {
-    writeln!(out, "{:<31} {:<34} {:<34} {:<16} {:<10} SUMMARY", "TIMESTAMP", "SOURCE", "DESTINATION", "TYPE", "VERDICT")
-}
-
-pub(crate) fn print_response(
-    out: &mut impl std::io::Write,
-    r: &dpdbg_api::observer::GetFlowsResponse,
-    format: ObserveFormat,
-) -> std::io::Result<()> {
-    match format {
-        ObserveFormat::Json => writeln!(out, "{}", dpdbg_api::json::response(r)),
-        fmt => match &r.response_types {
-            Some(ResponseTypes::Flow(f)) => writeln!(out, "{}", render(f, fmt)),
-            Some(ResponseTypes::LostEvents(l)) => {
-                let source = flow::LostEventSource::try_from(l.source).map_or("UNKNOWN", |s| s.as_str_name());
-                writeln!(out, "EVENTS LOST: {} ({source})", l.num_events_lost)
-            }
-            None => Ok(()),
-        },
-    }
-}
-
-fn endpoint_text(ip: &str, port: Option<u32>, e: Option<&flow::Endpoint>) -> String {
-    let addr = match port {
-        Some(p) if ip.contains(':') => format!("[{ip}]:{p}"),
-        Some(p) => format!("{ip}:{p}"),
-        None => ip.to_string(),
-    };
-    match e {
-        Some(e) if e.id != 0 => format!("{addr} (ID:{})", e.id),
-        Some(e) if e.labels.iter().any(|l| l == "reserved:world") => format!("{addr} (world)"),
-        Some(e) if e.labels.iter().any(|l| l == "reserved:host") => format!("{addr} (host)"),
-        Some(e) => format!("{addr} (identity:{})", e.identity),
-        None => addr,
-    }
-}
-
-fn render(f: &flow::Flow, fmt: ObserveFormat) -> String {
-    let (src_ip, dst_ip) =
-        f.ip.as_ref().map_or((String::new(), String::new()), |i| (i.source.clone(), i.destination.clone()));
-    let (sport, dport) = match f.l4.as_ref().and_then(|l| l.protocol.as_ref()) {
-        Some(flow::layer4::Protocol::Tcp(t)) => (Some(t.source_port), Some(t.destination_port)),
-        Some(flow::layer4::Protocol::Udp(u)) => (Some(u.source_port), Some(u.destination_port)),
-        _ => (None, None),
-    };
-    let time = f.time.as_ref().map(dpdbg_api::json::time_text).unwrap_or_default();
-    let src = endpoint_text(&src_ip, sport, f.source.as_ref());
-    let dst = endpoint_text(&dst_ip, dport, f.destination.as_ref());
-    let verdict = flow::Verdict::try_from(f.verdict).map_or("UNKNOWN", |v| v.as_str_name());
-    let kind = match f.event_type.as_ref().map(|e| e.r#type as u8) {
-        Some(dpdbg::abi::EVENT_TRACE) => flow::TraceObservationPoint::try_from(f.trace_observation_point)
-            .map_or("trace".to_string(), |p| p.as_str_name().to_lowercase().replace('_', "-")),
-        Some(dpdbg::abi::EVENT_DROP) => "drop".into(),
-        Some(dpdbg::abi::EVENT_POLICY_VERDICT) => "policy-verdict".into(),
-        _ => "unknown".into(),
-    };
-    let detail = match f.l4.as_ref().and_then(|l| l.protocol.as_ref()) {
-        Some(flow::layer4::Protocol::Tcp(t)) => {
-            let fl = t.flags.unwrap_or_default();
-            let names: Vec<&str> =
-                [(fl.syn, "SYN"), (fl.ack, "ACK"), (fl.rst, "RST"), (fl.fin, "FIN"), (fl.psh, "PSH")]
-                    .into_iter()
-                    .filter_map(|(on, n)| on.then_some(n))
-                    .collect();
-            format!("TCP Flags: {}", names.join(", "))
-        }
-        Some(flow::layer4::Protocol::Udp(_)) => "UDP".into(),
-        Some(flow::layer4::Protocol::IcmPv4(i)) => format!("ICMPv4 type {} code {}", i.r#type, i.code),
-        Some(flow::layer4::Protocol::IcmPv6(i)) => format!("ICMPv6 type {} code {}", i.r#type, i.code),
-        _ => String::new(),
-    };
-    let drop = if f.verdict == flow::Verdict::Dropped as i32 {
-        flow::DropReason::try_from(f.drop_reason_desc).map_or(String::new(), |d| format!(" ({})", d.as_str_name()))
-    } else {
-        String::new()
-    };
-    match fmt {
-        ObserveFormat::Dict => format!(
-            "  TIMESTAMP: {time}\n     SOURCE: {src}\nDESTINATION: {dst}\n       TYPE: {kind}\n    VERDICT: {verdict}{drop}\n    SUMMARY: {detail}\n------------"
-        ),
-        ObserveFormat::Table => format!("{time:<31} {src:<34} {dst:<34} {kind:<16} {verdict:<10} {detail}"),
-        _ => format!("{time}: {src} -> {dst} {kind} {verdict}{drop} ({detail})"),
     }
 }
 

@@ -56,12 +56,13 @@ fn endpoint(v: Option<&Value>) -> Option<flow::Endpoint> {
     Some(flow::Endpoint {
         id: u(v, "ID") as u32,
         identity: u(v, "identity") as u32,
+        namespace: s(v, "namespace"),
         labels: v
             .get("labels")
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(|l| l.as_str().map(str::to_string)).collect())
             .unwrap_or_default(),
-        ..Default::default()
+        pod_name: s(v, "pod_name"),
     })
 }
 
@@ -163,7 +164,9 @@ fn response_of(line: &str) -> Result<Option<GetFlowsResponse>, Bad> {
         Some(ResponseTypes::LostEvents(flow::LostEvent {
             source: e(l, "source", |n| flow::LostEventSource::from_str_name(n).map(|x| x as i32))?,
             num_events_lost: u(l, "num_events_lost"),
-            ..Default::default()
+            cpu: l
+                .get("cpu")
+                .map(|c| c.as_i64().or_else(|| c.get("value").and_then(Value::as_i64)).unwrap_or(0) as i32),
         }))
     } else if obj.contains_key("node_status") {
         return Ok(None);
@@ -252,6 +255,20 @@ fn matches(ff: &FlowFilter, f: &flow::Flow) -> bool {
             })
         })
         && any(&ff.ip_version, |v| ip.is_some_and(|i| i.ip_version == *v))
+        && side(&ff.source_pod, &ff.source_label, f.source.as_ref())
+        && side(&ff.destination_pod, &ff.destination_label, f.destination.as_ref())
+}
+
+/// A side's pod and label filters, on the names the flow carries (Hubble's
+/// rules, as the server applies them: pod prefixes, `NAMESPACE/`, label
+/// selectors). A selector the server would refuse matches nothing here;
+/// `observe` checked the flags' selectors before reading.
+fn side(pods: &[String], selectors: &[String], e: Option<&flow::Endpoint>) -> bool {
+    if pods.is_empty() && selectors.is_empty() {
+        return true;
+    }
+    let Some(e) = e else { return false };
+    dpdbg_api::filter::endpoint_selected(pods, selectors, &e.namespace, &e.pod_name, &e.labels).unwrap_or(false)
 }
 
 fn before(a: &prost_types::Timestamp, b: &prost_types::Timestamp) -> bool {
@@ -274,7 +291,7 @@ fn admits(req: &GetFlowsRequest, r: &GetFlowsResponse) -> bool {
 /// N flows, `--last N` prints the last N, neither prints all. A line that is
 /// not Hubble's JSON ends it with an error naming its line and byte offset,
 /// after what came before it was printed.
-pub fn run(path: &Path, req: &GetFlowsRequest, format: crate::observe::ObserveFormat) -> anyhow::Result<()> {
+pub fn run(path: &Path, req: &GetFlowsRequest, printer: &mut crate::observe_print::Printer) -> anyhow::Result<()> {
     let shown = path.display().to_string();
     let mut input: Box<dyn BufRead> = if path == Path::new("-") {
         Box::new(std::io::stdin().lock())
@@ -282,9 +299,6 @@ pub fn run(path: &Path, req: &GetFlowsRequest, format: crate::observe::ObserveFo
         Box::new(std::io::BufReader::new(std::fs::File::open(path).with_context(|| format!("opening {shown}"))?))
     };
     let mut out = std::io::stdout().lock();
-    if format == crate::observe::ObserveFormat::Table {
-        crate::observe::print_table_header(&mut out)?;
-    }
     let limit = (req.number > 0).then_some(req.number as usize);
     let keep_last = limit.is_some() && !req.first;
     let mut last: VecDeque<GetFlowsResponse> = VecDeque::new();
@@ -331,15 +345,16 @@ pub fn run(path: &Path, req: &GetFlowsRequest, format: crate::observe::ObserveFo
             }
             continue;
         }
-        crate::observe::print_response(&mut out, &r, format)?;
+        printer.write(&mut out, &r)?;
         flows += is_flow as usize;
         if limit.is_some_and(|l| flows >= l) {
             break;
         }
     }
     for r in &last {
-        crate::observe::print_response(&mut out, r, format)?;
+        printer.write(&mut out, r)?;
     }
+    printer.finish(&mut out)?;
     out.flush()?;
     if let Some(why) = failed {
         anyhow::bail!(why);

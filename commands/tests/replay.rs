@@ -99,9 +99,9 @@ fn monitor_write_then_read_gives_the_live_events() {
 fn observe_reads_hubble_json_from_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let flows = [
-        r#"{"flow":{"time":"2026-12-02T08:00:00.000000001Z","verdict":"FORWARDED","IP":{"source":"198.18.1.1","destination":"198.18.1.2","ipVersion":"IPv4"},"l4":{"TCP":{"source_port":40000,"destination_port":80,"flags":{"SYN":true}}},"source":{"ID":101,"identity":1001},"destination":{"ID":102,"identity":1002},"Type":"L3_L4","node_name":"n1","event_type":{"type":4,"sub_type":5},"traffic_direction":"EGRESS","trace_observation_point":"FROM_ENDPOINT","is_reply":false,"interface":{"index":7,"name":"dpl1e1"},"Summary":"a"},"node_name":"n1","time":"2026-12-02T08:00:00.000000001Z"}"#,
+        r#"{"flow":{"time":"2026-12-02T08:00:00.000000001Z","verdict":"FORWARDED","IP":{"source":"198.18.1.1","destination":"198.18.1.2","ipVersion":"IPv4"},"l4":{"TCP":{"source_port":40000,"destination_port":80,"flags":{"SYN":true}}},"source":{"ID":101,"identity":1001,"namespace":"lab","labels":["k8s:app=ep1"],"pod_name":"ep1"},"destination":{"ID":102,"identity":1002},"Type":"L3_L4","node_name":"n1","event_type":{"type":4,"sub_type":5},"traffic_direction":"EGRESS","trace_observation_point":"FROM_ENDPOINT","is_reply":false,"interface":{"index":7,"name":"dpl1e1"},"Summary":"a"},"node_name":"n1","time":"2026-12-02T08:00:00.000000001Z"}"#,
         r#"{"flow":{"time":"2026-12-02T08:00:01.000000000Z","verdict":"DROPPED","drop_reason":133,"IP":{"source":"198.18.1.1","destination":"198.18.1.2","ipVersion":"IPv4"},"l4":{"UDP":{"source_port":5000,"destination_port":53}},"source":{"ID":101,"identity":1001},"destination":{"ID":102,"identity":1002},"Type":"L3_L4","node_name":"n1","event_type":{"type":1,"sub_type":133},"traffic_direction":"INGRESS","drop_reason_desc":"POLICY_DENIED","interface":{"index":8,"name":"dpl1e2"},"Summary":"b"},"node_name":"n1","time":"2026-12-02T08:00:01.000000000Z"}"#,
-        r#"{"lost_events":{"source":"PERF_EVENT_RING_BUFFER","num_events_lost":3},"node_name":"n1","time":"2026-12-02T08:00:01.500000000Z"}"#,
+        r#"{"lost_events":{"source":"PERF_EVENT_RING_BUFFER","num_events_lost":3,"cpu":1},"node_name":"n1","time":"2026-12-02T08:00:01.500000000Z"}"#,
         r#"{"flow":{"time":"2026-12-02T08:00:02.000000000Z","verdict":"FORWARDED","IP":{"source":"fd00:dbd:1::1","destination":"fd00:dbd:1::2","ipVersion":"IPv6"},"l4":{"ICMPv6":{"type":128}},"source":{"ID":101,"identity":1001},"destination":{"ID":102,"identity":1002},"Type":"L3_L4","node_name":"n1","event_type":{"type":4},"traffic_direction":"INGRESS","trace_observation_point":"TO_ENDPOINT","interface":{"index":8,"name":"dpl1e2"},"Summary":"c"},"node_name":"n1","time":"2026-12-02T08:00:02.000000000Z"}"#,
     ];
     let file = dir.path().join("flows.json");
@@ -139,16 +139,27 @@ fn observe_reads_hubble_json_from_a_file() {
     assert_eq!(only(&["--ip", "198.18.1.0/24", "-t", "drop"]), ["b"]);
     assert_eq!(only(&["--last", "2"]), ["b", "c"]);
     assert_eq!(only(&["--first", "1"]), ["a"]);
+    // The names the flows carry: Hubble's pod and label filters on them.
+    assert_eq!(only(&["--pod", "lab/ep1"]), ["a"]);
+    assert_eq!(only(&["--from-namespace", "lab"]), ["a"]);
+    assert_eq!(only(&["-l", "app=ep1"]), ["a"]);
+    assert_eq!(only(&["--not", "--from-label", "k8s:app=ep1", "--to-port", "53"]), ["b"]);
+    assert!(only(&["--to-pod", "lab/ep1"]).is_empty());
     assert_eq!(only(&["--since", "2026-12-02T08:00:01.000000000Z", "--until", "2026-12-02T08:00:01.9Z"]), ["b"]);
-    // Hubble's text formats.
+    // Hubble's text formats, the pod in place of its address.
     let o = observe(&[]);
     let compact = lines(&o);
-    assert_eq!(compact.len(), 4, "{}", text(&o));
-    assert!(
-        compact[1].contains("198.18.1.1:5000 (ID:101) -> 198.18.1.2:53 (ID:102) drop DROPPED (POLICY_DENIED)"),
-        "{compact:?}"
+    assert_eq!(
+        compact,
+        [
+            "Dec  2 08:00:00.000: lab/ep1:40000 (ID:1001) -> 198.18.1.2:80 (ID:1002) from-endpoint FORWARDED (a)",
+            "Dec  2 08:00:01.000: 198.18.1.1:5000 (ID:1001) <> 198.18.1.2:53 (ID:1002) Policy denied DROPPED (b)",
+            "EVENTS LOST: PERF_EVENT_RING_BUFFER CPU(1) 3",
+            "Dec  2 08:00:02.000: fd00:dbd:1::1 (ID:1001) <> fd00:dbd:1::2 (ID:1002) to-endpoint FORWARDED (c)",
+        ],
+        "{}",
+        text(&o)
     );
-    assert_eq!(compact[2], "EVENTS LOST: 3 (PERF_EVENT_RING_BUFFER)");
     // From stdin too.
     let mut child = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
         .args(["observe", "--input-file", "-", "-o", "json"])

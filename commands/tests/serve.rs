@@ -160,7 +160,10 @@ fn serve_speaks_hubbles_observer_api() {
     let _ = leaves.wait();
     ping(ns0, ip1);
     let followed = lines(&stays.wait_with_output().unwrap());
-    let icmp = |v: &Vec<Value>| v.iter().filter(|r| r["flow"]["l4"]["ICMPv4"].is_object()).count();
+    // Traces only: kernel drops (issue 22) may come beside them.
+    let icmp = |v: &Vec<Value>| {
+        v.iter().filter(|r| r["flow"]["l4"]["ICMPv4"].is_object() && r["flow"]["eventType"]["type"] == 4).count()
+    };
     assert_eq!(icmp(&followed), 4, "two pings, each traced at both hooks (new connection): {followed:#?}");
 
     // After the traffic: the last flows from the buffer, the same for a
@@ -178,7 +181,7 @@ fn serve_speaks_hubbles_observer_api() {
     assert_eq!(f["destination"]["identity"], eps[1]["identity"]);
     assert_eq!(f["eventType"]["type"], 4);
     assert_eq!(f["interface"]["name"], eps[1]["host_if"]);
-    assert!(f["Summary"].as_str().unwrap().contains("state new"), "{f:#}");
+    assert_eq!(f["Summary"], "ICMPv4 EchoRequest", "cilium's summary: {f:#}");
     assert_eq!(last[3]["flow"], followed.last().unwrap()["flow"], "the follower saw the same last flow");
     // `dpdbg observe -o json` prints what a protobuf library prints, key for key.
     let ours = dpdbg(&fs.0, &state, &["observe", "--server", socket.to_str().unwrap(), "--last", "4", "-o", "json"]);
@@ -233,12 +236,14 @@ fn serve_speaks_hubbles_observer_api() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert_eq!(bad.status.code(), Some(2), "{:?} {err}", bad.status);
     assert!(err.contains("--ip") && err.contains("\"10.0.0/8\"") && err.contains("CIDR"), "{err}");
+    // Hubble's compact line: the pod for its address, the security identity.
+    let id1 = &eps[1]["identity"];
     let compact = dpdbg(&fs.0, &state, &["observe", "--server", socket.to_str().unwrap(), "--last", "1"]);
     let text = String::from_utf8_lossy(&compact.stdout);
-    assert!(
-        text.contains(&format!("-> {ip1} (ID:")) && text.contains("to-endpoint FORWARDED (ICMPv4 type 8 code 0)"),
-        "{text}"
-    );
+    assert!(text.contains(&format!("-> lab/ep2 (ID:{id1}) to-endpoint FORWARDED (ICMPv4 EchoRequest)")), "{text}");
+    let numeric = dpdbg(&fs.0, &state, &["observe", "--server", socket.to_str().unwrap(), "--last", "1", "--numeric"]);
+    let text = String::from_utf8_lossy(&numeric.stdout);
+    assert!(text.contains(&format!("-> {ip1} (ID:{id1}) to-endpoint")), "{text}");
     let status = &py(&socket, &["status"])[0];
     assert_eq!(status["numFlows"], status["seenFlows"]);
     assert_eq!(status["maxFlows"], "4096");

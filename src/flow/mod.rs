@@ -9,8 +9,8 @@ use serde::Serialize;
 
 pub use filter::{Cidr, FilterParseError, Filters, FlowFilter, TypeMatch, is_reply, parse_protocol, parse_tcp_flags};
 pub use format::{
-    LineOptions, hexdump, ip_text, proto_name, push_ip, push_ip_bytes, write_line, write_line_with, write_summary,
-    write_verbose,
+    LineOptions, hexdump, ip_text, proto_name, push_ip, push_ip_bytes, write_hubble_summary, write_line, write_line_with,
+    write_summary, write_verbose,
 };
 pub use packet::{Packet, decode_packet};
 
