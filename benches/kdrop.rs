@@ -46,7 +46,8 @@ fn stats(pins: &Pins) -> (u64, u64) {
 fn run(bpffs: &std::path::Path) {
     let r = datapath::load(bpffs, &Settings::default()).unwrap();
     let state = r.kernel_drops.map(|k| k.state).unwrap_or("unknown");
-    assert_eq!(state, "on", "kernel drops must attach here");
+    assert_eq!(state, "off", "kernel drops load switched off");
+    dpdbg::kdrop::set(bpffs, true).expect("kernel drops must attach here");
     let pins = Pins::new(bpffs);
     // 127.0.0.2 is an endpoint's address: its drops become events.
     let ep = EndpointInfo { endpoint_id: 7, identity: 1007, ifindex: 1, ..Default::default() };

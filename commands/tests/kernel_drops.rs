@@ -1,8 +1,9 @@
 //! Kernel drops (skb:kfree_skb) in the lab: a datagram to a closed port of
 //! another endpoint (the kernel's NO_SOCKET) and datagrams to a socket whose
 //! receive queue is full (SOCKET_RCVBUFF) each show up in `monitor -t
-//! kernel-drop` with the kernel's reason, named from its BTF; switched off
-//! at run time they stop; status says where they stand.
+//! kernel-drop` with the kernel's reason, named from its BTF, once switched
+//! on (they load switched off); switched off again they stop; status says
+//! where they stand.
 
 mod common;
 
@@ -57,10 +58,17 @@ fn closed_port_and_full_queue_show_the_kernels_reason() {
     let ip2: std::net::IpAddr = ep2["ipv4"].as_str().unwrap().parse().unwrap();
     let ep2_id = ep2["endpoint_id"].as_u64().unwrap();
 
-    let o = lab.run(&["-o", "json", "datapath", "status"]);
+    // Loaded with the datapath, switched off until asked for.
+    let state = || -> Value {
+        let o = lab.run(&["-o", "json", "datapath", "status"]);
+        assert!(o.status.success(), "{}", text(&o));
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()["kernel_drops"]["state"].clone()
+    };
+    assert_eq!(state(), "off");
+    let o = lab.run(&["datapath", "config", "kernel-drops=on"]);
     assert!(o.status.success(), "{}", text(&o));
-    let status: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(status["kernel_drops"]["state"], "on", "{}", status["kernel_drops"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "kernel-drops: off -> on");
+    assert_eq!(state(), "on");
 
     // A closed port: the kernel frees the datagram with NO_SOCKET.
     let closed = SocketAddr::new(ip2, 9);

@@ -253,9 +253,9 @@ pub fn load_object(bpffs: &Path, settings: &Settings, object: &[u8]) -> Result<L
     };
     pins.create_dirs()?;
     let result = load_pinned(&pins, settings, object).and_then(|mut r| {
-        // Kernel drops are an addition: a kernel that cannot take them still
-        // gets its datapath, and status says why they are missing.
-        r.kernel_drops = Some(match crate::kdrop::load(&pins, settings) {
+        // Kernel drops are an addition, loaded switched off: a kernel that
+        // cannot take them still gets its datapath, and status says why.
+        r.kernel_drops = Some(match crate::kdrop::load(&pins, settings, false) {
             Ok(()) => crate::kdrop::state(bpffs),
             Err(e) => crate::kdrop::KernelDrops { state: "unavailable", detail: e.to_string() },
         });

@@ -3,9 +3,10 @@
 //!
 //! The program is loaded with the datapath (`datapath load`), shares its
 //! endpoints map and event buffer through their pins, and is pinned as
-//! `progs/kernel_drop`, its raw-tracepoint link as `links/kernel_drop`.
-//! `datapath config kernel-drops=off` unpins the link (the program stops
-//! running, at no cost to the node), `=on` attaches it again.
+//! `progs/kernel_drop`. It starts switched off: every packet the node frees
+//! would pay for it. `datapath config kernel-drops=on` attaches it (its
+//! raw-tracepoint link pinned as `links/kernel_drop`), `=off` unpins the
+//! link and the program stops running.
 //!
 //! The kernel's struct layouts and its drop reasons come from its own BTF
 //! (/sys/kernel/btf/vmlinux, read with `crate::btf`): the offsets of the
@@ -137,9 +138,10 @@ fn attach(pins: &Pins, prog: &mut RawTracePoint) -> Result<()> {
     Ok(())
 }
 
-/// Loads the program beside a datapath just pinned under `pins`, pins it
-/// and attaches it. The datapath's maps must be pinned already.
-pub fn load(pins: &Pins, settings: &Settings) -> Result<()> {
+/// Loads the program beside a datapath just pinned under `pins` and pins
+/// it, attached when `on` (else `datapath config kernel-drops=on` attaches
+/// it). The datapath's maps must be pinned already.
+pub fn load(pins: &Pins, settings: &Settings, on: bool) -> Result<()> {
     tracepoint_available().map_err(Error::InvalidInput)?;
     let cfg = config(settings).map_err(Error::InvalidInput)?;
     let paths: Vec<(&str, std::path::PathBuf)> =
@@ -158,7 +160,7 @@ pub fn load(pins: &Pins, settings: &Settings) -> Result<()> {
     prog.load().map_err(|e| Error::bpf(format!("loading {PROG}"), e))?;
     let path = pins.prog(PROG);
     prog.pin(&path).map_err(|e| Error::bpf(format!("pinning {}", path.display()), e))?;
-    attach(pins, prog)
+    if on { attach(pins, prog) } else { Ok(()) }
 }
 
 /// Switches kernel drops on or off on a loaded datapath; returns whether
