@@ -82,6 +82,8 @@ def main():
         return
     if what == "follow":
         req = pb.GetFlowsRequest(follow=True)
+        # The stubs are made (seconds on a busy machine): a test waits for this.
+        print("following", file=sys.stderr, flush=True)
         try:
             for r in stub.GetFlows(req, timeout=float(sys.argv[4])):
                 print(json_format.MessageToJson(r, indent=None), flush=True)
