@@ -427,3 +427,24 @@ fn a_trickle_of_drops_shows_on_the_overview() {
     }
     snapshot("overview-trickle", &screen);
 }
+
+/// Kernel drops (skb:kfree_skb, issue 22 item 5) are in the Drops view
+/// beside the datapath's, with the kernel's reason by its name.
+#[test]
+fn kernel_drops_are_listed_with_the_kernels_reason() {
+    let mut app = App::new("/sys/fs/bpf".into()).with_wall_offset(1_795_651_200_000_000_000);
+    let (a, mut b) = snapshots();
+    let no_socket =
+        dpdbg::kdrop::reasons().iter().find(|(_, n)| n.as_str() == "NO_SOCKET").map_or(3, |(v, _)| *v as u8);
+    let mut kernel = event(dpdbg::kdrop::EVENT_KERNEL_DROP, no_socket, 102, 1_300_000_000, 41002, 9);
+    kernel.hdr.verdict = abi::VERDICT_DROPPED;
+    b.events.push(kernel);
+    app.ingest(a);
+    app.ingest(b);
+    assert_eq!(app.drops.len(), 3, "{:?}", app.drops);
+    let newest = &app.drops[0];
+    assert_eq!(newest.reason, format!("kernel: NO_SOCKET ({no_socket})"));
+    assert!(newest.summary.contains(":41002 -> "), "{newest:?}");
+    let target = app.endpoints.iter().find(|e| e.id == 102).unwrap();
+    assert_eq!(target.drop_packets, 3, "the endpoint's drops count the kernel's too");
+}
