@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo bench -p dpdbg --bench datapath
 cargo bench -p dpdbg --bench monitor
+cargo bench -p dpdbg --bench kdrop
 cargo bench -p dpdbg-cli --bench maps
 cargo bench -p dpdbg-cli --bench serve
 cargo bench -p dpdbg-cli --bench tui
