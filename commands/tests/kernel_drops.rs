@@ -148,3 +148,40 @@ fn closed_port_and_full_queue_show_the_kernels_reason() {
     // A bad value is a usage error.
     assert_eq!(lab.run(&["datapath", "config", "kernel-drops=maybe"]).status.code(), Some(2));
 }
+
+/// Through `dpdbg serve`, a kernel drop is a Hubble drop flow: verdict
+/// DROPPED, event type drop (so `observe -t drop` has it), the kernel's
+/// reason in the summary.
+#[test]
+fn kernel_drops_are_hubble_drop_flows() {
+    let lab = CliLab::up();
+    let st: Value = serde_json::from_slice(&std::fs::read(&lab.state).unwrap()).unwrap();
+    let (ep1, ep2) = (&st["endpoints"][0], &st["endpoints"][1]);
+    let ns1 = ep1["netns"].as_str().unwrap().to_string();
+    let ip2: std::net::IpAddr = ep2["ipv4"].as_str().unwrap().parse().unwrap();
+    let o = lab.run(&["datapath", "config", "kernel-drops=on"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let socket = lab.dir.path().join("serve.sock");
+    let _server = common::Server::start(&lab.fs.0, &socket, &[]);
+    send_from(&ns1, SocketAddr::new(ip2, 9), 1, 32);
+    let sock = socket.to_str().unwrap();
+    let t = std::time::Instant::now();
+    let flow = loop {
+        let o = lab.run(&["--server", sock, "-o", "json", "observe", "-t", "drop", "--last", "20"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let found = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|v| v["flow"]["Summary"].as_str().is_some_and(|s| s.contains("kernel drop (NO_SOCKET)")));
+        if let Some(f) = found {
+            break f;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "no kernel drop flow: {}", text(&o));
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let f = &flow["flow"];
+    assert_eq!(f["verdict"], "DROPPED", "{f}");
+    assert_eq!(f["event_type"]["type"], 1, "{f}");
+    assert_eq!(f["IP"]["destination"], ep2["ipv4"], "{f}");
+    assert_eq!(f["l4"]["UDP"]["destination_port"], 9, "{f}");
+}
