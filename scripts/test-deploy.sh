@@ -99,6 +99,14 @@ cleanup() {
     [ -n "${dpdbg:-}" ] && [ -f "$work/lab.json" ] && DPDBG_LAB_STATE=$work/lab.json host_dpdbg lab down >/dev/null 2>&1
     [ -n "${dpdbg:-}" ] && mountpoint -q "$bpffs" && host_dpdbg datapath unload >/dev/null 2>&1
     mountpoint -q "$bpffs" && umount "$bpffs"
+    ip link del "dpt$$a" 2>/dev/null
+    # Nothing of it left: no container or pod in its storage, no mount.
+    local left
+    left=$(podman ps -aq; podman pod ls -q; mount | grep -F "$work")
+    if [ -n "$left" ]; then
+        say "left behind: $left"
+        [ $rc -eq 0 ] && rc=1
+    fi
     rm -rf "$work"
     if [ $rc -eq 0 ]; then say "ok: everything it made is gone"; else say "failed (exit $rc); cleaned up"; fi
     exit $rc
