@@ -5677,7 +5677,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__serve)
-            opts="-o -h -V --socket --listen --tls-client-ca --socket-group --buffer --ct-gc-interval --allow-write --load --events --snaplen --aggregation --debug --map-size --attach --attach-mode --node-name --peer --peers-dns --peers-dns-interval --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
+            opts="-o -h -V --socket --listen --metrics --tls-client-ca --socket-group --buffer --ct-gc-interval --allow-write --load --events --snaplen --aggregation --debug --map-size --attach --attach-mode --node-name --peer --peers-dns --peers-dns-interval --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5688,6 +5688,10 @@ _dpdbg() {
                     return 0
                     ;;
                 --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

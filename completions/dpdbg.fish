@@ -634,6 +634,7 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcom
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l socket -d 'Unix socket to serve on (mode 0660)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l listen -d 'Also serve on this TCP address: with TLS when --tls-cert and --tls-key are given; plain TCP only on loopback unless --insecure' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l metrics -d 'Serve Prometheus metrics over HTTP on this address (GET /metrics): cilium\'s and Hubble\'s names, see the README. Loopback only unless --insecure (plain HTTP: no TLS)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l tls-client-ca -d 'The CA (PEM) that clients\' certificates must chain to: mutual TLS on --listen' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l socket-group -d 'The group of the unix socket (mode 0660, owned by root): its members may use it' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l buffer -d 'How many recent flows to keep for clients that ask for the last N' -r
@@ -699,10 +700,10 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l traffic-directio
 egress\t''"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l drop-reason-desc -d 'Drop reason, by cilium\'s name (POLICY_DENIED, POLICY_DENY, …) or number' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l interface -d 'The interface the flow was seen on, by name' -r
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l input-file -d 'Read flows from FILE ("-" for stdin) instead of a server: Hubble\'s JSON, one response per line (`hubble observe -o json`, `dpdbg observe -o json`). Every flow it holds unless --last or --first' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l time-format -d 'How times are printed, by Hubble\'s names: StampMilli (Dec  2 07:09:29.010, the default), YearMonthDay, YearMonthDayHour, YearMonthDayHourMinute, RFC3339, RFC3339Milli, RFC3339Micro, RFC3339Nano, RFC1123Z; always in UTC. Not for -o json' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l ip-translation -d 'Print pods in place of their addresses (`--ip-translation=false`: addresses)' -r -f -a "true\t''
 false\t''"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l input-file -d 'Read flows from FILE ("-" for stdin) instead of a server: Hubble\'s JSON, one response per line (`hubble observe -o json`, `dpdbg observe -o json`). Every flow it holds unless --last or --first' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
@@ -721,9 +722,9 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s 4 -l ipv4 -d 'IP
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s 6 -l ipv6 -d 'IPv6 flows only'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l not -d 'Negate the filter flag that follows: flows matching it are left out'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l print-raw-filters -d 'Print the filters sent to the server and stop'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l print-node-name -d 'Print each flow\'s node name'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l numeric -d 'Everything as numbers: addresses, not pods (as --ip-translation=false)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand tui" -l refresh -d 'How often the dashboard reads the maps and the events, in milliseconds' -r

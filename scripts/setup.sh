@@ -3,7 +3,7 @@
 # mounts bpffs. Idempotent: quick when everything is already there. Run as root.
 set -euo pipefail
 
-packages=(clang llvm libbpf-dev bpftool iproute2 iputils-ping netcat-openbsd tshark tcpdump python3-venv python3-yaml tmux)
+packages=(clang llvm libbpf-dev bpftool iproute2 iputils-ping netcat-openbsd tshark tcpdump python3-venv python3-yaml tmux prometheus)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -21,6 +21,11 @@ pub struct ServeCmd {
     /// are given; plain TCP only on loopback unless --insecure.
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics over HTTP on this address (GET /metrics):
+    /// cilium's and Hubble's names, see the README. Loopback only unless
+    /// --insecure (plain HTTP: no TLS).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     /// The CA (PEM) that clients' certificates must chain to: mutual TLS on --listen.
     #[arg(long, value_name = "FILE")]
     tls_client_ca: Option<PathBuf>,
@@ -227,6 +232,15 @@ impl ServeCmd {
                 "--listen {a}: plain TCP is served on loopback only; give --tls-cert and --tls-key for TLS, or --insecure to serve in the clear"
             );
         }
+        if let Some(a) = self.metrics
+            && !a.ip().is_loopback()
+            && !tls_args.insecure
+        {
+            crate::usage!(
+                "--metrics {a}: metrics are plain HTTP, served on loopback only; give --insecure to serve them on {}",
+                a.ip()
+            );
+        }
         let socket_gid = match &self.socket_group {
             None => None,
             Some(g) => Some(group_id(g)?),
@@ -273,6 +287,7 @@ impl ServeCmd {
             socket_gid,
             socket: self.socket,
             listen: self.listen,
+            metrics: self.metrics,
             buffer: self.buffer as usize,
             ct_gc_interval: self.ct_gc_interval,
             node_name: self.node_name.unwrap_or_else(hostname),

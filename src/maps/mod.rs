@@ -9,6 +9,7 @@ mod ipcache;
 mod metrics;
 pub mod names;
 mod policy;
+pub mod scrape;
 pub mod watch;
 
 use std::net::IpAddr;

@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use super::metrics::{Kind, Subscriber};
 use super::store::{EVENTS_QUEUE, RAW_PIECE, Shared};
 use crate::events::events_server::Events;
 use crate::events::{EventBatch, SubscribeRequest};
@@ -36,7 +37,7 @@ impl Events for EventsService {
     type SubscribeStream = RecordStream;
 
     async fn subscribe(&self, _: Request<SubscribeRequest>) -> Result<Response<RecordStream>, Status> {
-        let rx = events_feed(&self.0)?;
+        let rx = events_feed(&self.0, Kind::Events)?;
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 }
@@ -74,14 +75,19 @@ impl Drop for ReaderSlot {
 /// is bounded and never waited on: a reader that falls behind loses its own
 /// records, told with its next message. Ends with an error when the
 /// datapath is unloaded, and when the reader goes away.
-pub(super) fn events_feed(shared: &Arc<Shared>) -> Result<mpsc::Receiver<Result<EventBatch, Status>>, Status> {
+pub(super) fn events_feed(
+    shared: &Arc<Shared>,
+    kind: Kind,
+) -> Result<mpsc::Receiver<Result<EventBatch, Status>>, Status> {
     let reader = ReaderSlot::take(&shared.record_readers)?;
+    let counted = Subscriber::new(&shared.counters, kind);
     let mut raw = shared.raw.subscribe();
     let mut loaded = shared.loaded.subscribe();
     let (tx, rx) = mpsc::channel(EVENTS_QUEUE);
     shared.watch_room(&tx, RAW_PIECE);
     tokio::spawn(async move {
         let _reader = reader;
+        let counted = counted;
         let mut next: Option<u64> = None;
         let mut lost = 0u64;
         // Records dropped while the queue was full are told with the next
@@ -89,6 +95,8 @@ pub(super) fn events_feed(shared: &Arc<Shared>) -> Result<mpsc::Receiver<Result<
         let mut tell = tokio::time::interval(Duration::from_millis(250));
         loop {
             tokio::select! {
+                // The reader went away: its place goes now, not at the next record.
+                _ = tx.closed() => return,
                 _ = tell.tick(), if lost > 0 => {
                     if tx.try_send(Ok(EventBatch { records: Vec::new(), lost })).is_ok() {
                         lost = 0;
@@ -101,7 +109,9 @@ pub(super) fn events_feed(shared: &Arc<Shared>) -> Result<mpsc::Receiver<Result<
                         Err(broadcast::error::RecvError::Closed) => return,
                     };
                     // A slow monitor loses its own records, and is told how many.
-                    lost = lost.saturating_add(next.map_or(0, |n| first.saturating_sub(n)));
+                    let missed = next.map_or(0, |n| first.saturating_sub(n));
+                    counted.lost(missed);
+                    lost = lost.saturating_add(missed);
                     next = Some(first + records.len() as u64);
                     // Never waits for the client: a full queue drops the
                     // message, counted, so a slow monitor holds neither the
@@ -112,7 +122,10 @@ pub(super) fn events_feed(shared: &Arc<Shared>) -> Result<mpsc::Receiver<Result<
                         let msg = EventBatch { lost: std::mem::take(&mut lost), ..msg };
                         match tx.try_send(Ok(msg)) {
                             Ok(()) => {}
-                            Err(mpsc::error::TrySendError::Full(Ok(m))) => lost = lost.saturating_add(m.lost).saturating_add(n),
+                            Err(mpsc::error::TrySendError::Full(Ok(m))) => {
+                                counted.lost(n);
+                                lost = lost.saturating_add(m.lost).saturating_add(n)
+                            }
                             Err(_) => return,
                         }
                     }

@@ -12,6 +12,7 @@ mod events;
 mod guard;
 mod health;
 mod listen;
+mod metrics;
 mod monitor;
 mod observer;
 pub mod peer;
@@ -42,6 +43,8 @@ pub struct ServeOptions {
     pub bpffs: PathBuf,
     pub socket: PathBuf,
     pub listen: Option<SocketAddr>,
+    /// Prometheus metrics over HTTP (`GET /metrics`) on this address.
+    pub metrics: Option<SocketAddr>,
     /// How many flows are kept for clients that ask for the last N.
     pub buffer: usize,
     /// Conntrack garbage collection; zero turns it off.
@@ -114,6 +117,12 @@ pub async fn run(
     } else {
         (None, None)
     };
+    // The metrics listener before the sockets: an address in use stops the
+    // server before it has made anything.
+    let metrics_listener = match opts.metrics {
+        Some(a) => Some(metrics::bind(a).await?),
+        None => None,
+    };
     let listener = bind_unix(&opts.socket, opts.socket_gid)?;
     let monitor_path = crate::monitor_socket::path_for(&opts.socket);
     let monitor_listener = match bind_unix(&monitor_path, opts.socket_gid) {
@@ -141,6 +150,7 @@ pub async fn run(
         ifnames: Mutex::new(Default::default()),
         rooms: Mutex::new(Vec::new()),
         record_readers: Default::default(),
+        counters: Default::default(),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let reader_thread = {
@@ -272,6 +282,9 @@ pub async fn run(
             }
         });
     }
+    if let Some(l) = metrics_listener {
+        metrics::spawn(l, Arc::clone(&shared), &opts.bpffs, down_rx.clone());
+    }
     if let Some(addr) = opts.listen {
         let l = tokio::net::TcpListener::bind(addr)
             .await
@@ -307,6 +320,9 @@ pub async fn run(
         monitor_path.display(),
         tcp.unwrap_or_default(),
     );
+    if let Some(a) = opts.metrics {
+        eprintln!("dpdbg serve: Prometheus metrics on http://{a}/metrics");
+    }
     let mut result = Ok(());
     for s in servers {
         match s.await {

@@ -40,10 +40,10 @@ pub(super) fn send_buffer(s: &impl std::os::fd::AsRawFd) {
 /// unloaded or the server stops (either said in an END frame).
 pub(super) async fn serve_monitor(shared: Arc<Shared>, mut s: tokio::net::UnixStream, mut down: watch::Receiver<bool>) {
     use crate::monitor_socket as ms;
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut out = Vec::with_capacity(MONITOR_WRITE + (64 << 10));
     out.extend_from_slice(ms::HELLO);
-    let mut rx = match events_feed(&shared) {
+    let mut rx = match events_feed(&shared, super::metrics::Kind::Monitor) {
         Ok(rx) => rx,
         Err(refused) => {
             ms::push_end(&mut out, refused.message());
@@ -63,6 +63,7 @@ pub(super) async fn serve_monitor(shared: Arc<Shared>, mut s: tokio::net::UnixSt
             }
         }
     };
+    let mut gone = [0u8; 64];
     loop {
         if !out.is_empty() && s.write_all(&out).await.is_err() {
             return;
@@ -75,6 +76,12 @@ pub(super) async fn serve_monitor(shared: Arc<Shared>, mut s: tokio::net::UnixSt
                 let _ = s.write_all(&out).await;
                 return;
             }
+            // The reader never writes: an end of its side is a reader gone,
+            // whose place and queue go now rather than at the next record.
+            r = s.read(&mut gone) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            },
         };
         let Some(m) = m else { return };
         let mut more = push(&mut out, m);

@@ -13,6 +13,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use super::metrics::{Kind, Subscriber};
 use super::store::{BATCH_MAX, FOLLOW_QUEUE, Live, Shared, Stored};
 use crate::encoded::EncodedResponse;
 use crate::observer::{
@@ -127,11 +128,11 @@ impl Observer for ObserverService {
         };
         let mut next_seq = picked.last().map(|s| s.seq).unwrap_or_else(|| shared.seen.load(Ordering::Relaxed)) + 1;
         let (tx, rx) = mpsc::channel(FOLLOW_QUEUE);
-        if req.follow {
+        let counted = req.follow.then(|| {
             shared.watch_room(&tx, BATCH_MAX);
-        }
+            Subscriber::new(&shared.counters, Kind::Observer)
+        });
         let node = shared.node.clone();
-        let follow = req.follow;
         let until = req.until.as_ref().map(mono);
         // A follow ends at `until` even when no flow comes to show it the
         // time has passed: a quiet node would otherwise hold it open for
@@ -148,9 +149,8 @@ impl Observer for ObserverService {
                     return;
                 }
             }
-            if !follow {
-                return;
-            }
+            // Not a follow: done.
+            let Some(counted) = counted else { return };
             // Losses not told yet: the ring's (the datapath could not write
             // them) and this client's own (it fell behind). Told with the next
             // batch, or by the tick when none comes.
@@ -173,6 +173,8 @@ impl Observer for ObserverService {
             tokio::pin!(ends);
             loop {
                 tokio::select! {
+                    // The client went away: its place goes now, not at the next flow.
+                    _ = tx.closed() => return,
                     _ = &mut ends => {
                         let mut out = Vec::new();
                         tell(&mut ring_lost, &mut lost, &mut out);
@@ -201,6 +203,7 @@ impl Observer for ObserverService {
                             if let Some(first) = batch.first()
                                 && first.seq > next_seq
                             {
+                                counted.lost(first.seq - next_seq);
                                 lost = lost.saturating_add(first.seq - next_seq);
                             }
                             let from = next_seq;
@@ -211,7 +214,9 @@ impl Observer for ObserverService {
                             // batches in memory, and decoding ahead of a slow client
                             // spent the CPU it needed.
                             if tx.capacity() == 0 {
-                                lost = lost.saturating_add(fresh.count() as u64);
+                                let n = fresh.count() as u64;
+                                counted.lost(n);
+                                lost = lost.saturating_add(n);
                                 continue;
                             }
                             let mut out = Vec::with_capacity(batch.len() + 2);

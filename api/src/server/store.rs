@@ -191,6 +191,8 @@ pub(super) struct Shared {
     /// Readers of the records (monitor socket connections and Events
     /// streams) now: each holds a queue and a socket buffer, so they are capped.
     pub(super) record_readers: Arc<std::sync::atomic::AtomicUsize>,
+    /// What `--metrics` shows of the server: the flows read, the subscribers.
+    pub(super) counters: Arc<super::metrics::Counters>,
 }
 
 type Room = Box<dyn Fn() -> Option<usize> + Send>;
@@ -220,7 +222,6 @@ impl Shared {
 /// How long the reader leaves the ring alone at most while every
 /// subscriber's queue is full: the flow buffer (`--last N`) stays this fresh.
 const FULL_PAUSE_MAX: Duration = Duration::from_millis(100);
-
 
 /// Reads the ring until told to stop; when the datapath goes away, says so
 /// and waits for a new one.
@@ -362,9 +363,12 @@ fn hand_on(shared: &Shared, records: Vec<Bytes>, offset: i128, seq: &mut u64, ra
     {
         let mut buf = shared.buffer.lock().unwrap_or_else(|p| p.into_inner());
         for rec in records.iter() {
-            if dpdbg::events::header(rec).is_err() {
-                shared.undecodable.fetch_add(1, Ordering::Relaxed);
-                continue;
+            match dpdbg::events::header(rec) {
+                Ok(h) => shared.counters.flow(&h),
+                Err(_) => {
+                    shared.undecodable.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
             }
             *seq += 1;
             let s = Stored { seq: *seq, rec: rec.clone(), offset, flow: OnceLock::new() };
