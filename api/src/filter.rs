@@ -8,6 +8,24 @@ use dpdbg::maps::Names;
 
 use crate::flow::{self, FlowFilter};
 
+/// Why a request's filters were refused: each names the FlowFilter field,
+/// so the server's INVALID_ARGUMENT says where the client went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    /// A field of Hubble's FlowFilter dpdbg does not apply.
+    #[error(
+        "FlowFilter.{field}: dpdbg does not implement this filter, so it refuses the request rather than answer as if it were applied; leave {field} out"
+    )]
+    NotImplemented { field: &'static str },
+    /// A value the field cannot take.
+    #[error("FlowFilter.{field}: {why}")]
+    BadValue { field: &'static str, why: String },
+}
+
+fn bad(field: &'static str) -> impl Fn(String) -> FilterError {
+    move |why| FilterError::BadValue { field, why }
+}
+
 /// No event carries this value in the field: a filter value Hubble knows
 /// and dpdbg never produces matches nothing rather than everything.
 const NEVER: u8 = u8::MAX;
@@ -28,17 +46,19 @@ fn direction(d: i32) -> u8 {
     }
 }
 
-fn cidrs(list: &[String]) -> Result<Vec<Cidr>, String> {
-    list.iter().map(|s| s.parse::<Cidr>().map_err(|e| e.to_string())).collect()
+fn cidrs(field: &'static str, list: &[String]) -> Result<Vec<Cidr>, FilterError> {
+    list.iter().map(|s| s.parse::<Cidr>().map_err(|e| bad(field)(e.to_string()))).collect()
 }
 
-fn ports(list: &[String]) -> Result<Vec<u16>, String> {
-    list.iter().map(|s| s.trim().parse::<u16>().map_err(|_| format!("{s:?} is not a port number (0-65535)"))).collect()
+fn ports(field: &'static str, list: &[String]) -> Result<Vec<u16>, FilterError> {
+    list.iter()
+        .map(|s| s.trim().parse::<u16>().map_err(|_| bad(field)(format!("{s:?} is not a port number (0-65535)"))))
+        .collect()
 }
 
-fn tcp_flags(f: &flow::TcpFlags) -> Result<u8, String> {
+fn tcp_flags(f: &flow::TcpFlags) -> Result<u8, FilterError> {
     if f.ns {
-        return Err("the NS flag: dpdbg's datapath captures the eight flags from FIN to CWR".into());
+        return Err(bad("tcp_flags")("the NS flag: dpdbg's datapath captures the eight flags from FIN to CWR".into()));
     }
     Ok([f.fin, f.syn, f.rst, f.psh, f.ack, f.urg, f.ece, f.cwr]
         .iter()
@@ -100,15 +120,13 @@ fn glob(pattern: &str, s: &str) -> bool {
 }
 
 /// One Hubble filter in the core's terms; an error names the value it could not take.
-pub fn to_core(f: &FlowFilter) -> Result<Core, String> {
+pub fn to_core(f: &FlowFilter) -> Result<Core, FilterError> {
     if let Some(field) = not_implemented(f) {
-        return Err(format!(
-            "FlowFilter.{field}: dpdbg does not implement this filter, so it refuses the request rather than answer as if it were applied; leave {field} out"
-        ));
+        return Err(FilterError::NotImplemented { field });
     }
     let mut protocol = Vec::new();
     for p in &f.protocol {
-        protocol.extend(parse_protocol(p).map_err(|e| e.to_string())?);
+        protocol.extend(parse_protocol(p).map_err(|e| bad("protocol")(e.to_string()))?);
     }
     Ok(Core {
         event_type: f
@@ -127,10 +145,10 @@ pub fn to_core(f: &FlowFilter) -> Result<Core, String> {
             .collect(),
         verdict: f.verdict.iter().map(|v| verdict(*v)).collect(),
         drop_reason: f.drop_reason_desc.iter().map(|r| u8::try_from(*r).unwrap_or(NEVER)).collect(),
-        source_ip: cidrs(&f.source_ip)?,
-        destination_ip: cidrs(&f.destination_ip)?,
-        source_port: ports(&f.source_port)?,
-        destination_port: ports(&f.destination_port)?,
+        source_ip: cidrs("source_ip", &f.source_ip)?,
+        destination_ip: cidrs("destination_ip", &f.destination_ip)?,
+        source_port: ports("source_port", &f.source_port)?,
+        destination_port: ports("destination_port", &f.destination_port)?,
         protocol,
         source_identity: f.source_identity.clone(),
         destination_identity: f.destination_identity.clone(),
@@ -246,24 +264,6 @@ fn pod_matches(filter: &str, pod: &dpdbg::maps::PodName) -> bool {
     }
 }
 
-/// A field that can match no flow: interface index 0 is never used.
-fn match_nothing(c: &mut Core) {
-    c.ifindex = vec![0];
-}
-
-/// The pod and label filters of `f` in the core's terms, with the names
-/// known now: a pod is its endpoint's addresses, a selector the identities
-/// whose labels it selects. Names are resolved once, when the request comes.
-fn with_names(f: &FlowFilter, c: &mut Core, names: &Names) -> Result<(), String> {
-    let sides = [(&f.source_pod, &f.source_label, true), (&f.destination_pod, &f.destination_label, false)];
-    for (pods, labels, source) in sides {
-        if !pods.is_empty() {
-            let field = if source { &mut c.source_ip } else { &mut c.destination_ip };
-            // Both an address filter and a pod: the pod's addresses within it.
-            let kept: Vec<Cidr> = names
-                .endpoints
-                .iter()
-                .filter(|(_, id)| names.pods.get(id).is_some_and(|p| pods.iter().any(|f| pod_matches(f, p))))
 /// Whether one side of a flow, by the names it carries (namespace, pod,
 /// labels), passes a filter's pod list and label selectors (each list:
 /// any of it; both lists: both). For flows read back from Hubble's JSON
@@ -284,6 +284,27 @@ pub fn endpoint_selected(
     Ok(pod_ok && label_ok)
 }
 
+/// A field that can match no flow: interface index 0 is never used.
+fn match_nothing(c: &mut Core) {
+    c.ifindex = vec![0];
+}
+
+/// The pod and label filters of `f` in the core's terms, with the names
+/// known now: a pod is its endpoint's addresses, a selector the identities
+/// whose labels it selects. Names are resolved once, when the request comes.
+fn with_names(f: &FlowFilter, c: &mut Core, names: &Names) -> Result<(), FilterError> {
+    let sides = [
+        (&f.source_pod, &f.source_label, true, "source_label"),
+        (&f.destination_pod, &f.destination_label, false, "destination_label"),
+    ];
+    for (pods, labels, source, label_field) in sides {
+        if !pods.is_empty() {
+            let field = if source { &mut c.source_ip } else { &mut c.destination_ip };
+            // Both an address filter and a pod: the pod's addresses within it.
+            let kept: Vec<Cidr> = names
+                .endpoints
+                .iter()
+                .filter(|(_, id)| names.pods.get(id).is_some_and(|p| pods.iter().any(|f| pod_matches(f, p))))
                 .map(|(ip, _)| *ip)
                 .filter(|ip| field.is_empty() || field.iter().any(|c| c.contains(*ip)))
                 .map(Cidr::from)
@@ -295,7 +316,7 @@ pub fn endpoint_selected(
             }
         }
         if !labels.is_empty() {
-            let reqs = labels.iter().map(|l| selector(l)).collect::<Result<Vec<_>, _>>()?;
+            let reqs = labels.iter().map(|l| selector(l)).collect::<Result<Vec<_>, _>>().map_err(bad(label_field))?;
             let mut ids: Vec<u32> = names
                 .labels
                 .keys()
@@ -324,7 +345,7 @@ pub fn filters(
     names: &Names,
     whitelist: &[FlowFilter],
     blacklist: &[FlowFilter],
-) -> Result<Filters, String> {
+) -> Result<Filters, FilterError> {
     let conv = |l: &[FlowFilter]| {
         l.iter()
             .map(|f| {
@@ -337,7 +358,7 @@ pub fn filters(
                 }
                 Ok(c)
             })
-            .collect::<Result<Vec<_>, String>>()
+            .collect::<Result<Vec<_>, FilterError>>()
     };
     Ok(Filters { allow: conv(whitelist)?, deny: conv(blacklist)?, ..Filters::default() })
 }
@@ -381,7 +402,7 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let bad = |f: FlowFilter| to_core(&f).unwrap_err();
+        let bad = |f: FlowFilter| to_core(&f).unwrap_err().to_string();
         assert!(bad(FlowFilter { source_ip: vec!["10.0.0/8".into()], ..Default::default() }).contains("10.0.0/8"));
         assert!(bad(FlowFilter { source_port: vec!["http".into()], ..Default::default() }).contains("\"http\""));
         assert!(bad(FlowFilter { protocol: vec!["kafka".into()], ..Default::default() }).contains("kafka"));
@@ -449,6 +470,8 @@ mod tests {
                 let e = filters("n", &Names::default(), &white, &black)
                     .err()
                     .unwrap_or_else(|| panic!("field {n} ({name}) was ignored"));
+                assert_eq!(e, FilterError::NotImplemented { field: name });
+                let e = e.to_string();
                 assert!(e.contains(name), "field {n}: {e}");
                 assert!(e.contains("not implemented") || e.contains("does not"), "field {n}: {e}");
             }
@@ -518,6 +541,8 @@ mod tests {
         assert_eq!(ids("!app").0, [1, 2], "only the reserved identities lack app");
         assert_eq!(ids("reserved:world").0, [2]);
         assert_eq!(ids("app=nonesuch").1, vec![0]);
-        assert!(filters("n", &names, &[f(&[], &["app in ep1"])], &[]).unwrap_err().contains("label selector"));
+        let e = filters("n", &names, &[f(&[], &["app in ep1"])], &[]).unwrap_err();
+        assert!(matches!(&e, FilterError::BadValue { field: "source_label", .. }), "{e:?}");
+        assert!(e.to_string().contains("label selector"), "{e}");
     }
 }

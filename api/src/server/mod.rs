@@ -151,7 +151,9 @@ pub async fn run(
         rooms: Mutex::new(Vec::new()),
         record_readers: Default::default(),
         counters: Default::default(),
+        names: Default::default(),
     });
+    tokio::spawn(store::refresh_names(Arc::clone(&shared), opts.bpffs.clone()));
     let stop = Arc::new(AtomicBool::new(false));
     let reader_thread = {
         let (s, b, st) = (Arc::clone(&shared), opts.bpffs.clone(), Arc::clone(&stop));

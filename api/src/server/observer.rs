@@ -98,7 +98,8 @@ impl Observer for ObserverService {
         let filters = Filters {
             since_ns: req.since.as_ref().map(mono),
             until_ns: req.until.as_ref().map(mono),
-            ..filter::filters(&shared.node, &req.whitelist, &req.blacklist).map_err(Status::invalid_argument)?
+            ..filter::filters(&shared.node, &shared.names.current(), &req.whitelist, &req.blacklist)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?
         };
         // On the record itself: the packet is decoded only for a filter that needs it.
         let admits = move |s: &Stored| view(&s.rec).is_ok_and(|e| filters.admits(e, None));
@@ -287,13 +288,20 @@ impl Observer for ObserverService {
         }))
     }
 
-    /// Namespaces of the flows seen: none while endpoints carry no
-    /// namespace, answered so that every call hubble-relay makes succeeds.
+    /// The namespaces of this node's named endpoints (Hubble lists those of
+    /// the last hour's flows; every endpoint here may have one any time).
     async fn get_namespaces(
         &self,
         _: Request<crate::observer::GetNamespacesRequest>,
     ) -> Result<Response<crate::observer::GetNamespacesResponse>, Status> {
-        Ok(Response::new(crate::observer::GetNamespacesResponse { namespaces: vec![] }))
+        // The namespaces of this node's named endpoints, sorted as Hubble sorts them.
+        let names = self.0.names.current();
+        let set: std::collections::BTreeSet<&str> = names.pods.values().map(|p| p.namespace.as_str()).collect();
+        let namespaces = set
+            .into_iter()
+            .map(|n| crate::observer::Namespace { cluster: "default".into(), namespace: n.to_string() })
+            .collect();
+        Ok(Response::new(crate::observer::GetNamespacesResponse { namespaces }))
     }
 
     async fn server_status(&self, _: Request<ServerStatusRequest>) -> Result<Response<ServerStatusResponse>, Status> {

@@ -71,6 +71,7 @@ impl Stored {
                     }
                 });
                 let d = Decoded::from_event(ev);
+                let names = shared.names.current();
                 // Written as protobuf straight from the event (wire.rs, held
                 // byte for byte to convert::to_flow's encoding by its test).
                 thread_local! {
@@ -80,7 +81,7 @@ impl Stored {
                 }
                 let response = SCRATCH.with_borrow_mut(|(bytes, line)| {
                     bytes.clear();
-                    crate::wire::flow_response(bytes, line, ev, &d, self.offset, &shared.node, &ifname);
+                    crate::wire::flow_response(bytes, line, ev, &d, self.offset, &shared.node, &ifname, &names);
                     match out {
                         Some(buf) => EncodedResponse::into_buf(bytes, buf),
                         None => EncodedResponse(Bytes::copy_from_slice(bytes)),
@@ -193,6 +194,59 @@ pub(super) struct Shared {
     pub(super) record_readers: Arc<std::sync::atomic::AtomicUsize>,
     /// What `--metrics` shows of the server: the flows read, the subscribers.
     pub(super) counters: Arc<super::metrics::Counters>,
+    /// Names of endpoints and labels of identities, read once per refresh.
+    pub(super) names: NamesTable,
+}
+
+/// The names the encoder puts in flows, read from the maps once per
+/// refresh (`refresh_names`), never per flow: each encoding thread keeps the
+/// table it last took and looks at one counter per flow to see it is current.
+#[derive(Default)]
+pub(super) struct NamesTable {
+    table: std::sync::RwLock<Arc<dpdbg::maps::Names>>,
+    generation: AtomicU64,
+}
+
+impl NamesTable {
+    /// The table now (this thread's copy while no refresh changed it).
+    pub(super) fn current(&self) -> Arc<dpdbg::maps::Names> {
+        thread_local! {
+            static MINE: std::cell::RefCell<(u64, Option<Arc<dpdbg::maps::Names>>)> = const { std::cell::RefCell::new((0, None)) };
+        }
+        let now = self.generation.load(Ordering::Acquire);
+        MINE.with_borrow_mut(|(seen, table)| match table {
+            Some(t) if *seen == now => Arc::clone(t),
+            _ => {
+                let t = Arc::clone(&self.table.read().unwrap_or_else(|p| p.into_inner()));
+                *seen = now;
+                *table = Some(Arc::clone(&t));
+                t
+            }
+        })
+    }
+
+    /// Puts a new table in place when it differs from the one in use.
+    pub(super) fn set(&self, names: dpdbg::maps::Names) {
+        let mut t = self.table.write().unwrap_or_else(|p| p.into_inner());
+        if **t != names {
+            *t = Arc::new(names);
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// How often the names of endpoints and identities are read again.
+pub(super) const NAMES_EVERY: Duration = Duration::from_secs(1);
+
+/// Reads the names every NAMES_EVERY (empty while no datapath is loaded).
+pub(super) async fn refresh_names(shared: Arc<Shared>, bpffs: PathBuf) {
+    let mut tick = tokio::time::interval(NAMES_EVERY);
+    loop {
+        tick.tick().await;
+        let b = bpffs.clone();
+        let read = tokio::task::spawn_blocking(move || dpdbg::maps::Maps::open(&b).and_then(|m| m.names())).await;
+        shared.names.set(read.ok().and_then(|r| r.ok()).unwrap_or_default());
+    }
 }
 
 type Room = Box<dyn Fn() -> Option<usize> + Send>;
