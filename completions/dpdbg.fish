@@ -253,9 +253,9 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s t -l type -d 'On
 drop\t''
 policy-verdict\t''
 kernel-drop\t'Packets the kernel dropped outside the datapath (skb:kfree_skb), with its reason'"
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l from -d 'Only packets one of these endpoints sent (repeatable: any of them, as cilium-dbg\'s list)' -r
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l to -d 'Only packets sent to one of these endpoints (repeatable)' -r
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l related-to -d 'Only events of one of these endpoints, either way (repeatable)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l from -d 'Only packets one of these endpoints sent, by id or NAMESPACE/POD (repeatable: any of them, as cilium-dbg\'s list)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l to -d 'Only packets sent to one of these endpoints, by id or NAMESPACE/POD (repeatable)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l related-to -d 'Only events of one of these endpoints, either way, by id or NAMESPACE/POD (repeatable)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l ip -d 'Only packets from or to this address or CIDR (repeatable: any of them)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l port -d 'Only packets from or to this port' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l proto -d 'Only this protocol: tcp, udp, icmp, icmpv6 or a number' -r
@@ -279,7 +279,7 @@ jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
 jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s n -l numeric -d 'Identities as numbers (no "world", "host")'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s n -l numeric -d 'Numbers only: identities (no "world", "host") and endpoints (no names)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s j -l json -d 'JSON, one object per line (the same as -o jsonl)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s v -l verbose -d 'Show every decoded layer (-v); -vv adds a hexdump'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l hex -d 'Show a hexdump of the captured bytes'
@@ -743,8 +743,8 @@ jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand tui" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand tui" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand tui" -s V -l version -d 'Print version'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l from -d 'The sender: an endpoint id, an IP address, or a lab endpoint\'s name (ep1)' -r
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l to -d 'The receiver: an endpoint id, an IP address, or a lab endpoint\'s name (ep2)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l from -d 'The sender: an endpoint id, NAMESPACE/POD (lab/ep1), an IP address, or a lab endpoint\'s name (ep1)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l to -d 'The receiver: an endpoint id, NAMESPACE/POD (lab/ep2), an IP address, or a lab endpoint\'s name (ep2)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l proto -d 'tcp, udp, icmp, icmpv6 or an IP protocol number' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l dport -d 'Destination port (tcp, udp)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l sport -d 'Source port (tcp, udp), or the ICMP echo id' -r

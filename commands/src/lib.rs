@@ -10,6 +10,7 @@ pub mod health;
 pub mod lab;
 pub mod map;
 pub mod monitor;
+pub mod names;
 pub mod observe;
 mod observe_file;
 pub mod observe_print;

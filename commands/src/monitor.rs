@@ -17,6 +17,7 @@ use dpdbg_api::remote::Records;
 use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 
+use crate::names::EndpointRef;
 use crate::output::Printer;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -39,15 +40,16 @@ pub struct MonitorCmd {
     /// Only these event types (repeatable).
     #[arg(short = 't', long = "type", value_enum, value_name = "trace|drop|policy-verdict|kernel-drop")]
     types: Vec<EventType>,
-    /// Only packets one of these endpoints sent (repeatable: any of them, as cilium-dbg's list).
-    #[arg(long, value_name = "ENDPOINT")]
-    from: Vec<u32>,
-    /// Only packets sent to one of these endpoints (repeatable).
-    #[arg(long, value_name = "ENDPOINT")]
-    to: Vec<u32>,
-    /// Only events of one of these endpoints, either way (repeatable).
-    #[arg(long, value_name = "ENDPOINT")]
-    related_to: Vec<u32>,
+    /// Only packets one of these endpoints sent, by id or NAMESPACE/POD
+    /// (repeatable: any of them, as cilium-dbg's list).
+    #[arg(long, value_name = "ENDPOINT", value_parser = crate::names::parse_endpoint)]
+    from: Vec<EndpointRef>,
+    /// Only packets sent to one of these endpoints, by id or NAMESPACE/POD (repeatable).
+    #[arg(long, value_name = "ENDPOINT", value_parser = crate::names::parse_endpoint)]
+    to: Vec<EndpointRef>,
+    /// Only events of one of these endpoints, either way, by id or NAMESPACE/POD (repeatable).
+    #[arg(long, value_name = "ENDPOINT", value_parser = crate::names::parse_endpoint)]
+    related_to: Vec<EndpointRef>,
     /// Only packets from or to this address or CIDR (repeatable: any of them).
     #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
     ip: Vec<flow::Cidr>,
@@ -63,7 +65,7 @@ pub struct MonitorCmd {
     /// Stop after COUNT matching events.
     #[arg(long = "count", value_name = "COUNT")]
     count: Option<u64>,
-    /// Identities as numbers (no "world", "host").
+    /// Numbers only: identities (no "world", "host") and endpoints (no names).
     #[arg(short = 'n', long)]
     numeric: bool,
     /// JSON, one object per line (the same as -o jsonl).
@@ -206,7 +208,15 @@ fn lost_in_kernel(maps: &Maps) -> anyhow::Result<u64> {
 }
 
 impl MonitorCmd {
-    fn filter(&self) -> Filters {
+    /// The filter, endpoints named NAMESPACE/POD resolved through `names`
+    /// (one no endpoint has now matches nothing).
+    fn filter(&self, names: &dpdbg::maps::Names) -> Filters {
+        let ids = |l: &[EndpointRef]| -> (Vec<u32>, bool) {
+            let ids: Vec<u32> = l.iter().filter_map(|e| e.resolve(names)).collect();
+            let gone = !l.is_empty() && ids.is_empty();
+            (ids, gone)
+        };
+        let ((from, f_gone), (to, t_gone), (related, r_gone)) = (ids(&self.from), ids(&self.to), ids(&self.related_to));
         let now = sys::monotonic_ns();
         let f = FlowFilter {
             event_type: self
@@ -222,9 +232,11 @@ impl MonitorCmd {
                     subtype: None,
                 })
                 .collect(),
-            source_endpoint: self.from.clone(),
-            destination_endpoint: self.to.clone(),
-            endpoint: self.related_to.clone(),
+            source_endpoint: from,
+            destination_endpoint: to,
+            endpoint: related,
+            // A list whose every name is gone: no interface has index 0.
+            ifindex: if f_gone || t_gone || r_gone { vec![0] } else { vec![] },
             ip: self.ip.clone(),
             port: self.port.into_iter().collect(),
             // "any" parses to 0: no filter.
@@ -297,7 +309,7 @@ impl MonitorCmd {
     }
 
     fn emitter(&self, p: Printer, pcap: Option<(PcapWriter<Shared>, Shared)>, pcap_to_stdout: bool) -> Emitter<'_> {
-        let filter = self.filter();
+        let filter = self.filter(&dpdbg::maps::Names::default());
         Emitter {
             needs_packet: filter.needs_packet(),
             // Asked once, not per event: with no filter every event passes.
@@ -314,6 +326,7 @@ impl MonitorCmd {
             names: std::collections::HashMap::new(),
             lookup: true,
             last_if: (0, None),
+            pods: std::collections::HashMap::new(),
         }
     }
 
@@ -350,6 +363,14 @@ impl MonitorCmd {
         // Signed: a wall clock set before boot gives a negative offset.
         let wall_offset = sys::wall_offset_ns();
         let mut em = self.emitter(*p, pcap, pcap_to_stdout);
+        // Names for the lines and the NAMESPACE/POD flags: read once a
+        // second, never per event; a name no endpoint has is an error now.
+        let names = maps.names().unwrap_or_default();
+        for (flag, list) in [("--from", &self.from), ("--to", &self.to), ("--related-to", &self.related_to)] {
+            crate::names::resolve_all(list, &names, flag).map_err(|e| e.context("monitor"))?;
+        }
+        em.set_names(names);
+        let mut names_read = Instant::now();
         if let Some(path) = &self.write {
             let header = dpdbg::replay::Header {
                 dpdbg_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -414,6 +435,12 @@ impl MonitorCmd {
                 em.lost(&mut text, new)?;
                 last_lost_check = Instant::now();
             }
+            if names_read.elapsed() >= Duration::from_secs(1) {
+                if let Ok(n) = maps.names() {
+                    em.set_names(n);
+                }
+                names_read = Instant::now();
+            }
             text.flush()?;
             em.flush_files()?;
         }
@@ -456,8 +483,13 @@ impl MonitorCmd {
         let mut r = dpdbg::replay::Reader::new(input).with_context(|| format!("monitor -r {shown}"))?;
         let wall_offset = r.header.wall_offset_ns as i128;
         let (pcap, mut text, pcap_to_stdout) = self.outputs()?;
-        let mut em = self.emitter(*p, pcap, pcap_to_stdout);
         // Names come from the capture: the node that wrote it may not be this one.
+        if [&self.from, &self.to, &self.related_to].iter().any(|l| l.iter().any(EndpointRef::is_pod)) {
+            crate::usage!(
+                "monitor -r: a capture holds no endpoint names; give --from/--to/--related-to as endpoint ids"
+            );
+        }
+        let mut em = self.emitter(*p, pcap, pcap_to_stdout);
         em.lookup = false;
         if p.is_table() && !pcap_to_stdout {
             writeln!(
@@ -530,9 +562,25 @@ struct Emitter<'a> {
     lookup: bool,
     /// The last one is kept at hand: a flood is mostly one interface.
     last_if: (u32, Option<String>),
+    /// Endpoint names (`lab/ep1`) by id, from the last read of the names
+    /// (live only; `-n` prints none).
+    pods: std::collections::HashMap<u32, String>,
 }
 
 impl Emitter<'_> {
+    /// The names read now: the lines' endpoint names, and the filter again
+    /// when a flag names an endpoint NAMESPACE/POD.
+    fn set_names(&mut self, names: dpdbg::maps::Names) {
+        let cmd = self.cmd;
+        if [&cmd.from, &cmd.to, &cmd.related_to].iter().any(|l| l.iter().any(EndpointRef::is_pod)) {
+            let filter = cmd.filter(&names);
+            self.needs_packet = filter.needs_packet();
+            self.pass_all = filter.passes_all();
+            self.filter = Filters { since_ns: self.filter.since_ns, ..filter };
+        }
+        self.pods = names.pods.into_iter().map(|(id, p)| (id, p.to_string())).collect();
+    }
+
     fn done(&self) -> bool {
         self.cmd.count.is_some_and(|c| self.sum.matched >= c)
     }
@@ -597,7 +645,8 @@ impl Emitter<'_> {
                 let line = &mut self.line;
                 flow::push_rfc3339(line, f.timestamp_ns as i128 + wall_offset, 6);
                 line.push(' ');
-                let o = LineOptions { numeric: cmd.numeric, interface: ifname };
+                let endpoint = self.pods.get(&f.endpoint_id).map(String::as_str);
+                let o = LineOptions { numeric: cmd.numeric, interface: ifname, endpoint };
                 let _ = flow::write_line_with(line, &f, o);
                 line.push('\n');
                 if cmd.verbose > 0 {
@@ -608,7 +657,8 @@ impl Emitter<'_> {
                 }
             }
             Printer::Json | Printer::Jsonl => {
-                let o = JsonOptions { wall_offset_ns: Some(wall_offset), interface: ifname };
+                let endpoint = self.pods.get(&f.endpoint_id).map(String::as_str);
+                let o = JsonOptions { wall_offset_ns: Some(wall_offset), interface: ifname, endpoint };
                 f.write_json_with(&mut self.jbuf, o);
                 self.jbuf.push(b'\n');
             }

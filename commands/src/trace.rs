@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::Context;
 use clap::Args;
 use dpdbg::lab::LabState;
+use dpdbg::maps::{Maps, Names};
 use dpdbg::trace::{self, Hop, Peer, Proto, Report, Request};
 
 use crate::output::Printer;
@@ -16,11 +17,11 @@ const DEFAULT_SPORT: u16 = 49152;
 
 #[derive(Debug, Args)]
 pub struct TraceCmd {
-    /// The sender: an endpoint id, an IP address, or a lab endpoint's name (ep1).
-    #[arg(long, value_name = "EP|IP", required_unless_present = "packet")]
+    /// The sender: an endpoint id, NAMESPACE/POD (lab/ep1), an IP address, or a lab endpoint's name (ep1).
+    #[arg(long, value_name = "EP|NS/POD|IP", required_unless_present = "packet")]
     from: Option<String>,
-    /// The receiver: an endpoint id, an IP address, or a lab endpoint's name (ep2).
-    #[arg(long, value_name = "EP|IP", required_unless_present = "packet")]
+    /// The receiver: an endpoint id, NAMESPACE/POD (lab/ep2), an IP address, or a lab endpoint's name (ep2).
+    #[arg(long, value_name = "EP|NS/POD|IP", required_unless_present = "packet")]
     to: Option<String>,
     /// tcp, udp, icmp, icmpv6 or an IP protocol number.
     #[arg(long, default_value = "tcp", value_name = "PROTO")]
@@ -80,19 +81,26 @@ fn lab_state() -> Option<LabState> {
     serde_json::from_slice(&std::fs::read(crate::lab::state_path()).ok()?).ok()
 }
 
-/// An endpoint id, an address, or the name of a lab endpoint.
-fn peer(s: &str, flag: &str) -> anyhow::Result<Peer> {
+/// An endpoint id, `NAMESPACE/POD`, an address, or the name of a lab
+/// endpoint; `names` reads the datapath's names when one is needed.
+fn peer(s: &str, flag: &str, names: &dyn Fn() -> Names) -> anyhow::Result<Peer> {
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok(Peer::Ip(ip));
     }
     if let Ok(id) = s.parse::<u32>() {
         return Ok(Peer::Endpoint(id));
     }
+    if s.contains('/') {
+        let pod = dpdbg::maps::names::parse_pod_name(s).map_err(|e| anyhow::anyhow!("{flag} {e}"))?;
+        return names().endpoint_named(&pod).map(Peer::Endpoint).ok_or_else(|| {
+            anyhow::anyhow!("{flag} {pod}: no endpoint has that name (`dpdbg bpf endpoint list` shows the names)")
+        });
+    }
     if let Some(ep) = lab_state().and_then(|st| st.endpoints.into_iter().find(|e| e.name == s)) {
         return Ok(Peer::Endpoint(ep.endpoint_id));
     }
     anyhow::bail!(
-        "{flag} {s:?}: not an endpoint id, an IP address, or the name of a lab endpoint (see `dpdbg bpf endpoint list`)"
+        "{flag} {s:?}: not an endpoint id, NAMESPACE/POD, an IP address, or the name of a lab endpoint (see `dpdbg bpf endpoint list`)"
     )
 }
 
@@ -112,7 +120,7 @@ fn hex(s: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 impl TraceCmd {
-    pub fn request(&self) -> anyhow::Result<Request> {
+    pub fn request(&self, names: &dyn Fn() -> Names) -> anyhow::Result<Request> {
         let proto: Proto = self.proto.parse()?;
         let raw = self.packet.as_deref().map(hex).transpose()?;
         if raw.is_none() && matches!(proto, Proto::Tcp | Proto::Udp) && self.dport.is_none() {
@@ -122,7 +130,7 @@ impl TraceCmd {
         // cannot run is a usage error before any program runs; its addresses
         // stand for --from and --to when they are not given.
         let addrs = raw.as_deref().map(trace::raw_addrs).transpose()?;
-        let given = |flag: &Option<String>, name: &str| flag.as_deref().map(|s| peer(s, name)).transpose();
+        let given = |flag: &Option<String>, name: &str| flag.as_deref().map(|s| peer(s, name, names)).transpose();
         let (from, to) = match (given(&self.from, "--from")?, given(&self.to, "--to")?, addrs) {
             (from, to, Some((src, dst))) => (from.unwrap_or(Peer::Ip(src)), to.unwrap_or(Peer::Ip(dst))),
             (Some(from), Some(to), None) => (from, to),
@@ -149,11 +157,14 @@ impl TraceCmd {
 
     pub fn run(self, bpffs: &Path, p: &Printer) -> anyhow::Result<()> {
         // Arguments that do not make a packet are a usage error (exit 2).
+        // The endpoints' names, read once: for NAMESPACE/POD and the text.
+        let names = std::cell::OnceCell::new();
+        let read = || names.get_or_init(|| Maps::open(bpffs).and_then(|m| m.names()).unwrap_or_default()).clone();
         let req = self
-            .request()
+            .request(&read)
             .map_err(|e| anyhow::Error::new(crate::output::UsageError(crate::output::error_message(&e))))?;
         let report = trace::trace(bpffs, &req).context("trace")?;
-        p.print(&report, || text(&report))
+        p.print(&report, || text(&report, &read()))
     }
 }
 
@@ -161,7 +172,12 @@ fn proto_name(p: u8) -> String {
     dpdbg::flow::proto_name(p).map_or_else(|| format!("protocol {p}"), str::to_string)
 }
 
-fn hop_text(out: &mut String, n: usize, h: &Hop) {
+/// ` lab/ep1` after an endpoint's id, when it has a name.
+fn named(names: &Names, id: u32) -> String {
+    names.pods.get(&id).map(|p| format!(" {p}")).unwrap_or_default()
+}
+
+fn hop_text(out: &mut String, n: usize, h: &Hop, names: &Names) {
     let iface = h.interface.clone().unwrap_or_else(|| "?".into());
     let _ = writeln!(out, "{n}. {} on {iface} (ifindex {}), {} of the endpoint", h.program, h.ifindex, h.direction);
     let row = |out: &mut String, k: &str, v: String| {
@@ -211,13 +227,18 @@ fn hop_text(out: &mut String, n: usize, h: &Hop) {
     if let Some(ep) = &h.endpoint {
         let s = match (ep.lookup, ep.endpoint_id) {
             ("found", Some(id)) => format!(
-                "endpoint {id} (identity {}), policy {}enforced in {}",
+                "endpoint {id}{} (identity {}), policy {}enforced in {}",
+                named(names, id),
                 ep.identity.unwrap_or(0),
                 if ep.enforced { "" } else { "not " },
                 h.direction
             ),
             ("other interface", Some(id)) => {
-                format!("the address is endpoint {id}'s on ifindex {}, not this interface", ep.ifindex.unwrap_or(0))
+                format!(
+                    "the address is endpoint {id}{}'s on ifindex {}, not this interface",
+                    named(names, id),
+                    ep.ifindex.unwrap_or(0)
+                )
             }
             _ => "no endpoint owns the address".into(),
         };
@@ -226,7 +247,10 @@ fn hop_text(out: &mut String, n: usize, h: &Hop) {
     if let Some(peer) = &h.peer {
         let name = peer.name.map(|n| format!(" ({n})")).unwrap_or_default();
         let from = match peer.source {
-            "endpoint" => format!("the endpoints map (endpoint {})", peer.endpoint_id.unwrap_or(0)),
+            "endpoint" => {
+                let id = peer.endpoint_id.unwrap_or(0);
+                format!("the endpoints map (endpoint {id}{})", named(names, id))
+            }
             "ipcache" => format!("ipcache prefix {}", peer.cidr.as_deref().unwrap_or("?")),
             _ => "neither the endpoints map nor the ipcache: world".into(),
         };
@@ -266,12 +290,12 @@ fn hop_text(out: &mut String, n: usize, h: &Hop) {
     }
 }
 
-pub fn text(r: &Report) -> String {
+pub fn text(r: &Report, names: &Names) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Packet: {} ({} bytes)", r.packet.summary, r.packet.length);
     for (i, h) in r.hops.iter().enumerate() {
         out.push('\n');
-        hop_text(&mut out, i + 1, h);
+        hop_text(&mut out, i + 1, h, names);
     }
     for n in &r.notes {
         let _ = writeln!(out, "\nNote: {n}");

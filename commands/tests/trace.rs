@@ -64,8 +64,15 @@ fn trace_explains_what_real_traffic_then_gets() {
     assert!(t.contains("1. from_endpoint on "), "{t}");
     assert!(t.contains("2. to_endpoint on "), "{t}");
     assert!(t.contains("L3-L4    identity 1001, tcp/8080: allow  <- deciding rule"), "{t}");
-    assert!(t.contains("is identity 1001, from the endpoints map (endpoint 101)"), "{t}");
+    assert!(t.contains("is identity 1001, from the endpoints map (endpoint 101 lab/ep1)"), "{t}");
+    assert!(t.contains("endpoint 102 lab/ep2 (identity 1002), policy enforced in ingress"), "{t}");
     assert!(t.contains("\nVerdict: FORWARDED"), "{t}");
+    // Endpoints by NAMESPACE/POD too: the same trace.
+    let named = out(&run(&["trace", "--from", "lab/ep1", "--to", "lab/ep2", "--proto", "tcp", "--dport", "8080"]));
+    assert_eq!(named, t);
+    let o = run(&["trace", "--from", "lab/ep9", "--to", "lab/ep2", "--proto", "tcp", "--dport", "8080"]);
+    assert_eq!(o.status.code(), Some(2), "a name no endpoint has is a usage error: {o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--from lab/ep9: no endpoint has that name"), "{o:?}");
 
     let verdict = |args: &[&str]| {
         let mut a = vec!["trace", "-o", "json"];
@@ -101,7 +108,7 @@ fn trace_explains_what_real_traffic_then_gets() {
     };
     bad(
         &["--from", "ep9", "--to", "ep2", "--dport", "1"],
-        "not an endpoint id, an IP address, or the name of a lab endpoint",
+        "not an endpoint id, NAMESPACE/POD, an IP address, or the name of a lab endpoint",
     );
     bad(&["--from", "ep1", "--to", "ep2"], "--dport is required for tcp");
     bad(&["--from", "ep1", "--to", "ep2", "--dport", "1", "--tcp-flags", "QQ"], "tcpdump's letters");

@@ -326,6 +326,9 @@ pub struct LineOptions<'a> {
     /// The interface's name, when the flow does not carry it: a reader
     /// keeps the names and lends one per line instead of a String per flow.
     pub interface: Option<&'a str>,
+    /// The event's endpoint's name (`lab/ep1`), lent the same way: written
+    /// beside its id as the interface's beside its index, not with `numeric`.
+    pub endpoint: Option<&'a str>,
 }
 
 /// One line per event, in the shape of `cilium-dbg monitor`.
@@ -350,6 +353,14 @@ pub fn write_line_with(out: &mut String, f: &Flow, o: LineOptions<'_>) -> fmt::R
         (crate::abi::IDENTITY_WORLD, false) => out.push_str("world"),
         (id, _) => out.push_str(itoa::Buffer::new().format(id)),
     };
+    let endpoint = |out: &mut String| {
+        out.push_str(itoa::Buffer::new().format(f.endpoint_id));
+        if let Some(name) = o.endpoint.filter(|_| !o.numeric) {
+            out.push_str(" (");
+            out.push_str(name);
+            out.push(')');
+        }
+    };
     let ifx = |out: &mut String| {
         out.push_str("ifindex ");
         out.push_str(itoa::Buffer::new().format(f.ifindex));
@@ -362,7 +373,7 @@ pub fn write_line_with(out: &mut String, f: &Flow, o: LineOptions<'_>) -> fmt::R
     match f.event_type {
         "trace" => {
             out.push_str(if ingress { "-> endpoint " } else { "<- endpoint " });
-            out.push_str(n.format(f.endpoint_id));
+            endpoint(out);
             out.push_str(", identity ");
             identity(out, f.src_identity);
             out.push_str("->");
@@ -377,7 +388,7 @@ pub fn write_line_with(out: &mut String, f: &Flow, o: LineOptions<'_>) -> fmt::R
             out.push_str("xx drop (");
             out.push_str(f.drop_reason_desc.unwrap_or("Unknown reason"));
             out.push_str(if ingress { ") to endpoint " } else { ") from endpoint " });
-            out.push_str(n.format(f.endpoint_id));
+            endpoint(out);
             out.push_str(", ");
             ifx(out);
             out.push_str(", identity ");
@@ -391,7 +402,7 @@ pub fn write_line_with(out: &mut String, f: &Flow, o: LineOptions<'_>) -> fmt::R
             out.push_str("xx kernel drop (");
             out.push_str(f.drop_reason_desc.unwrap_or("UNKNOWN"));
             out.push_str(if ingress { ") to endpoint " } else { ") from endpoint " });
-            out.push_str(n.format(f.endpoint_id));
+            endpoint(out);
             out.push_str(", ");
             ifx(out);
             out.push_str(", identity ");
@@ -402,7 +413,7 @@ pub fn write_line_with(out: &mut String, f: &Flow, o: LineOptions<'_>) -> fmt::R
         }
         "policy-verdict" => {
             out.push_str("Policy verdict log: local EP ID ");
-            out.push_str(n.format(f.endpoint_id));
+            endpoint(out);
             out.push_str(", remote ID ");
             identity(out, if ingress { f.src_identity } else { f.dst_identity });
             out.push_str(", proto ");
@@ -419,7 +430,7 @@ pub fn write_line_with(out: &mut String, f: &Flow, o: LineOptions<'_>) -> fmt::R
         other => {
             out.push_str(other);
             out.push_str(" event, endpoint ");
-            out.push_str(n.format(f.endpoint_id));
+            endpoint(out);
             out.push_str(": ");
         }
     }

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 pub use filter::{Cidr, FilterParseError, Filters, FlowFilter, TypeMatch, is_reply, parse_protocol, parse_tcp_flags};
 pub use format::{
-    LineOptions, hexdump, ip_text, proto_name, push_ip, push_ip_bytes, write_hubble_summary, write_line, write_line_with,
-    write_summary, write_verbose,
+    LineOptions, hexdump, ip_text, proto_name, push_ip, push_ip_bytes, write_hubble_summary, write_line,
+    write_line_with, write_summary, write_verbose,
 };
 pub use packet::{Packet, decode_packet};
 
@@ -237,6 +237,9 @@ pub struct JsonOptions<'a> {
     pub wall_offset_ns: Option<i128>,
     /// The interface's name, when the flow has none.
     pub interface: Option<&'a str>,
+    /// The endpoint's name (`lab/ep1`), when the reader knows it:
+    /// `endpoint_name`, after `endpoint_id`.
+    pub endpoint: Option<&'a str>,
 }
 
 impl Flow {
@@ -318,6 +321,10 @@ impl Flow {
             json_str(out, i);
         }
         num!("endpoint_id", self.endpoint_id);
+        if let Some(name) = o.endpoint {
+            key!("endpoint_name");
+            json_str(out, name);
+        }
         num!("src_identity", self.src_identity);
         num!("dst_identity", self.dst_identity);
         num!("orig_len", self.orig_len);
@@ -516,6 +523,31 @@ mod tests {
         let mut whole = String::new();
         write_line_with(&mut whole, &f, LineOptions::default()).unwrap();
         assert_eq!(lent, whole);
+        // The endpoint's name beside its id, as the interface's beside its
+        // index; numbers only with numeric.
+        let named = LineOptions { endpoint: Some("lab/ep2"), ..LineOptions::default() };
+        let mut s = String::new();
+        write_line_with(&mut s, &f, named).unwrap();
+        assert!(
+            s.contains("xx drop (Policy denied) to endpoint 2 (lab/ep2), ifindex 0 (lxc1), identity world->1001"),
+            "{s}"
+        );
+        let mut s = String::new();
+        write_line_with(&mut s, &f, LineOptions { numeric: true, ..named }).unwrap();
+        assert!(s.contains("to endpoint 2, ifindex 0 (lxc1), identity 2->1001"), "{s}");
+        for (t, sub, dir, want) in [
+            (abi::EVENT_TRACE, 0, abi::DIR_INGRESS, "-> endpoint 2 (lab/ep2), identity"),
+            (abi::EVENT_POLICY_VERDICT, 2, abi::DIR_INGRESS, "Policy verdict log: local EP ID 2 (lab/ep2), remote ID"),
+        ] {
+            let mut s = String::new();
+            write_line_with(&mut s, &Flow::from_event(&decode(&record(t, sub, 1, dir, 2, &a)).unwrap()), named)
+                .unwrap();
+            assert!(s.starts_with(want), "{s}");
+        }
+        let mut j = Vec::new();
+        f.write_json_with(&mut j, JsonOptions { endpoint: Some("lab/ep2"), ..JsonOptions::default() });
+        let j: serde_json::Value = serde_json::from_slice(&j).unwrap();
+        assert_eq!((&j["endpoint_id"], &j["endpoint_name"]), (&serde_json::json!(2), &serde_json::json!("lab/ep2")));
         let json = serde_json::to_value(&f).unwrap();
         assert_eq!(json["time"], "2025-11-24T16:00:00.000000Z");
         assert_eq!(json["interface"], "lxc1");

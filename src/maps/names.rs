@@ -158,6 +158,11 @@ impl Names {
     pub fn pod_at(&self, ip: IpAddr) -> Option<&PodName> {
         self.endpoints.get(&ip).and_then(|id| self.pods.get(id))
     }
+
+    /// The endpoint named `pod` (the lowest id, should two share a name).
+    pub fn endpoint_named(&self, pod: &PodName) -> Option<u32> {
+        self.pods.iter().filter(|(_, p)| *p == pod).map(|(id, _)| *id).min()
+    }
 }
 
 impl Maps {

@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::io::{BufWriter, Write};
 use std::net::IpAddr;
 use std::path::Path;
@@ -72,7 +73,35 @@ impl CtCmd {
     }
 }
 
+/// Pod names by address (`lab/ep1`), read once for the whole list: two
+/// lookups an entry, none when no endpoint has a name.
+fn pods_by_address(bpffs: &Path) -> HashMap<IpAddr, String> {
+    let names = dpdbg::maps::Maps::open(bpffs).and_then(|m| m.names()).unwrap_or_default();
+    names.endpoints.iter().filter_map(|(ip, id)| names.pods.get(id).map(|p| (*ip, p.to_string()))).collect()
+}
+
+/// `"src_name":…,"dst_name":…` before an entry's closing brace, for the
+/// sides that are named endpoints.
+fn push_names(buf: &mut Vec<u8>, v: &CtView, pods: &HashMap<IpAddr, String>) {
+    let (src, dst) = (pods.get(&v.src), pods.get(&v.dst));
+    if (src, dst) == (None, None) || buf.last() != Some(&b'}') {
+        return;
+    }
+    buf.pop();
+    for (k, name) in [(",\"src_name\":", src), (",\"dst_name\":", dst)] {
+        if let Some(n) = name {
+            buf.extend_from_slice(k.as_bytes());
+            // Pod names are RFC 1123 names: nothing to escape.
+            buf.push(b'"');
+            buf.extend_from_slice(n.as_bytes());
+            buf.push(b'"');
+        }
+    }
+    buf.push(b'}');
+}
+
 fn list(bpffs: &Path, filter: &CtFilter, p: &Printer) -> anyhow::Result<()> {
+    let pods = pods_by_address(bpffs);
     let stdout = std::io::stdout();
     let mut w = BufWriter::with_capacity(1 << 20, stdout.lock());
     let n = match p {
@@ -89,6 +118,9 @@ fn list(bpffs: &Path, filter: &CtFilter, p: &Printer) -> anyhow::Result<()> {
                 }
                 first = false;
                 ct::write_json(&mut buf, &v);
+                if !pods.is_empty() {
+                    push_names(&mut buf, &v, &pods);
+                }
                 if !json {
                     buf.push(b'\n');
                 }
@@ -106,7 +138,10 @@ fn list(bpffs: &Path, filter: &CtFilter, p: &Printer) -> anyhow::Result<()> {
                 Ok(())
             })?;
             if !rows.is_empty() {
-                let mut t = table(&[
+                // The pods of either side, when any entry has one.
+                let named = rows.iter().any(|v| pods.contains_key(&v.src) || pods.contains_key(&v.dst));
+                let pod = |ip: &IpAddr| pods.get(ip).map_or("-", String::as_str);
+                let mut headers = vec![
                     "PROTO",
                     "DIR",
                     "SOURCE",
@@ -118,9 +153,13 @@ fn list(bpffs: &Path, filter: &CtFilter, p: &Printer) -> anyhow::Result<()> {
                     "EXPIRES",
                     "IDENTITY",
                     "FLAGS",
-                ]);
+                ];
+                if named {
+                    headers.insert(4, "PODS");
+                }
+                let mut t = table(&headers);
                 for v in &rows {
-                    t.add_row(vec![
+                    let mut row = vec![
                         proto_name(v.proto),
                         if v.direction == "egress" { "OUT" } else { "IN" }.to_string(),
                         endpoint(v.src, v.sport),
@@ -132,7 +171,11 @@ fn list(bpffs: &Path, filter: &CtFilter, p: &Printer) -> anyhow::Result<()> {
                         if v.expires_in_s < 0 { "expired".into() } else { format!("{}s", v.expires_in_s) },
                         v.src_identity.to_string(),
                         v.flags.join(","),
-                    ]);
+                    ];
+                    if named {
+                        row.insert(4, format!("{} -> {}", pod(&v.src), pod(&v.dst)));
+                    }
+                    t.add_row(row);
                 }
                 writeln!(w, "{t}")?;
             }

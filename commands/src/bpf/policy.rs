@@ -87,6 +87,12 @@ struct Rule {
     action: &'static str,
     packets: u64,
     bytes: u64,
+    /// The endpoint's name (`lab/ep2`), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    endpoint_name: Option<String>,
+    /// The peer identity's labels, when it has any (none for any identity).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    identity_labels: Vec<String>,
 }
 
 impl PolicyCmd {
@@ -94,6 +100,8 @@ impl PolicyCmd {
         let maps = Maps::open(bpffs)?;
         match self {
             PolicyCmd::Get { endpoint } => {
+                // Names beside numbers: the endpoint's pod, the peer identity's labels.
+                let names = maps.names().unwrap_or_default();
                 let rules: Vec<Rule> = maps
                     .policy_list()?
                     .into_iter()
@@ -107,6 +115,8 @@ impl PolicyCmd {
                         action: if v.action == abi::POLICY_DENY { "deny" } else { "allow" },
                         packets: v.packets,
                         bytes: v.bytes,
+                        endpoint_name: names.pods.get(&k.endpoint_id).map(|p| p.to_string()),
+                        identity_labels: if k.identity == 0 { vec![] } else { names.labels_of(k.identity) },
                     })
                     .collect();
                 p.print(&rules, || {
@@ -114,13 +124,24 @@ impl PolicyCmd {
                         eprintln!("No entries found.");
                         return String::new();
                     }
-                    let mut t =
-                        table(&["ENDPOINT", "DIRECTION", "IDENTITY", "PORT/PROTO", "ACTION", "PACKETS", "BYTES"]);
+                    let mut t = table(&[
+                        "ENDPOINT",
+                        "NAME",
+                        "DIRECTION",
+                        "IDENTITY",
+                        "LABELS",
+                        "PORT/PROTO",
+                        "ACTION",
+                        "PACKETS",
+                        "BYTES",
+                    ]);
                     for r in &rules {
                         t.add_row(vec![
                             r.endpoint_id.to_string(),
+                            r.endpoint_name.clone().unwrap_or_default(),
                             r.direction.to_string(),
                             if r.identity == 0 { "ANY".into() } else { r.identity.to_string() },
+                            r.identity_labels.join(","),
                             if r.port == 0 {
                                 proto_name(r.proto)
                             } else {
