@@ -384,7 +384,11 @@ impl Lab {
             let pod = crate::maps::PodName { namespace: LAB_NAMESPACE.into(), pod: ep.name.clone() };
             maps.endpoint_name_set(ep.endpoint_id, &pod)?;
             maps.identity_set(ep.identity, &[format!("app={}", ep.name)])?;
-            datapath::attach(&bpffs, &ep.host_if, opts.attach_mode)?;
+            // `dpdbg serve --attach 'dpl*'` may have attached it as it appeared.
+            match datapath::attach(&bpffs, &ep.host_if, opts.attach_mode) {
+                Ok(_) | Err(Error::AlreadyAttached { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
