@@ -7,6 +7,7 @@ fn main() {
         "proto/flow/flow.proto",
         "proto/dpdbg/v1/events.proto",
         "proto/dpdbg/v1/commands.proto",
+        "proto/dpdbg/v1/snapshot.proto",
         "proto/peer/peer.proto",
     ];
     for f in files {
@@ -24,6 +25,7 @@ fn main() {
         .build_server(true)
         .bytes(".dpdbg.v1.EventBatch.records")
         .bytes(".dpdbg.v1.RunOutput")
+        .bytes(".dpdbg.v1.SnapshotChunk.json")
         .compile_fds(fds.clone())
     {
         println!("cargo::error=generating the gRPC code: {e}");

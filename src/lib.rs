@@ -15,11 +15,13 @@ pub mod maps;
 pub mod pins;
 pub mod progs;
 pub mod replay;
+pub mod snapshot;
 pub mod sys;
 pub(crate) mod syscall;
 pub mod trace;
 pub mod tracelog;
 pub mod verdict;
+pub mod words;
 pub mod xlated;
 
 pub use error::{Error, Result};

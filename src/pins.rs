@@ -8,13 +8,25 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use aya::programs::TcAttachType;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
 /// The maps the object defines, each pinned as `maps/<name>`.
-pub const MAPS: &[&str] =
-    &["endpoints", "ipcache", "policy", "ct4", "ct6", "frags", "metrics", "events", "events_perf", TRACE_MAP, "identities", "endpoint_names"];
+pub const MAPS: &[&str] = &[
+    "endpoints",
+    "ipcache",
+    "policy",
+    "ct4",
+    "ct6",
+    "frags",
+    "metrics",
+    "events",
+    "events_perf",
+    TRACE_MAP,
+    "identities",
+    "endpoint_names",
+];
 /// The one-slot map the dry-run programs of `dpdbg trace` record into.
 pub const TRACE_MAP: &str = "trace_result";
 /// The object's `.rodata` (the `cfg` load-time settings) is pinned under this
@@ -34,7 +46,7 @@ pub const PROG_TRACE_TO: &str = "trace_to_ep";
 /// Where events go, chosen at load time: which of the pinned `events`
 /// (ring buffer) and `events_perf` (perf event array) the datapath writes
 /// and a reader opens.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     #[default]
@@ -54,7 +66,7 @@ impl FromStr for Transport {
 }
 
 /// How a program is attached to an interface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AttachMode {
     /// A TCX link (kernel 6.6+), pinned under links/.
@@ -75,7 +87,7 @@ impl FromStr for AttachMode {
 }
 
 /// The TC hook a program sits on, named as tc names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Hook {
     Ingress,
@@ -121,7 +133,7 @@ pub enum PinState {
 
 /// What a partial datapath has and lacks, as pins relative to the pin
 /// directory (`maps/ct4`, `progs/trace_from_ep`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Partial {
     /// The `loading` marker is there: a load began and did not finish
     /// (killed, or still running).

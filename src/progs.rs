@@ -3,7 +3,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::syscall as raw;
 use crate::{Error, Result, sys};
@@ -50,11 +50,12 @@ pub fn prog_type_name(t: u32) -> &'static str {
     PROG_TYPE_NAMES.get(t as usize).copied().unwrap_or("unknown")
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// One program, as `prog list` prints it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ProgSummary {
     pub id: u32,
-    #[serde(rename = "type")]
-    pub prog_type: &'static str,
+    #[serde(rename = "type", deserialize_with = "crate::words::prog_type")]
+    pub prog_type: crate::words::Word,
     pub name: String,
     pub tag: String,
     /// Where the program is attached, when a link says so ("tcx ingress eth0").

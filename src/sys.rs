@@ -116,7 +116,7 @@ pub fn possible_cpus() -> Result<usize> {
 }
 
 /// What the running kernel offers the datapath, probed once.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Features {
     pub kernel: String,
     /// TCX links (6.6+): attachments that are BPF links and can be pinned.

@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use crate::events::run_output::Item;
-use crate::events::{RunOutput, RunRequest};
+use crate::events::ReadRequest;
 use crate::observer::observer_client::ObserverClient;
 
 /// Why the server could not be reached.
@@ -267,60 +266,37 @@ pub async fn observer(server: &str) -> Result<ObserverClient<Channel>, ConnectEr
     Ok(ObserverClient::new(connect(server).await?))
 }
 
-/// A blocking client of dpdbg.v1.Commands, for callers without an async
-/// runtime of their own (the dashboard's remote source).
-pub struct Caller {
+/// A blocking client of dpdbg.v1.Snapshot, for callers without an async
+/// runtime of their own (the dashboard's remote source): one reading of the
+/// node, read back into the core's own types.
+pub struct SnapshotReader {
     rt: tokio::runtime::Runtime,
-    client: crate::events::commands_client::CommandsClient<tonic::transport::Channel>,
+    client: crate::events::snapshot_client::SnapshotClient<Channel>,
     server: String,
 }
 
-impl Caller {
-    pub fn connect(server: &str) -> Result<Caller, String> {
+impl SnapshotReader {
+    pub fn connect(server: &str) -> Result<SnapshotReader, String> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-        let ch = rt.block_on(crate::client::connect(server)).map_err(|e| e.to_string())?;
-        Ok(Caller { rt, client: crate::events::commands_client::CommandsClient::new(ch), server: server.to_string() })
+        let ch = rt.block_on(connect(server)).map_err(|e| e.to_string())?;
+        let client = crate::events::snapshot_client::SnapshotClient::new(ch);
+        Ok(SnapshotReader { rt, client, server: server.to_string() })
     }
 
-    /// Runs `dpdbg ARGS -o json` on the node: the JSON it printed, or what
-    /// it said on stderr when it failed.
-    pub fn json(&mut self, args: &[&str]) -> Result<serde_json::Value, String> {
-        let req = RunRequest { args: args.iter().map(|s| s.to_string()).collect(), output: "json".into() };
-        let (server, line) = (self.server.clone(), args.join(" "));
+    /// Reads the node once: its maps, and what `want` asks for besides.
+    pub fn read(&mut self, want: dpdbg::snapshot::Want) -> Result<dpdbg::snapshot::NodeSnapshot, String> {
+        let req = ReadRequest { status: want.status, programs: want.programs };
         let client = &mut self.client;
-        let (code, out, err) = self.rt.block_on(async move {
-            let mut stream = client
-                .run(req)
-                .await
-                .map_err(|s| format!("{server}: {}", crate::client::status_text(&s)))?
-                .into_inner();
-            let (mut out, mut err) = (Vec::new(), Vec::new());
-            loop {
-                match stream.message().await {
-                    Ok(Some(RunOutput { item: Some(Item::Stdout(b)) })) => out.extend_from_slice(&b),
-                    Ok(Some(RunOutput { item: Some(Item::Stderr(b)) })) => err.extend_from_slice(&b),
-                    Ok(Some(RunOutput { item: Some(Item::ExitCode(c)) })) => return Ok((c, out, err)),
-                    Ok(Some(RunOutput { item: None })) => {}
-                    Ok(None) => return Err(format!("{server}: `dpdbg {line}` ended without its exit status")),
-                    Err(s) => return Err(format!("{server}: {}", crate::client::status_text(&s))),
-                }
+        let server = &self.server;
+        let json = self.rt.block_on(async move {
+            let mut stream = client.read(req).await.map_err(|s| format!("{server}: {}", status_text(&s)))?.into_inner();
+            let mut json = Vec::new();
+            while let Some(c) = stream.message().await.map_err(|s| format!("{server}: {}", status_text(&s)))? {
+                json.extend_from_slice(&c.json);
             }
+            Ok::<_, String>(json)
         })?;
-        if code != 0 {
-            let e = String::from_utf8_lossy(&err);
-            // The command's own JSON error object, when it printed one.
-            let msg = serde_json::from_str::<serde_json::Value>(e.trim())
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_string))
-                .unwrap_or_else(|| e.trim().to_string());
-            return Err(format!("`dpdbg {}` on {}: {msg}", args.join(" "), self.server));
-        }
-        // Commands with nothing to list print nothing under some formats.
-        if out.iter().all(u8::is_ascii_whitespace) {
-            return Ok(serde_json::Value::Array(vec![]));
-        }
-        serde_json::from_slice(&out)
-            .map_err(|e| format!("`dpdbg {}` on {}: not JSON: {e}", args.join(" "), self.server))
+        serde_json::from_slice(&json).map_err(|e| format!("the snapshot from {server}: {e}"))
     }
 }
 

@@ -309,9 +309,14 @@ impl ServeCmd {
             .context("starting the async runtime")?;
         let summary = rt.block_on(server::run(opts, shutdown_signal())).context("serve")?;
         eprintln!(
-            "dpdbg serve: stopped after {} flows{}",
+            "dpdbg serve: stopped after {} flows{}{}",
             summary.seen_flows,
-            if summary.undecodable > 0 { format!(", {} undecodable", summary.undecodable) } else { String::new() }
+            if summary.undecodable > 0 { format!(", {} undecodable", summary.undecodable) } else { String::new() },
+            match summary.commands_run {
+                0 => String::new(),
+                1 => ", 1 command run for clients".into(),
+                n => format!(", {n} commands run for clients"),
+            }
         );
         Ok(())
     }

@@ -27,12 +27,12 @@ impl TuiCmd {
             );
         }
         if self.remote {
-            let mut source = dpdbg_tui::Remote::connect(&self.server).map_err(anyhow::Error::msg).context("tui")?;
-            return dpdbg_tui::run(&mut source, Duration::from_millis(self.refresh)).context("tui");
+            let source = dpdbg_tui::Remote::connect(&self.server).map_err(anyhow::Error::msg).context("tui")?;
+            return dpdbg_tui::run(Box::new(source), Duration::from_millis(self.refresh)).context("tui");
         }
         dpdbg::sys::require_privileges("tui")?;
         dpdbg::sys::require_bpffs(bpffs)?;
-        let mut source = dpdbg_tui::Local::new(bpffs.to_path_buf(), self.server);
-        dpdbg_tui::run(&mut source, Duration::from_millis(self.refresh)).context("tui")
+        let source = dpdbg_tui::Local::new(bpffs.to_path_buf(), self.server);
+        dpdbg_tui::run(Box::new(source), Duration::from_millis(self.refresh)).context("tui")
     }
 }

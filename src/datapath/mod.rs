@@ -17,22 +17,22 @@ use aya::EbpfLoader;
 use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::tc::{self, TcAttachOptions};
 use aya::programs::{LinkOrder, ProgramError, SchedClassifier};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::pins::{
     AttachMode, CONFIG_MAP, Hook, MAPS, PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT, PROG_TRACE_FROM, PROG_TRACE_TO, Partial,
     PinState, Pins, SETTINGS_MAP, TRACE_MAP, Transport,
 };
 pub use status::{
-    AttachmentStatus, LoadState, MapStatus, ProgramStatus, Runtime, Status, clock_calibration, clock_source,
-    loaded_settings, runtime, set_runtime, status, status_brief,
+    AttachmentStatus, LoadState, MapStatus, OBJECT_SOURCE, ObjectInfo, ProgramStatus, Runtime, Status,
+    clock_calibration, clock_source, loaded_settings, runtime, set_runtime, status, status_brief,
 };
 
 use crate::abi::{self, DpConfig, DpRuntime};
 use crate::{Error, Result, sys};
 
 /// How many trace events the datapath emits (drops and verdicts are always sent).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Aggregation {
     /// A trace event for every forwarded packet.
@@ -57,7 +57,7 @@ impl FromStr for Aggregation {
 }
 
 /// Load-time settings.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Settings {
     pub transport: Transport,
     /// Packet bytes copied into each event, 0..=256.

@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 
 use aya::maps::{MapData, MapType};
 use aya::programs::{ProgramInfo, SchedClassifier};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{
     Aggregation, AttachMode, CONFIG_MAP, Hook, MAPS, PROG_FROM_ENDPOINT, PROG_TO_ENDPOINT, PROG_TRACE_FROM,
@@ -14,7 +14,7 @@ use crate::sys::{self, Features};
 use crate::syscall as raw;
 use crate::{Error, Result};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ProgramStatus {
     pub name: String,
     pub id: u32,
@@ -33,20 +33,21 @@ impl ProgramStatus {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AttachmentStatus {
     pub interface: String,
     /// None when the interface no longer exists (a stale pin).
     pub ifindex: Option<u32>,
     pub hook: Hook,
-    pub program: &'static str,
+    #[serde(deserialize_with = "crate::words::datapath_program")]
+    pub program: crate::words::Word,
     pub mode: AttachMode,
     /// Whether the kernel still runs our program on that hook.
     pub attached: bool,
     pub pin: PathBuf,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MapStatus {
     pub name: String,
     pub id: u32,
@@ -61,15 +62,19 @@ pub struct MapStatus {
 }
 
 /// The datapath object this binary carries (what `load` loads).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ObjectInfo {
-    pub source: &'static str,
+    #[serde(deserialize_with = "crate::words::object_source")]
+    pub source: crate::words::Word,
     pub size_bytes: usize,
     pub btf_types: usize,
 }
 
+/// Where the object `load` loads comes from.
+pub const OBJECT_SOURCE: &str = "bpf/datapath.c (embedded)";
+
 /// Where the datapath stands, in one word for scripts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LoadState {
     NotLoaded,
@@ -79,7 +84,8 @@ pub enum LoadState {
     Partial,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// `datapath status`'s document.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Status {
     /// True only when `state` is loaded.
     pub loaded: bool,
@@ -102,6 +108,9 @@ pub struct Status {
     /// Event records readers could not decode, since load.
     pub events_undecodable: Option<u64>,
     /// Kernel drops (skb:kfree_skb): on, off, or unavailable and why.
+    // Not read back (the dashboard does not show it): KernelDrops is
+    // Serialize only.
+    #[serde(skip_deserializing)]
     pub kernel_drops: Option<crate::kdrop::KernelDrops>,
     pub programs: Vec<ProgramStatus>,
     pub interfaces: Vec<AttachmentStatus>,
@@ -142,7 +151,7 @@ fn global_offset(section: &str, var_name: &str) -> Option<usize> {
 }
 
 /// The settings that can change while the datapath runs (`datapath config`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Runtime {
     pub aggregation: Aggregation,
     pub debug: bool,
@@ -310,7 +319,7 @@ fn status_of(bpffs: &Path, full: bool) -> Result<Status> {
         partial: None,
         busy_pid: None,
         object: ObjectInfo {
-            source: "bpf/datapath.c (embedded)",
+            source: OBJECT_SOURCE,
             size_bytes: crate::DATAPATH_OBJECT.len(),
             btf_types: if full {
                 crate::btf::Btf::from_elf(crate::DATAPATH_OBJECT, "datapath.o").map_or(0, |b| b.len())

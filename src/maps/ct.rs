@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use aya::maps::{HashMap, MapData};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::any::{AnyMap, MapSpec};
 use super::{Maps, open, typed};
@@ -22,17 +22,21 @@ pub struct CtFilter {
     pub proto: Option<u8>,
 }
 
-/// One conntrack entry, decoded.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+/// One conntrack entry, decoded (`bpf ct list`'s entries; read back with
+/// serde into the core's own words for direction, state and flags).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CtView {
     pub family: u8,
     pub proto: u8,
-    pub direction: &'static str,
+    #[serde(deserialize_with = "crate::words::direction")]
+    pub direction: crate::words::Word,
     pub src: IpAddr,
     pub dst: IpAddr,
     pub sport: u16,
     pub dport: u16,
-    pub state: &'static str,
+    #[serde(deserialize_with = "crate::words::ct_state")]
+    pub state: crate::words::Word,
+    #[serde(deserialize_with = "crate::words::ct_flags")]
     pub flags: Vec<&'static str>,
     pub tcp_flags_fwd: u8,
     pub tcp_flags_rev: u8,
@@ -47,39 +51,44 @@ pub struct CtView {
     pub expires_in_s: i64,
 }
 
+/// Every state [`state`] gives, the words `bpf ct list` prints.
+pub const STATES: &[&str] = &[NEW, ESTABLISHED, SYN_SENT, CLOSING, CLOSED];
+const NEW: &str = "NEW";
+const ESTABLISHED: &str = "ESTABLISHED";
+const SYN_SENT: &str = "SYN_SENT";
+const CLOSING: &str = "CLOSING";
+const CLOSED: &str = "CLOSED";
+
 pub fn state(proto: u8, e: &CtEntry) -> &'static str {
     let both = abi::CT_F_CLOSING_FWD | abi::CT_F_CLOSING_REV;
     let reply = e.flags & abi::CT_F_REPLY_SEEN != 0;
     if proto == 6 {
         if e.flags & both == both {
-            "CLOSED"
+            CLOSED
         } else if e.flags & both != 0 {
-            "CLOSING"
+            CLOSING
         } else if reply && e.flags & abi::CT_F_SEEN_NON_SYN != 0 {
-            "ESTABLISHED"
+            ESTABLISHED
         } else {
-            "SYN_SENT"
+            SYN_SENT
         }
     } else if reply {
-        "ESTABLISHED"
+        ESTABLISHED
     } else {
-        "NEW"
+        NEW
     }
 }
 
+/// An entry's flag bits and their names, as `bpf ct list` prints them.
+pub const FLAGS: &[(u8, &str)] = &[
+    (abi::CT_F_SEEN_NON_SYN, "seen_non_syn"),
+    (abi::CT_F_CLOSING_FWD, "closing_fwd"),
+    (abi::CT_F_CLOSING_REV, "closing_rev"),
+    (abi::CT_F_REPLY_SEEN, "reply_seen"),
+];
+
 pub fn flag_names(f: u8) -> Vec<&'static str> {
-    let mut v = Vec::new();
-    for (bit, name) in [
-        (abi::CT_F_SEEN_NON_SYN, "seen_non_syn"),
-        (abi::CT_F_CLOSING_FWD, "closing_fwd"),
-        (abi::CT_F_CLOSING_REV, "closing_rev"),
-        (abi::CT_F_REPLY_SEEN, "reply_seen"),
-    ] {
-        if f & bit != 0 {
-            v.push(name);
-        }
-    }
-    v
+    FLAGS.iter().filter(|(bit, _)| f & bit != 0).map(|(_, name)| *name).collect()
 }
 
 fn expires_in(e: &CtEntry, now: u64) -> i64 {

@@ -1,18 +1,20 @@
 //! The metrics map: packets and bytes by reason and direction, per CPU.
 
 use aya::maps::{MapData, PerCpuArray};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Maps, open, typed};
 use crate::abi::{self, MetricsValue, Reason, direction_text};
 use crate::{Error, Result};
 
-/// One metrics row, summed over CPUs.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+/// One metrics row, summed over CPUs (`bpf metrics list`'s rows).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Metric {
     pub reason: u8,
-    pub reason_text: &'static str,
-    pub direction: &'static str,
+    #[serde(deserialize_with = "crate::words::reason_text")]
+    pub reason_text: crate::words::Word,
+    #[serde(deserialize_with = "crate::words::direction")]
+    pub direction: crate::words::Word,
     pub packets: u64,
     pub bytes: u64,
 }

@@ -21,7 +21,7 @@ pub use endpoints::Endpoint;
 pub use ipcache::{IdentitySource, IpcacheEntry, PeerIdentity};
 pub use metrics::Metric;
 pub use names::{Identity, Names, PodName};
-pub use policy::{PolicyAdd, describe_rule};
+pub use policy::{PolicyAdd, PolicyRule, action_text, describe_rule};
 
 use crate::abi::{FAMILY_IPV4, FAMILY_IPV6};
 use crate::pins::Pins;

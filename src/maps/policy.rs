@@ -4,10 +4,12 @@
 use std::os::fd::{AsFd, AsRawFd};
 
 use aya::maps::{HashMap, Map, MapData};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{BPF_EXIST, BPF_NOEXIST, Maps, open, pod_bytes, typed};
-use crate::abi::{IDENTITY_ANY, POLICY_ALLOW, PolicyKey, PolicyValue, direction_text};
+use crate::abi::{
+    DIR_EGRESS, DIR_INGRESS, IDENTITY_ANY, POLICY_ALLOW, POLICY_DENY, PolicyKey, PolicyValue, direction_text,
+};
 use crate::syscall as raw;
 use crate::{Error, Result};
 
@@ -20,6 +22,60 @@ pub fn describe_rule(k: &PolicyKey) -> String {
         (p, d) => format!("port {d}/{p}"),
     };
     format!("endpoint {} {} from {peer}, {l4}", k.endpoint_id, direction_text(k.direction))
+}
+
+/// A rule's action in words: `allow` or `deny`.
+pub fn action_text(action: u8) -> &'static str {
+    if action == POLICY_DENY { "deny" } else { "allow" }
+}
+
+/// A rule with its counters, as `bpf policy get` prints it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyRule {
+    pub endpoint_id: u32,
+    #[serde(deserialize_with = "crate::words::direction")]
+    pub direction: crate::words::Word,
+    /// 0: any identity.
+    pub identity: u32,
+    /// 0: any port.
+    pub port: u16,
+    /// 0: any protocol.
+    pub proto: u8,
+    #[serde(deserialize_with = "crate::words::policy_action")]
+    pub action: crate::words::Word,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl PolicyRule {
+    pub fn new(k: &PolicyKey, v: &PolicyValue) -> PolicyRule {
+        PolicyRule {
+            endpoint_id: k.endpoint_id,
+            direction: direction_text(k.direction),
+            identity: k.identity,
+            port: k.dport,
+            proto: k.proto,
+            action: action_text(v.action),
+            packets: v.packets,
+            bytes: v.bytes,
+        }
+    }
+
+    /// The map's key and value the rule was read from.
+    pub fn entry(&self) -> (PolicyKey, PolicyValue) {
+        let direction = if self.direction == direction_text(DIR_EGRESS) { DIR_EGRESS } else { DIR_INGRESS };
+        let action = if self.action == action_text(POLICY_DENY) { POLICY_DENY } else { POLICY_ALLOW };
+        (
+            PolicyKey {
+                endpoint_id: self.endpoint_id,
+                identity: self.identity,
+                dport: self.port,
+                proto: self.proto,
+                direction,
+            },
+            PolicyValue { action, packets: self.packets, bytes: self.bytes, ..PolicyValue::default() },
+        )
+    }
 }
 
 /// What `policy_add` did.
@@ -94,5 +150,10 @@ impl Maps {
         let mut out = m.iter().collect::<std::result::Result<Vec<_>, _>>().map_err(|e| Error::bpf("map policy", e))?;
         out.sort_by_key(|(k, _)| (k.endpoint_id, k.direction, k.identity, k.proto, k.dport));
         Ok(out)
+    }
+
+    /// Every rule with its counters, in [`Maps::policy_list`]'s order.
+    pub fn policy_rules(&self) -> Result<Vec<PolicyRule>> {
+        Ok(self.policy_list()?.iter().map(|(k, v)| PolicyRule::new(k, v)).collect())
     }
 }

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::io::AsyncReadExt;
 use tokio::sync::{Semaphore, mpsc};
@@ -69,11 +70,17 @@ const PIPE_SIZE: i32 = 1 << 20;
 pub struct CommandsService {
     runner: Runner,
     running: Arc<Semaphore>,
+    runs: Arc<AtomicU64>,
 }
 
 impl CommandsService {
     pub fn new(runner: Runner) -> Self {
-        CommandsService { runner, running: Arc::new(Semaphore::new(MAX_RUNNING)) }
+        CommandsService { runner, running: Arc::new(Semaphore::new(MAX_RUNNING)), runs: Arc::default() }
+    }
+
+    /// How many commands this service has started (each a child process).
+    pub fn runs(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.runs)
     }
 }
 
@@ -142,6 +149,7 @@ impl Commands for CommandsService {
         }
         let mut child =
             cmd.spawn().map_err(|e| Status::internal(format!("starting {}: {e}", self.runner.exe.display())))?;
+        self.runs.fetch_add(1, Ordering::Relaxed);
         let (Some(mut out), Some(mut err)) = (child.stdout.take(), child.stderr.take()) else {
             return Err(Status::internal("the command's output pipes are missing"));
         };

@@ -1,8 +1,9 @@
 //! What a TCP listener without client certificates serves: what Hubble
 //! serves to any reader (observer.Observer, peer.Peer, grpc.health.v1), no
 //! more.
-//! dpdbg.v1.Commands runs commands as root on the node and dpdbg.v1.Events
-//! streams packet bytes; over TCP they need a client certificate (mutual
+//! dpdbg.v1.Commands runs commands as root on the node, dpdbg.v1.Events
+//! streams packet bytes and dpdbg.v1.Snapshot reads every map (addresses,
+//! policy, connections); over TCP they need a client certificate (mutual
 //! TLS), otherwise any local user could reach them through a loopback port
 //! that the unix socket's mode would have kept them from. They are answered
 //! here with UNAUTHENTICATED and the way in, rather than left unregistered,
@@ -15,13 +16,14 @@ use tonic::{Request, Response, Status};
 
 use crate::events::commands_server::Commands;
 use crate::events::events_server::Events;
-use crate::events::{EventBatch, RunOutput, RunRequest, SubscribeRequest};
+use crate::events::snapshot_server::Snapshot;
+use crate::events::{EventBatch, ReadRequest, RunOutput, RunRequest, SnapshotChunk, SubscribeRequest};
 
 /// The services every listener serves to anyone who can connect.
 pub const OPEN_SERVICES: &str = "observer.Observer, peer.Peer, grpc.health.v1";
 
 /// The services that need the unix socket or a client certificate on TCP.
-pub const GUARDED_SERVICES: &str = "dpdbg.v1.Commands, dpdbg.v1.Events";
+pub const GUARDED_SERVICES: &str = "dpdbg.v1.Commands, dpdbg.v1.Events, dpdbg.v1.Snapshot";
 
 fn refusal(service: &str) -> Status {
     Status::unauthenticated(format!(
@@ -29,7 +31,7 @@ fn refusal(service: &str) -> Status {
     ))
 }
 
-/// dpdbg.v1.Commands and Events on a listener without client certificates.
+/// dpdbg.v1.Commands, Events and Snapshot on a listener without client certificates.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Unauthenticated;
 
@@ -50,5 +52,14 @@ impl Events for Unauthenticated {
 
     async fn subscribe(&self, _: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
         Err(refusal("dpdbg.v1.Events"))
+    }
+}
+
+#[tonic::async_trait]
+impl Snapshot for Unauthenticated {
+    type ReadStream = Never<SnapshotChunk>;
+
+    async fn read(&self, _: Request<ReadRequest>) -> Result<Response<Self::ReadStream>, Status> {
+        Err(refusal("dpdbg.v1.Snapshot"))
     }
 }

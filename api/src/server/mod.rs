@@ -3,8 +3,9 @@
 //! number of clients over a unix socket (and TCP when asked).
 //!
 //! The rooms: `store` (the ring's reader, the flow buffer, the chunk pool),
-//! one file per service (`observer`, `events`, `commands`, `health`), the
-//! monitor socket (`monitor`), the listeners (`listen`); this file wires them.
+//! one file per service (`observer`, `events`, `commands`, `snapshot`,
+//! `health`, `peer`), the monitor socket (`monitor`), the listeners
+//! (`listen`); this file wires them.
 
 pub mod authority;
 pub mod commands;
@@ -16,6 +17,7 @@ mod metrics;
 mod monitor;
 mod observer;
 pub mod peer;
+mod snapshot;
 mod store;
 
 use std::collections::VecDeque;
@@ -30,6 +32,7 @@ use dpdbg::events::EventReader;
 use tokio::sync::{broadcast, watch};
 
 use crate::events::events_server::EventsServer;
+use crate::events::snapshot_server::SnapshotServer;
 use crate::observer_encoded::observer_server::ObserverServer;
 use events::EventsService;
 use listen::bind_unix;
@@ -98,6 +101,8 @@ pub enum ServeError {
 pub struct ServeSummary {
     pub seen_flows: u64,
     pub undecodable: u64,
+    /// Commands run for clients (dpdbg.v1.Commands), each a child process.
+    pub commands_run: u64,
 }
 
 pub use health::{HEALTH_SERVICES, READY_SERVICE};
@@ -228,6 +233,8 @@ pub async fn run(
     // packet bytes) only where the client is known: the unix socket (its
     // mode) or TCP with client certificates.
     let commands = opts.commands.clone().map(commands::CommandsService::new);
+    let commands_run = commands.as_ref().map(commands::CommandsService::runs);
+    let snapshot = snapshot::SnapshotService::new(opts.bpffs.clone());
     let routes = |tls: Option<&ServerTls>, known_clients: bool| -> Result<_, ServeError> {
         let mut b = tonic::transport::Server::builder();
         if let Some(t) = tls {
@@ -245,9 +252,11 @@ pub async fn run(
         Ok(if known_clients {
             open.add_service(EventsServer::new(events.clone()))
                 .add_optional_service(commands.clone().map(crate::events::commands_server::CommandsServer::new))
+                .add_service(SnapshotServer::new(snapshot.clone()))
         } else {
             open.add_service(EventsServer::new(guard::Unauthenticated))
                 .add_service(crate::events::commands_server::CommandsServer::new(guard::Unauthenticated))
+                .add_service(SnapshotServer::new(guard::Unauthenticated))
         })
     };
     let mut servers = Vec::new();
@@ -346,5 +355,6 @@ pub async fn run(
     Ok(ServeSummary {
         seen_flows: shared.seen.load(Ordering::Relaxed),
         undecodable: shared.undecodable.load(Ordering::Relaxed),
+        commands_run: commands_run.map_or(0, |n| n.load(Ordering::Relaxed)),
     })
 }

@@ -2,8 +2,7 @@ use std::path::Path;
 
 use clap::{Subcommand, ValueEnum};
 use dpdbg::abi::{self, PolicyKey};
-use dpdbg::maps::{Maps, PolicyAdd, describe_rule};
-use serde::Serialize;
+use dpdbg::maps::{Maps, PolicyAdd, PolicyRule, describe_rule};
 
 use super::{parse_proto, proto_name};
 use crate::output::{Printer, table};
@@ -77,22 +76,28 @@ pub enum PolicyCmd {
     },
 }
 
-#[derive(Serialize)]
-struct Rule {
-    endpoint_id: u32,
-    direction: &'static str,
-    identity: u32,
-    port: u16,
-    proto: u8,
-    action: &'static str,
-    packets: u64,
-    bytes: u64,
-    /// The endpoint's name (`lab/ep2`), when it has one.
+/// A rule with the names of its numbers: `bpf policy get`'s row and
+/// document (the rule's fields, then `endpoint_name` and
+/// `identity_labels` when there are any).
+#[derive(serde::Serialize)]
+struct NamedRule<'a> {
+    #[serde(flatten)]
+    rule: &'a PolicyRule,
     #[serde(skip_serializing_if = "Option::is_none")]
     endpoint_name: Option<String>,
-    /// The peer identity's labels, when it has any (none for any identity).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     identity_labels: Vec<String>,
+}
+
+impl<'a> NamedRule<'a> {
+    fn new(rule: &'a PolicyRule, names: &dpdbg::maps::Names) -> NamedRule<'a> {
+        NamedRule {
+            rule,
+            endpoint_name: names.pods.get(&rule.endpoint_id).map(|p| p.to_string()),
+            // Any identity (0) has no labels.
+            identity_labels: if rule.identity == 0 { vec![] } else { names.labels_of(rule.identity) },
+        }
+    }
 }
 
 impl PolicyCmd {
@@ -100,25 +105,11 @@ impl PolicyCmd {
         let maps = Maps::open(bpffs)?;
         match self {
             PolicyCmd::Get { endpoint } => {
+                let rules: Vec<PolicyRule> =
+                    maps.policy_rules()?.into_iter().filter(|r| endpoint.is_none_or(|e| e == r.endpoint_id)).collect();
                 // Names beside numbers: the endpoint's pod, the peer identity's labels.
                 let names = maps.names().unwrap_or_default();
-                let rules: Vec<Rule> = maps
-                    .policy_list()?
-                    .into_iter()
-                    .filter(|(k, _)| endpoint.is_none_or(|e| e == k.endpoint_id))
-                    .map(|(k, v)| Rule {
-                        endpoint_id: k.endpoint_id,
-                        direction: abi::direction_text(k.direction),
-                        identity: k.identity,
-                        port: k.dport,
-                        proto: k.proto,
-                        action: if v.action == abi::POLICY_DENY { "deny" } else { "allow" },
-                        packets: v.packets,
-                        bytes: v.bytes,
-                        endpoint_name: names.pods.get(&k.endpoint_id).map(|p| p.to_string()),
-                        identity_labels: if k.identity == 0 { vec![] } else { names.labels_of(k.identity) },
-                    })
-                    .collect();
+                let rules: Vec<NamedRule> = rules.iter().map(|r| NamedRule::new(r, &names)).collect();
                 p.print(&rules, || {
                     if rules.is_empty() {
                         eprintln!("No entries found.");
@@ -135,13 +126,13 @@ impl PolicyCmd {
                         "PACKETS",
                         "BYTES",
                     ]);
-                    for r in &rules {
+                    for NamedRule { rule: r, endpoint_name, identity_labels } in &rules {
                         t.add_row(vec![
                             r.endpoint_id.to_string(),
-                            r.endpoint_name.clone().unwrap_or_default(),
+                            endpoint_name.clone().unwrap_or_default(),
                             r.direction.to_string(),
                             if r.identity == 0 { "ANY".into() } else { r.identity.to_string() },
-                            r.identity_labels.join(","),
+                            identity_labels.join(","),
                             if r.port == 0 {
                                 proto_name(r.proto)
                             } else {
