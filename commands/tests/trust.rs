@@ -404,3 +404,26 @@ fn a_filter_field_dpdbg_does_not_implement_is_refused_not_ignored() {
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("source_fqdn"), "{status:?}");
 }
+
+#[test]
+fn a_stop_is_not_held_by_a_client_that_keeps_a_stream_open() {
+    use dpdbg_api::events::SubscribeRequest;
+    use dpdbg_api::events::events_client::EventsClient;
+    let node = Node::new();
+    let mut serve = Serve::start(&node, &[]);
+    let sock = node.socket().display().to_string();
+    let rt = runtime();
+    // An Events stream opened and never read, as a suspended dashboard holds one.
+    let _held = rt.block_on(async {
+        let ch = dpdbg_api::client::connect(&sock).await.unwrap();
+        EventsClient::new(ch).subscribe(SubscribeRequest {}).await.unwrap().into_inner()
+    });
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(serve.pid() as i32, libc::SIGTERM) };
+    let t = Instant::now();
+    while serve.child.try_wait().unwrap().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(20), "serve did not stop with a stream held open: {}", serve.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(serve.log().contains("stopping anyway"), "{}", serve.log());
+}

@@ -107,6 +107,9 @@ pub struct ServeSummary {
 
 pub use health::{HEALTH_SERVICES, READY_SERVICE};
 
+/// How long a stopping server waits for its clients' streams to end.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// Runs the server until `shutdown` resolves; removes its socket on the way out.
 pub async fn run(
     opts: ServeOptions,
@@ -335,14 +338,30 @@ pub async fn run(
         eprintln!("dpdbg serve: Prometheus metrics on http://{a}/metrics");
     }
     let mut result = Ok(());
-    for s in servers {
-        match s.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => result = Err(ServeError::Transport(e)),
-            Err(e) => {
-                result = Err(ServeError::Io { what: "the gRPC server task".into(), source: std::io::Error::other(e) })
+    let drained = async {
+        for s in servers {
+            match s.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => result = Err(ServeError::Transport(e)),
+                Err(e) => {
+                    result =
+                        Err(ServeError::Io { what: "the gRPC server task".into(), source: std::io::Error::other(e) })
+                }
             }
         }
+    };
+    // A graceful stop waits for open streams to end; a client that stopped
+    // reading (a suspended `tui --server`) would hold the server for ever.
+    let deadline = async {
+        wait_down(down_rx.clone()).await;
+        tokio::time::sleep(STOP_GRACE).await;
+    };
+    tokio::select! {
+        _ = drained => {}
+        _ = deadline => eprintln!(
+            "dpdbg serve: clients still connected {} s after the stop; stopping anyway",
+            STOP_GRACE.as_secs()
+        ),
     }
     stop.store(true, Ordering::Relaxed);
     let _ = reader_thread.join();
