@@ -43,6 +43,9 @@ pub struct NodeSnapshot {
     pub metrics: Vec<Metric>,
     /// When asked.
     pub programs: Option<Vec<ProgSummary>>,
+    /// Endpoint names and identity labels (`bpf endpoint`, `bpf identity`).
+    #[serde(default)]
+    pub names: crate::maps::Names,
 }
 
 /// Reads the node: the status and programs when asked, then every map the
@@ -71,6 +74,7 @@ pub fn read(bpffs: &Path, want: Want) -> Result<NodeSnapshot> {
             s.ifnames.push((e.ifindex, n));
         }
     }
+    s.names = maps.names()?;
     s.rules = maps.policy_rules()?;
     s.metrics = maps.metrics()?;
     crate::maps::ct::for_each(bpffs, &CtFilter::default(), |v| {

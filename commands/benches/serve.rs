@@ -201,10 +201,28 @@ fn run(bpffs: &Path) {
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let at = Followed { bpffs, socket: &socket, server: server.id(), rt: &rt, direct: direct_rate };
-    followers(&at, 1, false, ", envelopes only");
-    for n in [1usize, 4, 16] {
-        followers(&at, n, true, ", decoding flows");
+    // Names (issue 26): the same follower with the names table empty, with
+    // a thousand endpoints and identities named but not the generator's
+    // (the lookups alone), and with the generator's endpoint named and its
+    // identity labelled too (the names in every flow), in turns. The server
+    // reads names once a second: each turn waits for a read.
+    for round in 1..=2 {
+        for names in [Names::Empty, Names::Others, Names::All] {
+            set_names(&maps, names);
+            std::thread::sleep(Duration::from_millis(1500));
+            let what = match names {
+                Names::Empty => "names empty",
+                Names::Others => "others named",
+                Names::All => "flows named",
+            };
+            followers(&at, 1, false, &format!(", envelopes, {what} [{round}]"));
+            followers(&at, 1, true, &format!(", decoding, {what} [{round}]"));
+        }
     }
+    for n in [4usize, 16] {
+        followers(&at, n, true, ", decoding, flows named");
+    }
+    set_names(&maps, Names::Empty);
     stop_server(&mut server, &socket);
 
     // Once more with server and client free to use both cores, the
@@ -221,6 +239,39 @@ fn run(bpffs: &Path) {
             stop_server(&mut server, &socket);
         });
     });
+}
+
+/// What the names table holds for a turn of the bench.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Names {
+    Empty,
+    /// 1000 other endpoints (ids from 10001) and identities (1001…) named
+    /// and labelled, not the generator's.
+    Others,
+    /// Those and the generator's endpoint (1, bench/generator) and identity
+    /// (1000, app=bench-0 and two more labels).
+    All,
+}
+
+fn set_names(maps: &Maps, names: Names) {
+    use dpdbg::maps::PodName;
+    let labels = |i: u32| vec![format!("app=bench-{i}"), "tier=load".to_string(), "team=dpdbg".to_string()];
+    for i in 0..=1000u32 {
+        let (ep, id) = (if i == 0 { 1 } else { 10_000 + i }, 1000 + i);
+        let named = match names {
+            Names::Empty => false,
+            Names::Others => i > 0,
+            Names::All => true,
+        };
+        if named {
+            let pod = if i == 0 { "generator".to_string() } else { format!("other-{i}") };
+            maps.endpoint_name_set(ep, &PodName { namespace: "bench".into(), pod }).unwrap();
+            maps.identity_set(id, &labels(i)).unwrap();
+        } else {
+            let _ = maps.endpoint_name_delete(ep);
+            let _ = maps.identity_delete(id);
+        }
+    }
 }
 
 fn start_server(bpffs: &Path, socket: &Path) -> std::process::Child {

@@ -142,6 +142,7 @@ fn session(
     t.keys(&["2"]);
     let s = t.wait_for("the endpoints", |s| s.contains("IDENTITY") && s.contains(ip1));
     assert!(s.contains(ip0) && s.contains(id1), "{s}");
+    assert!(s.contains("lab/ep1") && s.contains("lab/ep2"), "the endpoints' names (issue 26):\n{s}");
 
     // Conntrack, filtered by typing the first endpoint's address.
     t.keys(&["4", "/"]);

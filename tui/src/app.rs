@@ -12,7 +12,8 @@ use std::net::IpAddr;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use dpdbg::abi::{self, Reason};
 use dpdbg::events::Event;
-use dpdbg::flow::{Flow, write_line};
+use dpdbg::flow::{Flow, LineOptions, write_line_with};
+use dpdbg::maps::Names;
 use dpdbg::maps::ct::CtView;
 
 use crate::source::{Overview, Snapshot};
@@ -78,6 +79,8 @@ impl CtSort {
 #[derive(Clone, Debug, PartialEq)]
 pub struct EndpointRow {
     pub id: u32,
+    /// NAMESPACE/POD, or "" for an endpoint without a name.
+    pub name: String,
     pub identity: u32,
     pub addresses: Vec<IpAddr>,
     pub interface: String,
@@ -93,6 +96,9 @@ pub struct EndpointRow {
 #[derive(Clone, Debug, PartialEq)]
 pub struct RuleRow {
     pub rule: String,
+    /// The endpoint's name and the peer identity's labels ("" without).
+    pub endpoint_name: String,
+    pub peer_labels: String,
     pub action: &'static str,
     pub packets: u64,
     pub bytes: u64,
@@ -108,13 +114,18 @@ pub struct CtRow {
 }
 
 /// Whether the `/` filter's text is in the entry's addresses, ports,
-/// protocol, state or direction. Built only while a filter is set: ten
-/// thousand entries' texts each refresh would cost more than the rest.
-fn ct_matches(v: &CtView, needle: &str, buf: &mut String) -> bool {
+/// protocol, state, direction or pods. Built only while a filter is set:
+/// ten thousand entries' texts each refresh would cost more than the rest.
+fn ct_matches(v: &CtView, needle: &str, buf: &mut String, names: &Names) -> bool {
     use std::fmt::Write;
     buf.clear();
     let _ =
         write!(buf, "{} {} {} {} {} {} {}", v.src, v.dst, v.sport, v.dport, proto_name(v.proto), v.state, v.direction);
+    for ip in [v.src, v.dst] {
+        if let Some(p) = names.pod_at(ip) {
+            let _ = write!(buf, " {p}");
+        }
+    }
     buf.make_ascii_lowercase();
     buf.contains(needle)
 }
@@ -124,6 +135,8 @@ pub struct DropRow {
     pub time: String,
     pub reason: String,
     pub endpoint: u32,
+    /// The endpoint's name when the drop came, or "".
+    pub endpoint_name: String,
     pub summary: String,
     pub event: Event,
 }
@@ -195,6 +208,9 @@ pub struct App {
     /// Drops counted per endpoint since the dashboard started: (packets, bytes).
     ep_drops: HashMap<u32, (u64, u64)>,
     wall_offset_ns: i128,
+    /// Endpoint names and identity labels, as the source last read them
+    /// (once a refresh, never per event).
+    pub names: Names,
 }
 
 /// A conntrack entry's identity; the direction by its first letter, so
@@ -252,6 +268,7 @@ impl App {
             prev_progs: HashMap::new(),
             ep_drops: HashMap::new(),
             wall_offset_ns: dpdbg::sys::wall_offset_ns(),
+            names: Names::default(),
         }
     }
 
@@ -292,7 +309,7 @@ impl App {
             .ct
             .iter()
             .enumerate()
-            .filter(|(_, r)| needle.is_empty() || ct_matches(&r.view, &needle, &mut buf))
+            .filter(|(_, r)| needle.is_empty() || ct_matches(&r.view, &needle, &mut buf, &self.names))
             .map(|(i, r)| {
                 let k = match self.ct_sort {
                     CtSort::Bytes => -(r.bytes.min(i64::MAX as u64) as i64),
@@ -390,6 +407,11 @@ impl App {
         }
     }
 
+    /// The NAMESPACE/POD of the endpoint that owns `ip`, if one does.
+    pub fn pod_at(&self, ip: IpAddr) -> Option<String> {
+        self.names.pod_at(ip).map(|p| p.to_string())
+    }
+
     /// Takes one snapshot in. Paused, the feeds and tables stand still.
     pub fn ingest(&mut self, mut s: Snapshot) {
         if self.error.take().is_some() {
@@ -403,6 +425,9 @@ impl App {
         self.prev_at = Some(s.at);
         if let Some(o) = s.overview {
             self.overview = o;
+        }
+        if let Some(n) = s.names.take() {
+            self.names = n;
         }
         self.events(&s.events);
         self.events_lost = self.events_lost.saturating_add(s.events_lost);
@@ -462,6 +487,12 @@ impl App {
                         time: f.time.clone().unwrap_or_default(),
                         reason,
                         endpoint: ev.hdr.endpoint_id,
+                        endpoint_name: self
+                            .names
+                            .pods
+                            .get(&ev.hdr.endpoint_id)
+                            .map(|p| p.to_string())
+                            .unwrap_or_default(),
                         summary,
                         event: ev.clone(),
                     });
@@ -473,7 +504,9 @@ impl App {
                 }
                 abi::EVENT_POLICY_VERDICT => {
                     let mut line = String::new();
-                    let _ = write_line(&mut line, &f);
+                    let name = self.names.pods.get(&ev.hdr.endpoint_id).map(|p| p.to_string());
+                    let _ =
+                        write_line_with(&mut line, &f, LineOptions { endpoint: name.as_deref(), ..Default::default() });
                     self.verdicts.push_front(line);
                 }
                 _ => {}
@@ -537,7 +570,12 @@ impl App {
             .filter(|r| r.bps > 0.0)
             .map(|r| {
                 let v = &r.view;
-                (format!("{}:{} -> {}:{} {}", v.src, v.sport, v.dst, v.dport, proto_name(v.proto)), r.bps)
+                // A named endpoint by its pod, as Hubble writes it.
+                let side = |ip: IpAddr, port: u16| match self.names.pod_at(ip) {
+                    Some(p) => format!("{p}:{port}"),
+                    None => format!("{ip}:{port}"),
+                };
+                (format!("{} -> {} {}", side(v.src, v.sport), side(v.dst, v.dport), proto_name(v.proto)), r.bps)
             })
             .collect();
         talkers.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -556,6 +594,7 @@ impl App {
             }
             by_id.push(EndpointRow {
                 id: e.endpoint_id,
+                name: self.names.pods.get(&e.endpoint_id).map(|p| p.to_string()).unwrap_or_default(),
                 identity: e.identity,
                 addresses: vec![e.ip],
                 interface: ifnames
@@ -597,6 +636,12 @@ impl App {
                 let rule = dpdbg::maps::describe_rule(k);
                 let pps = rate(v.packets, self.prev_rules.get(&rule).copied(), dt);
                 RuleRow {
+                    endpoint_name: self.names.pods.get(&k.endpoint_id).map(|p| p.to_string()).unwrap_or_default(),
+                    peer_labels: if k.identity == 0 {
+                        String::new()
+                    } else {
+                        self.names.labels_of(k.identity).join(",")
+                    },
                     rule,
                     action: if v.action == abi::POLICY_DENY { "deny" } else { "allow" },
                     packets: v.packets,

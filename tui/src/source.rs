@@ -50,6 +50,9 @@ pub struct Snapshot {
     /// Events the reader saw but did not keep, and events lost on the way.
     pub traces: u64,
     pub events_lost: u64,
+    /// Endpoint names and identity labels (issue 26), read once a refresh;
+    /// absent: keep the last.
+    pub names: Option<dpdbg::maps::Names>,
 }
 
 /// What the dashboard reads from; one call per refresh, on the collector's
@@ -103,6 +106,7 @@ fn snapshot(node: NodeSnapshot, at: f64) -> Snapshot {
         ct: node.conntrack,
         metrics: node.metrics,
         programs: node.programs,
+        names: Some(node.names),
         ..Snapshot::default()
     }
 }

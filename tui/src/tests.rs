@@ -9,7 +9,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use dpdbg::abi::{self, EventHdr, PolicyKey, PolicyValue};
 use dpdbg::events::Event;
 use dpdbg::maps::ct::CtView;
-use dpdbg::maps::{Endpoint, Metric};
+use dpdbg::maps::{Endpoint, Metric, Names, PodName};
 use dpdbg::progs::ProgSummary;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -97,6 +97,16 @@ fn prog(id: u32, name: &str, runs: u64, ns: u64) -> ProgSummary {
     }
 }
 
+/// The endpoints' names and identities' labels, as `bpf endpoint` and
+/// `bpf identity` give them: 102 named, 101 not (a name is optional).
+fn names() -> Names {
+    let mut n = Names::default();
+    n.pods.insert(102, PodName { namespace: "lab".into(), pod: "ep2".into() });
+    n.labels.insert(1001, vec!["k8s:app=ep1".into()]);
+    n.endpoints.insert(ip("198.18.0.2"), 102);
+    n
+}
+
 /// Two refreshes a second apart: the second carries rates.
 fn snapshots() -> (Snapshot, Snapshot) {
     let endpoints = vec![
@@ -168,6 +178,7 @@ fn snapshots() -> (Snapshot, Snapshot) {
         events: vec![],
         traces: 0,
         events_lost: 0,
+        names: Some(names()),
     };
     let mut rules2 = rules;
     rules2[0].1.packets = 60;
@@ -192,6 +203,8 @@ fn snapshots() -> (Snapshot, Snapshot) {
         ],
         traces: 7,
         events_lost: 2,
+        // Names come with each refresh; none here keeps the last.
+        names: None,
     };
     (first, second)
 }

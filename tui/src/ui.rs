@@ -207,6 +207,7 @@ fn table_state(app: &App) -> TableState {
 fn endpoints(frame: &mut Frame, app: &App, area: Rect) {
     let cols = [
         col("ID", 6, 255),
+        col("NAME", 14, 7),
         col("IDENTITY", 9, 6),
         flex("ADDRESSES", 16),
         col("INTERFACE", 14, 4),
@@ -225,6 +226,7 @@ fn endpoints(frame: &mut Frame, app: &App, area: Rect) {
             (
                 vec![
                     e.id.to_string(),
+                    e.name.clone(),
                     e.identity.to_string(),
                     e.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" "),
                     e.interface.clone(),
@@ -249,15 +251,30 @@ fn endpoints(frame: &mut Frame, app: &App, area: Rect) {
 
 fn policy(frame: &mut Frame, app: &App, area: Rect) {
     let [rules, feed] = Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area);
-    let cols =
-        [flex("RULE", 30), col("ACTION", 6, 255), col("PACKETS", 10, 2), col("BYTES", 8, 1), col("PKT/S", 8, 255)];
+    let cols = [
+        flex("RULE", 30),
+        col("ENDPOINT NAME", 14, 4),
+        col("PEER LABELS", 16, 3),
+        col("ACTION", 6, 255),
+        col("PACKETS", 10, 2),
+        col("BYTES", 8, 1),
+        col("PKT/S", 8, 255),
+    ];
     let rows = app
         .rules
         .iter()
         .map(|r| {
             let style = if r.action == "deny" { Style::default().fg(Color::Red) } else { Style::default() };
             (
-                vec![r.rule.clone(), r.action.to_string(), r.packets.to_string(), human(r.bytes as f64), human(r.pps)],
+                vec![
+                    r.rule.clone(),
+                    r.endpoint_name.clone(),
+                    r.peer_labels.clone(),
+                    r.action.to_string(),
+                    r.packets.to_string(),
+                    human(r.bytes as f64),
+                    human(r.pps),
+                ],
                 style,
             )
         })
@@ -288,6 +305,7 @@ fn conntrack(frame: &mut Frame, app: &App, area: Rect) {
         col("PROTO", 6, 255),
         flex("SOURCE", 21),
         flex("DESTINATION", 21),
+        col("PODS", 19, 2),
         col("DIR", 7, 3),
         col("STATE", 11, 255),
         col("FLAGS", 12, 1),
@@ -314,6 +332,11 @@ fn conntrack(frame: &mut Frame, app: &App, area: Rect) {
                     dpdbg::flow::proto_name(v.proto).map_or_else(|| v.proto.to_string(), str::to_string),
                     addr(v.src, v.sport),
                     addr(v.dst, v.dport),
+                    // Looked up for the rows on screen only.
+                    match (app.pod_at(v.src), app.pod_at(v.dst)) {
+                        (None, None) => String::new(),
+                        (s, d) => format!("{} -> {}", s.as_deref().unwrap_or("-"), d.as_deref().unwrap_or("-")),
+                    },
                     v.direction.to_string(),
                     v.state.to_string(),
                     v.flags.join(","),
@@ -340,11 +363,23 @@ fn drops(frame: &mut Frame, app: &App, area: Rect) {
     } else {
         (area, None)
     };
-    let cols = [col("TIME", 27, 2), col("REASON", 26, 255), col("ENDPOINT", 8, 1), flex("PACKET", 20)];
+    let cols =
+        [col("TIME", 27, 2), col("REASON", 26, 255), col("ENDPOINT", 8, 1), col("NAME", 14, 3), flex("PACKET", 20)];
     let rows = app
         .drops
         .iter()
-        .map(|d| (vec![d.time.clone(), d.reason.clone(), d.endpoint.to_string(), d.summary.clone()], Style::default()))
+        .map(|d| {
+            (
+                vec![
+                    d.time.clone(),
+                    d.reason.clone(),
+                    d.endpoint.to_string(),
+                    d.endpoint_name.clone(),
+                    d.summary.clone(),
+                ],
+                Style::default(),
+            )
+        })
         .collect();
     let title = if app.drops.is_empty() { " Drops: none yet " } else { " Drops (newest first; Enter: details) " };
     let t = fitted(&cols, rows, list)
