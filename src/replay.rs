@@ -59,6 +59,10 @@ pub struct Header {
     /// The event transport and snap length of the datapath it came from.
     pub transport: String,
     pub snaplen: u32,
+    /// The endpoints' names (id -> NAMESPACE/POD) when the capture began, so
+    /// a capture played back names its endpoints as the live lines did.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub endpoint_names: std::collections::BTreeMap<u32, String>,
 }
 
 /// Why a capture could not be read past some point.
@@ -280,6 +284,7 @@ mod tests {
             started: "2026-12-02T00:00:00Z".into(),
             transport: "ringbuf".into(),
             snaplen: 128,
+            endpoint_names: [(101, "lab/ep1".to_string())].into(),
         }
     }
 

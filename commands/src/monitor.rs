@@ -369,6 +369,7 @@ impl MonitorCmd {
         for (flag, list) in [("--from", &self.from), ("--to", &self.to), ("--related-to", &self.related_to)] {
             crate::names::resolve_all(list, &names, flag).map_err(|e| e.context("monitor"))?;
         }
+        let endpoint_names = names.pods.iter().map(|(id, p)| (*id, p.to_string())).collect();
         em.set_names(names);
         let mut names_read = Instant::now();
         if let Some(path) = &self.write {
@@ -379,6 +380,7 @@ impl MonitorCmd {
                 started: flow::rfc3339(sys::monotonic_ns() as i128 + wall_offset, 9),
                 transport: format!("{:?}", settings.transport).to_lowercase(),
                 snaplen: settings.snaplen,
+                endpoint_names,
             };
             let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
             em.capture = Some(
@@ -491,6 +493,7 @@ impl MonitorCmd {
         }
         let mut em = self.emitter(*p, pcap, pcap_to_stdout);
         em.lookup = false;
+        em.pods = r.header.endpoint_names.clone().into_iter().collect();
         if p.is_table() && !pcap_to_stdout {
             writeln!(
                 text,
