@@ -84,7 +84,8 @@ fn decode_and_format() {
             }
         }
         ours = ours.max(EVENTS as f64 / start.elapsed().as_secs_f64());
-        let json_opts = JsonOptions { wall_offset_ns: Some(wall), interface: Some("lxc12345"), ..JsonOptions::default() };
+        let json_opts =
+            JsonOptions { wall_offset_ns: Some(wall), interface: Some("lxc12345"), ..JsonOptions::default() };
         let start = Instant::now();
         for r in &recs {
             let f = Flow::from_event(view(r).unwrap());

@@ -57,6 +57,7 @@ fn endpoint_and_address_filters_as_cilium() {
         started: "2025-11-24T16:00:00Z".into(),
         transport: "ringbuf".into(),
         snaplen: 128,
+        endpoint_names: Default::default(),
     };
     let mut w = Writer::new(std::fs::File::create(&file).unwrap(), &header).unwrap();
     let (trace, drop) = (dpdbg::abi::EVENT_TRACE, dpdbg::abi::EVENT_DROP);
