@@ -51,30 +51,7 @@ const volatile struct kdrop_config kcfg = {
 };
 
 /* The datapath's maps, reused through their pins (the loader points them there). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct endpoint_key);
-	__type(value, struct endpoint_info);
-} endpoints SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, DPDBG_METRICS_MAX);
-	__type(key, __u32);
-	__type(value, struct metrics_value);
-} metrics SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 << 20);
-} events SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(__u32));
-} events_perf SEC(".maps");
+#include "lib/shared_maps.h"
 
 struct kdrop_record {
 	struct event_hdr hdr;

@@ -10,6 +10,7 @@
 #include <bpf/bpf_helpers.h>
 
 #include "../include/dpdbg.h"
+#include "shared_maps.h"
 
 /* Set by the loader (EbpfLoader::override_global); these are the defaults. */
 const volatile struct dp_config cfg = {
@@ -35,12 +36,6 @@ SEC(".data") volatile struct dp_clock clk = {
 /* Written by clock_probe, read by the loader (.bss). */
 struct clock_sample clock_sample;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct endpoint_key);
-	__type(value, struct endpoint_info);
-} endpoints SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -95,17 +90,7 @@ struct {
 	__type(value, struct endpoint_name);
 } endpoint_names SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, DPDBG_METRICS_MAX);
-	__type(key, __u32);
-	__type(value, struct metrics_value);
-} metrics SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 << 20);
-} events SEC(".maps");
 
 /* One slot the dry-run programs of `dpdbg trace` write their record to. */
 struct {
@@ -115,11 +100,6 @@ struct {
 	__type(value, struct trace_result);
 } trace_result SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(__u32));
-} events_perf SEC(".maps");
 
 /*
  * Referenced so the ABI test finds every enum in the object's BTF even
