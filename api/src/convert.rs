@@ -80,16 +80,18 @@ mod reference {
             identity: if ingress { h.dst_identity } else { h.src_identity },
             ..Default::default()
         };
+        // The other side by its address: a local endpoint has its id too.
+        let remote_ip = if ingress { p.src_ip } else { p.dst_ip };
+        let remote_id = remote_ip.and_then(|ip| names.endpoints.get(&ip).copied()).unwrap_or(0);
         let (mut source, mut destination) = if ingress {
-            (flow::Endpoint { identity: h.src_identity, ..Default::default() }, local)
+            (flow::Endpoint { id: remote_id, identity: h.src_identity, ..Default::default() }, local)
         } else {
-            (local, flow::Endpoint { identity: h.dst_identity, ..Default::default() })
+            (local, flow::Endpoint { id: remote_id, identity: h.dst_identity, ..Default::default() })
         };
         source.labels = labels(source.identity, names);
         destination.labels = labels(destination.identity, names);
         // The local side by its endpoint, the other by its address.
-        let remote_ip = if ingress { p.src_ip } else { p.dst_ip };
-        let (local_pod, remote_pod) = (names.pods.get(&h.endpoint_id), remote_ip.and_then(|ip| names.pod_at(ip)));
+        let (local_pod, remote_pod) = (names.pods.get(&h.endpoint_id), names.pods.get(&remote_id));
         let (src_pod, dst_pod) = if ingress { (remote_pod, local_pod) } else { (local_pod, remote_pod) };
         for (e, pod) in [(&mut source, src_pod), (&mut destination, dst_pod)] {
             if let Some(pod) = pod {

@@ -207,17 +207,20 @@ pub fn flow_response(
             _ => {}
         }
         let (local, remote) = if ingress { (h.dst_identity, h.src_identity) } else { (h.src_identity, h.dst_identity) };
-        // The local side is the event's endpoint; the remote side is named
-        // by its address when it is an endpoint of this node too.
+        // The local side is the event's endpoint; the remote side is found
+        // by its address when it is an endpoint of this node too, and then
+        // has its id as Hubble gives every local endpoint (from the names
+        // table of the last refresh: no map lookup per flow).
         let local_pod = names.pods.get(&h.endpoint_id);
         let remote_ip = if ingress { p.src_ip } else { p.dst_ip };
-        let remote_pod = remote_ip.and_then(|ip| names.pod_at(ip));
+        let remote_id = remote_ip.and_then(|ip| names.endpoints.get(&ip).copied()).unwrap_or(0);
+        let remote_pod = names.pods.get(&remote_id);
         if ingress {
-            endpoint(o, 8, 0, remote, remote_pod, names);
+            endpoint(o, 8, remote_id, remote, remote_pod, names);
             endpoint(o, 9, h.endpoint_id, local, local_pod, names);
         } else {
             endpoint(o, 8, h.endpoint_id, local, local_pod, names);
-            endpoint(o, 9, 0, remote, remote_pod, names);
+            endpoint(o, 9, remote_id, remote, remote_pod, names);
         }
         uint(o, 10, flow::FlowType::L3L4 as u64);
         bytes(o, 11, node.as_bytes());
@@ -353,7 +356,7 @@ mod tests {
             (dpdbg::kdrop::EVENT_KERNEL_DROP, 2, VERDICT_DROPPED, 0, DIR_INGRESS),
         ];
         let identities = [(IDENTITY_WORLD, 1000), (1000, IDENTITY_HOST), (300_000, 0), (0, 70_000)];
-        let (mut n, mut scratch) = (0, String::new());
+        let (mut n, mut scratch, mut remote_ids) = (0, String::new(), 0);
         // Named: identity 1000 labelled, the endpoints of record() named, and
         // the frames' addresses owned by named endpoints (one side or both).
         let mut names = Names::default();
@@ -382,6 +385,10 @@ mod tests {
                     let offset = 1_764_000_000_000_000_000i128 + j as i128 * 999_999_937;
                     let (node, ifname) = ("node-a", if j % 2 == 0 { "lxc0a1b2c3" } else { "" });
                     let f = crate::convert::to_flow(ev, &d, offset, node, ifname, &names);
+                    let id_of = |e: &Option<crate::flow::Endpoint>| e.as_ref().map_or(0, |e| e.id);
+                    if [id_of(&f.source), id_of(&f.destination)].contains(&9_999) {
+                        remote_ids += 1;
+                    }
                     let want = GetFlowsResponse {
                         node_name: node.into(),
                         time: f.time,
@@ -396,5 +403,6 @@ mod tests {
             }
         }
         assert_eq!(n, kinds.len() * 4 * 11);
+        assert!(remote_ids > 0, "the other side, a local endpoint by its address, has its id");
     }
 }

@@ -6,34 +6,12 @@
 
 mod common;
 
-use common::{Bpffs, LabGuard, Server, dpdbg};
+use common::{dpdbg, python_client as py, Bpffs, LabGuard, Server};
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-
-fn python() -> PathBuf {
-    let p = std::env::var_os("DPDBG_PYTHON").map_or_else(|| PathBuf::from("/opt/dpdbg-venv/bin/python"), PathBuf::from);
-    assert!(p.exists(), "{} is missing: run scripts/setup.sh (it makes the grpcio venv)", p.display());
-    p
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The Python client (tests/python/observer_client.py), `options` first.
-fn py(options: &[&str], socket: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(python());
-    c.arg(repo().join("tests/python/observer_client.py"))
-        .args(options)
-        .arg(repo().join("api/proto"))
-        .arg(format!("unix:{}", socket.display()))
-        .args(args);
-    c
-}
 
 fn json_lines(out: &[u8]) -> Vec<Value> {
     String::from_utf8_lossy(out).lines().map(|l| serde_json::from_str(l).unwrap()).collect()

@@ -110,6 +110,15 @@ fn identities_and_endpoints_have_names_flows_carry_them_and_filters_use_them() {
     assert_eq!(named["source"]["namespace"], "lab");
     assert_eq!(named["source"]["labels"], serde_json::json!(["k8s:app=ep1"]));
     assert_eq!(named["destination"]["labels"], serde_json::json!(["k8s:app=ep2"]));
+    // Both sides are local endpoints: each has its endpoint id, as Hubble
+    // gives any local endpoint (the event's own side, and the other by its
+    // address), at either hook.
+    for f in flows.iter().filter(|f| f["source"]["pod_name"] == "ep1" && f["destination"]["pod_name"] == "ep2") {
+        assert_eq!((&f["source"]["ID"], &f["destination"]["ID"]), (&Value::from(101), &Value::from(102)), "{f:#}");
+    }
+    for f in flows.iter().filter(|f| f["source"]["pod_name"] == "ep2" && f["destination"]["pod_name"] == "ep1") {
+        assert_eq!((&f["source"]["ID"], &f["destination"]["ID"]), (&Value::from(102), &Value::from(101)), "{f:#}");
+    }
     let select = |args: &[&str]| -> Vec<Value> {
         let mut a = vec!["observe", "--server", sock.as_str(), "--all", "-o", "json"];
         a.extend_from_slice(args);
@@ -140,4 +149,70 @@ fn identities_and_endpoints_have_names_flows_carry_them_and_filters_use_them() {
     assert!(!to_label.is_empty() && to_label.iter().all(|f| pod(f, "destination") == "lab/ep2"), "{to_label:#?}");
     assert!(select(&["--namespace", "nonesuch"]).is_empty(), "no flow in a namespace nobody is in");
     assert_eq!(select(&["--namespace", "lab"]).len(), flows.len(), "every lab flow is in namespace lab");
+
+    // The done-when, as a person reads it: observe's default (compact)
+    // lines name both pods with their ports, and the names and label
+    // selectors pick the flows.
+    let text = String::from_utf8_lossy(&lab.run(&["observe", "--server", &sock, "--last", "20"]).stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() >= 10, "{text}");
+    let with_port = |l: &str, pod: &str| {
+        l.split(' ')
+            .any(|w| w.strip_prefix(pod).and_then(|w| w.strip_prefix(':')).is_some_and(|p| p.parse::<u16>().is_ok()))
+    };
+    assert!(
+        lines.iter().any(|l| with_port(l, "lab/ep1") && with_port(l, "lab/ep2")),
+        "a line with lab/ep1:PORT and lab/ep2:PORT: {text}"
+    );
+    let dropped1 = select(&["--pod", "lab/ep1", "--verdict", "DROPPED"]);
+    assert!(!dropped1.is_empty(), "ep1's TCP and UDP to ep2 were dropped");
+    assert!(
+        dropped1.iter().all(|f| f["verdict"] == "DROPPED"
+            && (pod(f, "source") == "lab/ep1" || pod(f, "destination") == "lab/ep1")),
+        "{dropped1:#?}"
+    );
+    let all_dropped1 = flows
+        .iter()
+        .filter(|f| f["verdict"] == "DROPPED" && (pod(f, "source") == "lab/ep1" || pod(f, "destination") == "lab/ep1"))
+        .count();
+    assert_eq!(dropped1.len(), all_dropped1, "every one of them, and no other");
+    let ep2_labelled = flows
+        .iter()
+        .filter(|f| {
+            let l = serde_json::json!(["k8s:app=ep2"]);
+            f["source"]["labels"] == l || f["destination"]["labels"] == l
+        })
+        .count();
+    assert_eq!(labelled.len(), ep2_labelled, "-l app=ep2: every flow with ep2 on a side");
+
+    // A client not written in Rust, its stubs made by grpcio-tools from
+    // api/proto (whose Endpoint and FlowFilter carry the numbers of Hubble's
+    // flow.proto: Endpoint ID 1, identity 2, namespace 3, labels 4,
+    // pod_name 5; FlowFilter source_pod 2, destination_pod 4, source_label
+    // 10, destination_label 11), finds the names in the flows and filters
+    // by them on the server.
+    let python = |args: &[&str]| -> Vec<Value> {
+        let o = common::python_client(&[], &socket, args).output().unwrap();
+        jsonl(&o).into_iter().filter_map(|r| r.get("flow").cloned()).collect()
+    };
+    let py_flows = python(&["flows-proto-names", "10000"]);
+    assert_eq!(py_flows.len(), flows.len(), "the Python client reads every flow");
+    let py_named: Vec<&Value> =
+        py_flows.iter().filter(|f| f["source"]["pod_name"] == "ep1" && f["destination"]["pod_name"] == "ep2").collect();
+    assert!(!py_named.is_empty(), "{py_flows:#?}");
+    for f in &py_named {
+        assert_eq!(f["source"]["namespace"], "lab", "{f:#}");
+        assert_eq!(f["destination"]["namespace"], "lab", "{f:#}");
+        assert_eq!(f["source"]["labels"], serde_json::json!(["k8s:app=ep1"]), "{f:#}");
+        assert_eq!(f["destination"]["labels"], serde_json::json!(["k8s:app=ep2"]), "{f:#}");
+        assert_eq!((&f["source"]["ID"], &f["destination"]["ID"]), (&Value::from(101), &Value::from(102)), "{f:#}");
+        assert_eq!((&f["source"]["identity"], &f["destination"]["identity"]), (&Value::from(1001), &Value::from(1002)));
+    }
+    let py_from = python(&["flows-filtered", "10000", r#"{"source_pod": ["lab/ep1"]}"#]);
+    assert_eq!(py_from.len(), from.len(), "source_pod from Python selects what --from-pod does");
+    assert!(py_from.iter().all(|f| f["source"]["pod_name"] == "ep1"), "{py_from:#?}");
+    let py_to = python(&["flows-filtered", "10000", r#"{"destination_label": ["k8s:app=ep2"]}"#]);
+    assert!(!py_to.is_empty() && py_to.iter().all(|f| f["destination"]["pod_name"] == "ep2"), "{py_to:#?}");
+    let py_none = python(&["flows-filtered", "10000", r#"{"destination_pod": ["lab/nonesuch"]}"#]);
+    assert!(py_none.is_empty(), "a pod nobody is: no flow, never all of them: {py_none:#?}");
 }

@@ -3,6 +3,12 @@ grpcio-tools from dpdbg's .proto files, flows printed as JSON lines
 (protobuf's own JSON mapping), so the Rust tests can compare.
 
 usage: observer_client.py [--default-options] PROTO_DIR TARGET status|flows NUMBER|follow SECONDS
+       observer_client.py PROTO_DIR TARGET flows-filtered NUMBER FILTER_JSON...
+
+flows-filtered: the last NUMBER flows through a whitelist of Hubble
+FlowFilters, each given in protobuf's JSON ({"source_pod": ["lab/ep1"]}),
+flows printed with the .proto's field names as `hubble observe -o json`
+prints them.
 
 --default-options: a channel made with no options at all, as a script
 written against the socket would make it (grpc-core then sends the socket
@@ -21,7 +27,15 @@ def stubs(proto_dir):
 
     out = tempfile.mkdtemp(prefix="dpdbg-stubs-")
     include = os.path.join(os.path.dirname(protoc.__file__), "_proto")
-    files = ["flow/flow.proto", "observer/observer.proto"]
+    # observer.proto imports what it needs of Hubble's other packages
+    # (relay's NodeStatusEvent): every .proto of those folders goes in.
+    files = sorted(
+        os.path.join(d, f)
+        for d in ("flow", "observer", "relay")
+        if os.path.isdir(os.path.join(proto_dir, d))
+        for f in os.listdir(os.path.join(proto_dir, d))
+        if f.endswith(".proto")
+    )
     rc = protoc.main(
         ["protoc", f"-I{proto_dir}", f"-I{include}", f"--python_out={out}", f"--grpc_python_out={out}"] + files
     )
@@ -60,6 +74,13 @@ def main():
         req = pb.GetFlowsRequest(number=int(sys.argv[4]))
         for r in stub.GetFlows(req, timeout=10):
             print(json_format.MessageToJson(r, indent=None, preserving_proto_field_name=names), flush=True)
+        return
+    if what == "flows-filtered":
+        flow_pb = importlib.import_module("flow.flow_pb2")
+        whitelist = [json_format.Parse(f, flow_pb.FlowFilter()) for f in sys.argv[5:]]
+        req = pb.GetFlowsRequest(number=int(sys.argv[4]), whitelist=whitelist)
+        for r in stub.GetFlows(req, timeout=10):
+            print(json_format.MessageToJson(r, indent=None, preserving_proto_field_name=True), flush=True)
         return
     if what == "follow-stalled":
         # Asks to follow, reads nothing for a while, then counts what it gets.

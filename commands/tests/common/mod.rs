@@ -145,3 +145,24 @@ impl CliLab {
         dpdbg(&self.fs.0, &self.state, args)
     }
 }
+
+/// The Python of the grpcio venv (scripts/setup.sh makes it; DPDBG_PYTHON
+/// chooses another).
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("DPDBG_PYTHON").map_or_else(|| PathBuf::from("/opt/dpdbg-venv/bin/python"), PathBuf::from);
+    assert!(p.exists(), "{} is missing: run scripts/setup.sh (it makes the grpcio venv)", p.display());
+    p
+}
+
+/// The Python Observer client (tests/python/observer_client.py, stubs
+/// made by grpcio-tools from api/proto) on `socket`, `options` first.
+pub fn python_client(options: &[&str], socket: &Path, args: &[&str]) -> Command {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut c = Command::new(python());
+    c.arg(repo.join("tests/python/observer_client.py"))
+        .args(options)
+        .arg(repo.join("api/proto"))
+        .arg(format!("unix:{}", socket.display()))
+        .args(args);
+    c
+}
