@@ -9,6 +9,7 @@ fn main() {
         "proto/dpdbg/v1/commands.proto",
         "proto/dpdbg/v1/snapshot.proto",
         "proto/peer/peer.proto",
+        "proto/relay/relay.proto",
     ];
     for f in files {
         println!("cargo::rerun-if-changed={f}");
@@ -45,6 +46,7 @@ fn main() {
             .extern_path(".observer.GetFlowsResponse", "crate::encoded::EncodedResponse")
             .extern_path(".dpdbg.v1", "crate::events")
             .extern_path(".peer", "crate::peer")
+            .extern_path(".relay", "crate::relay")
             .compile_fds(fds)
     });
     if let Err(e) = made {

@@ -160,6 +160,16 @@ pub fn response(r: &GetFlowsResponse) -> Value {
                 ]),
             );
         }
+        Some(ResponseTypes::NodeStatus(n)) => {
+            m.insert(
+                "node_status".into(),
+                obj(vec![
+                    ("state_change", name(n.state_change, |v: crate::relay::NodeState| v.as_str_name())),
+                    ("node_names", json!(n.node_names)),
+                    ("message", json!(n.message)),
+                ]),
+            );
+        }
         None => {}
     }
     put(&mut m, "node_name", json!(r.node_name));

@@ -25,6 +25,12 @@ pub mod peer {
     tonic::include_proto!("peer");
 }
 
+/// Generated from proto/relay/relay.proto: Hubble Relay's node status
+/// events, which `dpdbg observe` reads from a relay.
+pub mod relay {
+    tonic::include_proto!("relay");
+}
+
 /// The Observer server over [`encoded::EncodedResponse`] (see build.rs).
 pub mod observer_encoded {
     include!(concat!(env!("OUT_DIR"), "/encoded/observer.rs"));

@@ -373,7 +373,7 @@ fn followers(at: &Followed<'_>, n: usize, decode_flows: bool, how: &str) {
                         match r.response_types {
                             Some(ResponseTypes::Flow(_)) => flows += 1,
                             Some(ResponseTypes::LostEvents(l)) => lost += l.num_events_lost,
-                            None => {}
+                            Some(ResponseTypes::NodeStatus(_)) | None => {}
                         }
                     }
                 } else {

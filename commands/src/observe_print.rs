@@ -24,6 +24,7 @@ use std::io::{self, Write};
 
 use dpdbg_api::flow;
 use dpdbg_api::observer::{GetFlowsResponse, get_flows_response::ResponseTypes};
+use dpdbg_api::relay::{NodeState, NodeStatusEvent};
 
 use crate::observe::ObserveFormat;
 
@@ -384,6 +385,32 @@ impl Default for PrintOptions {
 
 const DICT_SEPARATOR: &str = "------------";
 
+/// Node names as Hubble lists them: joined until about 50 characters (always
+/// one), then how many more.
+fn join_cut_off(names: &[String]) -> String {
+    const TARGET: usize = 50;
+    let mut len = 0;
+    let mut end = names.len();
+    for (i, n) in names.iter().enumerate() {
+        len += n.len() + 2;
+        if len > TARGET && i > 0 {
+            end = i;
+            break;
+        }
+    }
+    let joined = names[..end].join(", ");
+    match names.len() - end {
+        0 => joined,
+        more => format!("{joined} (and {more} more)"),
+    }
+}
+
+/// A string as Go's %q writes it (strconv.Quote): JSON's escapes cover
+/// what a node's error message holds.
+fn go_quote(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
+}
+
 /// Prints responses as `hubble observe` does; `finish` writes what a table
 /// holds back until the stream ends.
 pub struct Printer {
@@ -401,16 +428,65 @@ impl Printer {
     }
 
     pub fn write(&mut self, out: &mut impl Write, r: &GetFlowsResponse) -> io::Result<()> {
+        if let Some(ResponseTypes::NodeStatus(n)) = &r.response_types {
+            return self.node_status(out, &mut io::stderr().lock(), r, n);
+        }
         if self.format == ObserveFormat::Json {
             return writeln!(out, "{}", dpdbg_api::json::response(r));
         }
         match &r.response_types {
             Some(ResponseTypes::Flow(f)) => self.flow(out, f)?,
             Some(ResponseTypes::LostEvents(l)) => self.lost(out, l)?,
-            None => return Ok(()),
+            Some(ResponseTypes::NodeStatus(_)) | None => return Ok(()),
         }
         self.line += 1;
         Ok(())
+    }
+
+    /// A relay's word on its nodes, as Hubble's printer writes it: to
+    /// stderr, never among the flows, and only the states that mean flows
+    /// are missing (unavailable, error); connected and gone are Hubble's
+    /// debug output. Hubble writes the JSON form with Go's encoder (the
+    /// state as a number, the time as seconds and nanos); this is the same
+    /// protobuf JSON as the flows, so one reader parses both.
+    fn node_status(
+        &mut self,
+        out: &mut impl Write,
+        err: &mut impl Write,
+        r: &GetFlowsResponse,
+        n: &NodeStatusEvent,
+    ) -> io::Result<()> {
+        let state = NodeState::try_from(n.state_change).unwrap_or(NodeState::UnknownNodeState);
+        if !matches!(state, NodeState::NodeUnavailable | NodeState::NodeError) {
+            return Ok(());
+        }
+        let names = join_cut_off(&n.node_names);
+        match self.format {
+            ObserveFormat::Json => writeln!(err, "{}", dpdbg_api::json::response(r)),
+            ObserveFormat::Dict => {
+                // The separator goes with the flows, so interleaved streams
+                // still show where a flow ends.
+                if self.line != 0 {
+                    writeln!(out, "{DICT_SEPARATOR}")?;
+                } else {
+                    self.line += 1;
+                }
+                let message = if n.message.is_empty() { "N/A".to_string() } else { go_quote(&n.message) };
+                writeln!(err, "  TIMESTAMP: {}", format_time(self.o.time, r.time.as_ref()))?;
+                writeln!(err, "      STATE: {}", state.as_str_name())?;
+                writeln!(err, "      NODES: {names}")?;
+                writeln!(err, "    MESSAGE: {message}")
+            }
+            _ => {
+                let prefix = format!("{} [{}]", format_time(self.o.time, r.time.as_ref()), r.node_name);
+                let count = n.node_names.len();
+                if state == NodeState::NodeUnavailable {
+                    writeln!(err, "{prefix}: {count} nodes are unavailable: {names}")
+                } else {
+                    writeln!(err, "{prefix}: Error {} on {count} nodes: {names}", go_quote(&n.message))
+                }
+            }
+        }
     }
 
     fn header(&mut self) {
