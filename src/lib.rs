@@ -8,6 +8,7 @@ pub mod btf;
 pub mod datapath;
 pub mod error;
 pub mod events;
+pub mod explain;
 pub mod flow;
 pub mod kdrop;
 pub mod lab;

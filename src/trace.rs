@@ -158,6 +158,10 @@ pub struct EndpointStep {
     pub ifindex: Option<u32>,
     /// Whether the endpoint enforces policy in this hop's direction.
     pub enforced: bool,
+    /// The endpoint's NAMESPACE/POD, when it has one.
+    pub endpoint_name: Option<String>,
+    /// Its identity's labels (`k8s:app=ep1`), as `bpf identity` lists them.
+    pub identity_labels: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -170,6 +174,10 @@ pub struct PeerStep {
     pub endpoint_id: Option<u32>,
     /// The longest ipcache prefix holding the address (source ipcache).
     pub cidr: Option<String>,
+    /// The NAMESPACE/POD of the endpoint holding the address (source endpoint).
+    pub endpoint_name: Option<String>,
+    /// The identity's labels (`reserved:world`, `k8s:app=ep2`).
+    pub identity_labels: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -538,6 +546,8 @@ fn describe(
             identity: has.then_some(tr.ep.identity),
             ifindex: has.then_some(tr.ep.ifindex),
             enforced: tr.enforced != 0,
+            endpoint_name: None,
+            identity_labels: Vec::new(),
         }
     });
     let peer = if tr.peer_source == abi::TRACE_PEER_NONE {
@@ -561,6 +571,8 @@ fn describe(
             },
             endpoint_id: endpoint_id.filter(|_| tr.peer_source == abi::TRACE_PEER_ENDPOINT),
             cidr: cidr.filter(|_| tr.peer_source == abi::TRACE_PEER_IPCACHE),
+            endpoint_name: None,
+            identity_labels: Vec::new(),
         })
     };
     let policy = tr.policy.iter().any(|l| *l != abi::TRACE_POLICY_SKIPPED).then(|| PolicyStep {
@@ -714,6 +726,9 @@ pub fn trace(bpffs: &Path, req: &Request) -> Result<Report> {
             peer_text(&req.to, dst, req.raw.is_some())
         )),
     }
+    // Names as the text shows them, read once for the whole trace (a
+    // datapath without names has none to give).
+    name_hops(&mut hops, &maps.names().unwrap_or_default());
     let drop_reason = hops.iter().find(|h| h.verdict == "DROPPED").map(|h| h.reason.clone());
     Ok(Report {
         packet,
@@ -722,6 +737,21 @@ pub fn trace(bpffs: &Path, req: &Request) -> Result<Report> {
         drop_reason,
         notes,
     })
+}
+
+/// The endpoints' names and the identities' labels beside their numbers.
+fn name_hops(hops: &mut [Hop], names: &crate::maps::Names) {
+    let pod = |id: Option<u32>| id.and_then(|id| names.pods.get(&id)).map(|p| p.to_string());
+    for h in hops {
+        if let Some(ep) = &mut h.endpoint {
+            ep.endpoint_name = pod(ep.endpoint_id);
+            ep.identity_labels = ep.identity.map(|i| names.labels_of(i)).unwrap_or_default();
+        }
+        if let Some(peer) = &mut h.peer {
+            peer.endpoint_name = pod(peer.endpoint_id);
+            peer.identity_labels = names.labels_of(peer.identity);
+        }
+    }
 }
 
 /// The peer a note names: for a raw packet the one asked for, which need not be its address.

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::{bpf, datapath, debuginfo, health, lab, map, monitor, observe, output, prog, serve, status, trace, tui};
+use crate::{bpf, datapath, debuginfo, explain, health, lab, map, monitor, observe, output, prog, serve, status, trace, tui};
 
 /// dpdbg: inspect and debug an eBPF networking datapath — load it, attach it,
 /// read its maps and events, and run a lab to try it.
@@ -114,6 +114,10 @@ pub enum Command {
     /// What the loaded datapath would do with a packet, and why: run on a
     /// crafted packet by the same code, without changing any map.
     Trace(trace::TraceCmd),
+    /// Why a drop or a denied policy verdict happened: one event (a `monitor
+    /// -j` line or an `observe -o json` flow, on stdin or as EVENT) traced
+    /// against the maps as they are now, and held against what happened.
+    Explain(explain::ExplainCmd),
     /// Ask `dpdbg serve` how it is (grpc.health.v1): exit 0 when SERVING, for probes.
     Health(health::HealthCmd),
     /// One verdict on the node: ok (exit 0), degraded (exit 3) or failed

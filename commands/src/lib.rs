@@ -5,6 +5,7 @@ pub mod args;
 pub mod bpf;
 pub mod datapath;
 pub mod debuginfo;
+pub mod explain;
 pub mod generated;
 pub mod health;
 pub mod lab;
@@ -76,6 +77,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         let argv: Vec<String> = std::env::args().skip(1).collect();
         return remote::run(server, cli.output, remote::forwarded_args(&argv));
     }
+    if let (Some(server), Command::Explain(c)) = (&cli.server, &cli.command) {
+        // stdin is read here: the node gets the event as its argument.
+        let line = c.input()?;
+        return remote::run(server, cli.output, vec!["explain".into(), line]);
+    }
     if let (Some(server), Command::Debuginfo(c)) = (&cli.server, &cli.command) {
         // The node collects; the bundle is written here (its --file is ours).
         let c = debuginfo::DebuginfoCmd::clone_for_remote(c);
@@ -111,6 +117,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             c.run(&cli.bpffs, &printer)
         }
         Command::Trace(c) => c.run(&cli.bpffs, &printer),
+        Command::Explain(c) => c.run(&cli.bpffs, &printer),
         Command::Status(mut c) => {
             c.server = server;
             c.run(&cli.bpffs, &printer)

@@ -83,6 +83,16 @@ pub struct MonitorCmd {
     /// Show a hexdump of the captured bytes.
     #[arg(long)]
     hex: bool,
+    /// Explain each drop and denied policy verdict under it: its packet
+    /// traced against the maps as they are now (deciding rule, policy
+    /// level, conntrack state, identity source), and whether today's
+    /// answer differs from what happened.
+    #[arg(long, conflicts_with = "read")]
+    explain: bool,
+    /// Explanations a second, at most; the rest are counted as skipped.
+    #[arg(long, value_name = "N", default_value_t = crate::explain::DEFAULT_RATE, requires = "explain",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    explain_rate: u32,
     /// Write the captured packets to a pcap file ("-" for stdout).
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
@@ -327,6 +337,7 @@ impl MonitorCmd {
             lookup: true,
             last_if: (0, None),
             pods: std::collections::HashMap::new(),
+            explain: None,
         }
     }
 
@@ -371,6 +382,9 @@ impl MonitorCmd {
         }
         let endpoint_names = names.pods.iter().map(|(id, p)| (*id, p.to_string())).collect();
         em.set_names(names);
+        if self.explain {
+            em.explain = Some(crate::explain::Explainer::new(bpffs, self.explain_rate, pcap_to_stdout));
+        }
         let mut names_read = Instant::now();
         if let Some(path) = &self.write {
             let header = dpdbg::replay::Header {
@@ -568,6 +582,8 @@ struct Emitter<'a> {
     /// Endpoint names (`lab/ep1`) by id, from the last read of the names
     /// (live only; `-n` prints none).
     pods: std::collections::HashMap<u32, String>,
+    /// --explain: drops and denials explained beside them, rate-limited.
+    explain: Option<crate::explain::Explainer>,
 }
 
 impl Emitter<'_> {
@@ -658,11 +674,17 @@ impl Emitter<'_> {
                 if cmd.hex || cmd.verbose > 1 {
                     let _ = flow::hexdump(line, ev.data);
                 }
+                if let Some(x) = self.explain.as_mut() {
+                    x.text(line, &ev);
+                }
             }
             Printer::Json | Printer::Jsonl => {
                 let endpoint = self.pods.get(&f.endpoint_id).map(String::as_str);
                 let o = JsonOptions { wall_offset_ns: Some(wall_offset), interface: ifname, endpoint };
                 f.write_json_with(&mut self.jbuf, o);
+                if let Some(x) = self.explain.as_mut() {
+                    x.json(&mut self.jbuf, &ev);
+                }
                 self.jbuf.push(b'\n');
             }
         }
@@ -701,6 +723,12 @@ impl Emitter<'_> {
     fn summary(&self) {
         let sum = &self.sum;
         let mut extra = String::new();
+        if let Some(x) = &self.explain {
+            extra.push_str(&x.summary_text());
+            if !self.p.is_table() {
+                x.summary_json();
+            }
+        }
         for (n, what) in [
             (sum.kernel_drop, "kernel drops"),
             (sum.unknown_type, "of unknown type"),

@@ -1,7 +1,8 @@
 //! Endpoints named the operator's way on the command line: an endpoint id
 //! or `NAMESPACE/POD` (the names `bpf endpoint add|set --name` gives), for
-//! every flag that takes an endpoint (monitor's --from/--to/--related-to,
-//! trace's --from/--to); and the names shown beside ids in tables.
+//! every argument that takes an endpoint (monitor's --from/--to/--related-to,
+//! trace's --from/--to, `bpf endpoint get|set|delete`, `bpf policy`'s
+//! endpoint); and the names shown beside ids in tables.
 
 use std::fmt;
 
@@ -58,6 +59,15 @@ pub fn resolve_all(list: &[EndpointRef], names: &Names, flag: &str) -> anyhow::R
             })
         })
         .collect()
+}
+
+/// The endpoint an argument names, read from `maps` only for a
+/// NAMESPACE/POD; a name no endpoint has is an error naming `what` and it.
+pub fn resolve_one(e: &EndpointRef, maps: &dpdbg::maps::Maps, what: &str) -> anyhow::Result<u32> {
+    match e {
+        EndpointRef::Id(id) => Ok(*id),
+        EndpointRef::Pod(_) => resolve_all(std::slice::from_ref(e), &maps.names()?, what).map(|ids| ids[0]),
+    }
 }
 
 /// An endpoint's name as tables print it (`lab/ep1`), or "" without one.

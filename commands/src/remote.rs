@@ -122,7 +122,7 @@ pub fn classify(args: &[String]) -> Access {
         // Statistics are node-wide: every program's run time is counted
         // while they are on, a change to the node.
         Command::Prog(ProgCmd::List { stats: Some(_) }) => Access::Write,
-        Command::Prog(_) | Command::Trace(_) | Command::Status(_) => Access::Read,
+        Command::Prog(_) | Command::Trace(_) | Command::Explain(_) | Command::Status(_) => Access::Read,
         Command::Debuginfo(d) => match d.node_file() {
             Some(f) => refused(
                 "debuginfo --file FILE",

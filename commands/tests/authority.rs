@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{dpdbg, python_client as py, Bpffs, LabGuard, Server};
+use common::{Bpffs, LabGuard, Server, dpdbg, python_client as py};
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -165,3 +165,108 @@ fn monitor_policy_and_conntrack_name_the_endpoints() {
     let doc = json(lab.run(&["bpf", "ct", "list", "-o", "json"]));
     assert_eq!(doc.as_array().unwrap().len(), entries.len(), "one document, the same entries");
 }
+
+/// Every argument that takes an endpoint takes NAMESPACE/POD too (`bpf
+/// endpoint get|set|delete`, `bpf policy get|add|delete`), names are one
+/// endpoint's each, and `trace -o json` names the endpoints and labels the
+/// identities where its text names them.
+#[test]
+fn endpoint_arguments_take_names_and_trace_names_them_in_json() {
+    let lab = CliLab::up();
+    let run = |args: &[&str]| lab.run(args);
+
+    let by_name = json(run(&["bpf", "endpoint", "get", "lab/ep2", "-o", "json"]));
+    assert_eq!(by_name, json(run(&["bpf", "endpoint", "get", "102", "-o", "json"])));
+    let rows = by_name.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "its IPv4 and IPv6 addresses: {by_name}");
+    assert!(rows.iter().all(|e| e["endpoint_id"] == 102 && e["name"] == "lab/ep2"), "{by_name}");
+
+    ok(run(&["bpf", "endpoint", "set", "lab/ep2", "--enforce", "ingress"]));
+    let ep2 = json(run(&["bpf", "endpoint", "get", "102", "-o", "json"]));
+    assert!(ep2.as_array().unwrap().iter().all(|e| e["enforce_ingress"] == true), "{ep2}");
+    let rule = ["--direction", "ingress", "--identity", "1001", "--proto", "tcp", "--port", "8080"];
+    let mut add = vec!["bpf", "policy", "add", "--endpoint", "lab/ep2", "--action", "allow"];
+    add.extend(rule);
+    ok(run(&add));
+    let rules = json(run(&["bpf", "policy", "get", "lab/ep2", "-o", "json"]));
+    assert_eq!(rules, json(run(&["bpf", "policy", "get", "102", "-o", "json"])));
+    assert_eq!(rules.as_array().unwrap().len(), 1, "{rules}");
+    assert_eq!((&rules[0]["endpoint_id"], &rules[0]["endpoint_name"]), (&Value::from(102), &Value::from("lab/ep2")));
+    assert!(json(run(&["bpf", "policy", "get", "lab/ep1", "-o", "json"])).as_array().unwrap().is_empty());
+
+    // trace's JSON names what its text names: the hook's endpoint and the
+    // peer the policy looked up, with their identities' labels.
+    let args = ["trace", "--from", "lab/ep1", "--to", "lab/ep2", "--proto", "tcp", "--dport", "8080"];
+    let report = json(run(&[&args[..], &["-o", "json"]].concat()));
+    let text = ok(run(&args));
+    let hops = report["hops"].as_array().unwrap();
+    assert_eq!(hops.len(), 2, "{report:#}");
+    let (from, to) = (&hops[0], &hops[1]);
+    assert_eq!(from["endpoint"]["endpoint_id"], 101, "{report:#}");
+    assert_eq!(from["endpoint"]["endpoint_name"], "lab/ep1", "{report:#}");
+    assert_eq!(from["endpoint"]["identity_labels"], serde_json::json!(["k8s:app=ep1"]), "{report:#}");
+    assert_eq!(to["endpoint"]["endpoint_name"], "lab/ep2", "{report:#}");
+    assert_eq!(to["endpoint"]["identity_labels"], serde_json::json!(["k8s:app=ep2"]), "{report:#}");
+    assert_eq!(
+        (&to["peer"]["endpoint_id"], &to["peer"]["endpoint_name"]),
+        (&Value::from(101), &Value::from("lab/ep1"))
+    );
+    assert_eq!(to["peer"]["identity_labels"], serde_json::json!(["k8s:app=ep1"]), "{report:#}");
+    assert!(text.contains("endpoint 102 lab/ep2 (identity 1002)"), "{text}");
+    assert!(text.contains("from the endpoints map (endpoint 101 lab/ep1)"), "{text}");
+    // A peer that is no endpoint: world, by its reserved label.
+    let world = json(run(&[
+        "trace",
+        "--from",
+        "192.0.2.9",
+        "--to",
+        "lab/ep2",
+        "--proto",
+        "tcp",
+        "--dport",
+        "8080",
+        "-o",
+        "json",
+    ]));
+    let peer = &world["hops"][0]["peer"];
+    assert_eq!((&peer["identity"], &peer["endpoint_name"]), (&Value::from(2), &Value::Null), "{world:#}");
+    assert_eq!(peer["identity_labels"], serde_json::json!(["reserved:world"]), "{world:#}");
+
+    // A name no endpoint has: an error naming it, nothing changed.
+    let before = ok(run(&["bpf", "endpoint", "list", "-o", "json"]));
+    for args in [
+        vec!["bpf", "endpoint", "get", "lab/ep9"],
+        vec!["bpf", "endpoint", "set", "lab/ep9", "--enforce", "both"],
+        vec!["bpf", "endpoint", "delete", "lab/ep9"],
+        vec!["bpf", "policy", "get", "lab/ep9"],
+        vec!["bpf", "policy", "add", "--endpoint", "lab/ep9", "--direction", "ingress", "--action", "deny"],
+        vec!["bpf", "policy", "delete", "--endpoint", "lab/ep9", "--direction", "ingress"],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", show(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("lab/ep9: no endpoint has that name"),
+            "{args:?}: {}",
+            show(&o)
+        );
+    }
+    let o = run(&["bpf", "endpoint", "get", "Lab/ep1"]);
+    assert_eq!(o.status.code(), Some(2), "not a Kubernetes name: a usage error: {}", show(&o));
+    // Names are one endpoint's each: another's is refused, naming it.
+    let o = run(&["bpf", "endpoint", "set", "102", "--name", "lab/ep1", "--label", "app=x"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("lab/ep1 is endpoint 101's name"), "{}", show(&o));
+    assert_eq!(ok(run(&["bpf", "endpoint", "list", "-o", "json"])), before, "nothing changed");
+    let ids = ok(run(&["bpf", "identity", "get", "1002", "-o", "json"]));
+    assert!(ids.contains("k8s:app=ep2") && !ids.contains("app=x"), "the labels were not written either: {ids}");
+    ok(run(&["bpf", "endpoint", "set", "102", "--name", "lab/ep2"]));
+
+    let mut delete = vec!["bpf", "policy", "delete", "--endpoint", "lab/ep2"];
+    delete.extend(rule);
+    ok(run(&delete));
+    assert!(json(run(&["bpf", "policy", "get", "102", "-o", "json"])).as_array().unwrap().is_empty());
+    ok(run(&["bpf", "endpoint", "delete", "lab/ep2"]));
+    assert_eq!(run(&["bpf", "endpoint", "get", "102"]).status.code(), Some(1), "endpoint 102 went with its name");
+    let o = run(&["bpf", "endpoint", "get", "lab/ep2"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("lab/ep2: no endpoint has that name"), "{}", show(&o));
+}

@@ -6,6 +6,7 @@ use clap::{Subcommand, ValueEnum};
 use dpdbg::abi::{self, EndpointInfo};
 use dpdbg::maps::{Endpoint, Maps};
 
+use crate::names::{EndpointRef, resolve_one};
 use crate::output::{Printer, table};
 
 const COL_ID: &str = "ENDPOINT";
@@ -31,8 +32,9 @@ pub enum EndpointCmd {
     List,
     /// Show one endpoint's addresses.
     Get {
-        /// Endpoint id.
-        id: u32,
+        /// Endpoint id or NAMESPACE/POD.
+        #[arg(value_name = "ENDPOINT", value_parser = crate::names::parse_endpoint)]
+        id: EndpointRef,
     },
     /// Add (or replace) an endpoint address.
     Add {
@@ -69,8 +71,9 @@ pub enum EndpointCmd {
     },
     /// Change an endpoint's enforcement or identity, for every address it has.
     Set {
-        /// Endpoint id.
-        id: u32,
+        /// Endpoint id or NAMESPACE/POD.
+        #[arg(value_name = "ENDPOINT", value_parser = crate::names::parse_endpoint)]
+        id: EndpointRef,
         /// Which directions policy is enforced in.
         #[arg(long, value_enum)]
         enforce: Option<Enforce>,
@@ -86,8 +89,9 @@ pub enum EndpointCmd {
     },
     /// Delete an endpoint (all its addresses, or just --ip).
     Delete {
-        /// Endpoint id.
-        id: u32,
+        /// Endpoint id or NAMESPACE/POD.
+        #[arg(value_name = "ENDPOINT", value_parser = crate::names::parse_endpoint)]
+        id: EndpointRef,
         /// Only this address of the endpoint.
         #[arg(long)]
         ip: Option<IpAddr>,
@@ -144,6 +148,15 @@ fn name_and_labels(
         }
         e => anyhow::Error::new(e),
     };
+    // A pod's name is unique in its namespace, and a NAMESPACE/POD
+    // argument must name one endpoint: checked before anything is written.
+    if let Some(n) = name
+        && let Some((other, _)) = maps.names()?.pods.iter().find(|(other, p)| *p == n && **other != id)
+    {
+        anyhow::bail!(
+            "{n} is endpoint {other}'s name: give endpoint {id} another, or rename endpoint {other} first (`dpdbg bpf endpoint set {other} --name …`)"
+        );
+    }
     if !labels.is_empty() {
         maps.identity_set(identity, labels).map_err(usage)?;
     }
@@ -208,6 +221,7 @@ impl EndpointCmd {
                 p.print(&eps, || render(&eps))
             }
             EndpointCmd::Get { id } => {
+                let id = resolve_one(&id, &maps, "endpoint")?;
                 let eps: Vec<_> = maps.endpoint_list()?.into_iter().filter(|e| e.endpoint_id == id).collect();
                 if eps.is_empty() {
                     anyhow::bail!("endpoint {id} not found (see `dpdbg bpf endpoint list`)");
@@ -248,6 +262,7 @@ impl EndpointCmd {
                 })
             }
             EndpointCmd::Set { id, enforce, identity, name, labels } => {
+                let id = resolve_one(&id, &maps, "endpoint")?;
                 if enforce.is_none() && identity.is_none() && name.is_none() && labels.is_empty() {
                     crate::usage!(
                         "nothing to change: give --enforce none|ingress|egress|both, --identity N, --name NAMESPACE/POD and/or --label KEY=VALUE"
@@ -274,6 +289,7 @@ impl EndpointCmd {
                 p.print(&eps, || render(&eps))
             }
             EndpointCmd::Delete { id, ip } => {
+                let id = resolve_one(&id, &maps, "endpoint")?;
                 let eps: Vec<_> = maps
                     .endpoint_list()?
                     .into_iter()

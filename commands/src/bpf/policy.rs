@@ -5,6 +5,7 @@ use dpdbg::abi::{self, PolicyKey};
 use dpdbg::maps::{Maps, PolicyAdd, PolicyRule, describe_rule};
 
 use super::{parse_proto, proto_name};
+use crate::names::{EndpointRef, resolve_one};
 use crate::output::{Printer, table};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -21,9 +22,9 @@ pub enum Action {
 
 #[derive(Debug, clap::Args)]
 pub struct RuleArgs {
-    /// The endpoint the rule belongs to.
-    #[arg(long)]
-    endpoint: u32,
+    /// The endpoint the rule belongs to: its id or NAMESPACE/POD.
+    #[arg(long, value_name = "ENDPOINT", value_parser = crate::names::parse_endpoint)]
+    endpoint: EndpointRef,
     /// Peer identity, or "any".
     #[arg(long, default_value = "any", value_parser = parse_identity)]
     identity: u32,
@@ -43,12 +44,12 @@ pub(crate) fn parse_identity(s: &str) -> Result<u32, String> {
 }
 
 impl RuleArgs {
-    fn key(&self) -> anyhow::Result<PolicyKey> {
+    fn key(&self, maps: &Maps) -> anyhow::Result<PolicyKey> {
         if self.port != 0 && !matches!(self.proto, 6 | 17) {
             crate::usage!("--port {} needs --proto tcp or udp", self.port);
         }
         Ok(PolicyKey {
-            endpoint_id: self.endpoint,
+            endpoint_id: resolve_one(&self.endpoint, maps, "--endpoint")?,
             identity: self.identity,
             dport: self.port,
             proto: self.proto,
@@ -60,7 +61,11 @@ impl RuleArgs {
 #[derive(Debug, Subcommand)]
 pub enum PolicyCmd {
     /// Show the rules (of one endpoint, or all) with their counters.
-    Get { endpoint: Option<u32> },
+    Get {
+        /// Only this endpoint's rules: its id or NAMESPACE/POD.
+        #[arg(value_name = "ENDPOINT", value_parser = crate::names::parse_endpoint)]
+        endpoint: Option<EndpointRef>,
+    },
     /// Add a rule. Deny wins: an allow where a deny holds the same key is refused.
     Add {
         #[command(flatten)]
@@ -105,6 +110,7 @@ impl PolicyCmd {
         let maps = Maps::open(bpffs)?;
         match self {
             PolicyCmd::Get { endpoint } => {
+                let endpoint = endpoint.map(|e| resolve_one(&e, &maps, "endpoint")).transpose()?;
                 let rules: Vec<PolicyRule> =
                     maps.policy_rules()?.into_iter().filter(|r| endpoint.is_none_or(|e| e == r.endpoint_id)).collect();
                 // Names beside numbers: the endpoint's pod, the peer identity's labels.
@@ -147,7 +153,7 @@ impl PolicyCmd {
                 })
             }
             PolicyCmd::Add { rule, action } => {
-                let key = rule.key()?;
+                let key = rule.key(&maps)?;
                 let a = if action == Action::Deny { abi::POLICY_DENY } else { abi::POLICY_ALLOW };
                 let outcome = maps.policy_add(key, a)?;
                 p.print(&serde_json::json!({"result": outcome, "rule": describe_rule(&key)}), || {
@@ -160,7 +166,7 @@ impl PolicyCmd {
                 })
             }
             PolicyCmd::Delete { rule } => {
-                let key = rule.key()?;
+                let key = rule.key(&maps)?;
                 if !maps.policy_list()?.iter().any(|(k, _)| *k == key) {
                     anyhow::bail!("no such rule (see `dpdbg bpf policy get {}`)", key.endpoint_id);
                 }
