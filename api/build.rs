@@ -25,6 +25,7 @@ fn main() {
         .build_client(true)
         .build_server(true)
         .bytes(".dpdbg.v1.EventBatch.records")
+        .bytes(".dpdbg.v1.StoredRecord.record")
         .bytes(".dpdbg.v1.RunOutput")
         .bytes(".dpdbg.v1.SnapshotChunk.json")
         .compile_fds(fds.clone())

@@ -15,10 +15,15 @@ pub mod observer {
     tonic::include_proto!("observer");
 }
 
-/// Generated from proto/dpdbg/v1/events.proto.
-pub mod events {
-    tonic::include_proto!("dpdbg.v1");
+/// Generated from proto/dpdbg/v1/*.proto. Two levels deep, as the package
+/// is: the generated code reaches Hubble's types (observer.GetFlowsRequest)
+/// through `super::super`.
+pub mod dpdbg_v1 {
+    pub mod v1 {
+        tonic::include_proto!("dpdbg.v1");
+    }
 }
+pub use dpdbg_v1::v1 as events;
 
 /// Generated from proto/peer/peer.proto: Hubble's peer service.
 pub mod peer {

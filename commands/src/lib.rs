@@ -14,8 +14,10 @@ pub mod monitor;
 pub mod names;
 pub mod observe;
 mod observe_file;
+mod observe_pcapng;
 pub mod observe_print;
 pub mod output;
+pub mod pcapng;
 pub mod prog;
 #[cfg(test)]
 mod props;

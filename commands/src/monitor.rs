@@ -96,6 +96,12 @@ pub struct MonitorCmd {
     /// Write the captured packets to a pcap file ("-" for stdout).
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
+    /// Write the captured packets to a pcapng file ("-" for stdout): one
+    /// interface block per interface (its name), and on each packet a
+    /// comment with the event's verdict, drop reason, rule, identities,
+    /// endpoint, policy match and conntrack state (tshark: frame.comment).
+    #[arg(long, value_name = "FILE", conflicts_with = "pcap")]
+    pcapng: Option<PathBuf>,
     /// Also keep the raw records in FILE (dpdbg's capture format, with the
     /// node's time base and interface names), for `monitor -r`; events are
     /// still printed.
@@ -155,6 +161,23 @@ impl Write for Shared {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.0.borrow_mut().flush()
+    }
+}
+
+/// Where the packets go: --pcap, --pcapng, or nowhere.
+enum Packets {
+    None,
+    Pcap(PcapWriter<Shared>, Shared),
+    Pcapng(crate::pcapng::Writer<Box<dyn Write>>),
+}
+
+impl Packets {
+    /// An event the filters left out: a denied verdict still lends its rule
+    /// to the drop after it in pcapng.
+    fn note(&mut self, ev: dpdbg::events::EventRef<'_>) {
+        if let Packets::Pcapng(w) = self {
+            w.note(ev);
+        }
     }
 }
 
@@ -264,9 +287,19 @@ impl MonitorCmd {
         Filters { since_ns: self.since.map(|d| now.saturating_sub(d.as_nanos() as u64)), ..Filters::only(f) }
     }
 
-    /// The pcap file this monitor writes, unless it writes pcap to stdout.
-    pub fn pcap_file(&self) -> Option<&Path> {
-        self.pcap.as_deref().filter(|f| *f != Path::new("-"))
+    /// The packet capture (--pcap or --pcapng) this monitor writes, with its
+    /// flag, unless it writes it to stdout.
+    pub fn pcap_file(&self) -> Option<(&'static str, &Path)> {
+        self.packets().filter(|(_, f)| *f != Path::new("-"))
+    }
+
+    /// Where the packets go (--pcap or --pcapng; clap lets only one be given).
+    fn packets(&self) -> Option<(&'static str, &Path)> {
+        match (&self.pcap, &self.pcapng) {
+            (Some(f), _) => Some(("--pcap", f.as_path())),
+            (_, Some(f)) => Some(("--pcapng", f.as_path())),
+            _ => None,
+        }
     }
 
     /// The capture this monitor writes or reads (--write, -r; "-" is stdin).
@@ -289,36 +322,45 @@ impl MonitorCmd {
         Ok(p)
     }
 
-    /// The pcap writer (to a file or stdout) and the text writer beside it.
-    #[allow(clippy::type_complexity)]
-    fn outputs(&self) -> anyhow::Result<(Option<(PcapWriter<Shared>, Shared)>, Box<dyn Write>, bool)> {
-        let pcap_to_stdout = self.pcap.as_deref() == Some(Path::new("-"));
-        let pcap = match &self.pcap {
-            None => None,
-            Some(path) => {
+    /// The packet writer (pcap or pcapng, to a file or stdout) and the text
+    /// writer beside it. `snaplen` is the datapath's, for pcapng's interface blocks.
+    fn outputs(&self, snaplen: u32) -> anyhow::Result<(Packets, Box<dyn Write>, bool)> {
+        let pcap_to_stdout = self.packets().is_some_and(|(_, f)| f == Path::new("-"));
+        let packets = match self.packets() {
+            None => Packets::None,
+            Some((flag, path)) => {
                 let w: Box<dyn Write> = if pcap_to_stdout {
                     Box::new(BufWriter::new(std::io::stdout()))
                 } else {
                     Box::new(BufWriter::new(
-                        File::create(path).with_context(|| format!("creating {}", path.display()))?,
+                        File::create(path).with_context(|| format!("{flag}: creating {}", path.display()))?,
                     ))
                 };
-                let header =
-                    PcapHeader { datalink: DataLink::ETHERNET, snaplen: abi::SNAPLEN_MAX, ..Default::default() };
-                let shared = Shared(std::rc::Rc::new(std::cell::RefCell::new(w)));
-                Some((PcapWriter::with_header(shared.clone(), header).context("writing the pcap header")?, shared))
+                if flag == "--pcapng" {
+                    Packets::Pcapng(
+                        crate::pcapng::Writer::new(w, snaplen).context("writing the pcapng section header")?,
+                    )
+                } else {
+                    let header =
+                        PcapHeader { datalink: DataLink::ETHERNET, snaplen: abi::SNAPLEN_MAX, ..Default::default() };
+                    let shared = Shared(std::rc::Rc::new(std::cell::RefCell::new(w)));
+                    Packets::Pcap(
+                        PcapWriter::with_header(shared.clone(), header).context("writing the pcap header")?,
+                        shared,
+                    )
+                }
             }
         };
-        // Text goes to stderr when stdout carries pcap.
+        // Text goes to stderr when stdout carries the packets.
         let text: Box<dyn Write> = if pcap_to_stdout {
             Box::new(std::io::stderr())
         } else {
             Box::new(BufWriter::new(std::io::stdout().lock()))
         };
-        Ok((pcap, text, pcap_to_stdout))
+        Ok((packets, text, pcap_to_stdout))
     }
 
-    fn emitter(&self, p: Printer, pcap: Option<(PcapWriter<Shared>, Shared)>, pcap_to_stdout: bool) -> Emitter<'_> {
+    fn emitter(&self, p: Printer, packets: Packets, pcap_to_stdout: bool) -> Emitter<'_> {
         let filter = self.filter(&dpdbg::maps::Names::default());
         Emitter {
             needs_packet: filter.needs_packet(),
@@ -327,8 +369,8 @@ impl MonitorCmd {
             filter,
             cmd: self,
             p,
-            print: pcap_to_stdout || self.pcap.is_none() || self.verbose > 0 || self.hex,
-            pcap,
+            print: pcap_to_stdout || self.packets().is_none() || self.verbose > 0 || self.hex,
+            packets,
             capture: None,
             line: String::with_capacity(OUT_CHUNK + 4096),
             jbuf: Vec::with_capacity(OUT_CHUNK + 4096),
@@ -363,13 +405,13 @@ impl MonitorCmd {
 
         crate::stop::install();
 
-        if self.pcap.is_some() && settings.aggregation != datapath::Aggregation::None {
+        if self.packets().is_some() && settings.aggregation != datapath::Aggregation::None {
             eprintln!(
                 "note: aggregation is {}: the datapath traces only new connections and TCP flag changes, so the pcap holds those packets, drops and verdicts, not every packet; `dpdbg datapath config aggregation=none` captures all of them (no reload needed)",
                 format!("{:?}", settings.aggregation).to_lowercase()
             );
         }
-        let (pcap, mut text, pcap_to_stdout) = self.outputs()?;
+        let (pcap, mut text, pcap_to_stdout) = self.outputs(settings.snaplen)?;
         // Event times are CLOCK_MONOTONIC; pcap wants wall-clock time.
         // Signed: a wall clock set before boot gives a negative offset.
         let wall_offset = sys::wall_offset_ns();
@@ -498,7 +540,7 @@ impl MonitorCmd {
         };
         let mut r = dpdbg::replay::Reader::new(input).with_context(|| format!("monitor -r {shown}"))?;
         let wall_offset = r.header.wall_offset_ns as i128;
-        let (pcap, mut text, pcap_to_stdout) = self.outputs()?;
+        let (pcap, mut text, pcap_to_stdout) = self.outputs(r.header.snaplen)?;
         // Names come from the capture: the node that wrote it may not be this one.
         if [&self.from, &self.to, &self.related_to].iter().any(|l| l.iter().any(EndpointRef::is_pod)) {
             crate::usage!(
@@ -565,7 +607,7 @@ struct Emitter<'a> {
     filter: Filters,
     needs_packet: bool,
     pass_all: bool,
-    pcap: Option<(PcapWriter<Shared>, Shared)>,
+    packets: Packets,
     capture: Option<dpdbg::replay::Writer<BufWriter<File>>>,
     /// Whether events are printed (not when only a pcap file is written).
     print: bool,
@@ -612,10 +654,12 @@ impl Emitter<'_> {
         };
         // Most filters decide on the header: an event they drop is never decoded.
         if !(self.pass_all || self.needs_packet || self.filter.admits(ev, None)) {
+            self.packets.note(ev);
             return Ok(());
         }
         let f = Flow::from_event(ev);
         if self.needs_packet && !self.pass_all && !self.filter.admits(ev, Some(&f.packet)) {
+            self.packets.note(ev);
             return Ok(());
         }
         self.sum.matched += 1;
@@ -626,14 +670,15 @@ impl Emitter<'_> {
             dpdbg::kdrop::EVENT_KERNEL_DROP => self.sum.kernel_drop += 1,
             _ => self.sum.unknown_type += 1,
         }
-        if let Some((w, _)) = self.pcap.as_mut() {
+        if let Packets::Pcap(w, _) = &mut self.packets {
             let ns = (ev.hdr.timestamp_ns as i128 + wall_offset).clamp(0, u64::MAX as i128) as u64;
             let (data, orig_len, cut) = pcap_record(ev.data, ev.hdr.orig_len);
             self.sum.pcap_truncated += cut as u64;
             w.write_packet(&PcapPacket::new(Duration::from_nanos(ns), orig_len, data))
                 .map_err(std::io::Error::other)?;
         }
-        if !self.print && self.capture.is_none() {
+        let pcapng = matches!(self.packets, Packets::Pcapng(_));
+        if !self.print && self.capture.is_none() && !pcapng {
             return Ok(());
         }
         // A kernel drop inside an endpoint's namespace has that namespace's
@@ -650,6 +695,11 @@ impl Emitter<'_> {
         let ifname = if host_if { self.last_if.1.as_deref() } else { None };
         if let Some(c) = self.capture.as_mut() {
             c.record(rec, f.ifindex, ifname)?;
+        }
+        if let Packets::Pcapng(w) = &mut self.packets {
+            let endpoint = self.pods.get(&f.endpoint_id).map(String::as_str);
+            let cx = crate::pcapng::Context { interface: ifname, endpoint, wall_offset_ns: wall_offset };
+            self.sum.pcap_truncated += w.write(ev, &f, cx)? as u64;
         }
         if !self.print {
             return Ok(());
@@ -700,8 +750,10 @@ impl Emitter<'_> {
     }
 
     fn flush_files(&mut self) -> anyhow::Result<()> {
-        if let Some((_, shared)) = self.pcap.as_mut() {
-            shared.flush()?;
+        match &mut self.packets {
+            Packets::Pcap(_, shared) => shared.flush()?,
+            Packets::Pcapng(w) => w.get_mut().flush()?,
+            Packets::None => {}
         }
         if let Some(c) = self.capture.as_mut() {
             c.flush().context("writing the capture")?;
@@ -733,7 +785,7 @@ impl Emitter<'_> {
             (sum.kernel_drop, "kernel drops"),
             (sum.unknown_type, "of unknown type"),
             (sum.undecodable, "undecodable"),
-            (sum.pcap_truncated, "cut short in the pcap (damaged records)"),
+            (sum.pcap_truncated, "cut short in the capture (damaged records)"),
         ] {
             if n > 0 {
                 extra.push_str(&format!(", {n} {what}"));

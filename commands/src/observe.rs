@@ -184,6 +184,13 @@ pub struct ObserveCmd {
     /// observe -o json`). Every flow it holds unless --last or --first.
     #[arg(long, value_name = "FILE|-", conflicts_with = "follow")]
     input_file: Option<std::path::PathBuf>,
+    /// Write the packets of the flows chosen to a pcapng file ("-" for
+    /// stdout) instead of printing them, each with a comment naming its
+    /// verdict, drop reason, rule, identities, endpoint and conntrack state:
+    /// the server's records of flows that happened before anyone asked (as
+    /// `monitor --pcapng` writes them live). Needs the unix socket or mutual TLS.
+    #[arg(long, value_name = "FILE|-", conflicts_with_all = ["input_file", "print_raw_filters"])]
+    pcapng: Option<std::path::PathBuf>,
 }
 
 /// The filter flags alone, parsed again from the words `--not` negated.
@@ -475,6 +482,9 @@ impl ObserveCmd {
                 println!("    - '{}'", dpdbg_api::json::filter(f));
             }
             return Ok(());
+        }
+        if let Some(path) = &self.pcapng {
+            return crate::observe_pcapng::run(&self.server, req, path);
         }
         // As Hubble: a table is aligned over all its rows, so it waits for the end.
         if format == ObserveFormat::Table && self.follow {

@@ -134,9 +134,9 @@ pub fn classify(args: &[String]) -> Access {
             None => Access::Read,
         },
         Command::Monitor(m) => match (m.pcap_file(), m.capture_file()) {
-            (Some(f), _) => refused(
-                "monitor --pcap FILE",
-                &format!("it would write {} on the node; use --pcap - and redirect it here", f.display()),
+            (Some((flag, f)), _) => refused(
+                &format!("monitor {flag} FILE"),
+                &format!("it would write {} on the node; use {flag} - and redirect it here", f.display()),
             ),
             (None, Some(("--write", f))) => refused(
                 "monitor --write FILE",

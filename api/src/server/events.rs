@@ -40,6 +40,15 @@ impl Events for EventsService {
         let rx = events_feed(&self.0, Kind::Events)?;
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
+
+    type StoredStream = super::stored::StoredStream;
+
+    async fn stored(
+        &self,
+        req: Request<crate::observer::GetFlowsRequest>,
+    ) -> Result<Response<Self::StoredStream>, Status> {
+        super::stored::stored(&self.0, req.into_inner()).map(Response::new)
+    }
 }
 
 /// Readers of the records at once, at most: monitor socket connections and

@@ -53,6 +53,15 @@ impl Events for Unauthenticated {
     async fn subscribe(&self, _: Request<SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
         Err(refusal("dpdbg.v1.Events"))
     }
+
+    type StoredStream = Never<crate::events::StoredRecord>;
+
+    async fn stored(
+        &self,
+        _: Request<crate::observer::GetFlowsRequest>,
+    ) -> Result<Response<Self::StoredStream>, Status> {
+        Err(refusal("dpdbg.v1.Events"))
+    }
 }
 
 #[tonic::async_trait]

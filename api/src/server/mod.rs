@@ -19,6 +19,7 @@ mod observer;
 pub mod peer;
 mod snapshot;
 mod store;
+mod stored;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -42,12 +42,8 @@ impl Stored {
         self.rec.get(..8).map_or(0, |b| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8])))
     }
 
-    /// The flow, decoded and encoded once; None for a record that does not decode.
-    pub(super) fn flow(&self, shared: &Shared) -> Option<&Materialized> {
-        self.materialize(shared, None)
-    }
-
-    /// As `flow`, encoding into `out` (one buffer for a batch) when given.
+    /// The flow, decoded and encoded once (into `out`, one buffer for a
+    /// batch, when given); None for a record that does not decode.
     pub(super) fn materialize(&self, shared: &Shared, out: Option<&mut BytesMut>) -> Option<&Materialized> {
         self.flow
             .get_or_init(|| {
