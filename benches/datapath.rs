@@ -1,12 +1,13 @@
 //! Datapath cost per packet under BPF_PROG_TEST_RUN against an empty tc
 //! program, measured in the same run: an established IPv4 TCP packet, its
 //! reply direction, an established IPv6 packet, and ARP (passed and
-//! counted). Needs root.
+//! counted). Needs root. With DPDBG_BENCH_BASELINE set to another build's
+//! datapath.o, that build is measured in the same rounds as well.
 
 use std::net::IpAddr;
 
-use aya::EbpfLoader;
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions};
+use aya::EbpfLoader;
 use dpdbg::abi::{self, EndpointInfo, PolicyKey};
 use dpdbg::datapath::{self, Pins, Settings};
 use dpdbg::maps::Maps;
@@ -27,12 +28,12 @@ fn run_once(prog: &SchedClassifier, pkt: &[u8]) -> f64 {
 }
 
 fn main() {
-    let dir = tempfile::tempdir().unwrap();
-    dpdbg::sys::mount_bpffs(dir.path()).expect("mount bpffs (run as root)");
-    let bpffs = dir.path().to_path_buf();
-    let result = std::panic::catch_unwind(|| run(&bpffs));
-    let _ = datapath::unload(&bpffs);
-    let _ = dpdbg::sys::unmount(&bpffs);
+    let mut dirs = Vec::new();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut dirs)));
+    for d in &dirs {
+        let _ = datapath::unload(d);
+        let _ = dpdbg::sys::unmount(d);
+    }
     result.unwrap();
 }
 
@@ -56,8 +57,17 @@ fn tcp(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, syn: bool) -> Vec<u8> {
     out
 }
 
-fn run(bpffs: &std::path::Path) {
-    datapath::load(bpffs, &Settings::default()).unwrap();
+/// A datapath built from `object`, loaded on a bpffs of its own, with the
+/// endpoint, the rule and the connections the packets belong to.
+fn datapath_under_test(
+    dirs: &mut Vec<std::path::PathBuf>,
+    object: &[u8],
+) -> (SchedClassifier, SchedClassifier, String) {
+    let dir = tempfile::tempdir().unwrap().keep();
+    dpdbg::sys::mount_bpffs(&dir).expect("mount bpffs (run as root)");
+    dirs.push(dir.clone());
+    let bpffs = dir.as_path();
+    datapath::load_object(bpffs, &Settings::default(), object).unwrap();
     let clock = datapath::clock_source(bpffs).unwrap();
     let pins = Pins::new(bpffs);
     let from = SchedClassifier::from_pin(pins.prog(datapath::PROG_FROM_ENDPOINT)).unwrap();
@@ -71,11 +81,6 @@ fn run(bpffs: &std::path::Path) {
         abi::POLICY_ALLOW,
     )
     .unwrap();
-
-    let mut obj = EbpfLoader::new().load(dpdbg::DATAPATH_OBJECT).unwrap();
-    let empty: &mut SchedClassifier = obj.program_mut("empty_prog").unwrap().try_into().unwrap();
-    empty.load().unwrap();
-
     let (ep4, peer4, ep6, peer6) = (IpAddr::from(EP4), IpAddr::from(PEER4), IpAddr::from(EP6), IpAddr::from(PEER6));
     // The SYNs open the connections; every run after is the tracked path.
     for syn in [tcp(ep4, peer4, 40000, 80, true), tcp(ep6, peer6, 40000, 80, true)] {
@@ -83,6 +88,25 @@ fn run(bpffs: &std::path::Path) {
         o.data_in = Some(&syn);
         assert_eq!(from.test_run(o).unwrap().return_value, 0);
     }
+    (from, to, clock.to_string())
+}
+
+/// `DPDBG_BENCH_BASELINE=path/to/datapath.o` also measures that build (an
+/// earlier commit's, say) in the same rounds, for before/after figures
+/// that the VM's moods cannot skew.
+fn run(dirs: &mut Vec<std::path::PathBuf>) {
+    let (from, to, clock) = datapath_under_test(dirs, dpdbg::DATAPATH_OBJECT);
+    let baseline = std::env::var_os("DPDBG_BENCH_BASELINE").map(|p| {
+        let obj = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.to_string_lossy()));
+        let (f, t, _) = datapath_under_test(dirs, &obj);
+        (p.to_string_lossy().into_owned(), f, t)
+    });
+
+    let mut obj = EbpfLoader::new().load(dpdbg::DATAPATH_OBJECT).unwrap();
+    let empty: &mut SchedClassifier = obj.program_mut("empty_prog").unwrap().try_into().unwrap();
+    empty.load().unwrap();
+
+    let (ep4, peer4, ep6, peer6) = (IpAddr::from(EP4), IpAddr::from(PEER4), IpAddr::from(EP6), IpAddr::from(PEER6));
     let est4 = tcp(ep4, peer4, 40000, 80, false);
     let reply4 = tcp(peer4, ep4, 80, 40000, false);
     let est6 = tcp(ep6, peer6, 40000, 80, false);
@@ -90,26 +114,39 @@ fn run(bpffs: &std::path::Path) {
     arp.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x06]);
     arp.extend_from_slice(&[0u8; 28]);
 
-    let cases: [(&str, &SchedClassifier, &[u8]); 5] = [
-        ("empty tc program", empty, &est4),
-        ("from_endpoint, established IPv4 TCP", &from, &est4),
-        ("to_endpoint, reply IPv4 TCP", &to, &reply4),
-        ("from_endpoint, established IPv6 TCP", &from, &est6),
-        ("from_endpoint, ARP (passed)", &from, &arp),
+    let names = [
+        "empty tc program",
+        "from_endpoint, established IPv4 TCP",
+        "to_endpoint, reply IPv4 TCP",
+        "from_endpoint, established IPv6 TCP",
+        "from_endpoint, ARP (passed)",
     ];
-    let mut best = [f64::MAX; 5];
+    let mut cases: Vec<(&SchedClassifier, &[u8])> =
+        vec![(&*empty, &est4), (&from, &est4), (&to, &reply4), (&from, &est6), (&from, &arp)];
+    if let Some((_, f, t)) = &baseline {
+        cases.extend([(f, &est4[..]), (t, &reply4[..]), (f, &est6[..]), (f, &arp[..])]);
+    }
+    let mut best = vec![f64::MAX; cases.len()];
     for _ in 0..ROUNDS {
-        for (i, (_, prog, pkt)) in cases.iter().enumerate() {
+        for (i, (prog, pkt)) in cases.iter().enumerate() {
             best[i] = best[i].min(run_once(prog, pkt));
         }
     }
     let empty_ns = best[0];
     println!("datapath, BPF_PROG_TEST_RUN x{REPEAT}, best of {ROUNDS} interleaved rounds (clock: {clock}):");
-    for (i, (name, _, _)) in cases.iter().enumerate() {
+    for (i, name) in names.iter().enumerate() {
         if i == 0 {
             println!("  {name:<38} {:7.1} ns/packet", best[i]);
-        } else {
-            println!("  {name:<38} {:7.1} ns/packet  ({:.2}x empty)", best[i], best[i] / empty_ns);
+            continue;
         }
+        print!("  {name:<38} {:7.1} ns/packet  ({:.2}x empty)", best[i], best[i] / empty_ns);
+        if baseline.is_some() {
+            let b = best[names.len() - 1 + i];
+            print!("   baseline {b:7.1} ns ({:.2}x empty, {:+.1} ns)", b / empty_ns, best[i] - b);
+        }
+        println!();
+    }
+    if let Some((path, _, _)) = &baseline {
+        println!("  (baseline: {path}, measured in the same rounds)");
     }
 }

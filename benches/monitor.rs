@@ -1,6 +1,8 @@
 //! Event decode and formatting rate, against tcpdump printing the same
-//! packets from a pcap, measured in the same run; then a lab flood (bounded
-//! in time) that reports events delivered vs lost with the default ring.
+//! packets from a pcap, measured in the same run; then lab floods (bounded
+//! in time) that report events delivered vs lost with the default ring, at
+//! the default snap length and at 1518 and 9216 (whole and jumbo frames),
+//! with the ring bytes each event took.
 //! Needs root for the flood.
 
 use std::io::Write;
@@ -10,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use dpdbg::abi::Reason;
 use dpdbg::datapath::{Aggregation, Settings, Transport};
-use dpdbg::events::{EventReader, view};
-use dpdbg::flow::{Flow, JsonOptions, LineOptions, push_rfc3339, write_line_with};
-use dpdbg::lab::{Lab, LabOptions, in_netns};
+use dpdbg::events::{view, EventReader};
+use dpdbg::flow::{push_rfc3339, write_line_with, Flow, JsonOptions, LineOptions};
+use dpdbg::lab::{in_netns, Lab, LabOptions};
 use etherparse::PacketBuilder;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 
@@ -133,26 +135,53 @@ fn decode_and_format() {
     std::io::stdout().flush().unwrap();
 }
 
-fn lab_flood() {
+/// What one flood delivered.
+struct Flood {
+    sent: u64,
+    delivered: u64,
+    lost: u64,
+    /// Ring bytes the delivered records took, headers and padding included.
+    ring_bytes: u64,
+    secs: f64,
+}
+
+/// UDP ep1 -> ep2 with `payload` bytes each for `flood_for`, aggregation
+/// none (an event per packet per hook), the default ring, at `snaplen`;
+/// the veths at `mtu`.
+fn lab_flood(snaplen: u32, payload: usize, mtu: u32, flood_for: Duration) -> Flood {
     let lab = Lab::up(&LabOptions {
-        settings: Settings { aggregation: Aggregation::None, transport: Transport::Ringbuf, ..Settings::default() },
+        settings: Settings {
+            aggregation: Aggregation::None,
+            transport: Transport::Ringbuf,
+            snaplen,
+            ..Settings::default()
+        },
         ..LabOptions::default()
     })
     .expect("lab up (run as root)");
+    for ep in lab.endpoints() {
+        let mtu = mtu.to_string();
+        for args in [
+            vec!["link", "set", "dev", ep.host_if.as_str(), "mtu", mtu.as_str()],
+            vec!["-n", ep.netns.as_str(), "link", "set", "dev", "eth0", "mtu", mtu.as_str()],
+        ] {
+            assert!(Command::new("ip").args(&args).status().unwrap().success(), "ip {args:?}");
+        }
+    }
     let dst = IpAddr::V4(lab.endpoint(1).ipv4);
     let ns = lab.endpoint(0).netns.clone();
     let mut reader = EventReader::open(lab.bpffs(), Transport::Ringbuf).unwrap();
     let maps = lab.maps().unwrap();
-    let flood_for = Duration::from_secs(2);
     let sender = std::thread::spawn(move || {
         in_netns(&ns, move || {
             let s = UdpSocket::bind("0.0.0.0:0").unwrap();
             let to = SocketAddr::new(dst, 9);
+            let buf = vec![0u8; payload];
             let start = Instant::now();
             let mut sent = 0u64;
             while start.elapsed() < flood_for {
                 for _ in 0..256 {
-                    if s.send_to(&[0u8; 64], to).is_ok() {
+                    if s.send_to(&buf, to).is_ok() {
                         sent += 1;
                     }
                 }
@@ -161,25 +190,50 @@ fn lab_flood() {
         })
         .unwrap()
     });
-    let mut delivered = 0u64;
+    let (mut delivered, mut ring_bytes) = (0u64, 0u64);
     let start = Instant::now();
     while start.elapsed() < flood_for + Duration::from_millis(500) {
         reader.wait(Duration::from_millis(20)).unwrap();
-        delivered += reader.drain(|_| {}) as u64;
+        delivered += reader.drain(|rec| ring_bytes += (8 + rec.len()).next_multiple_of(8) as u64) as u64;
     }
     let sent = sender.join().unwrap();
     let lost: u64 =
         maps.metrics().unwrap().iter().filter(|m| m.reason == Reason::EVENT_LOST.0).map(|m| m.packets).sum();
-    let total = delivered + lost;
+    Flood { sent, delivered, lost, ring_bytes, secs: flood_for.as_secs_f64() }
+}
+
+fn lab_floods() {
+    let flood_for = Duration::from_secs(2);
     println!(
-        "lab flood: UDP ep1 -> ep2 for {}s, aggregation none (an event per packet per hook), default ring (4 MiB):",
+        "lab flood: UDP ep1 -> ep2 for {}s each, aggregation none (an event per packet per hook), default ring (4 MiB):",
         flood_for.as_secs()
     );
     println!(
-        "  packets sent {sent}, events delivered {delivered}, lost {lost} ({:.1}% delivered)",
-        100.0 * delivered as f64 / total.max(1) as f64
+        "  {:<8} {:>7} {:>5}  {:>9} {:>10} {:>9} {:>7} {:>12}  ring bytes/event",
+        "snaplen", "payload", "mtu", "sent", "delivered", "lost", "deliv%", "events/s"
     );
-    println!("  delivered {:.0} events/s", delivered as f64 / flood_for.as_secs_f64());
+    // The default, then whole Ethernet frames at each snap length, then a
+    // jumbo frame whole, and small packets at the largest snap length (its
+    // records are as long as the packet, not the snap length).
+    for (snaplen, payload, mtu) in [
+        (128, 64, 1500),
+        (128, 1472, 1500),
+        (1518, 1472, 1500),
+        (9216, 1472, 1500),
+        (9216, 8972, 9000),
+        (9216, 64, 1500),
+    ] {
+        let f = lab_flood(snaplen, payload, mtu, flood_for);
+        println!(
+            "  {snaplen:<8} {payload:>7} {mtu:>5}  {:>9} {:>10} {:>9} {:>6.1}% {:>12.0}  {:.0}",
+            f.sent,
+            f.delivered,
+            f.lost,
+            100.0 * f.delivered as f64 / (f.delivered + f.lost).max(1) as f64,
+            f.delivered as f64 / f.secs,
+            f.ring_bytes as f64 / f.delivered.max(1) as f64
+        );
+    }
 }
 
 fn main() {
@@ -188,5 +242,5 @@ fn main() {
     if std::env::args().any(|a| a == "format") {
         return;
     }
-    lab_flood();
+    lab_floods();
 }

@@ -43,6 +43,7 @@ struct kdrop_config {
 	__u32 not_drop; /* reasons at or below this are no drops (SKB_CONSUMED) */
 	__u32 all; /* every drop, not only the endpoints' */
 	__u32 host_netns; /* the loader's network namespace (its inode number), 0 unknown */
+	__u32 skb_tail; /* offset in struct sk_buff: the end of its linear data, from head */
 };
 
 const volatile struct kdrop_config kcfg = {
@@ -57,6 +58,7 @@ struct kdrop_record {
 	struct event_hdr hdr;
 	__u8 data[DPDBG_SNAPLEN_MAX];
 };
+_Static_assert((DPDBG_SNAPLEN_MAX - 14) < 16384, "the copy's length is masked below 2^14");
 
 /* Where the record is built: too large for the stack beside the rest. */
 struct {
@@ -195,13 +197,22 @@ int kernel_drop(struct bpf_raw_tracepoint_args *ctx)
 		__builtin_memset(r->data, 0, 12);
 		__builtin_memcpy(r->data + 12, &proto, 2);
 	}
-	__u32 n = kcfg.snaplen;
+	__u32 n = kcfg.snaplen, tail = 0;
 
 	if (n > ip_len + 14)
 		n = ip_len + 14;
 	if (n < 14)
 		n = 14;
 	n -= 14;
+	/*
+	 * Only the skb's linear part lies at head + nh; what follows it is not
+	 * the packet (a large snap length would otherwise copy kernel memory
+	 * past it into the event).
+	 */
+	if (bpf_probe_read_kernel(&tail, sizeof(tail), skb + kcfg.skb_tail) < 0 || tail <= nh)
+		tail = nh;
+	if (n > tail - nh)
+		n = tail - nh;
 	if (n > DPDBG_SNAPLEN_MAX - 14)
 		n = DPDBG_SNAPLEN_MAX - 14;
 	if (n && bpf_probe_read_kernel(r->data + 14, n, head + nh) < 0)

@@ -76,7 +76,7 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_see
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -f -a "config" -d 'Show the settings, or change the run-time ones without a reload (e.g. `dpdbg datapath config aggregation=none`)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l events -d 'Where events go: a BPF ring buffer, or a perf event array (one buffer per CPU)' -r
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l snaplen -d 'Bytes of each packet copied into its event (0 to 256)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l snaplen -d 'Bytes of each packet copied into its event (0 to 9216, a jumbo frame; 1518 takes a whole Ethernet frame)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l aggregation -d 'Trace events: none = every packet, medium = new connections and TCP flag changes, maximum = no traces' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l map-size -d 'Override a map\'s size, e.g. --map-size ct4=1048576 (repeatable)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
@@ -640,7 +640,7 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l socket-group -d 'T
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l buffer -d 'How many recent flows to keep for clients that ask for the last N' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l ct-gc-interval -d 'Remove expired conntrack entries this often (0 turns it off)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l events -d 'Where events go: a BPF ring buffer, or a perf event array (one buffer per CPU)' -r
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l snaplen -d 'Bytes of each packet copied into its event (0 to 256)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l snaplen -d 'Bytes of each packet copied into its event (0 to 9216, a jumbo frame; 1518 takes a whole Ethernet frame)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l aggregation -d 'Trace events: none = every packet, medium = new connections and TCP flag changes, maximum = no traces' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l map-size -d 'Override a map\'s size, e.g. --map-size ct4=1048576 (repeatable)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l attach -d 'Attach the datapath to every interface whose name matches (a glob: lxc*, veth*, cali*), now and as they appear (netlink link notifications); repeatable' -r

@@ -172,6 +172,7 @@ fn mirrored_constants() -> Vec<(&'static str, i64)> {
         ("DPDBG_VERDICT_DROPPED", abi::VERDICT_DROPPED.into()),
         ("DPDBG_EVF_DENY_OVERRODE_ALLOW", abi::EVF_DENY_OVERRODE_ALLOW.into()),
         ("DPDBG_EVF_FRAGMENT", abi::EVF_FRAGMENT.into()),
+        ("DPDBG_SNAPLEN_INLINE", abi::SNAPLEN_INLINE.into()),
         ("DPDBG_SNAPLEN_MAX", abi::SNAPLEN_MAX.into()),
         ("DPDBG_TRANSPORT_RINGBUF", abi::TRANSPORT_RINGBUF.into()),
         ("DPDBG_TRANSPORT_PERF", abi::TRANSPORT_PERF.into()),

@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::{TestBpffs, Veth, bpftool_links, bpftool_map_ids, bpftool_prog_ids, sh};
-use dpdbg::Error;
+use common::{bpftool_links, bpftool_map_ids, bpftool_prog_ids, sh, TestBpffs, Veth};
 use dpdbg::datapath::{self, AttachMode, Hook, Settings};
+use dpdbg::{abi, Error};
 
 fn loaded_ids(st: &datapath::Status) -> (Vec<u64>, Vec<u64>) {
     (st.programs.iter().map(|p| p.id as u64).collect(), st.maps.iter().map(|m| m.id as u64).collect())
@@ -97,8 +97,10 @@ fn refusals_are_clear_errors() {
     assert!(matches!(e, Error::BpffsNotMounted { .. }), "{e}");
     assert!(e.to_string().contains(&format!("mount -t bpf bpf {}", plain.path().display())), "{e}");
 
-    let bad = Settings { snaplen: 4096, ..Settings::default() };
-    assert!(matches!(datapath::load(fs.path(), &bad), Err(Error::InvalidInput(_))));
+    let bad = Settings { snaplen: abi::SNAPLEN_MAX + 1, ..Settings::default() };
+    let e = datapath::load(fs.path(), &bad).unwrap_err();
+    assert!(matches!(e, Error::InvalidInput(_)), "{e}");
+    assert!(e.to_string().contains("snaplen 9217 is too large: at most 9216"), "{e}");
     assert!(!fs.path().join("dpdbg").exists(), "a refused load pins nothing");
 
     datapath::load(fs.path(), &Settings::default()).unwrap();

@@ -11,7 +11,7 @@ use common::TestBpffs;
 use dpdbg::abi::{self, EndpointInfo, PolicyKey, Reason};
 use dpdbg::datapath::{self, Pins, Settings, Transport};
 use dpdbg::events::{Event, EventReader};
-use dpdbg::maps::{Maps, PolicyAdd, ct};
+use dpdbg::maps::{ct, Maps, PolicyAdd};
 use etherparse::PacketBuilder;
 
 const TC_ACT_OK: u32 = 0;
@@ -361,6 +361,94 @@ fn snaplen_limits_the_capture() {
     assert_eq!(ev.len(), 3, "aggregation none traces every packet");
     assert!(ev.iter().all(|e| e.hdr.cap_len == 32 && e.hdr.orig_len as usize == pkt.len() && e.data == pkt[..32]));
     let _ = Ipv6Addr::LOCALHOST;
+}
+
+/// A UDP frame of `len` bytes on the wire, its payload a counting pattern
+/// (a copy that skips or repeats a byte shows).
+fn udp4_frame(len: usize) -> Vec<u8> {
+    let payload: Vec<u8> = (0..len - 42).map(|i| (i % 251) as u8).collect();
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(MAC_A, MAC_B).ipv4(EP4, PEER4, 64).udp(9, 10).write(&mut out, &payload).unwrap();
+    assert_eq!(out.len(), len);
+    out
+}
+
+/// Snap lengths above the fixed ring record (1518: a whole Ethernet frame;
+/// 9216: a jumbo one) capture the packet whole on both transports, and the
+/// ring holds each record at its own length, not the largest one's.
+fn large_snaplen_captures_whole_frames(transport: Transport) {
+    for snaplen in [1518u32, abi::SNAPLEN_MAX] {
+        let fs = TestBpffs::new();
+        let settings = Settings { snaplen, transport, aggregation: datapath::Aggregation::None, ..Settings::default() };
+        datapath::load(fs.path(), &settings).unwrap();
+        let pins = Pins::new(fs.path());
+        let from = SchedClassifier::from_pin(pins.prog(datapath::PROG_FROM_ENDPOINT)).unwrap();
+        let maps = Maps::open(fs.path()).unwrap();
+        let info = EndpointInfo { endpoint_id: 1, identity: 300, ifindex: LO, mac: MAC_A, flags: 0 };
+        maps.endpoint_upsert(IpAddr::V4(Ipv4Addr::from(EP4)), info).unwrap();
+        let mut reader = EventReader::open(fs.path(), transport).unwrap();
+        // BPF_PROG_TEST_RUN takes a page at most: a full Ethernet frame, a small one.
+        let (full, small) = (udp4_frame(1514), udp4_frame(60));
+        for pkt in [&full, &small] {
+            assert_eq!(Dp::run(&from, pkt), TC_ACT_OK);
+        }
+        let mut lens = Vec::new();
+        let mut ev = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while ev.len() < 2 && std::time::Instant::now() < deadline {
+            reader.wait(Duration::from_millis(50)).unwrap();
+            reader.drain(|rec| {
+                lens.push(rec.len());
+                ev.push(dpdbg::events::decode(rec).unwrap());
+            });
+        }
+        ev.sort_by_key(|e| e.hdr.timestamp_ns);
+        assert_eq!(ev.len(), 2, "snaplen {snaplen}: both packets traced");
+        for (e, pkt) in ev.iter().zip([&full, &small]) {
+            assert_eq!((e.hdr.cap_len as usize, e.hdr.orig_len as usize), (pkt.len(), pkt.len()), "snaplen {snaplen}");
+            assert!(e.data == pkt[..], "snaplen {snaplen}: the frame's bytes, whole and in order");
+        }
+        if transport == Transport::Ringbuf {
+            assert_eq!(lens, vec![40 + 1514, 40 + 60], "snaplen {snaplen}: ring records at their own length");
+        }
+        assert_eq!(reader.lost, 0);
+    }
+}
+
+#[test]
+fn large_snaplen_ringbuf() {
+    large_snaplen_captures_whole_frames(Transport::Ringbuf);
+}
+
+#[test]
+fn large_snaplen_perf() {
+    large_snaplen_captures_whole_frames(Transport::Perf);
+}
+
+/// At the default snap length the ring keeps its fixed-size records.
+#[test]
+fn default_snaplen_keeps_the_fixed_ring_record() {
+    let fs = TestBpffs::new();
+    datapath::load(fs.path(), &Settings { aggregation: datapath::Aggregation::None, ..Settings::default() }).unwrap();
+    let pins = Pins::new(fs.path());
+    let from = SchedClassifier::from_pin(pins.prog(datapath::PROG_FROM_ENDPOINT)).unwrap();
+    let maps = Maps::open(fs.path()).unwrap();
+    let info = EndpointInfo { endpoint_id: 1, identity: 300, ifindex: LO, mac: MAC_A, flags: 0 };
+    maps.endpoint_upsert(IpAddr::V4(Ipv4Addr::from(EP4)), info).unwrap();
+    let mut reader = EventReader::open(fs.path(), Transport::Ringbuf).unwrap();
+    let full = udp4_frame(1514);
+    assert_eq!(Dp::run(&from, &full), TC_ACT_OK);
+    let mut recs = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while recs.is_empty() && std::time::Instant::now() < deadline {
+        reader.wait(Duration::from_millis(50)).unwrap();
+        reader.drain(|rec| recs.push(rec.to_vec()));
+    }
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].len(), abi::EVENT_RECORD_SIZE, "reserved at the fixed size, as before");
+    let e = dpdbg::events::decode(&recs[0]).unwrap();
+    assert_eq!((e.hdr.cap_len, e.hdr.orig_len), (128, 1514));
+    assert!(e.data == full[..128]);
 }
 
 fn icmp4_echo(src: [u8; 4], dst: [u8; 4], id: u16) -> Vec<u8> {

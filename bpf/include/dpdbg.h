@@ -284,8 +284,16 @@ enum dpdbg_event_flag {
 	DPDBG_EVF_FRAGMENT = 0x02, /* the packet is a fragment of a datagram */
 };
 
+/*
+ * Snap lengths up to DPDBG_SNAPLEN_INLINE are written straight into a
+ * fixed-size ring record (struct event_record, reserved without a copy);
+ * larger ones, up to a jumbo frame, are built in a per-CPU scratch and
+ * written at their exact length. Readers take whatever cap_len a record
+ * carries: a record is its header and cap_len bytes, padding allowed.
+ */
 enum dpdbg_snaplen {
-	DPDBG_SNAPLEN_MAX = 256, /* a power of two: the datapath masks with it */
+	DPDBG_SNAPLEN_INLINE = 256, /* a power of two: the datapath masks with it */
+	DPDBG_SNAPLEN_MAX = 9216, /* the largest jumbo frame */
 };
 
 /*

@@ -15,11 +15,37 @@
 #include "metrics.h"
 #include "parse.h"
 
-/* The ringbuf record: fixed size so it can be reserved without a copy. */
+/*
+ * The ringbuf record at snap lengths up to DPDBG_SNAPLEN_INLINE: fixed size
+ * so it can be reserved without a copy.
+ */
 struct event_record {
 	struct event_hdr hdr;
-	__u8 data[DPDBG_SNAPLEN_MAX];
+	__u8 data[DPDBG_SNAPLEN_INLINE];
 };
+
+/*
+ * Above DPDBG_SNAPLEN_INLINE the record is built in a per-CPU scratch and
+ * written at its own length: reserving a jumbo frame's room for every event
+ * would fill the ring with padding (a 64-byte packet would take 9 KiB). Its
+ * buffer is a power of two at least DPDBG_SNAPLEN_MAX long, so the copy's
+ * length can be masked into a range the verifier sees.
+ */
+#define EVENT_SCRATCH_DATA 16384
+_Static_assert(EVENT_SCRATCH_DATA >= DPDBG_SNAPLEN_MAX, "the scratch holds the largest snap length");
+_Static_assert((EVENT_SCRATCH_DATA & (EVENT_SCRATCH_DATA - 1)) == 0, "event_output_copied() masks with it");
+
+struct event_scratch_record {
+	struct event_hdr hdr;
+	__u8 data[EVENT_SCRATCH_DATA];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct event_scratch_record);
+} event_scratch SEC(".maps");
 
 /* Referenced so the ABI test finds the record in the object's BTF. */
 struct event_record *dpdbg_abi_event_record __attribute__((unused));
@@ -79,6 +105,34 @@ static __always_inline __u32 fill_hdr(struct __sk_buff *skb, const struct pkt *p
 	return cap;
 }
 
+/*
+ * A snap length above DPDBG_SNAPLEN_INLINE: the header and `cap` bytes of
+ * the packet are copied into the scratch, then into the ring at their length.
+ */
+static __always_inline void event_output_copied(struct __sk_buff *skb, const struct event_hdr *h, __u32 cap,
+						__u8 dir)
+{
+	__u32 zero = 0;
+	struct event_scratch_record *r = bpf_map_lookup_elem(&event_scratch, &zero);
+
+	if (!r) {
+		count(DPDBG_REASON_EVENT_LOST, dir, skb->len);
+		return;
+	}
+	r->hdr = *h;
+	r->hdr.cap_len = 0;
+	if (cap) {
+		/* 1 <= cap <= EVENT_SCRATCH_DATA in the verifier's sight (see below for why a mask). */
+		cap = ((cap - 1) & (EVENT_SCRATCH_DATA - 1)) + 1;
+		if (bpf_skb_load_bytes(skb, 0, r->data, cap) == 0)
+			r->hdr.cap_len = cap;
+		else
+			cap = 0;
+	}
+	if (bpf_ringbuf_output(&events, r, sizeof(r->hdr) + cap, 0) < 0)
+		count(DPDBG_REASON_EVENT_LOST, dir, skb->len);
+}
+
 /* Writes the event, with the packet's first bytes, to the ring buffer or the perf array. */
 static __noinline void event_output(struct __sk_buff *skb, const struct pkt *p, const struct verdict *v, __u32 ev)
 {
@@ -86,11 +140,20 @@ static __noinline void event_output(struct __sk_buff *skb, const struct pkt *p, 
 	__u32 cap = fill_hdr(skb, p, v, ev, &h);
 
 	if (cfg.event_transport == DPDBG_TRANSPORT_PERF) {
-		/* The upper 32 bits of flags append that many bytes of the skb. */
+		/*
+		 * The upper 32 bits of flags append that many bytes of the skb
+		 * (BPF_F_CTXLEN_MASK: up to 2^20), copied by the kernel at their
+		 * length whatever the snap length.
+		 */
 		__u64 flags = BPF_F_CURRENT_CPU | ((__u64)cap << 32);
 
 		if (bpf_perf_event_output(skb, &events_perf, flags, &h, sizeof(h)) < 0)
 			count(DPDBG_REASON_EVENT_LOST, v->dir, skb->len);
+		return;
+	}
+	/* A load-time constant: the verifier keeps one of the two ways and drops the other. */
+	if (cfg.snaplen > DPDBG_SNAPLEN_INLINE) {
+		event_output_copied(skb, &h, cap, v->dir);
 		return;
 	}
 
@@ -104,11 +167,11 @@ static __noinline void event_output(struct __sk_buff *skb, const struct pkt *p, 
 	if (cap == 0)
 		goto submit;
 	/*
-	 * Rewritten so the verifier can see 1 <= cap <= DPDBG_SNAPLEN_MAX (a
+	 * Rewritten so the verifier can see 1 <= cap <= DPDBG_SNAPLEN_INLINE (a
 	 * power of two); a plain range check loses the lower bound once the
 	 * compiler folds it into one unsigned compare.
 	 */
-	cap = ((cap - 1) & (DPDBG_SNAPLEN_MAX - 1)) + 1;
+	cap = ((cap - 1) & (DPDBG_SNAPLEN_INLINE - 1)) + 1;
 	if (bpf_skb_load_bytes(skb, 0, e->data, cap) == 0)
 		e->hdr.cap_len = cap;
 submit:

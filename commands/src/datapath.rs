@@ -23,8 +23,8 @@ pub struct LoadArgs {
     /// Where events go: a BPF ring buffer, or a perf event array (one buffer per CPU).
     #[arg(long = "events", default_value = "ringbuf", value_name = "ringbuf|perf")]
     pub transport: Transport,
-    /// Bytes of each packet copied into its event (0 to 256).
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(0..=256))]
+    /// Bytes of each packet copied into its event (0 to 9216, a jumbo frame; 1518 takes a whole Ethernet frame).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(0..=dpdbg::abi::SNAPLEN_MAX as i64))]
     pub snaplen: u32,
     /// Trace events: none = every packet, medium = new connections and TCP flag changes, maximum = no traces.
     #[arg(long, default_value = "medium", value_name = "none|medium|maximum")]

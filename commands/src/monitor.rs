@@ -821,9 +821,10 @@ mod tests {
 
     #[test]
     fn damaged_records_are_cut_for_the_pcap_not_fatal() {
-        let data = vec![7u8; 300];
+        let snap = abi::SNAPLEN_MAX as usize;
+        let data = vec![7u8; snap + 44];
         // Longer than the snap length: cut to it.
-        assert_eq!(pcap_record(&data, 1000), (&data[..256], 1000, true));
+        assert_eq!(pcap_record(&data, 10_000), (&data[..snap], 10_000, true));
         // Longer than the packet it claims to be: cut to the packet, counted.
         assert_eq!(pcap_record(&data[..100], 60), (&data[..60], 60, true));
         // Honest records pass as they are.
@@ -836,7 +837,7 @@ mod tests {
             PcapHeader { datalink: DataLink::ETHERNET, snaplen: abi::SNAPLEN_MAX, ..Default::default() },
         )
         .unwrap();
-        for (d, o) in [(&data[..], 1000u32), (&data[..100], 60)] {
+        for (d, o) in [(&data[..], 10_000u32), (&data[..100], 60)] {
             let (bytes, orig, _) = pcap_record(d, o);
             w.write_packet(&PcapPacket::new(Duration::ZERO, orig, bytes)).unwrap();
         }

@@ -206,9 +206,15 @@ pub const TRACE_FROM_ENDPOINT: u8 = 5;
 pub const VERDICT_FORWARDED: u8 = 1;
 pub const VERDICT_DROPPED: u8 = 2;
 
-pub const SNAPLEN_MAX: u32 = 256;
-/// Size of one ringbuf record: header plus the fixed snap buffer.
-pub const EVENT_RECORD_SIZE: usize = core::mem::size_of::<EventHdr>() + SNAPLEN_MAX as usize;
+/// Snap lengths up to this are reserved in the ring at a fixed size
+/// (`EVENT_RECORD_SIZE`); larger ones are written at their own length.
+pub const SNAPLEN_INLINE: u32 = 256;
+/// The largest snap length: a jumbo frame.
+pub const SNAPLEN_MAX: u32 = 9216;
+/// Size of one ringbuf record at a snap length up to `SNAPLEN_INLINE`:
+/// header plus the fixed snap buffer. Above it records are as long as the
+/// header and their `cap_len`; readers take any length (`record::header`).
+pub const EVENT_RECORD_SIZE: usize = core::mem::size_of::<EventHdr>() + SNAPLEN_INLINE as usize;
 
 pub const TRANSPORT_RINGBUF: u32 = 0;
 pub const TRANSPORT_PERF: u32 = 1;

@@ -60,7 +60,7 @@ impl FromStr for Aggregation {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Settings {
     pub transport: Transport,
-    /// Packet bytes copied into each event, 0..=256.
+    /// Packet bytes copied into each event, 0..=`abi::SNAPLEN_MAX` (9216).
     pub snaplen: u32,
     pub aggregation: Aggregation,
     pub debug: bool,
@@ -197,7 +197,12 @@ pub fn check_map_size(name: &str, n: u32) -> Result<()> {
 
 fn check_settings(s: &Settings) -> Result<()> {
     if s.snaplen > abi::SNAPLEN_MAX {
-        return Err(Error::InvalidInput(format!("snaplen {} is too large: at most {}", s.snaplen, abi::SNAPLEN_MAX)));
+        return Err(Error::InvalidInput(format!(
+            "snaplen {} is too large: at most {} (a jumbo frame); give --snaplen {} or less",
+            s.snaplen,
+            abi::SNAPLEN_MAX,
+            abi::SNAPLEN_MAX
+        )));
     }
     for (name, n) in &s.max_entries {
         check_map_size(name, *n)?;

@@ -189,5 +189,6 @@ impl EventReader {
     }
 }
 
-/// Size of one ringbuf record, for sizing and benchmarks.
+/// Size of one ringbuf record at a snap length up to `abi::SNAPLEN_INLINE`,
+/// for sizing and benchmarks (above it a record is as long as its capture).
 pub const RINGBUF_RECORD_SIZE: usize = abi::EVENT_RECORD_SIZE;

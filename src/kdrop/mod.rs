@@ -52,6 +52,9 @@ pub struct KdropConfig {
     pub all: u32,
     /// The loader's network namespace (inode number of /proc/self/ns/net), 0 unknown.
     pub host_netns: u32,
+    /// Offset of sk_buff.tail: the end of the linear data (an offset from
+    /// head on 64-bit kernels), past which a capture must not read.
+    pub skb_tail: u32,
 }
 
 // SAFETY: repr(C) u32s only, no padding.
@@ -87,6 +90,7 @@ pub fn config(settings: &Settings) -> std::result::Result<KdropConfig, String> {
         not_drop: reasons().iter().find(|(_, n)| n.as_str() == "CONSUMED").map_or(1, |(v, _)| *v),
         all: 0,
         host_netns: host_netns().unwrap_or(0),
+        skb_tail: off("sk_buff", "tail")?,
     })
 }
 
@@ -198,7 +202,7 @@ mod tests {
         let nh = field_offset(btf, "sk_buff", "network_header").unwrap();
         assert!(head > 0 && nh > 0 && head != nh);
         assert!(field_offset(btf, "sk_buff", "no_such_field").is_none());
-        assert_eq!(std::mem::size_of::<KdropConfig>(), 13 * 4);
+        assert_eq!(std::mem::size_of::<KdropConfig>(), 14 * 4);
         assert!(host_netns().is_some_and(|n| n > 0));
         assert!(field_offset(btf, "ns_common", "inum").is_some());
         let r = reasons();
