@@ -5,30 +5,9 @@
 
 mod common;
 
-use common::{CliLab, Server};
-
-use std::process::Output;
+use common::{CliLab, Server, json, jsonl, show};
 
 use serde_json::Value;
-
-fn show(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn json(o: Output) -> Value {
-    assert!(o.status.success(), "{}", show(&o));
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&o)))
-}
-
-fn jsonl(o: &Output) -> Vec<Value> {
-    assert!(o.status.success(), "{}", show(o));
-    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
 
 #[test]
 fn identities_and_endpoints_have_names_flows_carry_them_and_filters_use_them() {

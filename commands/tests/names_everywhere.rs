@@ -7,29 +7,11 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::CliLab;
+use common::{CliLab, json, ok, show};
 use serde_json::Value;
-
-fn show(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn ok(o: Output) -> String {
-    assert!(o.status.success(), "{}", show(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn json(o: Output) -> Value {
-    serde_json::from_str(&ok(o)).unwrap()
-}
 
 /// `dpdbg monitor ARGS` for `secs`, while `during` runs.
 fn monitor(lab: &CliLab, args: &[&str], secs: u64, during: impl FnOnce()) -> String {

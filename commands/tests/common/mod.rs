@@ -166,3 +166,31 @@ pub fn python_client(options: &[&str], socket: &Path, args: &[&str]) -> Command 
         .args(args);
     c
 }
+
+/// A command's exit, stdout and stderr, for assertion messages.
+pub fn show(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The stdout of a command that must succeed.
+pub fn ok(o: Output) -> String {
+    assert!(o.status.success(), "{}", show(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The JSON document a command that must succeed prints.
+pub fn json(o: Output) -> serde_json::Value {
+    let s = ok(o);
+    serde_json::from_str(&s).unwrap_or_else(|e| panic!("{e}: {s}"))
+}
+
+/// The JSON lines a command that must succeed prints.
+pub fn jsonl(o: &Output) -> Vec<serde_json::Value> {
+    assert!(o.status.success(), "{}", show(o));
+    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
