@@ -71,6 +71,11 @@ pub struct ServeCmd {
     /// name is asked from the peer itself.
     #[arg(long, value_name = "HOST:PORT", value_parser = dpdbg_api::server::peer::parse_dns)]
     peers_dns: Option<String>,
+    /// The cluster's name, as cilium's `--cluster-name`: with TLS, each peer
+    /// is named to hubble-relay under NODE.CLUSTER.hubble-grpc.cilium.io,
+    /// the names cilium's Hubble certificates carry.
+    #[arg(long, value_name = "NAME", default_value = "default", value_parser = cluster_name)]
+    cluster_name: String,
     /// How often --peers-dns is resolved again.
     #[arg(long, default_value = "10s", value_parser = crate::monitor::parse_duration, value_name = "DURATION", requires = "peers_dns")]
     peers_dns_interval: Duration,
@@ -84,6 +89,23 @@ fn attach_pattern(s: &str) -> Result<String, String> {
 /// A node name as Kubernetes takes one: an RFC 1123 subdomain (lowercase
 /// letters, digits, '-' and '.', each label starting and ending with a
 /// letter or digit, at most 63 characters a label and 253 in all).
+/// Cilium's rule for a cluster name: up to 32 lowercase letters, digits
+/// and dashes, starting and ending with a letter or digit.
+fn cluster_name(s: &str) -> Result<String, String> {
+    let ok = (1..=32).contains(&s.len())
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{}: a cluster name is 1 to 32 lowercase letters, digits and dashes, starting and ending with a letter or digit (cilium's rule)",
+            crate::output::quote(s)
+        ))
+    }
+}
+
 pub(crate) fn node_name(s: &str) -> Result<String, String> {
     let bad = |why: &str| {
         Err(format!(
@@ -300,6 +322,7 @@ impl ServeCmd {
                 dns: self.peers_dns,
                 dns_every: self.peers_dns_interval,
                 tls: tls_args.tls_cert.is_some(),
+                cluster: self.cluster_name,
             },
         };
         let rt = tokio::runtime::Builder::new_multi_thread()

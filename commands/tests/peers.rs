@@ -200,8 +200,11 @@ fn a_tls_node_names_the_server_name_of_each_peer() {
         seen.sort();
         assert_eq!(
             seen,
-            vec![("node-d".into(), Some("node-d".into())), ("node-q".into(), Some("node-q".into()))],
-            "with TLS each peer names the server name its certificate carries"
+            vec![
+                ("node-d".into(), Some("node-d.default.hubble-grpc.cilium.io".into())),
+                ("node-q".into(), Some("node-q.default.hubble-grpc.cilium.io".into()))
+            ],
+            "with TLS each peer names the server name its certificate carries, as cilium names it"
         );
     });
 }
@@ -216,6 +219,8 @@ fn peer_flags_refuse_what_they_cannot_take() {
         (vec!["--peer", "node-b=somewhere"], "not ip:port"),
         (vec!["--peers-dns", "peers.svc"], "HOST:PORT"),
         (vec!["--peers-dns-interval", "1s"], "--peers-dns"),
+        (vec!["--cluster-name", "Prod.EU"], "cilium's rule"),
+        (vec!["--cluster-name", ""], "cluster name"),
     ] {
         let mut a = vec!["--bpffs", fs.0.to_str().unwrap(), "serve", "--socket", sock.as_str()];
         a.extend(args.iter().copied());

@@ -61,16 +61,51 @@ fn per_node(out: &[u8]) -> std::collections::BTreeMap<String, usize> {
 #[test]
 #[ignore = "needs hubble-relay and hubble built by hand: DPDBG_HUBBLE_RELAY, DPDBG_HUBBLE"]
 fn hubble_relay_federates_two_dpdbg_nodes_by_their_names() {
+    federate(false);
+}
+
+/// As the DaemonSet and deploy/relay.yaml run it: mutual TLS between relay
+/// and nodes, one certificate for `*.default.hubble-grpc.cilium.io` (as
+/// cilium's Hubble server certificates are), the relay's client certificate
+/// from the same CA. The relay asks the peer service under
+/// hubble-peer.default.hubble-grpc.cilium.io and each node under the server
+/// name its notification gives.
+#[test]
+#[ignore = "needs hubble-relay and hubble built by hand: DPDBG_HUBBLE_RELAY, DPDBG_HUBBLE"]
+fn hubble_relay_federates_two_dpdbg_nodes_over_mutual_tls() {
+    federate(true);
+}
+
+fn federate(tls: bool) {
+    let pki_dir = tempfile::tempdir().unwrap();
+    let ca = common::pki::ca("fleet CA");
+    std::fs::write(pki_dir.path().join("ca.pem"), ca.0.pem()).unwrap();
+    common::pki::leaf(pki_dir.path(), "node", &["*.default.hubble-grpc.cilium.io"], &ca, false);
+    common::pki::leaf(pki_dir.path(), "relay", &["hubble-relay-client"], &ca, false);
+    let pem = |n: &str| pki_dir.path().join(n).display().to_string();
+    let (node_tls, relay_tls): (Vec<String>, Vec<String>) = if tls {
+        (
+            ["--tls-cert", &pem("node.pem"), "--tls-key", &pem("node.key"), "--tls-client-ca", &pem("ca.pem")]
+                .map(String::from)
+                .to_vec(),
+            [
+                format!("--tls-hubble-server-ca-files={}", pem("ca.pem")),
+                format!("--tls-hubble-client-cert-file={}", pem("relay.pem")),
+                format!("--tls-hubble-client-key-file={}", pem("relay.key")),
+            ]
+            .to_vec(),
+        )
+    } else {
+        (vec![], vec!["--disable-client-tls".to_string()])
+    };
     let (pa, pb, relay_port, health) = (free_port(), free_port(), free_port(), free_port());
     let (addr_a, addr_b) = (format!("127.0.0.1:{pa}"), format!("127.0.0.1:{pb}"));
     // Declared before the servers: the servers stop first, then the labs.
     let (lab_a, lab_b) = (CliLab::up(), CliLab::up());
     let node = |lab: &CliLab, name: &str, listen: &str, peer: String| {
-        Server::start(
-            &lab.fs.0,
-            &lab.dir.path().join("dpdbg.sock"),
-            &["--listen", listen, "--node-name", name, "--peer", &peer, "--ct-gc-interval", "0"],
-        )
+        let mut args = vec!["--listen", listen, "--node-name", name, "--peer", &peer, "--ct-gc-interval", "0"];
+        args.extend(node_tls.iter().map(String::as_str));
+        Server::start(&lab.fs.0, &lab.dir.path().join("dpdbg.sock"), &args)
     };
     let _a = node(&lab_a, "node-a", &addr_a, format!("node-b={addr_b}"));
     let b = node(&lab_b, "node-b", &addr_b, format!("node-a={addr_a}"));
@@ -79,7 +114,8 @@ fn hubble_relay_federates_two_dpdbg_nodes_by_their_names() {
         Command::new(tool("DPDBG_HUBBLE_RELAY"))
             .args(["serve", "--peer-service", &addr_a, "--listen-address", &relay_addr])
             .args(["--health-listen-address", &format!("127.0.0.1:{health}"), "--gops=false"])
-            .args(["--disable-client-tls", "--disable-server-tls", "--retry-timeout", "2s"])
+            .args(["--disable-server-tls", "--retry-timeout", "2s"])
+            .args(&relay_tls)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

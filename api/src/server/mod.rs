@@ -230,7 +230,7 @@ pub async fn run(
             }
         }
     };
-    let peers = peer::Peers::new(opts.peers.tls);
+    let peers = peer::Peers::new(&opts.peers);
     tokio::spawn(peer::keep(Arc::clone(&peers), shared.node.clone(), opts.peers.clone()));
     let peers_svc = peer::PeerService(peers);
     // Hubble's services on every listener; dpdbg's own (commands as root,

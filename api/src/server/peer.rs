@@ -31,21 +31,35 @@ pub struct PeerOptions {
     pub dns: Option<String>,
     pub dns_every: Duration,
     /// The node serves TLS: each notification names the server name a
-    /// peer's certificate carries (its node name).
+    /// peer's certificate carries (see [`tls_server_name`]).
     pub tls: bool,
+    /// The cluster's name in those server names (`--cluster-name`).
+    pub cluster: String,
+}
+
+/// The TLS server name of a node's Hubble listener, as cilium names it:
+/// `<node>.<cluster>.hubble-grpc.cilium.io`, dots in either name made dashes
+/// so every node sits at the same DNS level. One certificate for
+/// `*.<cluster>.hubble-grpc.cilium.io` (cilium's Hubble server certificates)
+/// then serves every node, and the name hubble-relay asks the peer service
+/// under, `hubble-peer.<cluster>.hubble-grpc.cilium.io`, too.
+pub fn tls_server_name(node: &str, cluster: &str) -> String {
+    let cluster = if cluster.is_empty() { "default" } else { cluster };
+    format!("{}.{}.hubble-grpc.cilium.io", node.replace('.', "-"), cluster.replace('.', "-"))
 }
 
 /// The fleet as this node sees it: name → address.
 pub(super) struct Peers {
     known: Mutex<BTreeMap<String, String>>,
     changes: broadcast::Sender<ChangeNotification>,
-    tls: bool,
+    /// The cluster's name, when the node serves TLS.
+    tls: Option<String>,
 }
 
 impl Peers {
-    pub(super) fn new(tls: bool) -> Arc<Peers> {
+    pub(super) fn new(o: &PeerOptions) -> Arc<Peers> {
         let (changes, _) = broadcast::channel(256);
-        Arc::new(Peers { known: Mutex::new(BTreeMap::new()), changes, tls })
+        Arc::new(Peers { known: Mutex::new(BTreeMap::new()), changes, tls: o.tls.then(|| o.cluster.clone()) })
     }
 
     fn note(&self, name: &str, address: &str, kind: ChangeNotificationType) -> ChangeNotification {
@@ -53,7 +67,7 @@ impl Peers {
             name: name.to_string(),
             address: address.to_string(),
             r#type: kind as i32,
-            tls: self.tls.then(|| Tls { server_name: name.to_string() }),
+            tls: self.tls.as_ref().map(|cluster| Tls { server_name: tls_server_name(name, cluster) }),
         }
     }
 
@@ -227,7 +241,7 @@ mod tests {
 
     #[test]
     fn changes_are_told_as_the_relay_reads_them() {
-        let peers = Peers::new(false);
+        let peers = Peers::new(&PeerOptions::default());
         let (all, mut rx) = peers.subscribe();
         assert!(all.is_empty());
         let m = |v: &[(&str, &str)]| v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
@@ -251,9 +265,15 @@ mod tests {
         let (all, _) = peers.subscribe();
         assert_eq!(all.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(), ["a", "c"]);
         assert!(all.iter().all(|n| n.tls.is_none()), "no TLS, no server name");
-        let tls = Peers::new(true);
-        tls.set(m(&[("node-a", "10.0.0.1:4244")]));
-        assert_eq!(tls.subscribe().0[0].tls.as_ref().unwrap().server_name, "node-a");
+        let tls = Peers::new(&PeerOptions { tls: true, cluster: "prod.eu".into(), ..Default::default() });
+        tls.set(m(&[("node-a", "10.0.0.1:4244"), ("ip-10-0-0-2.ec2.internal", "10.0.0.2:4244")]));
+        let names: Vec<String> = tls.subscribe().0.into_iter().map(|n| n.tls.unwrap().server_name).collect();
+        // Cilium's handler_test spells these for node "name": name.default.hubble-grpc.cilium.io.
+        assert_eq!(
+            names,
+            ["ip-10-0-0-2-ec2-internal.prod-eu.hubble-grpc.cilium.io", "node-a.prod-eu.hubble-grpc.cilium.io"]
+        );
+        assert_eq!(tls_server_name("name", ""), "name.default.hubble-grpc.cilium.io");
     }
 
     #[test]
