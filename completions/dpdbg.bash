@@ -25,6 +25,9 @@ _dpdbg() {
             dpdbg,debuginfo)
                 cmd="dpdbg__subcmd__debuginfo"
                 ;;
+            dpdbg,explain)
+                cmd="dpdbg__subcmd__explain"
+                ;;
             dpdbg,health)
                 cmd="dpdbg__subcmd__health"
                 ;;
@@ -367,6 +370,9 @@ _dpdbg() {
             dpdbg__subcmd__help,debuginfo)
                 cmd="dpdbg__subcmd__help__subcmd__debuginfo"
                 ;;
+            dpdbg__subcmd__help,explain)
+                cmd="dpdbg__subcmd__help__subcmd__explain"
+                ;;
             dpdbg__subcmd__help,health)
                 cmd="dpdbg__subcmd__help__subcmd__health"
                 ;;
@@ -647,7 +653,7 @@ _dpdbg() {
 
     case "${cmd}" in
         dpdbg)
-            opts="-o -h -V --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version datapath lab monitor bpf map prog serve observe tui trace health status debuginfo help"
+            opts="-o -h -V --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3410,6 +3416,52 @@ _dpdbg() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        dpdbg__subcmd__explain)
+            opts="-o -h -V --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-server-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         dpdbg__subcmd__health)
             opts="-o -h -V --service --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -3461,7 +3513,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__help)
-            opts="datapath lab monitor bpf map prog serve observe tui trace health status debuginfo help"
+            opts="datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3951,6 +4003,20 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__help__subcmd__debuginfo)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__help__subcmd__explain)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -5013,7 +5079,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__monitor)
-            opts="-t -n -j -v -w -r -o -h -V --type --from --to --related-to --ip --port --proto --verdict --count --numeric --json --since --until --verbose --hex --pcap --write --read --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
+            opts="-t -n -j -v -w -r -o -h -V --type --from --to --related-to --ip --port --proto --verdict --count --numeric --json --since --until --verbose --hex --explain --explain-rate --pcap --pcapng --write --read --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5067,7 +5133,15 @@ _dpdbg() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --explain-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --pcap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pcapng)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -5127,7 +5201,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__observe)
-            opts="-f -t -n -l -4 -6 -o -h -V --follow --last --first --all --since --until --ip --from-ip --to-ip --port --from-port --to-port --protocol --verdict --type --tcp-flags --identity --from-identity --to-identity --pod --from-pod --to-pod --namespace --from-namespace --to-namespace --label --from-label --to-label --traffic-direction --ipv4 --ipv6 --drop-reason-desc --interface --not --print-raw-filters --time-format --print-node-name --ip-translation --numeric --input-file --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
+            opts="-f -t -n -l -4 -6 -o -h -V --follow --last --first --all --since --until --ip --from-ip --to-ip --port --from-port --to-port --protocol --verdict --type --tcp-flags --identity --from-identity --to-identity --pod --from-pod --to-pod --namespace --from-namespace --to-namespace --label --from-label --to-label --traffic-direction --ipv4 --ipv6 --drop-reason-desc --interface --not --print-raw-filters --time-format --print-node-name --ip-translation --numeric --input-file --pcapng --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5270,6 +5344,10 @@ _dpdbg() {
                     return 0
                     ;;
                 --input-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pcapng)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -5677,7 +5755,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__serve)
-            opts="-o -h -V --socket --listen --metrics --tls-client-ca --socket-group --buffer --ct-gc-interval --allow-write --load --events --snaplen --aggregation --debug --map-size --attach --attach-mode --node-name --peer --peers-dns --peers-dns-interval --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
+            opts="-o -h -V --socket --listen --metrics --tls-client-ca --socket-group --buffer --ct-gc-interval --allow-write --load --events --snaplen --aggregation --debug --map-size --attach --attach-mode --node-name --peer --peers-dns --cluster-name --peers-dns-interval --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5744,6 +5822,10 @@ _dpdbg() {
                     return 0
                     ;;
                 --peers-dns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-name)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

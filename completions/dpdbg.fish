@@ -49,6 +49,7 @@ complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "serve" -d 'Read the dat
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "observe" -d 'Flows from `dpdbg serve`, with Hubble\'s flags and output'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "tui" -d 'A live dashboard: endpoints, policy verdicts, conntrack, drops and programs'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "trace" -d 'What the loaded datapath would do with a packet, and why: run on a crafted packet by the same code, without changing any map'
+complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "explain" -d 'Why a drop or a denied policy verdict happened: one event (a `monitor -j` line or an `observe -o json` flow, on stdin or as EVENT) traced against the maps as they are now, and held against what happened'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "health" -d 'Ask `dpdbg serve` how it is (grpc.health.v1): exit 0 when SERVING, for probes'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "status" -d 'One verdict on the node: ok (exit 0), degraded (exit 3) or failed (exit 4), with the reasons'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "debuginfo" -d 'One file for an incident: status, settings, maps, programs and their instructions, attachments, pins, the lab, recent flows, kernel log (a .tar.gz with a manifest, or -o json)'
@@ -264,7 +265,9 @@ deny\t''"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l count -d 'Stop after COUNT matching events' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l since -d 'Skip events older than this (e.g. 30s, 5m), such as those waiting in the ring' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l until -d 'Stop after this long (e.g. 10s)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l explain-rate -d 'Explanations a second, at most; the rest are counted as skipped' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l pcap -d 'Write the captured packets to a pcap file ("-" for stdout)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l pcapng -d 'Write the captured packets to a pcapng file ("-" for stdout): one interface block per interface (its name), and on each packet a comment with the event\'s verdict, drop reason, rule, identities, endpoint, policy match and conntrack state (tshark: frame.comment)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s w -l write -d 'Also keep the raw records in FILE (dpdbg\'s capture format, with the node\'s time base and interface names), for `monitor -r`; events are still printed' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s r -l read -d 'Play back a capture written with --write ("-" for stdin) instead of the live datapath, through the same filters and outputs' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
@@ -283,6 +286,7 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s n -l numeric -d 
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s j -l json -d 'JSON, one object per line (the same as -o jsonl)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s v -l verbose -d 'Show every decoded layer (-v); -vv adds a hexdump'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l hex -d 'Show a hexdump of the captured bytes'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l explain -d 'Explain each drop and denied policy verdict under it: its packet traced against the maps as they are now (deciding rule, policy level, conntrack state, identity source), and whether today\'s answer differs from what happened'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s V -l version -d 'Print version'
@@ -648,6 +652,7 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l attach-mode -d 'Ho
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l node-name -d 'The node\'s name in flows, GetNodes and ServerStatus (default: the kernel\'s hostname); a Kubernetes node name (RFC 1123 subdomain)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l peer -d 'Another node of the fleet, for hubble-relay\'s peer service (peer.Peer): its node name and Observer address (ip:port, or an IP for port 4244); repeatable. This node is always one of the peers' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l peers-dns -d 'Find the fleet by a DNS name (a Kubernetes headless Service): resolved again every --peers-dns-interval, each address a peer whose name is asked from the peer itself' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l cluster-name -d 'The cluster\'s name, as cilium\'s `--cluster-name`: with TLS, each peer is named to hubble-relay under NODE.CLUSTER.hubble-grpc.cilium.io, the names cilium\'s Hubble certificates carry' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l peers-dns-interval -d 'How often --peers-dns is resolved again' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
@@ -704,6 +709,7 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l time-format -d '
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l ip-translation -d 'Print pods in place of their addresses (`--ip-translation=false`: addresses)' -r -f -a "true\t''
 false\t''"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l input-file -d 'Read flows from FILE ("-" for stdin) instead of a server: Hubble\'s JSON, one response per line (`hubble observe -o json`, `dpdbg observe -o json`). Every flow it holds unless --last or --first' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l pcapng -d 'Write the packets of the flows chosen to a pcapng file ("-" for stdout) instead of printing them, each with a comment naming its verdict, drop reason, rule, identities, endpoint and conntrack state: the server\'s records of flows that happened before anyone asked (as `monitor --pcapng` writes them live). Needs the unix socket or mutual TLS' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
@@ -767,6 +773,21 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -s 6 -d 'Use the endp
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand explain" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand explain" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand explain" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand explain" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand explain" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand explain" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand explain" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (streams)'
+compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
+dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand explain" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand explain" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand explain" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -l service -d 'The service to ask about: "" is the process (liveness), observer.Observer serves only while a datapath is loaded (readiness)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
@@ -815,20 +836,21 @@ jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand debuginfo" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand debuginfo" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand debuginfo" -s V -l version -d 'Print version'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health status debuginfo help" -f -a "datapath" -d 'Load, attach, detach, unload and inspect the datapath'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health status debuginfo help" -f -a "lab" -d 'The built-in lab: endpoints in network namespaces with the datapath attached'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health status debuginfo help" -f -a "monitor" -d 'Stream datapath events (trace, drop, policy verdict) as decoded packets'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health status debuginfo help" -f -a "bpf" -d 'dpdbg\'s own maps, typed: endpoints, policy, conntrack, metrics, ipcache'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health status debuginfo help" -f -a "map" -d 'Any BPF map on the system, decoded through BTF'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health status debuginfo help" -f -a "prog" -d 'Every BPF program on the system'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health status debuginfo help" -f -a "serve" -d 'Read the datapath\'s events and serve them to many clients (Hubble\'s Observer API)'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health status debuginfo help" -f -a "observe" -d 'Flows from `dpdbg serve`, with Hubble\'s flags and output'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health status debuginfo help" -f -a "tui" -d 'A live dashboard: endpoints, policy verdicts, conntrack, drops and programs'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health status debuginfo help" -f -a "trace" -d 'What the loaded datapath would do with a packet, and why: run on a crafted packet by the same code, without changing any map'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health status debuginfo help" -f -a "health" -d 'Ask `dpdbg serve` how it is (grpc.health.v1): exit 0 when SERVING, for probes'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health status debuginfo help" -f -a "status" -d 'One verdict on the node: ok (exit 0), degraded (exit 3) or failed (exit 4), with the reasons'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health status debuginfo help" -f -a "debuginfo" -d 'One file for an incident: status, settings, maps, programs and their instructions, attachments, pins, the lab, recent flows, kernel log (a .tar.gz with a manifest, or -o json)'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace health status debuginfo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "datapath" -d 'Load, attach, detach, unload and inspect the datapath'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "lab" -d 'The built-in lab: endpoints in network namespaces with the datapath attached'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "monitor" -d 'Stream datapath events (trace, drop, policy verdict) as decoded packets'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "bpf" -d 'dpdbg\'s own maps, typed: endpoints, policy, conntrack, metrics, ipcache'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "map" -d 'Any BPF map on the system, decoded through BTF'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "prog" -d 'Every BPF program on the system'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "serve" -d 'Read the datapath\'s events and serve them to many clients (Hubble\'s Observer API)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "observe" -d 'Flows from `dpdbg serve`, with Hubble\'s flags and output'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "tui" -d 'A live dashboard: endpoints, policy verdicts, conntrack, drops and programs'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "trace" -d 'What the loaded datapath would do with a packet, and why: run on a crafted packet by the same code, without changing any map'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "explain" -d 'Why a drop or a denied policy verdict happened: one event (a `monitor -j` line or an `observe -o json` flow, on stdin or as EVENT) traced against the maps as they are now, and held against what happened'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "health" -d 'Ask `dpdbg serve` how it is (grpc.health.v1): exit 0 when SERVING, for probes'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "status" -d 'One verdict on the node: ok (exit 0), degraded (exit 3) or failed (exit 4), with the reasons'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "debuginfo" -d 'One file for an incident: status, settings, maps, programs and their instructions, attachments, pins, the lab, recent flows, kernel log (a .tar.gz with a manifest, or -o json)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from datapath" -f -a "load" -d 'Load the datapath and pin its programs and maps under <bpffs>/dpdbg/'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from datapath" -f -a "unload" -d 'Detach from every interface and remove every program, link and map pin'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from datapath" -f -a "attach" -d 'Attach the datapath to the TC ingress and egress of each interface'

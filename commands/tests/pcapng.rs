@@ -133,39 +133,93 @@ fn check_against_json(row: &Row, f: &Value) {
     }
 }
 
-#[test]
-fn pcapng_live_and_after_the_fact_as_tshark_reads_them() {
-    let fs = Bpffs::new();
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("lab.json");
-    let _lab = LabGuard { bpffs: fs.0.clone(), state: state.clone() };
-    let run = |args: &[&str]| {
-        let o = dpdbg(&fs.0, &state).args(args).output().unwrap();
+/// A lab whose ep2 takes ICMP in, denies UDP 5353 from ep1 by an L3-L4
+/// rule (Policy denied by denylist) and anything else by default (Policy
+/// denied); torn down on drop.
+struct DenyingLab {
+    _lab: LabGuard,
+    fs: Bpffs,
+    dir: tempfile::TempDir,
+    state: std::path::PathBuf,
+    ns1: String,
+    ip2: String,
+    id1: u64,
+    ep2: String,
+    host_if2: String,
+}
+
+impl DenyingLab {
+    fn up() -> DenyingLab {
+        let fs = Bpffs::new();
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("lab.json");
+        let guard = LabGuard { bpffs: fs.0.clone(), state: state.clone() };
+        let mut lab = DenyingLab {
+            _lab: guard,
+            fs,
+            dir,
+            state,
+            ns1: String::new(),
+            ip2: String::new(),
+            id1: 0,
+            ep2: String::new(),
+            host_if2: String::new(),
+        };
+        let up: Value =
+            serde_json::from_slice(&lab.ok(&["lab", "up", "--endpoints", "2", "-o", "json"]).stdout).unwrap();
+        let ep = |i: usize, k: &str| up["endpoints"][i][k].clone();
+        let text = |v: Value| v.as_str().unwrap().to_string();
+        lab.ns1 = text(ep(0, "netns"));
+        lab.ip2 = text(ep(1, "ipv4"));
+        lab.id1 = ep(0, "identity").as_u64().unwrap();
+        lab.ep2 = ep(1, "endpoint_id").as_u64().unwrap().to_string();
+        lab.host_if2 = text(ep(1, "host_if"));
+        let (ep2, id1) = (lab.ep2.clone(), lab.id1.to_string());
+        let rule = |action: &str, proto: &str, port: Option<&str>, identity: Option<&str>| {
+            let mut a = vec!["bpf", "policy", "add", "--endpoint", &ep2, "--direction", "ingress", "--action", action];
+            a.extend(["--proto", proto]);
+            a.extend(port.map(|p| ["--port", p]).into_iter().flatten());
+            a.extend(identity.map(|i| ["--identity", i]).into_iter().flatten());
+            a.into_iter().map(str::to_string).collect::<Vec<_>>()
+        };
+        for args in [
+            vec!["bpf".to_string(), "endpoint".into(), "set".into(), ep2.clone(), "--enforce".into(), "ingress".into()],
+            rule("allow", "icmp", None, None),
+            rule("deny", "udp", Some("5353"), Some(&id1)),
+        ] {
+            lab.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        lab
+    }
+
+    fn cmd(&self) -> Command {
+        dpdbg(&self.fs.0, &self.state)
+    }
+
+    /// Runs dpdbg, which must succeed.
+    fn ok(&self, args: &[&str]) -> Output {
+        let o = self.cmd().args(args).output().unwrap();
         assert!(o.status.success(), "{args:?}: {}", show(&o));
         o
-    };
-    let up: Value = serde_json::from_slice(&run(&["lab", "up", "--endpoints", "2", "-o", "json"]).stdout).unwrap();
-    let ep = |i: usize, k: &str| up["endpoints"][i][k].clone();
-    let (ns1, ip2) = (ep(0, "netns").as_str().unwrap().to_string(), ep(1, "ipv4").as_str().unwrap().to_string());
-    let (id1, ep2) = (ep(0, "identity").as_u64().unwrap(), ep(1, "endpoint_id").as_u64().unwrap().to_string());
-    let host_if2 = ep(1, "host_if").as_str().unwrap().to_string();
-    // ep2 takes ICMP in, denies UDP 5353 from ep1 by an L3-L4 rule
-    // (Policy denied by denylist) and anything else by default (Policy denied).
-    let id1s = id1.to_string();
-    let rule = |action: &'static str, proto: &'static str, port: Option<&'static str>, identity: Option<&str>| {
-        let mut a = vec!["bpf", "policy", "add", "--endpoint", &ep2, "--direction", "ingress", "--action", action];
-        a.extend(["--proto", proto]);
-        a.extend(port.map(|p| ["--port", p]).into_iter().flatten());
-        a.extend(identity.map(|i| ["--identity", i]).into_iter().flatten());
-        a.into_iter().map(str::to_string).collect::<Vec<_>>()
-    };
-    for args in [
-        vec!["bpf".to_string(), "endpoint".into(), "set".into(), ep2.clone(), "--enforce".into(), "ingress".into()],
-        rule("allow", "icmp", None, None),
-        rule("deny", "udp", Some("5353"), Some(&id1s)),
-    ] {
-        run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     }
+
+    /// 15 datagrams from ep1 to each of ep2's ports 5353 and 7000, a ping beside them.
+    fn burst(&self) {
+        let ip2 = &self.ip2;
+        let burst = format!(
+            "for i in $(seq 15); do echo x > /dev/udp/{ip2}/5353; echo y > /dev/udp/{ip2}/7000; done; ping -c 2 -i 0.2 -W 1 {ip2} >/dev/null"
+        );
+        let o = Command::new("ip").args(["netns", "exec", &self.ns1, "bash", "-c", &burst]).output().unwrap();
+        assert!(o.status.success(), "{}", show(&o));
+    }
+}
+
+#[test]
+fn pcapng_live_and_after_the_fact_as_tshark_reads_them() {
+    let lab = DenyingLab::up();
+    let (fs, dir) = (&lab.fs, &lab.dir);
+    let run = |args: &[&str]| lab.ok(args);
+    let (id1, ep2, host_if2) = (lab.id1, lab.ep2.clone(), lab.host_if2.clone());
 
     let socket = dir.path().join("dpdbg.sock");
     let sock = socket.display().to_string();
@@ -180,7 +234,8 @@ fn pcapng_live_and_after_the_fact_as_tshark_reads_them() {
     let live = dir.path().join("live.pcapng");
     let jsonl = dir.path().join("live.jsonl");
     let rec = dir.path().join("live.rec");
-    let mut mon = dpdbg(&fs.0, &state)
+    let mut mon = lab
+        .cmd()
         .env("DPDBG_EVENTS_SOCKET", &socket)
         .args(["monitor", "-j", "--pcapng", "-", "--until", "6s", "-w"])
         .arg(&rec)
@@ -189,12 +244,7 @@ fn pcapng_live_and_after_the_fact_as_tshark_reads_them() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1000));
-    // The burst: 15 datagrams to each port, a ping beside them.
-    let burst = format!(
-        "for i in $(seq 15); do echo x > /dev/udp/{ip2}/5353; echo y > /dev/udp/{ip2}/7000; done; ping -c 2 -i 0.2 -W 1 {ip2} >/dev/null"
-    );
-    let o = Command::new("ip").args(["netns", "exec", &ns1, "bash", "-c", &burst]).output().unwrap();
-    assert!(o.status.success(), "{}", show(&o));
+    lab.burst();
     let m = mon.wait().unwrap();
     assert!(m.success(), "{}", std::fs::read_to_string(&jsonl).unwrap());
 
@@ -244,7 +294,8 @@ fn pcapng_live_and_after_the_fact_as_tshark_reads_them() {
     run(&["monitor", "-r", rec.to_str().unwrap(), "--pcapng", replayed.to_str().unwrap()]);
     assert_eq!(tshark(&replayed), rows, "-r gives what was captured live");
     // A file that cannot be made is named, and nothing panics.
-    let o = dpdbg(&fs.0, &state)
+    let o = lab
+        .cmd()
         .args(["monitor", "-r", rec.to_str().unwrap(), "--pcapng", "/nonexistent/dir/x.pcapng"])
         .output()
         .unwrap();
@@ -298,7 +349,8 @@ fn pcapng_live_and_after_the_fact_as_tshark_reads_them() {
     // Packet bytes over TCP without client certificates: refused as
     // dpdbg.v1.Events is, and no file made.
     let refused = dir.path().join("refused.pcapng");
-    let o = dpdbg(&fs.0, &state)
+    let o = lab
+        .cmd()
         .args(["observe", "--server", &tcp, "--last", "10", "--pcapng", refused.to_str().unwrap()])
         .output()
         .unwrap();
@@ -320,4 +372,50 @@ fn pcapng_flags_are_checked() {
     usage(&["observe", "--pcapng"], "--pcapng");
     usage(&["observe", "--pcapng", "x", "--input-file", "y"], "cannot be used with");
     usage(&["observe", "--pcapng", "x", "--print-raw-filters"], "cannot be used with");
+}
+
+/// Through --server on TCP with a client certificate the file is written on
+/// the client, byte for byte what the unix socket gives; a follow started
+/// before the burst writes the same packets as they come.
+#[test]
+fn pcapng_through_mutual_tls_and_by_following() {
+    let lab = DenyingLab::up();
+    let dir = lab.dir.path();
+    let pki = common::pki::pki(dir);
+    let socket = dir.join("dpdbg.sock");
+    let sock = socket.display().to_string();
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let (server_cert, server_key, ca) = (pki.path("server.pem"), pki.path("server.key"), pki.path("ca.pem"));
+    let tls = ["--tls-cert", &server_cert, "--tls-key", &server_key, "--tls-client-ca", &ca];
+    let _server = Server::start(&lab.fs.0, &socket, &[&["--listen", addr.as_str()][..], &tls[..]].concat());
+    let (cert, key) = (pki.path("client.pem"), pki.path("client.key"));
+    let remote = ["--server", addr.as_str(), "--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key];
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let followed = dir.join("follow.pcapng");
+    let follow = lab
+        .cmd()
+        .args(remote)
+        .args(["observe", "-f", "--verdict", "DROPPED", "--until", "+5s", "--pcapng"])
+        .arg(&followed)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    lab.burst();
+    let f = follow.wait_with_output().unwrap();
+    assert!(f.status.success(), "{}", show(&f));
+    assert!(String::from_utf8_lossy(&f.stderr).contains("Wrote 60 packets (60 dropped)"), "{}", show(&f));
+
+    let over_tls = dir.join("tls.pcapng");
+    let over_unix = dir.join("unix.pcapng");
+    let ask = ["observe", "--last", "100", "--verdict", "DROPPED", "--pcapng"];
+    lab.ok(&[&remote[..], &ask[..], &[over_tls.to_str().unwrap()]].concat());
+    lab.ok(&[&["--server", sock.as_str()][..], &ask[..], &[over_unix.to_str().unwrap()]].concat());
+    let (tls_bytes, unix_bytes) = (std::fs::read(&over_tls).unwrap(), std::fs::read(&over_unix).unwrap());
+    assert_eq!(tls_bytes, unix_bytes, "the same file through either");
+    let rows = tshark(&over_tls);
+    assert_eq!(rows.len(), 60);
+    assert_eq!(tshark(&followed), rows, "the follow wrote what the buffer still holds");
+    assert!(rows.iter().all(|r| r.interface == lab.host_if2 && field(&r.comment, "rule").is_some()), "{rows:#?}");
 }
