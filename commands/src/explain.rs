@@ -401,6 +401,128 @@ impl Explainer {
     }
 }
 
+/// `observe --explain`: flows carry no packet bytes and may come from a
+/// node that is not this one, so the node that served them explains them,
+/// through dpdbg.v1.Commands (`dpdbg explain FLOW` run there, a read
+/// command), against its own maps; rate-limited as monitor's.
+pub struct FlowExplainer {
+    server: String,
+    client: Option<dpdbg_api::events::commands_client::CommandsClient<dpdbg_api::tonic::transport::Channel>>,
+    limiter: dpdbg::explain::Limiter,
+    rate: u32,
+}
+
+impl FlowExplainer {
+    pub fn new(server: &str, rate: u32) -> FlowExplainer {
+        FlowExplainer { server: server.to_string(), client: None, limiter: dpdbg::explain::Limiter::new(rate), rate }
+    }
+
+    /// Whether a flow is a drop or a denied verdict of the datapath.
+    fn wanted(f: &dpdbg_api::flow::Flow) -> bool {
+        let dropped = f.verdict == dpdbg_api::flow::Verdict::Dropped as i32;
+        match f.event_type.as_ref() {
+            Some(e) if e.r#type == i32::from(abi::EVENT_DROP) => e.sub_type != 0,
+            Some(e) if e.r#type == i32::from(abi::EVENT_POLICY_VERDICT) => dropped,
+            _ => false,
+        }
+    }
+
+    /// The node's explanation of one flow (its JSON), or why none.
+    async fn ask(&mut self, line: String) -> Result<Value, String> {
+        use dpdbg_api::events::RunRequest;
+        use dpdbg_api::events::run_output::Item;
+        if self.client.is_none() {
+            let ch = dpdbg_api::client::connect(&self.server).await.map_err(|e| e.to_string())?;
+            self.client = Some(dpdbg_api::events::commands_client::CommandsClient::new(ch));
+        }
+        let client = self.client.as_mut().expect("connected above");
+        let req = RunRequest { args: vec!["explain".into(), line], output: "json".into() };
+        let mut stream = client
+            .run(req)
+            .await
+            .map_err(|s| format!("{}: {}", self.server, dpdbg_api::client::status_text(&s)))?
+            .into_inner();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        loop {
+            match stream.message().await {
+                Ok(Some(m)) => match m.item {
+                    Some(Item::Stdout(b)) => out.extend(b),
+                    Some(Item::Stderr(b)) => err.extend(b),
+                    Some(Item::ExitCode(0)) => {
+                        return serde_json::from_slice(&out).map_err(|e| format!("the node's explanation: {e}"));
+                    }
+                    Some(Item::ExitCode(_)) => {
+                        let e = String::from_utf8_lossy(&err);
+                        return Err(e.trim().trim_start_matches("Error: ").to_string());
+                    }
+                    None => {}
+                },
+                Ok(None) => return Err(format!("{} ended the explanation without its exit status", self.server)),
+                Err(s) => return Err(format!("{}: {}", self.server, dpdbg_api::client::status_text(&s))),
+            }
+        }
+    }
+
+    /// Prints a response as `printer` does, with the explanation of a drop
+    /// or denial: in JSON an `explanation` object beside `flow`, else an
+    /// indented line under it.
+    pub async fn write(
+        &mut self,
+        printer: &mut crate::observe_print::Printer,
+        json: bool,
+        out: &mut impl std::io::Write,
+        r: &dpdbg_api::observer::GetFlowsResponse,
+    ) -> anyhow::Result<()> {
+        use dpdbg_api::observer::get_flows_response::ResponseTypes;
+        let explanation = match &r.response_types {
+            Some(ResponseTypes::Flow(f)) if Self::wanted(f) => Some(if self.limiter.admit() {
+                let line = dpdbg_api::json::response(r).to_string();
+                self.ask(line).await.map_err(|e| e.to_string())
+            } else {
+                Err(format!("skipped (at most {} a second, --explain-rate)", self.rate))
+            }),
+            _ => None,
+        };
+        if json {
+            let mut v = dpdbg_api::json::response(r);
+            if let (Some(x), Value::Object(m)) = (explanation, &mut v) {
+                m.insert(
+                    "explanation".into(),
+                    x.unwrap_or_else(|e| {
+                        if e.starts_with("skipped") {
+                            serde_json::json!({ "skipped": format!("at most {} a second", self.rate) })
+                        } else {
+                            serde_json::json!({ "error": e })
+                        }
+                    }),
+                );
+            }
+            writeln!(out, "{v}")?;
+            return Ok(());
+        }
+        printer.write(out, r)?;
+        match explanation {
+            Some(Ok(v)) => writeln!(out, "    explain: {}", v["summary"].as_str().unwrap_or_default())?,
+            Some(Err(e)) if e.starts_with("skipped") => writeln!(out, "    explain: {e}")?,
+            Some(Err(e)) => writeln!(out, "    explain: cannot explain: {e}")?,
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// The counts, on stderr at the end (stdout stays Hubble's stream).
+    pub fn finish(&self) {
+        eprintln!("{}", self.summary_text().trim_start_matches(", ").replacen('e', "E", 1));
+    }
+
+    fn summary_text(&self) -> String {
+        format!(
+            ", explained {}, {} not explained (at most {} a second)",
+            self.limiter.explained, self.limiter.skipped, self.rate
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

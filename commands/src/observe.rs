@@ -184,6 +184,16 @@ pub struct ObserveCmd {
     /// observe -o json`). Every flow it holds unless --last or --first.
     #[arg(long, value_name = "FILE|-", conflicts_with = "follow")]
     input_file: Option<std::path::PathBuf>,
+    /// Explain each dropped or denied flow under it: the node that served
+    /// it traces its packet against its maps as they are now (through
+    /// dpdbg.v1.Commands: `dpdbg explain` on the node) and names the
+    /// deciding rule, policy level, conntrack state and identity source.
+    #[arg(long, conflicts_with = "input_file")]
+    explain: bool,
+    /// Explanations a second, at most; the rest are counted as skipped.
+    #[arg(long, value_name = "N", default_value_t = crate::explain::DEFAULT_RATE, requires = "explain",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    explain_rate: u32,
     /// Write the packets of the flows chosen to a pcapng file ("-" for
     /// stdout) instead of printing them, each with a comment naming its
     /// verdict, drop reason, rule, identities, endpoint and conntrack state:
@@ -492,6 +502,11 @@ impl ObserveCmd {
                 "table output format is not compatible with follow mode (-f): use -o compact, dict or json".into(),
             )));
         }
+        if self.explain && format == ObserveFormat::Table {
+            return Err(anyhow::Error::new(crate::output::UsageError(
+                "--explain prints a line under each flow, and a table is aligned over all its rows: use -o compact, dict or json".into(),
+            )));
+        }
         let mut printer = crate::observe_print::Printer::new(
             format,
             crate::observe_print::PrintOptions {
@@ -510,16 +525,24 @@ impl ObserveCmd {
             let server = self.server.clone();
             let refused = move |s: dpdbg_api::tonic::Status| refused(&server, s);
             let mut stream = client.get_flows(req).await.map_err(&refused)?.into_inner();
+            let mut explainer =
+                self.explain.then(|| crate::explain::FlowExplainer::new(&self.server, self.explain_rate));
             let mut out = std::io::stdout().lock();
             use std::io::Write;
             loop {
                 let msg = tokio::time::timeout(Duration::from_secs(3600), stream.message()).await;
                 let Ok(msg) = msg else { continue };
                 let Some(r) = msg.map_err(&refused)? else { break };
-                printer.write(&mut out, &r)?;
+                match explainer.as_mut() {
+                    Some(x) => x.write(&mut printer, format == ObserveFormat::Json, &mut out, &r).await?,
+                    None => printer.write(&mut out, &r)?,
+                }
                 out.flush()?;
             }
             printer.finish(&mut out)?;
+            if let Some(x) = &explainer {
+                x.finish();
+            }
             out.flush()?;
             anyhow::Ok(())
         })

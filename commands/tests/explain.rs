@@ -75,6 +75,16 @@ fn policy(lab: &CliLab, op: &str, ep: &str, dir: &str, identity: &str, proto: &s
 /// A monitor in the background for as long as `burst` runs, then stopped;
 /// its stdout and stderr.
 fn monitor_during(lab: &CliLab, args: &[&str], burst: impl FnOnce()) -> (String, String) {
+    monitor_beside(lab, None, args, burst)
+}
+
+/// As `monitor_during`, reading through `dpdbg serve` at `socket` when one holds the ring.
+fn monitor_beside(
+    lab: &CliLab,
+    socket: Option<&std::path::Path>,
+    args: &[&str],
+    burst: impl FnOnce(),
+) -> (String, String) {
     let out = lab.dir.path().join("mon.out");
     let err = lab.dir.path().join("mon.err");
     let mut child = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
@@ -83,6 +93,7 @@ fn monitor_during(lab: &CliLab, args: &[&str], burst: impl FnOnce()) -> (String,
         .arg("monitor")
         .args(args)
         .env("DPDBG_LAB_STATE", &lab.state)
+        .env("DPDBG_EVENTS_SOCKET", socket.unwrap_or(std::path::Path::new("/nonexistent/dpdbg.sock")))
         .stdout(std::fs::File::create(&out).unwrap())
         .stderr(std::fs::File::create(&err).unwrap())
         .spawn()
@@ -281,7 +292,7 @@ fn explain_reads_a_monitor_line_or_a_flow_and_sees_a_rule_change() {
     let socket = lab.dir.path().join("serve.sock");
     let server = Server::start(&lab.fs.0, &socket, &[]);
     let sock = socket.to_str().unwrap();
-    let (out, _) = monitor_during(&lab, &["-j", "-t", "drop"], || {
+    let (out, _) = monitor_beside(&lab, Some(&socket), &["-j", "-t", "drop"], || {
         send(&ep1, &ep2, "udp", 5353, 1);
         send(&ep1, &ep2, "udp", 6000, 1);
         send(&ep1, &ep2, "tcp", 7777, 1);

@@ -139,6 +139,16 @@ pub struct DropRow {
     pub endpoint_name: String,
     pub summary: String,
     pub event: Event,
+    /// Why it was dropped (Enter), once asked for.
+    pub explanation: Option<Explained>,
+}
+
+/// A drop's explanation: computed on the collector's thread (a trace, about
+/// a millisecond, and the datapath's lock), so the UI asks and draws on.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Explained {
+    Pending,
+    Done(Result<String, String>),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -328,6 +338,39 @@ impl App {
         self.drops.get(self.selected[Tab::Drops.index()])
     }
 
+    /// The drop whose details are open and not explained yet: marked as
+    /// being explained, its event for the collector. A kernel drop is the
+    /// kernel's, not a decision of the maps: said at once.
+    pub fn wants_explanation(&mut self) -> Option<Event> {
+        if self.tab != Tab::Drops || !self.detail {
+            return None;
+        }
+        let i = self.selected[Tab::Drops.index()];
+        let d = self.drops.get_mut(i)?;
+        if d.explanation.is_some() {
+            return None;
+        }
+        if !dpdbg::explain::Event::wanted(&d.event.hdr) {
+            d.explanation =
+                Some(Explained::Done(Err("a kernel drop: the kernel's, not a decision of the datapath's maps".into())));
+            return None;
+        }
+        d.explanation = Some(Explained::Pending);
+        Some(d.event.clone())
+    }
+
+    /// An explanation the collector computed, for the drop it was asked for.
+    pub fn explained(&mut self, timestamp_ns: u64, endpoint: u32, r: Result<String, String>) {
+        if let Some(d) = self
+            .drops
+            .iter_mut()
+            .find(|d| d.event.hdr.timestamp_ns == timestamp_ns && d.event.hdr.endpoint_id == endpoint)
+        {
+            d.explanation = Some(Explained::Done(r));
+            self.dirty = true;
+        }
+    }
+
     fn select(&mut self, to: isize) {
         let n = self.rows();
         let i = &mut self.selected[self.tab.index()];
@@ -495,6 +538,7 @@ impl App {
                             .unwrap_or_default(),
                         summary,
                         event: ev.clone(),
+                        explanation: None,
                     });
                     // The selection stays on the packet it was on.
                     if self.tab == Tab::Drops && self.detail {

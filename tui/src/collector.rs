@@ -20,13 +20,23 @@ pub enum Input {
     /// A refresh's result (boxed: a snapshot is large beside a key), and
     /// where the data comes from now (the title).
     Refreshed { result: Result<Box<Snapshot>, String>, source: String },
+    /// A drop explained, by its event's time stamp and endpoint.
+    Explained { timestamp_ns: u64, endpoint: u32, result: Result<String, String> },
+}
+
+/// What the UI asks of the collector.
+enum Ask {
+    /// Whether the Programs view is shown.
+    Programs(bool),
+    /// Explain this drop (between refreshes, on the collector's thread).
+    Explain(Box<dpdbg::events::Event>),
 }
 
 /// The UI thread's handle on the collector thread. Dropping it ends the
 /// thread once its refresh in flight, if any, is over (the UI does not wait
 /// for it).
 pub struct Collector {
-    programs: Sender<bool>,
+    programs: Sender<Ask>,
 }
 
 impl Collector {
@@ -44,18 +54,30 @@ impl Collector {
     /// are read only while it is, and a view that turns them on gets a
     /// refresh at once.
     pub fn programs(&self, shown: bool) {
-        let _ = self.programs.send(shown);
+        let _ = self.programs.send(Ask::Programs(shown));
+    }
+
+    /// Explains a drop off the UI thread; the answer comes as `Input::Explained`.
+    pub fn explain(&self, ev: dpdbg::events::Event) {
+        let _ = self.programs.send(Ask::Explain(Box::new(ev)));
     }
 }
 
-fn collect(mut source: Box<dyn Source>, every: Duration, asks: Receiver<bool>, ui: Sender<Input>) {
+fn collect(mut source: Box<dyn Source>, every: Duration, asks: Receiver<Ask>, ui: Sender<Input>) {
     let mut programs = false;
     let mut next = Instant::now();
     loop {
         // Until the next refresh is due, or the Programs view wants one now.
         loop {
             match asks.recv_timeout(next.saturating_duration_since(Instant::now())) {
-                Ok(shown) => {
+                Ok(Ask::Explain(ev)) => {
+                    let result = source.explain(&ev);
+                    let (timestamp_ns, endpoint) = (ev.hdr.timestamp_ns, ev.hdr.endpoint_id);
+                    if ui.send(Input::Explained { timestamp_ns, endpoint, result }).is_err() {
+                        return;
+                    }
+                }
+                Ok(Ask::Programs(shown)) => {
                     let now = shown && !programs;
                     programs = shown;
                     if now {
@@ -94,6 +116,9 @@ mod tests {
     struct Gated {
         began: Sender<bool>,
         release: Receiver<Snapshot>,
+        /// Explanations: the drop's time stamp when one begins, and its answer when the test gives it.
+        explaining: Sender<u64>,
+        why: Receiver<Result<String, String>>,
     }
 
     impl Source for Gated {
@@ -105,6 +130,11 @@ mod tests {
         fn describe(&self) -> String {
             "a gated source".into()
         }
+
+        fn explain(&mut self, ev: &dpdbg::events::Event) -> Result<String, String> {
+            let _ = self.explaining.send(ev.hdr.timestamp_ns);
+            self.why.recv().map_err(|_| "the test ended".to_string())?
+        }
     }
 
     struct Rig {
@@ -114,17 +144,21 @@ mod tests {
         keys: Sender<Input>,
         began: Receiver<bool>,
         release: Sender<Snapshot>,
+        explaining: Receiver<u64>,
+        why: Sender<Result<String, String>>,
     }
 
     fn rig(every: Duration) -> Rig {
         let (began_tx, began) = mpsc::channel();
         let (release, release_rx) = mpsc::channel();
         let (keys, inputs) = mpsc::channel();
-        let source = Gated { began: began_tx, release: release_rx };
+        let (explaining_tx, explaining) = mpsc::channel();
+        let (why, why_rx) = mpsc::channel();
+        let source = Gated { began: began_tx, release: release_rx, explaining: explaining_tx, why: why_rx };
         let collector = Collector::spawn(Box::new(source), every, keys.clone()).unwrap();
         let dash = Dashboard::new(App::new("a gated source".into()).with_wall_offset(0), collector);
         let term = Terminal::new(TestBackend::new(100, 30)).unwrap();
-        Rig { dash, term, inputs, keys, began, release }
+        Rig { dash, term, inputs, keys, began, release, explaining, why }
     }
 
     fn key(c: char) -> Input {
@@ -201,5 +235,50 @@ mod tests {
         r.keys.send(key('1')).unwrap();
         r.dash.step(&mut r.term, &r.inputs).unwrap();
         assert!(r.began.recv_timeout(Duration::from_millis(300)).is_err(), "no refresh before it is due");
+    }
+
+    /// Issue 23, item 1: Enter on the Drops view explains the drop on the
+    /// collector's thread; the UI draws "explaining…" and takes keys until
+    /// the answer comes, then shows it; a drop is explained once.
+    #[test]
+    fn enter_on_a_drop_explains_it_off_the_ui_thread() {
+        let mut r = rig(Duration::from_secs(3600));
+        assert_eq!(r.began.recv_timeout(WAIT), Ok(false));
+        let drop = crate::tests::event(dpdbg::abi::EVENT_DROP, 133, 102, 5_000_000_000, 40000, 7777);
+        r.release.send(Snapshot { events: vec![drop], ..Snapshot::default() }).unwrap();
+        r.dash.step(&mut r.term, &r.inputs).unwrap();
+        for k in ['5', '\n'] {
+            let input = if k == '\n' {
+                Input::Term(TermEvent::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)))
+            } else {
+                key(k)
+            };
+            r.keys.send(input).unwrap();
+            r.dash.step(&mut r.term, &r.inputs).unwrap();
+        }
+        assert_eq!(r.explaining.recv_timeout(WAIT), Ok(5_000_000_000), "the collector was asked");
+        assert!(screen(&r.term).contains("Why: explaining…"), "{}", screen(&r.term));
+        // A key while the explanation is in flight is taken at once.
+        r.keys.send(key('?')).unwrap();
+        let t = Instant::now();
+        r.dash.step(&mut r.term, &r.inputs).unwrap();
+        assert!(t.elapsed() < Duration::from_secs(1) && r.dash.app.help, "the key waited {:?}", t.elapsed());
+        r.keys.send(key('?')).unwrap();
+        r.dash.step(&mut r.term, &r.inputs).unwrap();
+
+        r.why
+            .send(Ok("no rule matched: default deny; peer 198.18.0.1 is identity 1001; today: the same".into()))
+            .unwrap();
+        r.dash.step(&mut r.term, &r.inputs).unwrap();
+        let s = screen(&r.term);
+        assert!(s.contains("Why: no rule matched: default deny"), "{s}");
+        assert!(s.contains("     peer 198.18.0.1 is identity 1001"), "one part a line:\n{s}");
+        // Closed and opened again: not asked twice.
+        for _ in 0..2 {
+            r.keys.send(Input::Term(TermEvent::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)))).unwrap();
+            r.dash.step(&mut r.term, &r.inputs).unwrap();
+        }
+        assert!(r.explaining.recv_timeout(Duration::from_millis(300)).is_err(), "explained once");
+        assert!(screen(&r.term).contains("Why: no rule matched"));
     }
 }

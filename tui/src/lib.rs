@@ -180,10 +180,17 @@ impl Dashboard {
                 if self.app.tab != was {
                     self.collector.programs(self.app.tab == Tab::Programs);
                 }
+                // A drop's details open: why it was dropped, asked of the collector.
+                if let Some(ev) = self.app.wants_explanation() {
+                    self.collector.explain(ev);
+                }
             }
             Input::Term(TermEvent::Resize(..)) => self.app.dirty = true,
             Input::Term(_) => {}
             Input::TermFailed(e) => return Err(e.into()),
+            Input::Explained { timestamp_ns, endpoint, result } => {
+                self.app.explained(timestamp_ns, endpoint, result);
+            }
             Input::Refreshed { result, source } => {
                 match result {
                     Ok(s) => self.app.ingest(*s),

@@ -62,6 +62,12 @@ pub trait Source: Send {
     fn refresh(&mut self, programs: bool) -> Result<Snapshot, String>;
     /// Where the data comes from, for the title bar.
     fn describe(&self) -> String;
+    /// Why a drop happened (`dpdbg::explain`'s summary), asked when the
+    /// Drops view opens a drop's details.
+    fn explain(&mut self, ev: &Event) -> Result<String, String> {
+        let _ = ev;
+        Err("this source cannot explain drops".into())
+    }
 }
 
 /// How often the overview (the datapath's status) is read again.
@@ -188,6 +194,12 @@ impl Source for Local {
             _ => self.bpffs.display().to_string(),
         }
     }
+
+    fn explain(&mut self, ev: &Event) -> Result<String, String> {
+        let r = dpdbg::events::EventRef { hdr: ev.hdr, data: &ev.data };
+        let e = dpdbg::explain::Event::from_record(&r).ok_or("not a drop or a denied verdict of the datapath")?;
+        dpdbg::explain::explain(&self.bpffs, &e).map(|x| x.summary).map_err(|e| e.to_string())
+    }
 }
 
 /// A node through its `dpdbg serve` (`dpdbg tui --server`): the maps,
@@ -257,5 +269,13 @@ impl Source for Remote {
 
     fn describe(&self) -> String {
         format!("dpdbg serve at {}", self.server)
+    }
+
+    fn explain(&mut self, _ev: &Event) -> Result<String, String> {
+        // The node's maps decide; its explanation is `dpdbg --server … explain`.
+        Err(format!(
+            "drops are explained on the node: `dpdbg --server {} monitor --explain`, or `dpdbg --server {} explain` with the drop's monitor -j line",
+            self.server, self.server
+        ))
     }
 }

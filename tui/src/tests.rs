@@ -51,7 +51,7 @@ fn ct((src, sport): (&str, u16), (dst, dport): (&str, u16), proto: u8, packets: 
     }
 }
 
-fn event(t: u8, subtype: u8, ep: u32, ns: u64, sport: u16, dport: u16) -> Event {
+pub(crate) fn event(t: u8, subtype: u8, ep: u32, ns: u64, sport: u16, dport: u16) -> Event {
     let mut data = Vec::new();
     etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
         .ipv4([198, 18, 0, 1], [198, 18, 0, 2], 64)

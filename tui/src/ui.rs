@@ -381,13 +381,27 @@ fn drops(frame: &mut Frame, app: &App, area: Rect) {
             )
         })
         .collect();
-    let title = if app.drops.is_empty() { " Drops: none yet " } else { " Drops (newest first; Enter: details) " };
+    let title =
+        if app.drops.is_empty() { " Drops: none yet " } else { " Drops (newest first; Enter: details and why) " };
     let t = fitted(&cols, rows, list)
         .row_highlight_style(selected_style())
         .block(Block::default().borders(Borders::ALL).title(title));
     frame.render_stateful_widget(t, list, &mut table_state(app));
     if let (Some(area), Some(d)) = (detail, app.selected_drop()) {
         let mut text = String::new();
+        // Why first: the explanation's parts, one a line.
+        match &d.explanation {
+            Some(crate::app::Explained::Done(Ok(why))) => {
+                for (i, part) in why.split("; ").enumerate() {
+                    text.push_str(if i == 0 { "Why: " } else { "     " });
+                    text.push_str(part);
+                    text.push('\n');
+                }
+            }
+            Some(crate::app::Explained::Done(Err(e))) => text.push_str(&format!("Why: cannot explain: {e}\n")),
+            Some(crate::app::Explained::Pending) => text.push_str("Why: explaining…\n"),
+            None => {}
+        }
         let _ = dpdbg::flow::write_verbose(&mut text, &d.event.data);
         let _ = dpdbg::flow::hexdump(&mut text, &d.event.data);
         let lines: Vec<Line> = text.lines().map(|l| Line::from(l.to_string())).collect();
@@ -440,7 +454,7 @@ fn help(frame: &mut Frame, area: Rect) {
         "Tab / Shift-Tab, 1-6   switch view",
         "↑ ↓  j k               move",
         "PgUp PgDn  g G         page, top, bottom",
-        "Enter                  details of a drop",
+        "Enter                  details of a drop, and why",
         "/                      filter conntrack (IP, port, protocol, state)",
         "s                      sort conntrack: bytes, packets, age, time left",
         "p                      pause / resume",
