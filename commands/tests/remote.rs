@@ -91,8 +91,11 @@ fn read_commands_are_the_same_through_the_server() {
         &["bpf", "endpoint", "list"],
         &["bpf", "endpoint", "get", "101"],
         &["bpf", "endpoint", "get", "999"],
+        &["bpf", "endpoint", "get", "lab/ep1"],
+        &["bpf", "endpoint", "get", "lab/ep9"],
         &["bpf", "policy", "get"],
         &["bpf", "policy", "get", "102"],
+        &["bpf", "policy", "get", "lab/ep2"],
         &["bpf", "ct", "list"],
         &["bpf", "ct", "list", "--ipv4", "--port", "8080"],
         &["bpf", "ct", "list", "--port", "eighty"],
@@ -108,6 +111,7 @@ fn read_commands_are_the_same_through_the_server() {
         &["prog", "list"],
         &["trace", "--from", "101", "--to", "102", "--dport", "8080"],
         &["trace", "--from", "101", "--to", "102", "--proto", "udp", "--dport", "53"],
+        &["trace", "--from", "lab/ep1", "--to", "lab/ep2", "--dport", "8080"],
     ];
     let mut checked = 0;
     for cmd in commands {

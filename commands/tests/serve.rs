@@ -41,16 +41,55 @@ fn py(socket: &Path, args: &[&str]) -> Vec<Value> {
     String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
-fn py_follow(socket: &Path, seconds: &str) -> Child {
-    Command::new(python())
-        .arg(client())
-        .arg(protos())
-        .arg(format!("unix:{}", socket.display()))
-        .args(["follow", seconds])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+fn py_follow(socket: &Path, seconds: &str) -> Follower {
+    Follower::start(socket, &["follow", seconds])
+}
+
+/// A Python client that follows, returned once it says so: making its stubs
+/// takes seconds on a busy machine, and traffic sent before then is not
+/// followed (a fixed wait lost the first pings).
+struct Follower {
+    child: Child,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+}
+
+impl Follower {
+    fn start(socket: &Path, args: &[&str]) -> Follower {
+        use std::io::{BufRead, Read};
+        let mut child = Command::new(python())
+            .arg(client())
+            .arg(protos())
+            .arg(format!("unix:{}", socket.display()))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut seen = Vec::new();
+        // Up to "following", or the end when it failed before (its stderr then says why).
+        while !String::from_utf8_lossy(&seen).contains("following") && err.read_until(b'\n', &mut seen).unwrap() > 0 {}
+        let stderr = std::thread::spawn(move || {
+            let _ = err.read_to_end(&mut seen);
+            seen
+        });
+        Follower { child, stderr: Some(stderr) }
+    }
+
+    fn kill(&mut self) -> std::io::Result<()> {
+        self.child.kill()
+    }
+
+    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.child.wait()
+    }
+
+    fn wait_with_output(mut self) -> std::io::Result<Output> {
+        let stderr = self.stderr.take().unwrap();
+        let mut o = self.child.wait_with_output()?;
+        o.stderr = stderr.join().unwrap();
+        Ok(o)
+    }
 }
 
 fn lines(o: &Output) -> Vec<Value> {
@@ -355,16 +394,9 @@ fn a_stalled_client_loses_only_its_own_flows() {
     let socket = dir.path().join("dpdbg.sock");
     let _server = Server::start(&fs.0, &socket);
     let reader = py_follow(&socket, "9");
-    let stalled = Command::new(python())
-        .arg(client())
-        .arg(protos())
-        .arg(format!("unix:{}", socket.display()))
-        .args(["follow-stalled", "6", "9"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    let stalled = Follower::start(&socket, &["follow-stalled", "6", "9"]);
+    // Their streams open.
+    std::thread::sleep(Duration::from_millis(500));
     // 2000 echo requests and replies, each traced at both hooks: 8000 flows in about 2 s.
     let o = Command::new("ip")
         .args(["netns", "exec", ns0, "ping", "-q", "-c", "2000", "-i", "0.001", "-W", "1", ip1])

@@ -89,6 +89,8 @@ def main():
         stall, total = float(sys.argv[4]), float(sys.argv[5])
         flows = lost = 0
         stream = stub.GetFlows(pb.GetFlowsRequest(follow=True), timeout=total)
+        # As "follow" says it: a test waits for this before its traffic.
+        print("following", file=sys.stderr, flush=True)
         time.sleep(stall)
         try:
             for r in stream:
