@@ -53,5 +53,6 @@ pub mod filter;
 pub mod json;
 pub mod monitor_socket;
 pub mod remote;
+pub mod run_socket;
 pub mod server;
 pub mod wire;

@@ -6,6 +6,7 @@
 //! server runs, and which of them write, is decided here, from the clap tree.
 
 use std::io::Write;
+use std::path::Path;
 
 use clap::{Parser, ValueEnum};
 use dpdbg_api::events::RunRequest;
@@ -196,6 +197,49 @@ pub fn run(server: &str, output: Format, args: Vec<String>) -> anyhow::Result<()
         o => o.to_string(),
     };
     let line = args.join(" ");
+    if let Ok(dpdbg_api::client::ServerAddr::Unix(path)) = dpdbg_api::client::parse_server(server) {
+        let req = dpdbg_api::run_socket::Request { args, output };
+        match run_here(server, &dpdbg_api::run_socket::path_for(&path), &req, &line)? {
+            Some(code) => return if code == 0 { Ok(()) } else { Err(Exit(code.clamp(1, 255) as u8).into()) },
+            None => return run_grpc(server, req.output, req.args, &line),
+        }
+    }
+    run_grpc(server, output, args, &line)
+}
+
+/// On the server's node: the command writes to this process's stdout and
+/// stderr itself, through the run socket (`dpdbg_api::run_socket`); its
+/// exit status, or None where the server has no run socket (one older than
+/// it, or one that serves no commands), which Commands then answers.
+fn run_here(server: &str, run: &Path, req: &dpdbg_api::run_socket::Request, line: &str) -> anyhow::Result<Option<i32>> {
+    use dpdbg_api::run_socket::{Reply, read_reply, send_request};
+    use std::os::fd::AsRawFd;
+    let mut sock = match std::os::unix::net::UnixStream::connect(run) {
+        Ok(s) => s,
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => {
+            return Ok(None);
+        }
+        Err(e) => return Err(anyhow::anyhow!("{server}: connecting to its run socket {}: {e}", run.display())),
+    };
+    // Nothing of ours may sit in a buffer under what the command writes.
+    std::io::stdout().flush()?;
+    send_request(sock.as_raw_fd(), req, &[libc::STDOUT_FILENO, libc::STDERR_FILENO])
+        .map_err(|e| anyhow::anyhow!("{server}: sending `dpdbg {line}` to its run socket {}: {e}", run.display()))?;
+    match read_reply(&mut sock) {
+        Ok(Some(Reply::Exit { exit_code })) => Ok(Some(exit_code)),
+        Ok(Some(Reply::Status { code, message })) => {
+            let s = dpdbg_api::tonic::Status::new(dpdbg_api::tonic::Code::from_i32(code), message);
+            Err(anyhow::anyhow!("{server}: {}", dpdbg_api::client::status_text(&s)))
+        }
+        // The server died (its commands die with it) or dropped the connection.
+        Ok(None) | Err(_) => anyhow::bail!(
+            "the server at {server} went away in the middle of `dpdbg {line}` (the output above may be incomplete)"
+        ),
+    }
+}
+
+/// Through dpdbg.v1.Commands: the output streamed here and copied to stdout and stderr.
+fn run_grpc(server: &str, output: String, args: Vec<String>, line: &str) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let code = rt.block_on(async {
         let ch = dpdbg_api::client::connect(server).await?;

@@ -113,17 +113,34 @@ fn read_commands_are_the_same_through_the_server() {
         &["trace", "--from", "101", "--to", "102", "--proto", "udp", "--dport", "53"],
         &["trace", "--from", "lab/ep1", "--to", "lab/ep2", "--dport", "8080"],
     ];
+    // On the unix socket the client hands its stdout and stderr to the
+    // server through the run socket; with that out of the way (an older
+    // server), through dpdbg.v1.Commands. Both are checked.
+    let run_sock = dpdbg_api::run_socket::path_for(&socket);
+    let hidden = dir.path().join("hidden-run.sock");
+    assert!(run_sock.exists(), "no run socket beside {}", socket.display());
     let mut checked = 0;
     for cmd in commands {
         for format in ["table", "json", "jsonl"] {
             let mut local_args = cmd.to_vec();
             local_args.extend(["-o", format]);
-            for server in [&unix, &tcp] {
+            for via in ["run socket", "commands", "tcp"] {
+                let server = if via == "tcp" { &tcp } else { &unix };
                 let mut remote_args = vec!["--server", server.as_str()];
                 if server == &tcp {
                     remote_args.extend(["--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key]);
                 }
                 remote_args.extend(&local_args);
+                let run = |args: &[&str]| {
+                    if via == "commands" && args[0] == "--server" {
+                        std::fs::rename(&run_sock, &hidden).unwrap();
+                        let o = run(args);
+                        std::fs::rename(&hidden, &run_sock).unwrap();
+                        o
+                    } else {
+                        run(args)
+                    }
+                };
                 // Ages move with the clock, each entry's at its own moment:
                 // the remote run must equal a local run just before or
                 // just after it, in one of a few tries.
@@ -140,7 +157,7 @@ fn read_commands_are_the_same_through_the_server() {
                 }
                 if let Some((local, remote)) = last {
                     panic!(
-                        "dpdbg {} through {server}:\n--- local\n{}\n--- remote\n{}",
+                        "dpdbg {} through {server} ({via}):\n--- local\n{}\n--- remote\n{}",
                         local_args.join(" "),
                         show(&local),
                         show(&remote)
@@ -150,7 +167,7 @@ fn read_commands_are_the_same_through_the_server() {
             }
         }
     }
-    assert_eq!(checked, commands.len() * 3 * 2);
+    assert_eq!(checked, commands.len() * 3 * 3);
 
     // DPDBG_SERVER is --server.
     let o = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
@@ -241,4 +258,90 @@ fn writes_need_allow_write_and_a_dead_server_is_an_error() {
     let o = run(&add);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot reach dpdbg serve"), "{}", show(&o));
+}
+
+/// The server's children, by pid.
+fn server_children(pid: u32) -> Vec<u32> {
+    let o = Command::new("pgrep").args(["-P", &pid.to_string()]).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+#[test]
+fn on_the_node_the_command_writes_to_the_clients_own_stdout() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = CliLab::up();
+    let socket = lab.dir.path().join("dpdbg.sock");
+    let sock = socket.display().to_string();
+    let server = Server::start(&lab.fs.0, &socket, &[]);
+    let run_sock = dpdbg_api::run_socket::path_for(&socket);
+    {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&run_sock).unwrap();
+        assert_eq!(m.mode() & 0o777, 0o660, "the run socket has the gRPC socket's mode");
+    }
+
+    // A file as stdout: the command's own descriptor 1 is that file while it
+    // runs (no pipe to the server), and the file gets what a local run prints.
+    let out_path = lab.dir.path().join("monitor.out");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut client = Command::new(env!("CARGO_BIN_EXE_dpdbg"))
+        .args(["--server", &sock, "monitor", "-j"])
+        .stdout(out)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let child = loop {
+        if let Some(&c) = server_children(server.child.id()).first() {
+            break c;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "the server started no command");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let fd1 = std::fs::read_link(format!("/proc/{child}/fd/1")).unwrap();
+    assert_eq!(fd1, out_path, "the command's stdout is the client's file");
+    let _ = lab.run(&["lab", "traffic"]);
+    let t = Instant::now();
+    while std::fs::metadata(&out_path).unwrap().len() == 0 {
+        assert!(t.elapsed() < Duration::from_secs(10), "no events written to the client's file");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let first = std::fs::read_to_string(&out_path).unwrap();
+    let ev: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    assert!(ev.get("type").is_some() || ev.get("event").is_some(), "a monitor event: {ev}");
+
+    // A client killed (Ctrl-C, kill -9) takes its command with it.
+    client.kill().unwrap();
+    let _ = client.wait();
+    let t = Instant::now();
+    while std::path::Path::new(&format!("/proc/{child}")).exists() {
+        assert!(t.elapsed() < Duration::from_secs(10), "the command outlived its client");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Exit codes and stderr as local; a refusal as through Commands.
+    for args in [&["bpf", "endpoint", "get", "999"][..], &["bpf", "ct", "list", "--port", "eighty"]] {
+        let local = lab.run(args);
+        let mut remote_args = vec!["--server", sock.as_str()];
+        remote_args.extend(args);
+        let remote = lab.run(&remote_args);
+        assert!(same(&local, &remote), "--- local\n{}\n--- remote\n{}", show(&local), show(&remote));
+        assert_ne!(local.status.code(), Some(0));
+    }
+
+    // A connection that sends no descriptors is answered and let go; the server goes on.
+    {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(&run_sock).unwrap();
+        let mut req = 2u32.to_le_bytes().to_vec();
+        req.extend_from_slice(b"{}");
+        s.write_all(&req).unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        assert!(reply.contains("without the client's stdout and stderr"), "{reply}");
+    }
+    let o = lab.run(&["--server", &sock, "bpf", "endpoint", "list", "-o", "json"]);
+    assert!(o.status.success(), "{}", show(&o));
+    server.stop();
+    assert!(!run_sock.exists(), "the run socket is removed with the server");
 }

@@ -84,16 +84,9 @@ impl CommandsService {
     }
 }
 
-fn item(i: Item) -> Result<RunOutput, Status> {
-    Ok(RunOutput { item: Some(i) })
-}
-
-#[tonic::async_trait]
-impl Commands for CommandsService {
-    type RunStream = Pin<Box<dyn Stream<Item = Result<RunOutput, Status>> + Send>>;
-
-    async fn run(&self, req: Request<RunRequest>) -> Result<Response<Self::RunStream>, Status> {
-        let r = req.into_inner();
+impl CommandsService {
+    /// Whether `r` may run here, and a place among the running commands.
+    fn admit(&self, r: &RunRequest) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
         if !matches!(r.output.as_str(), "table" | "json" | "jsonl") {
             return Err(Status::invalid_argument(format!("output {:?}: use table, json or jsonl", r.output)));
         }
@@ -108,9 +101,13 @@ impl Commands for CommandsService {
             }
             Access::Refused(why) => return Err(Status::invalid_argument(why)),
         }
-        let permit = Arc::clone(&self.running).try_acquire_owned().map_err(|_| {
+        Arc::clone(&self.running).try_acquire_owned().map_err(|_| {
             Status::resource_exhausted(format!("{MAX_RUNNING} commands are running on this server: try again"))
-        })?;
+        })
+    }
+
+    /// Starts the command `r` asks for, its output going to `stdout` and `stderr`.
+    fn spawn(&self, r: &RunRequest, stdout: Stdio, stderr: Stdio) -> Result<tokio::process::Child, Status> {
         let mut cmd = tokio::process::Command::new(&self.runner.exe);
         cmd.arg("--bpffs")
             .arg(&self.runner.bpffs)
@@ -122,8 +119,8 @@ impl Commands for CommandsService {
             .env_remove("DPDBG_BPFFS")
             .env("DPDBG_EVENTS_SOCKET", &self.runner.events_socket)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(stdout)
+            .stderr(stderr)
             // A client that goes away takes its command with it.
             .kill_on_drop(true);
         // A server that dies (kill -9, OOM) takes its commands with it too:
@@ -147,9 +144,92 @@ impl Commands for CommandsService {
                 Ok(())
             });
         }
-        let mut child =
+        let child =
             cmd.spawn().map_err(|e| Status::internal(format!("starting {}: {e}", self.runner.exe.display())))?;
         self.runs.fetch_add(1, Ordering::Relaxed);
+        Ok(child)
+    }
+
+    /// One connection to the run socket (`crate::run_socket`): the request
+    /// and the client's stdout and stderr, the command run onto them, its
+    /// exit status back. The command is killed when the client goes away.
+    pub(super) async fn serve_run_socket(self, s: tokio::net::UnixStream) {
+        use tokio::io::AsyncWriteExt;
+        let Ok(std_sock) = s.into_std() else { return };
+        // The request is one small message: read it blocking, off the runtime.
+        let got = tokio::task::spawn_blocking(move || {
+            let mut std_sock = std_sock;
+            let _ = std_sock.set_nonblocking(false);
+            let _ = std_sock.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+            let r = crate::run_socket::recv_request(&mut std_sock);
+            (std_sock, r)
+        })
+        .await;
+        let Ok((std_sock, got)) = got else { return };
+        let _ = std_sock.set_read_timeout(None);
+        let _ = std_sock.set_nonblocking(true);
+        let Ok(mut s) = tokio::net::UnixStream::from_std(std_sock) else { return };
+        let reply = |r: crate::run_socket::Reply| crate::run_socket::reply_line(&r);
+        let status = |st: Status| {
+            reply(crate::run_socket::Reply::Status { code: st.code() as i32, message: st.message().to_string() })
+        };
+        let (req, out, err) = match got {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = s.write_all(&status(Status::invalid_argument(e.to_string()))).await;
+                return;
+            }
+        };
+        let r = RunRequest { args: req.args, output: req.output };
+        let started =
+            self.admit(&r).and_then(|permit| Ok((permit, self.spawn(&r, Stdio::from(out), Stdio::from(err))?)));
+        let (_permit, mut child) = match started {
+            Ok(x) => x,
+            Err(st) => {
+                let _ = s.write_all(&status(st)).await;
+                return;
+            }
+        };
+        let mut gone = [0u8; 64];
+        let code = loop {
+            tokio::select! {
+                w = child.wait() => break match w {
+                    Ok(st) => exit_code(st),
+                    Err(e) => {
+                        let _ = s.write_all(&status(Status::internal(format!("waiting for the command: {e}")))).await;
+                        return;
+                    }
+                },
+                // The client sends nothing after its request: an end of its
+                // side is a client gone (Ctrl-C), whose command goes too.
+                r = tokio::io::AsyncReadExt::read(&mut s, &mut gone) => match r {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => continue,
+                },
+            }
+        };
+        let _ = s.write_all(&reply(crate::run_socket::Reply::Exit { exit_code: code })).await;
+    }
+}
+
+/// A command's exit status as a shell gives it: the code, or 128 + the signal.
+fn exit_code(s: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
+}
+
+fn item(i: Item) -> Result<RunOutput, Status> {
+    Ok(RunOutput { item: Some(i) })
+}
+
+#[tonic::async_trait]
+impl Commands for CommandsService {
+    type RunStream = Pin<Box<dyn Stream<Item = Result<RunOutput, Status>> + Send>>;
+
+    async fn run(&self, req: Request<RunRequest>) -> Result<Response<Self::RunStream>, Status> {
+        let r = req.into_inner();
+        let permit = self.admit(&r)?;
+        let mut child = self.spawn(&r, Stdio::piped(), Stdio::piped())?;
         let (Some(mut out), Some(mut err)) = (child.stdout.take(), child.stderr.take()) else {
             return Err(Status::internal("the command's output pipes are missing"));
         };
@@ -187,10 +267,7 @@ impl Commands for CommandsService {
                 }
             }
             let code = match child.wait().await {
-                Ok(s) => {
-                    use std::os::unix::process::ExitStatusExt;
-                    s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
-                }
+                Ok(s) => exit_code(s),
                 Err(e) => {
                     let _ = tx.send(Err(Status::internal(format!("waiting for the command: {e}")))).await;
                     return;

@@ -141,6 +141,17 @@ pub async fn run(
             return Err(e);
         }
     };
+    // Commands for clients on this node, their output written by the
+    // command itself to the client's descriptors (crate::run_socket).
+    let run_path = crate::run_socket::path_for(&opts.socket);
+    let run_listener = match opts.commands.is_some().then(|| bind_unix(&run_path, opts.socket_gid)).transpose() {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = std::fs::remove_file(&opts.socket);
+            let _ = std::fs::remove_file(&monitor_path);
+            return Err(e);
+        }
+    };
     // In batches of up to BATCH_MAX flows.
     let (live, _) = broadcast::channel(256);
     let (raw, _) = broadcast::channel(1024);
@@ -297,6 +308,23 @@ pub async fn run(
             }
         });
     }
+    if let (Some(l), Some(svc)) = (run_listener, commands.clone()) {
+        let mut down = down_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                let conn = tokio::select! {
+                    c = l.accept() => c,
+                    _ = down.changed() => return,
+                };
+                match conn {
+                    Ok((s, _)) => {
+                        tokio::spawn(svc.clone().serve_run_socket(s));
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+    }
     if let Some(l) = metrics_listener {
         metrics::spawn(l, Arc::clone(&shared), &opts.bpffs, down_rx.clone());
     }
@@ -371,6 +399,7 @@ pub async fn run(
     }
     let _ = std::fs::remove_file(&opts.socket);
     let _ = std::fs::remove_file(&monitor_path);
+    let _ = std::fs::remove_file(&run_path);
     result?;
     Ok(ServeSummary {
         seen_flows: shared.seen.load(Ordering::Relaxed),
