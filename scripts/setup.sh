@@ -22,10 +22,11 @@ fi
 
 # A gRPC client not written in Rust for the API tests: Python grpcio, with
 # stubs generated from our .proto files by grpcio-tools (from PyPI, in a
-# venv: Debian's pip refuses system-wide installs).
+# venv: Debian's pip refuses system-wide installs). junitparser reads
+# `dpdbg verify -o junit` as a CI system's test report reader does.
 venv=/opt/dpdbg-venv
-if ! "$venv/bin/python" -c 'import grpc, grpc_tools' 2>/dev/null; then
-    echo "setup: creating $venv with grpcio and grpcio-tools"
+if ! "$venv/bin/python" -c 'import grpc, grpc_tools, junitparser' 2>/dev/null; then
+    echo "setup: creating $venv with grpcio, grpcio-tools and junitparser"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check grpcio grpcio-tools
+    "$venv/bin/pip" install -q --disable-pip-version-check grpcio grpcio-tools junitparser
 fi

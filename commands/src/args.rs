@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::{bpf, datapath, debuginfo, explain, health, lab, map, monitor, observe, output, prog, serve, status, trace, tui};
+use crate::{bpf, datapath, debuginfo, explain, health, lab, map, monitor, observe, output, prog, serve, status, trace, tui, verify};
 
 /// dpdbg: inspect and debug an eBPF networking datapath — load it, attach it,
 /// read its maps and events, and run a lab to try it.
@@ -118,6 +118,10 @@ pub enum Command {
     /// -j` line or an `observe -o json` flow, on stdin or as EVENT) traced
     /// against the maps as they are now, and held against what happened.
     Explain(explain::ExplainCmd),
+    /// Check a connectivity matrix (rows of from, to, proto, port, expect
+    /// allow|deny) through trace's dry run: no packet sent, no map changed;
+    /// exit 0 when every row holds, 1 when one does not, 2 for a bad file.
+    Verify(verify::VerifyCmd),
     /// Ask `dpdbg serve` how it is (grpc.health.v1): exit 0 when SERVING, for probes.
     Health(health::HealthCmd),
     /// One verdict on the node: ok (exit 0), degraded (exit 3) or failed

@@ -27,6 +27,7 @@ pub mod status;
 pub mod stop;
 pub mod trace;
 pub mod tui;
+pub mod verify;
 
 pub use args::{Cli, Command, TlsArgs};
 pub use output::Printer;
@@ -57,6 +58,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     {
         dpdbg_api::client::parse_server(server)?;
     }
+    if cli.output == output::Format::Junit && !matches!(cli.command, Command::Verify(_)) {
+        usage!("-o junit is `dpdbg verify`'s format (JUnit XML for CI systems): use -o table, json or jsonl here");
+    }
     let printer = Printer::new(cli.output);
     if cli.server.is_some() || matches!(cli.command, Command::Observe(_) | Command::Health(_) | Command::Tui(_)) {
         keep_sigpipe_from_killing();
@@ -78,6 +82,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     {
         let argv: Vec<String> = std::env::args().skip(1).collect();
         return remote::run(server, cli.output, remote::forwarded_args(&argv));
+    }
+    if let Some(server) = &cli.server
+        && let Command::Verify(c) = cli.command
+    {
+        // The matrix is read here; the node traces its rows.
+        return c.run_remote(server, cli.output);
     }
     if let (Some(server), Command::Explain(c)) = (&cli.server, &cli.command) {
         // stdin is read here: the node gets the event as its argument.
@@ -120,6 +130,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Trace(c) => c.run(&cli.bpffs, &printer),
         Command::Explain(c) => c.run(&cli.bpffs, &printer),
+        Command::Verify(c) => c.run(&cli.bpffs, cli.output),
         Command::Status(mut c) => {
             c.server = server;
             c.run(&cli.bpffs, &printer)

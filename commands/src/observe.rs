@@ -27,7 +27,7 @@ impl ObserveFormat {
             Format::Json | Format::Jsonpb | Format::Jsonl => ObserveFormat::Json,
             Format::Dict => ObserveFormat::Dict,
             Format::Table if explicit => ObserveFormat::Table,
-            Format::Table | Format::Compact => ObserveFormat::Compact,
+            Format::Table | Format::Compact | Format::Junit => ObserveFormat::Compact,
         }
     }
 }

@@ -149,6 +149,16 @@ pub fn classify(args: &[String]) -> Access {
             ),
             (None, None) => Access::Read,
         },
+        Command::Verify(v) => match v.node_file() {
+            Some(f) => refused(
+                "verify MATRIX",
+                &format!(
+                    "it would read {} on the node; `dpdbg --server … verify MATRIX` reads the file here and sends its rows",
+                    f.display()
+                ),
+            ),
+            None => Access::Read,
+        },
         Command::Lab(_) => refused("lab", "the lab is made on the node itself"),
         Command::Serve(_) => refused("serve", "a server is started on the node itself"),
         Command::Tui(_) | Command::Observe(_) | Command::Health(_) => {
@@ -305,6 +315,7 @@ mod tests {
             "bpf ct list --nonsense",
             "status --brief",
             "debuginfo --file -",
+            "verify --matrix-text [{from:1,to:2,port:80,expect:allow}]",
         ] {
             assert_eq!(classify(&v(read)), Access::Read, "{read}");
         }
@@ -336,6 +347,8 @@ mod tests {
             "monitor --write /tmp/x.dpdbg",
             "monitor -r /tmp/x.dpdbg",
             "debuginfo --file /tmp/x.tar.gz",
+            "verify /tmp/matrix.yaml",
+            "verify -",
         ] {
             assert!(matches!(classify(&v(refused)), Access::Refused(_)), "{refused}");
         }

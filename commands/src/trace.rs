@@ -47,6 +47,11 @@ pub struct TraceCmd {
     /// another's address is traced on the sender's interface.
     #[arg(long, value_name = "HEX", conflicts_with_all = ["proto", "dport", "sport", "tcp_flags"])]
     packet: Option<String>,
+    /// What the packet should get: allow (forwarded by every hook) or deny
+    /// (dropped). Exit 1 with the deciding rule when it gets the other, as a
+    /// row of `dpdbg verify` does.
+    #[arg(long, value_enum, value_name = "allow|deny")]
+    expect: Option<crate::verify::Expect>,
 }
 
 /// tcpdump's one-letter flags (S, SA, FPA) or names (SYN,ACK).
@@ -83,7 +88,7 @@ fn lab_state() -> Option<LabState> {
 
 /// An endpoint id, `NAMESPACE/POD`, an address, or the name of a lab
 /// endpoint; `names` reads the datapath's names when one is needed.
-fn peer(s: &str, flag: &str, names: &dyn Fn() -> Names) -> anyhow::Result<Peer> {
+pub(crate) fn peer(s: &str, flag: &str, names: &dyn Fn() -> Names) -> anyhow::Result<Peer> {
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok(Peer::Ip(ip));
     }
@@ -164,7 +169,19 @@ impl TraceCmd {
             .request(&read)
             .map_err(|e| anyhow::Error::new(crate::output::UsageError(crate::output::error_message(&e))))?;
         let report = trace::trace(bpffs, &req).context("trace")?;
-        p.print(&report, || text(&report, &read()))
+        p.print(&report, || text(&report, &read()))?;
+        if let Some(want) = self.expect {
+            let got = crate::verify::Expect::of_verdict(report.verdict);
+            if got != want {
+                let (decided, why) = crate::verify::explain(&report, &read());
+                anyhow::bail!(
+                    "--expect {}: the packet is {} (decided by {decided}): {why}",
+                    want.word(),
+                    report.verdict
+                );
+            }
+        }
+        Ok(())
     }
 }
 
