@@ -61,6 +61,9 @@ _dpdbg() {
             dpdbg,tui)
                 cmd="dpdbg__subcmd__tui"
                 ;;
+            dpdbg,verify)
+                cmd="dpdbg__subcmd__verify"
+                ;;
             dpdbg__subcmd__bpf,ct)
                 cmd="dpdbg__subcmd__bpf__subcmd__ct"
                 ;;
@@ -406,6 +409,9 @@ _dpdbg() {
             dpdbg__subcmd__help,tui)
                 cmd="dpdbg__subcmd__help__subcmd__tui"
                 ;;
+            dpdbg__subcmd__help,verify)
+                cmd="dpdbg__subcmd__help__subcmd__verify"
+                ;;
             dpdbg__subcmd__help__subcmd__bpf,ct)
                 cmd="dpdbg__subcmd__help__subcmd__bpf__subcmd__ct"
                 ;;
@@ -653,7 +659,7 @@ _dpdbg() {
 
     case "${cmd}" in
         dpdbg)
-            opts="-o -h -V --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help"
+            opts="-o -h -V --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version datapath lab monitor bpf map prog serve observe tui trace explain verify health status debuginfo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -684,11 +690,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -730,11 +736,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -776,11 +782,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -822,11 +828,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -868,11 +874,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -996,11 +1002,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1042,11 +1048,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1128,11 +1134,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1178,11 +1184,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1224,11 +1230,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1368,11 +1374,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1434,11 +1440,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1872,11 +1878,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1926,11 +1932,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1972,11 +1978,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -2018,11 +2024,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -2148,11 +2154,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -2194,11 +2200,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -2240,11 +2246,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -2286,11 +2292,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -2416,11 +2422,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -2462,11 +2468,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -2508,11 +2514,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -2596,11 +2602,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -2642,11 +2648,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -2712,11 +2718,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -2778,11 +2784,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -2824,11 +2830,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -2940,11 +2946,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -2990,11 +2996,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -3036,11 +3042,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -3082,11 +3088,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -3256,11 +3262,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -3302,11 +3308,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -3348,11 +3354,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -3402,11 +3408,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -3448,11 +3454,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -3498,11 +3504,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -3513,7 +3519,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__help)
-            opts="datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help"
+            opts="datapath lab monitor bpf map prog serve observe tui trace explain verify health status debuginfo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4366,6 +4372,20 @@ _dpdbg() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        dpdbg__subcmd__help__subcmd__verify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         dpdbg__subcmd__lab)
             opts="-o -h -V --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version up traffic down help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -4398,11 +4418,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -4444,11 +4464,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -4560,11 +4580,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -4618,11 +4638,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -4664,11 +4684,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -4710,11 +4730,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -4756,11 +4776,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -4802,11 +4822,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -4960,11 +4980,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -5010,11 +5030,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -5064,11 +5084,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -5186,11 +5206,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -5201,7 +5221,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__observe)
-            opts="-f -t -n -l -4 -6 -o -h -V --follow --last --first --all --since --until --ip --from-ip --to-ip --port --from-port --to-port --protocol --verdict --type --tcp-flags --identity --from-identity --to-identity --pod --from-pod --to-pod --namespace --from-namespace --to-namespace --label --from-label --to-label --traffic-direction --ipv4 --ipv6 --drop-reason-desc --interface --not --print-raw-filters --time-format --print-node-name --ip-translation --numeric --input-file --pcapng --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
+            opts="-f -t -n -l -4 -6 -o -h -V --follow --last --first --all --since --until --ip --from-ip --to-ip --port --from-port --to-port --protocol --verdict --type --tcp-flags --identity --from-identity --to-identity --pod --from-pod --to-pod --namespace --from-namespace --to-namespace --label --from-label --to-label --traffic-direction --ipv4 --ipv6 --drop-reason-desc --interface --not --print-raw-filters --time-format --print-node-name --ip-translation --numeric --input-file --explain --explain-rate --pcapng --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5347,6 +5367,10 @@ _dpdbg() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --explain-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --pcapng)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -5376,11 +5400,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -5422,11 +5446,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -5468,11 +5492,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -5556,11 +5580,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -5690,11 +5714,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -5740,11 +5764,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -5858,11 +5882,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -5904,11 +5928,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -5919,7 +5943,7 @@ _dpdbg() {
             return 0
             ;;
         dpdbg__subcmd__trace)
-            opts="-4 -6 -o -h -V --from --to --proto --dport --sport --tcp-flags --packet --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
+            opts="-4 -6 -o -h -V --from --to --proto --dport --sport --tcp-flags --packet --expect --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5953,6 +5977,10 @@ _dpdbg() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --expect)
+                    COMPREPLY=($(compgen -W "allow deny" -- "${cur}"))
+                    return 0
+                    ;;
                 --bpffs)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -5978,11 +6006,11 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -6028,11 +6056,65 @@ _dpdbg() {
                     return 0
                     ;;
                 --output)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dpdbg__subcmd__verify)
+            opts="-o -h -V --matrix-text --matrix-name --bpffs --server --tls-ca --tls-cert --tls-key --tls-server-name --insecure --output --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --matrix-text)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --matrix-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bpffs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-server-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json jsonl compact dict jsonpb junit" -- "${cur}"))
                     return 0
                     ;;
                 *)

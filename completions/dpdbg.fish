@@ -35,7 +35,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -s V -l version -d 'Print version'
@@ -50,6 +51,7 @@ complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "observe" -d 'Flows from
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "tui" -d 'A live dashboard: endpoints, policy verdicts, conntrack, drops and programs'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "trace" -d 'What the loaded datapath would do with a packet, and why: run on a crafted packet by the same code, without changing any map'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "explain" -d 'Why a drop or a denied policy verdict happened: one event (a `monitor -j` line or an `observe -o json` flow, on stdin or as EVENT) traced against the maps as they are now, and held against what happened'
+complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "verify" -d 'Check a connectivity matrix (rows of from, to, proto, port, expect allow|deny) through trace\'s dry run: no packet sent, no map changed; exit 0 when every row holds, 1 when one does not, 2 for a bad file'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "health" -d 'Ask `dpdbg serve` how it is (grpc.health.v1): exit 0 when SERVING, for probes'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "status" -d 'One verdict on the node: ok (exit 0), degraded (exit 3) or failed (exit 4), with the reasons'
 complete -c dpdbg -n "__fish_dpdbg_needs_command" -f -a "debuginfo" -d 'One file for an incident: status, settings, maps, programs and their instructions, attachments, pins, the lab, recent flows, kernel log (a .tar.gz with a manifest, or -o json)'
@@ -65,7 +67,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and not __fish_seen_subcommand_from load unload attach detach status config help" -s V -l version -d 'Print version'
@@ -91,7 +94,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l debug -d 'Print drop reasons to the kernel trace pipe as well'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from load" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -107,7 +111,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from unload" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from unload" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from unload" -s V -l version -d 'Print version'
@@ -123,7 +128,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from attach" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from attach" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from attach" -s V -l version -d 'Print version'
@@ -138,7 +144,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from detach" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from detach" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from detach" -s V -l version -d 'Print version'
@@ -153,7 +160,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from status" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
@@ -168,7 +176,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from config" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from config" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand datapath; and __fish_seen_subcommand_from config" -s V -l version -d 'Print version'
@@ -190,7 +199,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and not __fish_seen_subcommand_from up traffic down help" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and not __fish_seen_subcommand_from up traffic down help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and not __fish_seen_subcommand_from up traffic down help" -s V -l version -d 'Print version'
@@ -212,7 +222,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from up" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from up" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from up" -s V -l version -d 'Print version'
@@ -227,7 +238,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from traffic" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from traffic" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from traffic" -s V -l version -d 'Print version'
@@ -242,7 +254,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from down" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from down" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand lab; and __fish_seen_subcommand_from down" -s V -l version -d 'Print version'
@@ -281,7 +294,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s n -l numeric -d 'Numbers only: identities (no "world", "host") and endpoints (no names)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s j -l json -d 'JSON, one object per line (the same as -o jsonl)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand monitor" -s v -l verbose -d 'Show every decoded layer (-v); -vv adds a hexdump'
@@ -301,7 +315,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache identity help" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache identity help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and not __fish_seen_subcommand_from endpoint policy ct metrics ipcache identity help" -s V -l version -d 'Print version'
@@ -323,7 +338,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from endpoint" -s V -l version -d 'Print version'
@@ -344,7 +360,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from policy" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from policy" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from policy" -s V -l version -d 'Print version'
@@ -363,7 +380,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ct" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ct" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ct" -s V -l version -d 'Print version'
@@ -382,7 +400,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from metrics" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from metrics" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from metrics" -s V -l version -d 'Print version'
@@ -399,7 +418,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ipcache" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ipcache" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from ipcache" -s V -l version -d 'Print version'
@@ -419,7 +439,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from identity" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from identity" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand bpf; and __fish_seen_subcommand_from identity" -s V -l version -d 'Print version'
@@ -446,7 +467,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and not __fish_seen_subcommand_from list dump get update watch delete help" -s V -l version -d 'Print version'
@@ -468,7 +490,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from list" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
@@ -483,7 +506,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from dump" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from dump" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from dump" -s V -l version -d 'Print version'
@@ -498,7 +522,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from get" -l partial -d 'Fields a JSON key leaves out are zero (default: every field must be given)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from get" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -517,7 +542,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -l partial -d 'Fields the JSON leaves out are zero (default: every field must be given)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -535,7 +561,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from watch" -l count-only -d 'One line per interval with the numbers added, removed and changed'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from watch" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from watch" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -551,7 +578,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from delete" -l partial -d 'Fields a JSON key leaves out are zero (default: every field must be given)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from delete" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand map; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -574,7 +602,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list dump tracelog help" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list dump tracelog help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and not __fish_seen_subcommand_from list dump tracelog help" -s V -l version -d 'Print version'
@@ -594,7 +623,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
@@ -609,7 +639,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from dump" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from dump" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from dump" -s V -l version -d 'Print version'
@@ -627,7 +658,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from tracelog" -l all -d 'Every line of the trace pipe, not only the datapath\'s (`dpdbg:`) ones'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from tracelog" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand prog; and __fish_seen_subcommand_from tracelog" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -665,7 +697,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l allow-write -d 'Run commands that change the datapath for `--server` clients (policy add, endpoint set, ct flush, map update, ...); without it they are refused with PERMISSION_DENIED'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l load -d 'Load the datapath when none is loaded (with the flags below); a loaded one is kept. Without --load, serve waits for one'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand serve" -l debug -d 'Print drop reasons to the kernel trace pipe as well'
@@ -709,6 +742,7 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l time-format -d '
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l ip-translation -d 'Print pods in place of their addresses (`--ip-translation=false`: addresses)' -r -f -a "true\t''
 false\t''"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l input-file -d 'Read flows from FILE ("-" for stdin) instead of a server: Hubble\'s JSON, one response per line (`hubble observe -o json`, `dpdbg observe -o json`). Every flow it holds unless --last or --first' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l explain-rate -d 'Explanations a second, at most; the rest are counted as skipped' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l pcapng -d 'Write the packets of the flows chosen to a pcapng file ("-" for stdout) instead of printing them, each with a comment naming its verdict, drop reason, rule, identities, endpoint and conntrack state: the server\'s records of flows that happened before anyone asked (as `monitor --pcapng` writes them live). Needs the unix socket or mutual TLS' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
@@ -721,7 +755,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s f -l follow -d 'Keep streaming new flows'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l all -d 'Every flow the server holds'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s 4 -l ipv4 -d 'IPv4 flows only'
@@ -730,6 +765,7 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l not -d 'Negate t
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l print-raw-filters -d 'Print the filters sent to the server and stop'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l print-node-name -d 'Print each flow\'s node name'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l numeric -d 'Everything as numbers: addresses, not pods (as --ip-translation=false)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l explain -d 'Explain each dropped or denied flow under it: the node that served it traces its packet against its maps as they are now (through dpdbg.v1.Commands: `dpdbg explain` on the node) and names the deciding rule, policy level, conntrack state and identity source'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand observe" -s V -l version -d 'Print version'
@@ -745,7 +781,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand tui" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand tui" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand tui" -s V -l version -d 'Print version'
@@ -756,6 +793,8 @@ complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l dport -d 'Destinat
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l sport -d 'Source port (tcp, udp), or the ICMP echo id' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l tcp-flags -d 'TCP flags as tcpdump letters (S, SA, A, FA, R) or names (SYN,ACK)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l packet -d 'Trace this IP packet (hex, IP header first) instead of building one; --from/--to name the endpoints whose hooks it runs through (default: those owning its addresses), so a packet an endpoint sends from another\'s address is traced on the sender\'s interface' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l expect -d 'What the packet should get: allow (forwarded by every hook) or deny (dropped). Exit 1 with the deciding rule when it gets the other, as a row of `dpdbg verify` does' -r -f -a "allow\t'Forwarded by every hook it meets'
+deny\t'Dropped by one of them, for any reason'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
@@ -767,7 +806,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -s 4 -d 'Use the endpoints\' IPv4 addresses'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -s 6 -d 'Use the endpoints\' IPv6 addresses'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand trace" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
@@ -784,10 +824,29 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand explain" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand explain" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand explain" -s V -l version -d 'Print version'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand verify" -l matrix-text -d 'The matrix itself, as YAML text, in place of a file (what `--server` sends the node: the file is read where the command was typed)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand verify" -l matrix-name -d 'The name reports and errors give the --matrix-text matrix (default: `matrix`)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand verify" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand verify" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand verify" -l tls-ca -d 'The CA certificate (PEM) that signed the server\'s: talk TLS to --server' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand verify" -l tls-cert -d 'This side\'s certificate (PEM): the client\'s for a server that asks for one (mutual TLS), the server\'s for `serve --listen`' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand verify" -l tls-key -d 'The private key (PEM) of --tls-cert' -r -F
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand verify" -l tls-server-name -d 'The name the server\'s certificate must carry (default: the host of --server)' -r
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand verify" -s o -l output -d 'Output format: a table for people, json for scripts' -r -f -a "table\t'Human-readable tables'
+json\t'One JSON document'
+jsonl\t'One JSON object per line (streams)'
+compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
+dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand verify" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand verify" -s V -l version -d 'Print version'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -l service -d 'The service to ask about: "" is the process (liveness), observer.Observer serves only while a datapath is loaded (readiness)' -r
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -l bpffs -d 'bpffs mount under which dpdbg pins everything (in <DIR>/dpdbg/)' -r -F
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -l server -d 'Run the command on a node through its `dpdbg serve`: a unix socket path or host:port. Output and exit code are the node\'s own' -r
@@ -800,7 +859,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand health" -s V -l version -d 'Print version'
@@ -815,7 +875,8 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand status" -l brief -d 'One line: the verdict and its reasons'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand status" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -832,25 +893,27 @@ json\t'One JSON document'
 jsonl\t'One JSON object per line (streams)'
 compact\t'`observe`: one line per flow (Hubble\'s compact); a table elsewhere'
 dict\t'`observe`: KEY: value blocks (Hubble\'s dict); a table elsewhere'
-jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'"
+jsonpb\t'`observe`: Hubble\'s jsonpb, the same as json there; json elsewhere'
+junit\t'`verify`: JUnit XML for CI systems (other commands refuse it)'"
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand debuginfo" -l insecure -d 'Allow plain TCP (no TLS) to or on an address that is not loopback'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand debuginfo" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand debuginfo" -s V -l version -d 'Print version'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "datapath" -d 'Load, attach, detach, unload and inspect the datapath'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "lab" -d 'The built-in lab: endpoints in network namespaces with the datapath attached'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "monitor" -d 'Stream datapath events (trace, drop, policy verdict) as decoded packets'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "bpf" -d 'dpdbg\'s own maps, typed: endpoints, policy, conntrack, metrics, ipcache'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "map" -d 'Any BPF map on the system, decoded through BTF'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "prog" -d 'Every BPF program on the system'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "serve" -d 'Read the datapath\'s events and serve them to many clients (Hubble\'s Observer API)'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "observe" -d 'Flows from `dpdbg serve`, with Hubble\'s flags and output'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "tui" -d 'A live dashboard: endpoints, policy verdicts, conntrack, drops and programs'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "trace" -d 'What the loaded datapath would do with a packet, and why: run on a crafted packet by the same code, without changing any map'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "explain" -d 'Why a drop or a denied policy verdict happened: one event (a `monitor -j` line or an `observe -o json` flow, on stdin or as EVENT) traced against the maps as they are now, and held against what happened'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "health" -d 'Ask `dpdbg serve` how it is (grpc.health.v1): exit 0 when SERVING, for probes'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "status" -d 'One verdict on the node: ok (exit 0), degraded (exit 3) or failed (exit 4), with the reasons'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "debuginfo" -d 'One file for an incident: status, settings, maps, programs and their instructions, attachments, pins, the lab, recent flows, kernel log (a .tar.gz with a manifest, or -o json)'
-complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain health status debuginfo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain verify health status debuginfo help" -f -a "datapath" -d 'Load, attach, detach, unload and inspect the datapath'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain verify health status debuginfo help" -f -a "lab" -d 'The built-in lab: endpoints in network namespaces with the datapath attached'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain verify health status debuginfo help" -f -a "monitor" -d 'Stream datapath events (trace, drop, policy verdict) as decoded packets'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain verify health status debuginfo help" -f -a "bpf" -d 'dpdbg\'s own maps, typed: endpoints, policy, conntrack, metrics, ipcache'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain verify health status debuginfo help" -f -a "map" -d 'Any BPF map on the system, decoded through BTF'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain verify health status debuginfo help" -f -a "prog" -d 'Every BPF program on the system'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain verify health status debuginfo help" -f -a "serve" -d 'Read the datapath\'s events and serve them to many clients (Hubble\'s Observer API)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain verify health status debuginfo help" -f -a "observe" -d 'Flows from `dpdbg serve`, with Hubble\'s flags and output'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain verify health status debuginfo help" -f -a "tui" -d 'A live dashboard: endpoints, policy verdicts, conntrack, drops and programs'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain verify health status debuginfo help" -f -a "trace" -d 'What the loaded datapath would do with a packet, and why: run on a crafted packet by the same code, without changing any map'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain verify health status debuginfo help" -f -a "explain" -d 'Why a drop or a denied policy verdict happened: one event (a `monitor -j` line or an `observe -o json` flow, on stdin or as EVENT) traced against the maps as they are now, and held against what happened'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain verify health status debuginfo help" -f -a "verify" -d 'Check a connectivity matrix (rows of from, to, proto, port, expect allow|deny) through trace\'s dry run: no packet sent, no map changed; exit 0 when every row holds, 1 when one does not, 2 for a bad file'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain verify health status debuginfo help" -f -a "health" -d 'Ask `dpdbg serve` how it is (grpc.health.v1): exit 0 when SERVING, for probes'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain verify health status debuginfo help" -f -a "status" -d 'One verdict on the node: ok (exit 0), degraded (exit 3) or failed (exit 4), with the reasons'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain verify health status debuginfo help" -f -a "debuginfo" -d 'One file for an incident: status, settings, maps, programs and their instructions, attachments, pins, the lab, recent flows, kernel log (a .tar.gz with a manifest, or -o json)'
+complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and not __fish_seen_subcommand_from datapath lab monitor bpf map prog serve observe tui trace explain verify health status debuginfo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from datapath" -f -a "load" -d 'Load the datapath and pin its programs and maps under <bpffs>/dpdbg/'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from datapath" -f -a "unload" -d 'Detach from every interface and remove every program, link and map pin'
 complete -c dpdbg -n "__fish_dpdbg_using_subcommand help; and __fish_seen_subcommand_from datapath" -f -a "attach" -d 'Attach the datapath to the TC ingress and egress of each interface'
