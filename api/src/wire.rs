@@ -213,8 +213,9 @@ pub fn flow_response(
         // table of the last refresh: no map lookup per flow).
         let local_pod = names.pods.get(&h.endpoint_id);
         let remote_ip = if ingress { p.src_ip } else { p.dst_ip };
-        let remote_id = remote_ip.and_then(|ip| names.endpoints.get(&ip).copied()).unwrap_or(0);
-        let remote_pod = names.pods.get(&remote_id);
+        let remote_id = remote_ip.and_then(|ip| names.endpoints.get(&ip).copied());
+        let remote_pod = remote_id.and_then(|id| names.pods.get(&id));
+        let remote_id = remote_id.unwrap_or(0);
         if ingress {
             endpoint(o, 8, remote_id, remote, remote_pod, names);
             endpoint(o, 9, h.endpoint_id, local, local_pod, names);
