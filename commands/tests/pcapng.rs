@@ -122,6 +122,9 @@ fn check_against_json(row: &Row, f: &Value) {
         };
         assert_eq!(field(c, "endpoint"), Some(want.as_str()), "{c} vs {f}");
     }
+    // Wall-clock nanoseconds (if_tsresol 9), the JSON's time to its microsecond.
+    let t = humantime::parse_rfc3339(&s("time")).unwrap().duration_since(std::time::UNIX_EPOCH).unwrap();
+    assert!((0..1000).contains(&(row.time_ns - t.as_nanos() as i128)), "{row:?} vs {f}");
     let iface = s("interface");
     assert_eq!(row.interface, iface, "the interface block names it: {row:?} vs {f}");
     assert_eq!(field(c, "interface"), Some(iface.as_str()));
