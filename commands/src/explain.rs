@@ -15,9 +15,9 @@ use serde_json::Value;
 use crate::output::{Printer, UsageError};
 
 /// Explanations a second, at most, for `monitor --explain` and `observe
-/// --explain`: each costs a trace (two BPF_PROG_TEST_RUNs, the maps opened,
-/// about a millisecond), and a flood of drops must not cost the reader its
-/// events.
+/// --explain`: each costs a trace (the maps opened, the endpoints read, the
+/// datapath's lock, two BPF_PROG_TEST_RUNs), and a flood of drops must not
+/// cost the reader its events.
 pub const DEFAULT_RATE: u32 = 10;
 
 #[derive(Debug, Args)]
@@ -327,7 +327,7 @@ pub struct Explainer {
 /// What an event gets: nothing (not a drop or denial), an explanation or
 /// why none, or the limit's word that it was skipped.
 enum Outcome {
-    Explained(Result<Explanation, String>),
+    Explained(Box<Result<Explanation, String>>),
     Skipped,
 }
 
@@ -345,7 +345,7 @@ impl Explainer {
             return Some(Outcome::Skipped);
         }
         let e = Event::from_record(ev)?;
-        Some(Outcome::Explained(explain_here(&self.bpffs, &e)))
+        Some(Outcome::Explained(Box::new(explain_here(&self.bpffs, &e))))
     }
 
     /// The indented line under a printed event, when it is one to explain.

@@ -60,7 +60,8 @@ fn send(from: &Ep, to: &Ep, proto: &str, port: u16, count: usize) {
     assert!(o.status.success(), "sending {proto}/{port}: {}", String::from_utf8_lossy(&o.stderr));
 }
 
-fn policy(lab: &CliLab, op: &str, ep: &str, dir: &str, identity: &str, proto: &str, port: &str, action: Option<&str>) {
+/// `bpf policy OP` of the rule keyed [endpoint, direction, identity, proto, port].
+fn policy(lab: &CliLab, op: &str, [ep, dir, identity, proto, port]: [&str; 5], action: Option<&str>) {
     let mut a =
         vec!["bpf", "policy", op, "--endpoint", ep, "--direction", dir, "--identity", identity, "--proto", proto];
     if port != "0" {
@@ -132,11 +133,11 @@ fn lab() -> (CliLab, [Ep; 3]) {
     ok(&lab.run(&["bpf", "endpoint", "set", "101", "--enforce", "ingress"]));
     ok(&lab.run(&["bpf", "endpoint", "set", "102", "--enforce", "ingress"]));
     ok(&lab.run(&["bpf", "endpoint", "set", "103", "--enforce", "egress"]));
-    policy(&lab, "add", "101", "ingress", "1002", "any", "0", Some("deny"));
-    policy(&lab, "add", "102", "ingress", "1001", "tcp", "8080", Some("allow"));
-    policy(&lab, "add", "102", "ingress", "1001", "udp", "5353", Some("deny"));
-    policy(&lab, "add", "102", "ingress", "any", "udp", "6000", Some("deny"));
-    policy(&lab, "add", "103", "egress", "any", "any", "0", Some("deny"));
+    policy(&lab, "add", ["101", "ingress", "1002", "any", "0"], Some("deny"));
+    policy(&lab, "add", ["102", "ingress", "1001", "tcp", "8080"], Some("allow"));
+    policy(&lab, "add", ["102", "ingress", "1001", "udp", "5353"], Some("deny"));
+    policy(&lab, "add", ["102", "ingress", "any", "udp", "6000"], Some("deny"));
+    policy(&lab, "add", ["103", "egress", "any", "any", "0"], Some("deny"));
     (lab, [ep(0), ep(1), ep(2)])
 }
 
@@ -328,8 +329,8 @@ fn explain_reads_a_monitor_line_or_a_flow_and_sees_a_rule_change() {
 
     // The rules change: udp/6000's deny is removed (now denied by default),
     // and tcp/7777 is allowed.
-    policy(&lab, "delete", "102", "ingress", "any", "udp", "6000", None);
-    policy(&lab, "add", "102", "ingress", "1001", "tcp", "7777", Some("allow"));
+    policy(&lab, "delete", ["102", "ingress", "any", "udp", "6000"], None);
+    policy(&lab, "add", ["102", "ingress", "1001", "tcp", "7777"], Some("allow"));
     let m = serde_json::to_string(&drop_to(&events, 6000)).unwrap();
     let x: Value = serde_json::from_str(&ok(&explain(&lab, &m, &["-o", "json"]))).unwrap();
     assert_eq!((x["changed"].as_bool(), x["policy_level"].as_str()), (Some(true), Some("none")), "{x:#}");
