@@ -472,6 +472,13 @@ impl MonitorCmd {
                 if let Err(e) = em.event(rec, wall_offset) {
                     io_err = Some(e);
                 }
+                // Out 64 KiB at a time, not a whole drain's (14,000 records,
+                // 5 MB of JSON): lines written into memory the cache still
+                // holds, and the reader's write of one chunk never waits on a
+                // buffer it filled megabytes ago.
+                if em.pending() >= OUT_CHUNK && io_err.is_none() {
+                    io_err = em.flush_to(&mut text).err();
+                }
             });
             // What the drain gathered goes out before any LOST line.
             if io_err.is_none() {
@@ -739,6 +746,11 @@ impl Emitter<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Bytes of lines gathered and not written out yet.
+    fn pending(&self) -> usize {
+        self.line.len() + self.jbuf.len()
     }
 
     /// Writes out the lines gathered so far.

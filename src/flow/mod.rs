@@ -253,47 +253,73 @@ impl Flow {
     /// As `write_json`, with the time and the interface lent by the reader
     /// when the flow does not carry them: no String per event for either.
     pub fn write_json_with(&self, out: &mut Vec<u8>, o: JsonOptions<'_>) {
+        // A line is the time and the packet's fields around two runs that a
+        // flood repeats from one event to the next: the words the header
+        // decides (type … direction) and the event's place (interface,
+        // endpoint, identities). Each run is kept as bytes, written once per
+        // kind of event and copied after: one copy costs less than the dozen
+        // keys, words and numbers it holds, which made a JSON line a third
+        // slower than a text line (issue 24).
         let mut ib = itoa::Buffer::new();
-        let mut first = true;
-        // Keys are literals: each key with its quotes, colon and comma is
-        // one fixed-size copy.
-        macro_rules! key {
-            ($k:literal) => {{
-                out.extend_from_slice(
-                    if first { concat!("{\"", $k, "\":") } else { concat!(",\"", $k, "\":") }.as_bytes(),
-                );
-                first = false;
-            }};
+        out.push(b'{');
+        if let Some(t) = &self.time {
+            out.extend_from_slice(b"\"time\":");
+            json_str(out, t);
+            out.push(b',');
+        } else if let Some(offset) = o.wall_offset_ns {
+            out.extend_from_slice(b"\"time\":\"");
+            push_rfc3339_bytes(out, self.timestamp_ns as i128 + offset, 6);
+            out.extend_from_slice(b"\",");
         }
-        macro_rules! num {
-            ($k:literal, $v:expr) => {{
-                key!($k);
-                out.extend_from_slice(ib.format($v).as_bytes());
-            }};
+        out.extend_from_slice(b"\"timestamp_ns\":");
+        out.extend_from_slice(ib.format(self.timestamp_ns).as_bytes());
+        RUNS.with_borrow_mut(|runs| {
+            runs.write_words(out, self);
+            runs.write_place(out, self, o);
+        });
+        out.extend_from_slice(ib.format(self.orig_len).as_bytes());
+        out.extend_from_slice(b",\"cap_len\":");
+        out.extend_from_slice(ib.format(self.cap_len).as_bytes());
+        let p = &self.packet;
+        if let Some(ip) = p.src_ip {
+            out.extend_from_slice(b",\"src_ip\":\"");
+            push_ip_bytes(out, ip);
+            out.push(b'"');
         }
+        if let Some(ip) = p.dst_ip {
+            out.extend_from_slice(b",\"dst_ip\":\"");
+            push_ip_bytes(out, ip);
+            out.push(b'"');
+        }
+        macro_rules! opt {
+            ($($k:literal: $v:expr),*) => {$(
+                if let Some(v) = $v {
+                    out.extend_from_slice(concat!(",\"", $k, "\":").as_bytes());
+                    out.extend_from_slice(ib.format(v).as_bytes());
+                }
+            )*};
+        }
+        opt!("ip_proto": p.ip_proto, "src_port": p.src_port, "dst_port": p.dst_port, "tcp_flags": p.tcp_flags,
+             "icmp_type": p.icmp_type, "icmp_code": p.icmp_code, "ether_type": p.ether_type);
+        out.push(b'}');
+    }
+
+    /// `,"type":…,"direction":"egress","ifindex":`: what the header's words
+    /// make of the line between the time stamp and the interface.
+    fn write_words(&self, out: &mut Vec<u8>) {
         // The datapath's own words (type, verdict, state …) need no escaping.
         macro_rules! word {
             ($k:literal, $v:expr) => {{
-                key!($k);
-                out.push(b'"');
+                out.extend_from_slice(concat!(",\"", $k, "\":\"").as_bytes());
                 out.extend_from_slice($v.as_bytes());
                 out.push(b'"');
             }};
         }
-        if let Some(t) = &self.time {
-            key!("time");
-            json_str(out, t);
-        } else if let Some(offset) = o.wall_offset_ns {
-            key!("time");
-            out.push(b'"');
-            push_rfc3339_bytes(out, self.timestamp_ns as i128 + offset, 6);
-            out.push(b'"');
-        }
-        num!("timestamp_ns", self.timestamp_ns);
         word!("type", self.event_type);
         word!("verdict", self.verdict);
         if let Some(r) = self.drop_reason {
-            num!("drop_reason", r);
+            out.extend_from_slice(b",\"drop_reason\":");
+            out.extend_from_slice(itoa::Buffer::new().format(r).as_bytes());
         }
         if let Some(d) = self.drop_reason_desc {
             word!("drop_reason_desc", d);
@@ -305,54 +331,135 @@ impl Flow {
             word!("policy_match", m);
         }
         if self.deny_overrode_allow {
-            key!("deny_overrode_allow");
-            out.extend_from_slice(b"true");
+            out.extend_from_slice(b",\"deny_overrode_allow\":true");
         }
         if self.fragment {
-            key!("fragment");
-            out.extend_from_slice(b"true");
+            out.extend_from_slice(b",\"fragment\":true");
         }
         word!("ct_state", self.ct_state);
         word!("direction", self.direction);
-        num!("ifindex", self.ifindex);
+        out.extend_from_slice(b",\"ifindex\":");
+    }
+
+    /// `7,"interface":"lxc1",…,"dst_identity":1002,"orig_len":`: where the
+    /// event happened, from the interface's index to the identities.
+    fn write_place(&self, out: &mut Vec<u8>, o: JsonOptions<'_>) {
+        let mut ib = itoa::Buffer::new();
+        out.extend_from_slice(ib.format(self.ifindex).as_bytes());
         if let Some(i) = self.interface.as_deref().or(o.interface) {
             // A name is the kernel's, not ours: escaped.
-            key!("interface");
+            out.extend_from_slice(b",\"interface\":");
             json_str(out, i);
         }
-        num!("endpoint_id", self.endpoint_id);
+        out.extend_from_slice(b",\"endpoint_id\":");
+        out.extend_from_slice(ib.format(self.endpoint_id).as_bytes());
         if let Some(name) = o.endpoint {
-            key!("endpoint_name");
+            out.extend_from_slice(b",\"endpoint_name\":");
             json_str(out, name);
         }
-        num!("src_identity", self.src_identity);
-        num!("dst_identity", self.dst_identity);
-        num!("orig_len", self.orig_len);
-        num!("cap_len", self.cap_len);
-        let p = &self.packet;
-        if let Some(ip) = p.src_ip {
-            key!("src_ip");
-            out.push(b'"');
-            push_ip_bytes(out, ip);
-            out.push(b'"');
+        out.extend_from_slice(b",\"src_identity\":");
+        out.extend_from_slice(ib.format(self.src_identity).as_bytes());
+        out.extend_from_slice(b",\"dst_identity\":");
+        out.extend_from_slice(ib.format(self.dst_identity).as_bytes());
+        out.extend_from_slice(b",\"orig_len\":");
+    }
+}
+
+/// A run of a JSON line kept as bytes, and what it was made from.
+struct Run<K> {
+    key: Option<K>,
+    bytes: Vec<u8>,
+}
+
+impl<K> Default for Run<K> {
+    fn default() -> Self {
+        Run { key: None, bytes: Vec::new() }
+    }
+}
+
+impl<K> Run<K> {
+    /// Copies the run out when `same` says its key is the line's; else
+    /// `write` writes it, and what it wrote is kept under `key()`.
+    fn write(
+        &mut self,
+        out: &mut Vec<u8>,
+        same: impl FnOnce(&K) -> bool,
+        key: impl FnOnce() -> K,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
+        if self.key.as_ref().is_some_and(same) {
+            out.extend_from_slice(&self.bytes);
+            return;
         }
-        if let Some(ip) = p.dst_ip {
-            key!("dst_ip");
-            out.push(b'"');
-            push_ip_bytes(out, ip);
-            out.push(b'"');
-        }
-        macro_rules! opt {
-            ($($k:literal: $v:expr),*) => {$(
-                if let Some(v) = $v {
-                    num!($k, v);
-                }
-            )*};
-        }
-        opt!("ip_proto": p.ip_proto, "src_port": p.src_port, "dst_port": p.dst_port, "tcp_flags": p.tcp_flags,
-             "icmp_type": p.icmp_type, "icmp_code": p.icmp_code, "ether_type": p.ether_type);
-        let _ = first;
-        out.push(b'}');
+        let at = out.len();
+        write(out);
+        self.bytes.clear();
+        self.bytes.extend_from_slice(&out[at..]);
+        self.key = Some(key());
+    }
+}
+
+/// The header's words, by the identity of the static strings they are
+/// (address and length), with the drop reason and the flags: comparing
+/// two is a few word compares.
+type WordsKey = [usize; 8];
+
+fn words_key(f: &Flow) -> WordsKey {
+    let s = |w: &'static str| w.as_ptr() as usize ^ (w.len() << 48);
+    let o = |w: Option<&'static str>| w.map_or(0, s);
+    [
+        s(f.event_type),
+        s(f.verdict),
+        o(f.drop_reason_desc),
+        o(f.observation_point),
+        o(f.policy_match),
+        s(f.ct_state),
+        s(f.direction),
+        f.drop_reason.map_or(0, |r| 0x100 | r as usize)
+            | (f.deny_overrode_allow as usize) << 9
+            | (f.fragment as usize) << 10,
+    ]
+}
+
+/// The event's place: ifindex, endpoint id, identities, and the names of
+/// the interface and the endpoint.
+struct PlaceKey {
+    numbers: [u32; 4],
+    interface: Option<Box<str>>,
+    endpoint: Option<Box<str>>,
+}
+
+/// Kinds of events whose words are kept: a flood holds a few (traces both
+/// ways, drops, verdicts), each in the slot its words hash to.
+const WORD_RUNS: usize = 8;
+
+#[derive(Default)]
+struct Runs {
+    words: [Run<WordsKey>; WORD_RUNS],
+    place: Run<PlaceKey>,
+}
+
+thread_local! {
+    static RUNS: std::cell::RefCell<Runs> = std::cell::RefCell::default();
+}
+
+impl Runs {
+    fn write_words(&mut self, out: &mut Vec<u8>, f: &Flow) {
+        let key = words_key(f);
+        let h = key.iter().fold(0usize, |h, k| h.rotate_left(7) ^ k);
+        let run = &mut self.words[(h ^ h >> 17 ^ h >> 31) % WORD_RUNS];
+        run.write(out, |k| *k == key, || key, |out| f.write_words(out));
+    }
+
+    fn write_place(&mut self, out: &mut Vec<u8>, f: &Flow, o: JsonOptions<'_>) {
+        let numbers = [f.ifindex, f.endpoint_id, f.src_identity, f.dst_identity];
+        let interface = f.interface.as_deref().or(o.interface);
+        self.place.write(
+            out,
+            |k| k.numbers == numbers && k.interface.as_deref() == interface && k.endpoint.as_deref() == o.endpoint,
+            || PlaceKey { numbers, interface: interface.map(Box::from), endpoint: o.endpoint.map(Box::from) },
+            |out| f.write_place(out, o),
+        );
     }
 }
 
@@ -425,6 +532,75 @@ mod tests {
             }),
             vec![3]
         );
+    }
+
+    /// A JSON line reuses the runs the last lines of the same kind wrote
+    /// (issue 24): every field those runs hold, changed alone from one line
+    /// to the next and changed back, is written as it now is, and any line
+    /// is byte for byte serde's.
+    #[test]
+    fn json_lines_follow_every_change_between_events() {
+        let pkt = udp([10, 0, 0, 1], [10, 0, 0, 2], 1111, 53);
+        let base = Flow::from_event(&decode(&record(abi::EVENT_TRACE, 5, 1, abi::DIR_EGRESS, 1, &pkt)).unwrap());
+        let drop = Flow::from_event(&decode(&record(abi::EVENT_DROP, 133, 2, abi::DIR_INGRESS, 2, &pkt)).unwrap());
+        let verdict =
+            Flow::from_event(&decode(&record(abi::EVENT_POLICY_VERDICT, 1, 2, abi::DIR_INGRESS, 2, &pkt)).unwrap());
+        let with = |f: &Flow, edit: &dyn Fn(&mut Flow)| {
+            let mut f = f.clone();
+            edit(&mut f);
+            f
+        };
+        let flows = [
+            base.clone(),
+            with(&base, &|f| f.ct_state = "established"),
+            with(&base, &|f| f.direction = "ingress"),
+            with(&base, &|f| f.verdict = "DROPPED"),
+            with(&base, &|f| f.fragment = true),
+            with(&base, &|f| f.ifindex = 7),
+            with(&base, &|f| f.interface = Some("lxc\"9".into())),
+            with(&base, &|f| f.interface = Some("lxc9".into())),
+            with(&base, &|f| f.endpoint_id = 102),
+            with(&base, &|f| f.src_identity = 1001),
+            with(&base, &|f| f.dst_identity = 2),
+            with(&base, &|f| f.orig_len = 1500),
+            with(&base, &|f| f.time = Some("2026-12-02T12:00:00.000001Z".into())),
+            drop.clone(),
+            with(&drop, &|f| f.drop_reason = Some(181)),
+            with(&drop, &|f| f.drop_reason_desc = Some("Policy denied by denylist")),
+            verdict.clone(),
+            with(&verdict, &|f| f.deny_overrode_allow = true),
+            with(&verdict, &|f| f.policy_match = Some("L4-Only")),
+            base.clone(),
+            drop,
+            verdict,
+            base,
+        ];
+        for round in 0..2 {
+            for (i, f) in flows.iter().enumerate() {
+                let mut ours = Vec::new();
+                f.write_json(&mut ours);
+                let ours = String::from_utf8(ours).unwrap();
+                assert_eq!(ours, serde_json::to_string(f).unwrap(), "flow {i}, round {round}");
+                // The endpoint's name and the interface lent by the reader.
+                for (iface, ep) in [(Some("eth0"), Some("lab/ep1")), (Some("eth0"), Some("lab/ep2")), (None, None)] {
+                    let mut lent = Vec::new();
+                    let o = JsonOptions { interface: iface, endpoint: ep, ..JsonOptions::default() };
+                    f.write_json_with(&mut lent, o);
+                    let mut want: serde_json::Value = serde_json::to_value(f).unwrap();
+                    let m = want.as_object_mut().unwrap();
+                    if f.interface.is_none()
+                        && let Some(i) = iface
+                    {
+                        m.insert("interface".into(), i.into());
+                    }
+                    if let Some(e) = ep {
+                        m.insert("endpoint_name".into(), e.into());
+                    }
+                    let got: serde_json::Value = serde_json::from_slice(&lent).unwrap();
+                    assert_eq!(got, want, "flow {i}, {iface:?} {ep:?}, round {round}");
+                }
+            }
+        }
     }
 
     #[test]
