@@ -1,8 +1,8 @@
 //! Datapath cost per packet under BPF_PROG_TEST_RUN against an empty tc
 //! program, measured in the same run: an established IPv4 TCP packet, its
 //! reply direction, an established IPv6 packet, and ARP (passed and
-//! counted). Needs root. With DPDBG_BENCH_BASELINE set to another build's
-//! datapath.o, that build is measured in the same rounds as well.
+//! counted). Needs root. With DPDBG_BENCH_BASELINE set to other builds'
+//! datapath.o files (colon-separated), they are measured in the same rounds.
 
 use std::net::IpAddr;
 
@@ -16,7 +16,12 @@ use etherparse::PacketBuilder;
 const REPEAT: u32 = 1_000_000;
 /// Rounds; in each, every program runs once, so a noisy moment of the VM
 /// hits all of them alike. The best round of each is reported.
+/// DPDBG_BENCH_ROUNDS asks for more on a busy machine.
 const ROUNDS: usize = 12;
+
+fn rounds() -> usize {
+    std::env::var("DPDBG_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(ROUNDS)
+}
 
 fn run_once(prog: &SchedClassifier, pkt: &[u8]) -> f64 {
     let mut o = TestRunOptions::new();
@@ -96,11 +101,17 @@ fn datapath_under_test(
 /// that the VM's moods cannot skew.
 fn run(dirs: &mut Vec<std::path::PathBuf>) {
     let (from, to, clock) = datapath_under_test(dirs, dpdbg::DATAPATH_OBJECT);
-    let baseline = std::env::var_os("DPDBG_BENCH_BASELINE").map(|p| {
-        let obj = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.to_string_lossy()));
-        let (f, t, _) = datapath_under_test(dirs, &obj);
-        (p.to_string_lossy().into_owned(), f, t)
-    });
+    // Colon-separated: each build is measured beside this one.
+    let baselines: Vec<(String, SchedClassifier, SchedClassifier)> = std::env::var("DPDBG_BENCH_BASELINE")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let obj = std::fs::read(p).unwrap_or_else(|e| panic!("{p}: {e}"));
+            let (f, t, _) = datapath_under_test(dirs, &obj);
+            (p.to_string(), f, t)
+        })
+        .collect();
 
     let mut obj = EbpfLoader::new().load(dpdbg::DATAPATH_OBJECT).unwrap();
     let empty: &mut SchedClassifier = obj.program_mut("empty_prog").unwrap().try_into().unwrap();
@@ -123,30 +134,31 @@ fn run(dirs: &mut Vec<std::path::PathBuf>) {
     ];
     let mut cases: Vec<(&SchedClassifier, &[u8])> =
         vec![(&*empty, &est4), (&from, &est4), (&to, &reply4), (&from, &est6), (&from, &arp)];
-    if let Some((_, f, t)) = &baseline {
+    for (_, f, t) in &baselines {
         cases.extend([(f, &est4[..]), (t, &reply4[..]), (f, &est6[..]), (f, &arp[..])]);
     }
     let mut best = vec![f64::MAX; cases.len()];
-    for _ in 0..ROUNDS {
+    let rounds = rounds();
+    for _ in 0..rounds {
         for (i, (prog, pkt)) in cases.iter().enumerate() {
             best[i] = best[i].min(run_once(prog, pkt));
         }
     }
     let empty_ns = best[0];
-    println!("datapath, BPF_PROG_TEST_RUN x{REPEAT}, best of {ROUNDS} interleaved rounds (clock: {clock}):");
+    println!("datapath, BPF_PROG_TEST_RUN x{REPEAT}, best of {rounds} interleaved rounds (clock: {clock}):");
     for (i, name) in names.iter().enumerate() {
         if i == 0 {
             println!("  {name:<38} {:7.1} ns/packet", best[i]);
             continue;
         }
         print!("  {name:<38} {:7.1} ns/packet  ({:.2}x empty)", best[i], best[i] / empty_ns);
-        if baseline.is_some() {
-            let b = best[names.len() - 1 + i];
-            print!("   baseline {b:7.1} ns ({:.2}x empty, {:+.1} ns)", b / empty_ns, best[i] - b);
+        for b in 0..baselines.len() {
+            let ns = best[names.len() + b * (names.len() - 1) + i - 1];
+            print!("   [{b}] {ns:5.1} ns ({:.2}x, {:+.1} ns)", ns / empty_ns, best[i] - ns);
         }
         println!();
     }
-    if let Some((path, _, _)) = &baseline {
-        println!("  (baseline: {path}, measured in the same rounds)");
+    for (b, (path, _, _)) in baselines.iter().enumerate() {
+        println!("  [{b}] {path}, measured in the same rounds (+: this build is slower)");
     }
 }

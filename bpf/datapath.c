@@ -100,7 +100,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir, struct trace_
 	}
 
 	/* Track it, so its further packets and its replies pass on the entry. */
-	r = ct_create(&key, &p, dir, ifindex, v.src_identity, len, now, replace, tr);
+	r = ct_create(&key, &p, dir, ifindex, v.src_identity, len, now, replace, reopen, tr);
 	if (r)
 		return drop(skb, &p, &v, r, tr);
 	trace = 1;

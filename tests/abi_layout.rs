@@ -153,6 +153,7 @@ fn mirrored_constants() -> Vec<(&'static str, i64)> {
         ("DPDBG_CT_F_CLOSING_FWD", abi::CT_F_CLOSING_FWD.into()),
         ("DPDBG_CT_F_CLOSING_REV", abi::CT_F_CLOSING_REV.into()),
         ("DPDBG_CT_F_REPLY_SEEN", abi::CT_F_REPLY_SEEN.into()),
+        ("DPDBG_CT_F_TWIN", abi::CT_F_TWIN.into()),
         ("DPDBG_CT_LIFETIME_TCP_SYN", abi::CT_LIFETIME_TCP_SYN.into()),
         ("DPDBG_CT_LIFETIME_TCP", abi::CT_LIFETIME_TCP.into()),
         ("DPDBG_CT_LIFETIME_CLOSE", abi::CT_LIFETIME_CLOSE.into()),

@@ -1172,3 +1172,65 @@ fn a_reader_of_a_busy_ring_takes_records_in_batches_not_one_wake_up_each() {
         RECORDS as f64 / drains as f64
     );
 }
+
+/// Runs `pkt` as if it came through interface `ifindex` (the __sk_buff's
+/// ifindex, which BPF_PROG_TEST_RUN takes for an existing device).
+fn run_on(prog: &SchedClassifier, pkt: &[u8], ifindex: u32) -> u32 {
+    let mut ctx = [0u8; 44];
+    ctx[40..44].copy_from_slice(&ifindex.to_ne_bytes());
+    let mut opts = TestRunOptions::new();
+    opts.data_in = Some(pkt);
+    opts.ctx_in = Some(&ctx);
+    prog.test_run(opts).unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN on ifindex {ifindex}: {e}")).return_value
+}
+
+/// Replies look up their reverse tuple first (the short way, a lookup
+/// fewer), but when the packet's own tuple has an entry as well the
+/// datapath answers as it always did: the packet's own entry wins. Both
+/// entries can exist only when one was opened over another interface's
+/// entry; both are then marked twins, and the short way is not taken.
+#[test]
+fn a_reply_whose_own_tuple_is_tracked_keeps_its_own_entry() {
+    // Another interface (a veth of the test's own) for the endpoint to have been on.
+    let veth = common::Veth::new();
+    let other = dpdbg::sys::ifindex(&veth.host).unwrap();
+    let mut dp = Dp::new(0);
+    let ep4 = IpAddr::from(EP4);
+    let moved = |ifindex| EndpointInfo { endpoint_id: EP_ID, identity: EP_IDENTITY, ifindex, mac: MAC_A, flags: 0 };
+
+    // The endpoint on the other interface opens EP:40000 -> PEER:80.
+    dp.maps.endpoint_upsert(ep4, moved(other)).unwrap();
+    assert_eq!(run_on(&dp.from, &tcp4(EP4, PEER4, 40000, 80, true, false), other), TC_ACT_OK);
+    // It moves here; the peer opens PEER:80 -> EP:40000 towards it, over
+    // the old interface's entry of the reverse tuple.
+    dp.maps.endpoint_upsert(ep4, moved(LO)).unwrap();
+    assert_eq!(dp.ingress(&tcp4(PEER4, EP4, 80, 40000, true, false)), TC_ACT_OK);
+    // The endpoint's SYN again, here: its entry is re-made on this interface.
+    assert_eq!(dp.egress(&tcp4(EP4, PEER4, 40000, 80, true, false)), TC_ACT_OK);
+
+    let entries = |dp: &Dp| {
+        let mut ct = dp.maps.ct4_list().unwrap();
+        ct.sort_by_key(|(k, _)| k.direction);
+        ct
+    };
+    let ct = entries(&dp);
+    assert_eq!(ct.len(), 2, "{ct:?}");
+    for (k, e) in &ct {
+        assert_eq!(e.ifindex, LO, "{k:?}");
+        assert!(e.flags & abi::CT_F_TWIN != 0, "both entries are marked twins: {k:?} {e:?}");
+    }
+    let (ingress_fwd, egress_rev) = (ct[0].1.packets_fwd, ct[1].1.packets_rev);
+    let _ = dp.events();
+
+    // From the lower port to the higher: the short way would take the
+    // egress entry's reverse; the packet's own (ingress) entry wins.
+    assert_eq!(dp.ingress(&tcp4(PEER4, EP4, 80, 40000, false, true)), TC_ACT_OK);
+    let ct = entries(&dp);
+    assert_eq!(ct[0].0.direction, abi::DIR_INGRESS);
+    assert_eq!(ct[0].1.packets_fwd, ingress_fwd + 1, "accounted on its own entry");
+    assert_eq!(ct[1].1.packets_rev, egress_rev, "not on the reverse one");
+    let ev = dp.events();
+    let states: Vec<u8> = ev.iter().map(|e| e.hdr.ct_state).collect();
+    assert_eq!(states, vec![abi::CT_ESTABLISHED], "its new ACK is traced as its own connection's");
+    assert_eq!(dpdbg::maps::ct::flag_names(abi::CT_F_TWIN), vec!["twin"]);
+}

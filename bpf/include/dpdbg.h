@@ -136,6 +136,11 @@ enum dpdbg_ct_flag {
 	DPDBG_CT_F_CLOSING_FWD = 0x02,
 	DPDBG_CT_F_CLOSING_REV = 0x04,
 	DPDBG_CT_F_REPLY_SEEN = 0x08,
+	/*
+	 * The reversed tuple has an entry of its own too (set on both when the
+	 * second is made): a reply must then look up its own tuple first.
+	 */
+	DPDBG_CT_F_TWIN = 0x10,
 };
 
 /* Lifetimes in seconds after last_seen_ns. */

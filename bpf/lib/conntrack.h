@@ -269,6 +269,26 @@ static __always_inline __u8 ct_tracked(union ct_key *key, const struct pkt *p, _
 		if (*e)
 			return DPDBG_CT_RELATED;
 	}
+	/*
+	 * From the lower port to the higher, a packet is most likely a reply (a
+	 * server answering a client's ephemeral port, an ICMP echo reply): its
+	 * reverse tuple is looked up first, which spares replies a miss on
+	 * their own tuple (a hash lookup, a third of their cost). Taken only
+	 * when the order below would give the same answer: the entry is usable
+	 * and no entry of the packet's own tuple can be beside it (ct_create
+	 * marks both entries DPDBG_CT_F_TWIN when it makes the second one).
+	 * Anything else goes the usual way, which looks again. The dry run
+	 * always does, and records each lookup.
+	 */
+	if (!tr && p->t.sport < p->t.dport) {
+		int ignored = 0;
+
+		ct_key(key, p, &p->t, dir, 1);
+		*e = ct_lookup(p, key);
+		if (*e && (*e)->ifindex == ifindex && !((*e)->flags & DPDBG_CT_F_TWIN) &&
+		    !ct_stale(*e, p, now, &ignored))
+			return DPDBG_CT_REPLY;
+	}
 	ct_key(key, p, &p->t, dir, 0);
 	*e = ct_find(key, p, ifindex, now, reopen, replace, tr, DPDBG_TRACE_CT_FWD);
 	if (*e)
@@ -298,11 +318,31 @@ static __always_inline int ct_account(struct ct_entry *e, __u8 state, __u32 len,
 }
 
 /*
+ * When the tuple and its reverse both have entries, both are marked, so a
+ * reply does not take the reverse one by the short way (see ct_tracked()).
+ */
+static __noinline void ct_mark_twins(union ct_key *key, const struct pkt *p, __u8 dir)
+{
+	struct ct_entry *r, *f;
+
+	ct_key(key, p, &p->t, dir, 1);
+	r = ct_lookup(p, key);
+	if (!r)
+		return;
+	r->flags |= DPDBG_CT_F_TWIN;
+	ct_key(key, p, &p->t, dir, 0);
+	f = ct_lookup(p, key);
+	if (f)
+		f->flags |= DPDBG_CT_F_TWIN;
+}
+
+/*
  * Tracks the new connection this packet opens, on this interface (replace:
  * over another interface's entry for the tuple). Returns 0 or a drop reason.
  */
 static __always_inline int ct_create(union ct_key *key, const struct pkt *p, __u8 dir, __u32 ifindex,
-				     __u32 src_identity, __u32 len, __u64 now, int replace, struct trace_result *tr)
+				     __u32 src_identity, __u32 len, __u64 now, int replace, int reopen,
+				     struct trace_result *tr)
 {
 	struct ct_entry ne = {};
 	int r;
@@ -319,6 +359,13 @@ static __always_inline int ct_create(union ct_key *key, const struct pkt *p, __u
 	/* -EEXIST: another CPU created it first, which is fine. */
 	if (r < 0 && r != -17)
 		return DPDBG_REASON_CT_MAP_INSERT;
+	/*
+	 * Only a connection opened over an entry of another interface or a
+	 * closing one was created without a look at its reverse tuple (the
+	 * lookups stopped at its own): one may be there.
+	 */
+	if (replace || reopen)
+		ct_mark_twins(key, p, dir);
 	return 0;
 }
 

@@ -180,6 +180,8 @@ pub const CT_F_SEEN_NON_SYN: u8 = 0x01;
 pub const CT_F_CLOSING_FWD: u8 = 0x02;
 pub const CT_F_CLOSING_REV: u8 = 0x04;
 pub const CT_F_REPLY_SEEN: u8 = 0x08;
+/// The reversed tuple has an entry of its own too: replies look up their own tuple first.
+pub const CT_F_TWIN: u8 = 0x10;
 
 pub const CT_NEW: u8 = 1;
 pub const CT_ESTABLISHED: u8 = 2;

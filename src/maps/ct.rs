@@ -85,6 +85,7 @@ pub const FLAGS: &[(u8, &str)] = &[
     (abi::CT_F_CLOSING_FWD, "closing_fwd"),
     (abi::CT_F_CLOSING_REV, "closing_rev"),
     (abi::CT_F_REPLY_SEEN, "reply_seen"),
+    (abi::CT_F_TWIN, "twin"),
 ];
 
 pub fn flag_names(f: u8) -> Vec<&'static str> {
