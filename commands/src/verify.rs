@@ -232,10 +232,7 @@ fn kind(n: &MarkedYamlOwned) -> &'static str {
     match &n.data {
         YamlDataOwned::Mapping(_) => "a mapping",
         YamlDataOwned::Sequence(_) => "a list",
-        other => match scalar(&MarkedYamlOwned { span: n.span, data: other.clone() }) {
-            Ok(_) => "a single value",
-            Err(what) => what,
-        },
+        _ => scalar(n).map_or_else(|what| what, |_| "a single value"),
     }
 }
 
@@ -885,6 +882,12 @@ fn print(rep: &VerifyReport, format: Format) -> anyhow::Result<()> {
 }
 
 impl VerifyCmd {
+    /// The file a server would read on its node were it sent this command
+    /// as it is (refused there: `--server` sends the text).
+    pub fn node_file(&self) -> Option<&Path> {
+        self.matrix.as_deref()
+    }
+
     /// The matrix's text and the name to give it.
     fn read(&self) -> anyhow::Result<(String, String)> {
         if let Some(t) = &self.matrix_text {
@@ -991,13 +994,6 @@ fn remote(server: &str, args: Vec<String>) -> anyhow::Result<(Vec<u8>, Vec<u8>, 
             }
         }
     })
-}
-
-/// For the server: a matrix given by file would be read on the node.
-impl VerifyCmd {
-    pub fn node_file(&self) -> Option<&Path> {
-        self.matrix.as_deref()
-    }
 }
 
 #[cfg(test)]

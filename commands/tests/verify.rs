@@ -416,6 +416,12 @@ fn a_matrix_is_checked_without_traffic_and_a_wrong_row_is_named() {
     assert_eq!((j["tests"].as_u64(), j["failures"].as_u64()), (Some(20), Some(1)), "{j}");
     let o = with_stdin(&fs.0, &state, &["--server", sock, "verify", "-"], &matrix(&rows));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // A malformed file is refused here, before the node is asked.
+    let bad = write(dir.path(), "bad.yaml", "- {from: lab/ep1, to: lab/ep2, port: 80}\n");
+    let o = run(&["--server", sock, "verify", &bad, "-o", "json"]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let err: Value = serde_json::from_str(stderr(&o).trim()).unwrap();
+    assert!(err["error"].as_str().unwrap().contains("bad.yaml: line 1, field expect: missing"), "{err}");
     // A name the node does not know: the node says so, with the line.
     let o = run(&[
         "--server",
