@@ -7,7 +7,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::{bpf, datapath, debuginfo, explain, health, lab, map, monitor, observe, output, prog, serve, status, trace, tui, verify};
+use crate::{
+    bpf, datapath, debuginfo, explain, health, lab, map, monitor, observe, output, prog, serve, status, trace, tui,
+    verify,
+};
 
 /// dpdbg: inspect and debug an eBPF networking datapath — load it, attach it,
 /// read its maps and events, and run a lab to try it.

@@ -95,11 +95,7 @@ impl Expect {
 
     /// What trace's verdict means for a row.
     pub fn of_verdict(verdict: &str) -> Expect {
-        if verdict == "FORWARDED" {
-            Expect::Allow
-        } else {
-            Expect::Deny
-        }
+        if verdict == "FORWARDED" { Expect::Allow } else { Expect::Deny }
     }
 }
 
@@ -297,11 +293,7 @@ pub fn parse(text: &str) -> Result<Vec<Row>, Vec<Problem>> {
             out.push(r);
         }
     }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(problems)
-    }
+    if problems.is_empty() { Ok(out) } else { Err(problems) }
 }
 
 /// One row from its own fields and the defaults.
@@ -844,11 +836,7 @@ pub fn junit(rep: &VerifyReport) -> String {
 fn classname(source: &str) -> String {
     let base = Path::new(source).file_stem().and_then(|s| s.to_str()).unwrap_or("matrix");
     let c: String = base.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
-    if c.is_empty() || c == "_" {
-        "stdin".into()
-    } else {
-        c
-    }
+    if c.is_empty() || c == "_" { "stdin".into() } else { c }
 }
 
 /// The report in the format asked for; a row that does not hold is exit 1.
@@ -963,9 +951,9 @@ impl VerifyCmd {
 /// Runs `dpdbg ARGS -o json` on the server's node: its stdout, stderr and
 /// exit code.
 fn remote(server: &str, args: Vec<String>) -> anyhow::Result<(Vec<u8>, Vec<u8>, i32)> {
+    use dpdbg_api::events::RunRequest;
     use dpdbg_api::events::commands_client::CommandsClient;
     use dpdbg_api::events::run_output::Item;
-    use dpdbg_api::events::RunRequest;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let ch = dpdbg_api::client::connect(server).await?;

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{dpdbg, Bpffs, LabGuard};
+use common::{Bpffs, LabGuard, dpdbg};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
