@@ -52,36 +52,61 @@ pub struct NodeSnapshot {
 /// dashboard shows (conntrack in batches). An unloaded datapath is no error:
 /// `loaded` is false and the maps are empty.
 pub fn read(bpffs: &Path, want: Want) -> Result<NodeSnapshot> {
-    let mut s = NodeSnapshot::default();
-    if want.status {
-        s.status = Some(crate::datapath::status_brief(bpffs)?);
-        s.runtime = crate::datapath::runtime(bpffs).ok();
+    Reader::new(bpffs).read(want)
+}
+
+/// Reads the node again and again, as a dashboard does every second: what
+/// can be kept between reads (the conntrack tables open, their buffers) is.
+pub struct Reader {
+    bpffs: std::path::PathBuf,
+    ct: crate::maps::ct::CtReader,
+}
+
+impl Reader {
+    pub fn new(bpffs: &Path) -> Reader {
+        Reader { bpffs: bpffs.to_path_buf(), ct: crate::maps::ct::CtReader::new(bpffs) }
     }
-    if want.programs {
-        s.programs = Some(crate::progs::list_totals()?);
+
+    /// As [`read`].
+    pub fn read(&mut self, want: Want) -> Result<NodeSnapshot> {
+        self.read_with(want, true)
     }
-    let maps = match Maps::open(bpffs) {
-        Ok(m) => m,
-        Err(Error::NotLoaded { .. }) => return Ok(s),
-        Err(e) => return Err(e),
-    };
-    s.loaded = true;
-    s.endpoints = maps.endpoint_list()?;
-    for e in &s.endpoints {
-        if !s.ifnames.iter().any(|(i, _)| *i == e.ifindex)
-            && let Some(n) = crate::sys::ifname(e.ifindex)
-        {
-            s.ifnames.push((e.ifindex, n));
+
+    /// As [`read`]; the conntrack tables only when `conntrack` (a view that
+    /// shows none of it need not read ten thousand entries).
+    pub fn read_with(&mut self, want: Want, conntrack: bool) -> Result<NodeSnapshot> {
+        let bpffs = &self.bpffs;
+        let mut s = NodeSnapshot::default();
+        if want.status {
+            s.status = Some(crate::datapath::status_brief(bpffs)?);
+            s.runtime = crate::datapath::runtime(bpffs).ok();
         }
+        if want.programs {
+            s.programs = Some(crate::progs::list_totals()?);
+        }
+        let maps = match Maps::open(bpffs) {
+            Ok(m) => m,
+            Err(Error::NotLoaded { .. }) => return Ok(s),
+            Err(e) => return Err(e),
+        };
+        s.loaded = true;
+        s.endpoints = maps.endpoint_list()?;
+        for e in &s.endpoints {
+            if !s.ifnames.iter().any(|(i, _)| *i == e.ifindex)
+                && let Some(n) = crate::sys::ifname(e.ifindex)
+            {
+                s.ifnames.push((e.ifindex, n));
+            }
+        }
+        s.names = maps.names()?;
+        s.rules = maps.policy_rules()?;
+        s.metrics = maps.metrics()?;
+        if conntrack {
+            let ct = &mut s.conntrack;
+            self.ct.for_each(&CtFilter::default(), |v| ct.push(v))?;
+        }
+        Ok(s)
     }
-    s.names = maps.names()?;
-    s.rules = maps.policy_rules()?;
-    s.metrics = maps.metrics()?;
-    crate::maps::ct::for_each(bpffs, &CtFilter::default(), |v| {
-        s.conntrack.push(v);
-        Ok(())
-    })?;
-    Ok(s)
 }
 
 #[cfg(test)]

@@ -108,6 +108,16 @@ impl Sizes {
         let value = if is_percpu_type(i.map_type) { v.div_ceil(8) * 8 * possible_cpus()? } else { v };
         Ok(Sizes { key: i.key_size as usize, value })
     }
+
+    /// Bytes of a key.
+    pub(crate) fn key(self) -> usize {
+        self.key
+    }
+
+    /// Bytes of a value as the kernel copies it (all CPUs' for per-CPU maps).
+    pub(crate) fn value(self) -> usize {
+        self.value
+    }
 }
 
 fn need(what: &str, have: usize, need: usize) -> io::Result<()> {

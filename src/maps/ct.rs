@@ -232,6 +232,124 @@ pub fn for_each(bpffs: &Path, filter: &CtFilter, mut f: impl FnMut(CtView) -> Re
     Ok(n)
 }
 
+/// The conntrack tables held open between reads, with their batch buffers:
+/// the dashboard reads ten thousand entries every second, and opening the
+/// tables each time (their BTF fetched and parsed), a reading thread and
+/// fresh zeroed buffers cost more than the entries themselves. A table
+/// whose pin was replaced (the datapath loaded again) is opened again.
+pub struct CtReader {
+    pins: Pins,
+    tables: Vec<Table>,
+    keys: Vec<u8>,
+    values: Vec<u8>,
+}
+
+struct Table {
+    family: u8,
+    fd: std::os::fd::OwnedFd,
+    sizes: crate::syscall::Sizes,
+    /// The pin's device and inode when opened: a new load pins a new file.
+    pin: (u64, u64),
+}
+
+/// Entries per BPF_MAP_LOOKUP_BATCH call of a `CtReader`.
+const READER_BATCH: usize = 4096;
+
+fn pin_id(path: &Path) -> Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).map_err(|e| Error::io("stat", path, e))?;
+    Ok((m.dev(), m.ino()))
+}
+
+impl CtReader {
+    pub fn new(bpffs: &Path) -> CtReader {
+        CtReader { pins: Pins::new(bpffs), tables: Vec::new(), keys: Vec::new(), values: Vec::new() }
+    }
+
+    /// Opens (again) what is not open or was replaced since.
+    fn tables(&mut self) -> Result<()> {
+        self.pins.require_loaded()?;
+        for (i, (name, family)) in [("ct4", abi::FAMILY_IPV4), ("ct6", abi::FAMILY_IPV6)].into_iter().enumerate() {
+            let path = self.pins.map(name);
+            let pin = pin_id(&path)?;
+            if self.tables.get(i).is_some_and(|t| t.pin == pin) {
+                continue;
+            }
+            let fd = crate::syscall::obj_get(&path).map_err(|e| Error::io("bpf_obj_get", &path, e))?;
+            let sizes = crate::syscall::Sizes::of(std::os::fd::AsRawFd::as_raw_fd(&fd))
+                .map_err(|e| Error::io("bpf_obj_get_info_by_fd", &path, e))?;
+            let want =
+                if family == abi::FAMILY_IPV4 { std::mem::size_of::<Ct4Key>() } else { std::mem::size_of::<Ct6Key>() };
+            if sizes.key() != want || sizes.value() < std::mem::size_of::<CtEntry>() {
+                return Err(Error::InvalidInput(format!(
+                    "{}: keys of {} bytes and values of {} where {want} and {} were expected: is this map dpdbg's?",
+                    path.display(),
+                    sizes.key(),
+                    sizes.value(),
+                    std::mem::size_of::<CtEntry>()
+                )));
+            }
+            let t = Table { family, fd, sizes, pin };
+            if i < self.tables.len() {
+                self.tables[i] = t;
+            } else {
+                self.tables.push(t);
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands every entry of ct4 then ct6 that `filter` keeps to `f`, as
+    /// `for_each` does; returns how many.
+    pub fn for_each(&mut self, filter: &CtFilter, mut f: impl FnMut(CtView)) -> Result<u64> {
+        self.tables()?;
+        let now = sys::monotonic_coarse_ns();
+        let mut n = 0;
+        for t in &self.tables {
+            if filter.family.is_some_and(|fam| fam != t.family) {
+                continue;
+            }
+            let (ks, vs) = (t.sizes.key(), t.sizes.value());
+            self.keys.resize(ks * READER_BATCH, 0);
+            self.values.resize(vs * READER_BATCH, 0);
+            let (mut token_in, mut token_out) = (vec![0u8; ks.max(8)], vec![0u8; ks.max(8)]);
+            let mut first = true;
+            loop {
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&t.fd);
+                let (got, more) = crate::syscall::lookup_batch(
+                    fd,
+                    t.sizes,
+                    (!first).then_some(&token_in[..]),
+                    &mut token_out,
+                    &mut self.keys,
+                    &mut self.values,
+                    READER_BATCH as u32,
+                )
+                .map_err(|e| Error::io("bpf_map_lookup_batch", format!("map ct{}", t.family), e))?;
+                first = false;
+                std::mem::swap(&mut token_in, &mut token_out);
+                for i in 0..got as usize {
+                    let kb = &self.keys[i * ks..(i + 1) * ks];
+                    let tuple = if t.family == abi::FAMILY_IPV4 {
+                        read::<Ct4Key>(kb)?.tuple()
+                    } else {
+                        read::<Ct6Key>(kb)?.tuple()
+                    };
+                    let v = view(tuple, &read::<CtEntry>(&self.values[i * vs..(i + 1) * vs])?, now);
+                    if filter.keep(&v) {
+                        n += 1;
+                        f(v);
+                    }
+                }
+                if !more {
+                    break;
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
 /// Deletes entries of both tables for which `pred(tuple, entry, now)` holds,
 /// read in batches and deleted in batches; returns how many.
 fn delete_where(bpffs: &Path, pred: impl Fn(&CtView, &CtEntry) -> bool) -> Result<u64> {

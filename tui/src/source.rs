@@ -123,6 +123,8 @@ const EVENTS_KEPT: usize = 2048;
 /// The node itself, through the core library.
 pub struct Local {
     bpffs: PathBuf,
+    /// Kept between refreshes: the conntrack tables stay open.
+    reader: dpdbg::snapshot::Reader,
     server: String,
     records: Option<Records>,
     stats: Option<dpdbg::progs::StatsGuard>,
@@ -133,7 +135,15 @@ pub struct Local {
 impl Local {
     /// `server`: where `dpdbg serve` listens, used when it holds the ring.
     pub fn new(bpffs: PathBuf, server: String) -> Local {
-        Local { bpffs, server, records: None, stats: None, overview_at: None, started: Instant::now() }
+        Local {
+            reader: dpdbg::snapshot::Reader::new(&bpffs),
+            bpffs,
+            server,
+            records: None,
+            stats: None,
+            overview_at: None,
+            started: Instant::now(),
+        }
     }
 
     fn read_events(&mut self, snap: &mut Snapshot) {
@@ -174,7 +184,7 @@ impl Source for Local {
         } else {
             self.stats = None;
         }
-        let node = dpdbg::snapshot::read(&self.bpffs, Want { status, programs }).map_err(|e| e.to_string())?;
+        let node = self.reader.read(Want { status, programs }).map_err(|e| e.to_string())?;
         let loaded = node.loaded;
         let mut snap = snapshot(node, at);
         if loaded {
