@@ -51,7 +51,6 @@ fn flow(node: &str, sport: u32, ms: i64) -> GetFlowsResponse {
         namespace: "lab".into(),
         labels: vec![format!("k8s:app={pod}")],
         pod_name: pod.into(),
-        ..Default::default()
     };
     GetFlowsResponse {
         response_types: Some(ResponseTypes::Flow(Flow {
