@@ -300,6 +300,31 @@ impl SnapshotReader {
     }
 }
 
+/// Runs one dpdbg command on the node through `dpdbg.v1.Commands`, for a
+/// caller without a runtime of its own (the dashboard's collector thread,
+/// asking the node to explain a drop): its exit code, stdout and stderr.
+pub fn run_blocking(server: &str, args: Vec<String>, output: &str) -> Result<(i32, Vec<u8>, Vec<u8>), String> {
+    use crate::events::RunRequest;
+    use crate::events::run_output::Item;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let ch = connect(server).await.map_err(|e| e.to_string())?;
+        let mut client = crate::events::commands_client::CommandsClient::new(ch);
+        let req = RunRequest { args, output: output.to_string() };
+        let mut stream = client.run(req).await.map_err(|s| format!("{server}: {}", status_text(&s)))?.into_inner();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        while let Some(m) = stream.message().await.map_err(|s| format!("{server}: {}", status_text(&s)))? {
+            match m.item {
+                Some(Item::Stdout(b)) => out.extend(b),
+                Some(Item::Stderr(b)) => err.extend(b),
+                Some(Item::ExitCode(c)) => return Ok((c, out, err)),
+                None => {}
+            }
+        }
+        Err(format!("{server} ended the command without its exit status"))
+    })
+}
+
 #[cfg(test)]
 mod address_tests {
     use super::*;

@@ -164,15 +164,9 @@ fn session(
     let s = t.wait_for("a drop's details", |s| s.contains("Ethernet") && s.contains("0000  "));
     assert!(s.contains("IPv4") || s.contains("IPv6"), "{s}");
     // Why it was dropped (issue 23, item 1): explained on the collector's
-    // thread against the node's maps; a remote dashboard says where to ask.
-    if title.starts_with("events") {
-        let s = t.wait_for("the drop explained", |s| s.contains("Why: no rule matched: endpoint"));
-        assert!(s.contains("(default deny)") && s.contains("today: the same (DROPPED Policy denied)"), "{s}");
-    } else {
-        t.wait_for("the remote dashboard's word", |s| {
-            s.contains("Why: cannot explain: drops are explained on the node")
-        });
-    }
+    // thread against the node's maps (through --server: by the node).
+    let s = t.wait_for("the drop explained", |s| s.contains("Why: no rule matched: endpoint"));
+    assert!(s.contains("(default deny)") && s.contains("today: the same (DROPPED Policy denied)"), "{s}");
 
     // Programs: our two, attached to the lab's interfaces.
     t.keys(&["6"]);

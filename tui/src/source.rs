@@ -281,11 +281,20 @@ impl Source for Remote {
         format!("dpdbg serve at {}", self.server)
     }
 
-    fn explain(&mut self, _ev: &Event) -> Result<String, String> {
-        // The node's maps decide; its explanation is `dpdbg --server … explain`.
-        Err(format!(
-            "drops are explained on the node: `dpdbg --server {} monitor --explain`, or `dpdbg --server {} explain` with the drop's monitor -j line",
-            self.server, self.server
-        ))
+    /// The node's maps decided: the node explains, through its
+    /// `dpdbg.v1.Commands` (`dpdbg explain` with the drop's monitor line).
+    fn explain(&mut self, ev: &Event) -> Result<String, String> {
+        let f = dpdbg::flow::Flow::from_event(ev);
+        let mut line = Vec::new();
+        f.write_json_with(&mut line, dpdbg::flow::JsonOptions::default());
+        let args = vec!["explain".to_string(), String::from_utf8_lossy(&line).into_owned()];
+        let (code, out, err) = dpdbg_api::client::run_blocking(&self.server, args, "json")?;
+        if code != 0 {
+            let err = String::from_utf8_lossy(&err);
+            let v: serde_json::Value = serde_json::from_str(err.trim()).unwrap_or_default();
+            return Err(v["error"].as_str().map_or_else(|| err.trim().to_string(), str::to_string));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out).map_err(|e| format!("the node's explanation: {e}"))?;
+        v["summary"].as_str().map(str::to_string).ok_or_else(|| "the node's explanation has no summary".to_string())
     }
 }
