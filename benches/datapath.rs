@@ -6,8 +6,8 @@
 
 use std::net::IpAddr;
 
-use aya::programs::{SchedClassifier, TestRun, TestRunOptions};
 use aya::EbpfLoader;
+use aya::programs::{SchedClassifier, TestRun, TestRunOptions};
 use dpdbg::abi::{self, EndpointInfo, PolicyKey};
 use dpdbg::datapath::{self, Pins, Settings};
 use dpdbg::maps::Maps;

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use dpdbg::abi::Reason;
 use dpdbg::datapath::{Aggregation, Settings, Transport};
-use dpdbg::events::{view, EventReader};
-use dpdbg::flow::{push_rfc3339, write_line_with, Flow, JsonOptions, LineOptions};
-use dpdbg::lab::{in_netns, Lab, LabOptions};
+use dpdbg::events::{EventReader, view};
+use dpdbg::flow::{Flow, JsonOptions, LineOptions, push_rfc3339, write_line_with};
+use dpdbg::lab::{Lab, LabOptions, in_netns};
 use etherparse::PacketBuilder;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 

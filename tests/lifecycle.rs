@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::{bpftool_links, bpftool_map_ids, bpftool_prog_ids, sh, TestBpffs, Veth};
+use common::{TestBpffs, Veth, bpftool_links, bpftool_map_ids, bpftool_prog_ids, sh};
 use dpdbg::datapath::{self, AttachMode, Hook, Settings};
-use dpdbg::{abi, Error};
+use dpdbg::{Error, abi};
 
 fn loaded_ids(st: &datapath::Status) -> (Vec<u64>, Vec<u64>) {
     (st.programs.iter().map(|p| p.id as u64).collect(), st.maps.iter().map(|m| m.id as u64).collect())

@@ -11,7 +11,7 @@ use common::TestBpffs;
 use dpdbg::abi::{self, EndpointInfo, PolicyKey, Reason};
 use dpdbg::datapath::{self, Pins, Settings, Transport};
 use dpdbg::events::{Event, EventReader};
-use dpdbg::maps::{ct, Maps, PolicyAdd};
+use dpdbg::maps::{Maps, PolicyAdd, ct};
 use etherparse::PacketBuilder;
 
 const TC_ACT_OK: u32 = 0;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{dpdbg, Bpffs, LabGuard};
+use common::{Bpffs, LabGuard, dpdbg};
 
 use std::path::Path;
 use std::process::{Command, Stdio};
