@@ -64,8 +64,13 @@ fn direct(bpffs: &Path, args: &[&str]) -> (u64, u64, u64) {
 /// A monitor for the window, reading the ring itself or, with `server`,
 /// through `dpdbg serve` (which holds the ring): its summary's counts.
 fn monitor(bpffs: &Path, args: &[&str], server: Option<&Path>) -> (u64, u64, u64) {
+    monitor_of(env!("CARGO_BIN_EXE_dpdbg"), bpffs, args, server)
+}
+
+/// As `monitor`, with the dpdbg at `bin`.
+fn monitor_of(bin: &str, bpffs: &Path, args: &[&str], server: Option<&Path>) -> (u64, u64, u64) {
     let stop = Arc::new(AtomicBool::new(false));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dpdbg"));
+    let mut cmd = Command::new(bin);
     if let Some(s) = server {
         cmd.env("DPDBG_EVENTS_SOCKET", s);
     }
@@ -137,21 +142,44 @@ fn run(bpffs: &Path) {
         got as f64 / secs
     };
     if part("direct") {
-        // A monitor whose filter keeps nothing reads and counts every event
-        // but decodes and prints none: what reading the ring alone costs.
-        let none = line("direct monitor, -t drop", direct(bpffs, &["-t", "drop"]), " read (prints none)");
-        let text = direct(bpffs, &[]);
-        line(
-            "direct monitor, text",
-            text,
-            &format!(" delivered ({:.2}x the -t drop rate)", text.0 as f64 / secs / none),
-        );
-        let jsonl = direct(bpffs, &["-o", "jsonl"]);
-        line(
-            "direct monitor, -o jsonl",
-            jsonl,
-            &format!(" delivered ({:.2}x the -t drop rate)", jsonl.0 as f64 / secs / none),
-        );
+        // Rounds of the three in turns (and of another build's, when
+        // DPDBG_BENCH_BASELINE_BIN names one): the generator's rate moves
+        // with the machine's load, and what matters is what each loses.
+        let before = std::env::var("DPDBG_BENCH_BASELINE_BIN").ok().filter(|b| !b.is_empty());
+        let bins: Vec<(&str, String)> = std::iter::once(("", env!("CARGO_BIN_EXE_dpdbg").to_string()))
+            .chain(before.map(|b| ("before: ", b)))
+            .collect();
+        // Per build and kind: (events/s delivered, lost, generator events/s) per round.
+        let mut seen: Vec<Vec<Vec<(f64, u64, f64)>>> = vec![vec![Vec::new(); 3]; bins.len()];
+        for round in 1..=ROUNDS {
+            for (b, (who, bin)) in bins.iter().enumerate() {
+                // A monitor whose filter keeps nothing reads and counts every
+                // event but decodes and prints none: what reading the ring alone costs.
+                let kinds: [(&str, &[&str], &str); 3] = [
+                    ("-t drop", &["-t", "drop"], " read (prints none)"),
+                    ("text", &[], " delivered"),
+                    ("-o jsonl", &["-o", "jsonl"], " delivered"),
+                ];
+                for (k, (name, args, note)) in kinds.iter().enumerate() {
+                    let r = monitor_of(bin, bpffs, args, None);
+                    line(&format!("[{round}] {who}direct monitor, {name}"), r, note);
+                    seen[b][k].push((r.0 as f64 / secs, r.1, r.2 as f64 / secs));
+                }
+            }
+        }
+        for (b, (who, _)) in bins.iter().enumerate() {
+            let none = median(seen[b][0].iter().map(|r| r.0).collect());
+            for (k, name) in ["-t drop", "text", "-o jsonl"].iter().enumerate() {
+                let rate = median(seen[b][k].iter().map(|r| r.0).collect());
+                let lost: Vec<u64> = seen[b][k].iter().map(|r| r.1).collect();
+                let got: f64 = seen[b][k].iter().map(|r| r.0 * secs).sum();
+                let pct = 100.0 * lost.iter().sum::<u64>() as f64 / (got + lost.iter().sum::<u64>() as f64).max(1.0);
+                println!(
+                    "  {who}direct monitor, {name:<9} median {rate:>9.0} events/s ({:.2}x the -t drop reader), lost {pct:.3} % over {ROUNDS} rounds {lost:?} (target 0)",
+                    rate / none.max(1.0)
+                );
+            }
+        }
     }
     if only.as_deref() == Some("direct") {
         return;

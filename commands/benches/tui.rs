@@ -1,9 +1,12 @@
 //! What `dpdbg tui` costs to leave running: its CPU per second of wall time
 //! at the default 1 s refresh, on a datapath holding 10,000 conntrack
 //! entries and producing a steady stream of drop events, in a real terminal
-//! (tmux), on the Overview and on the Conntrack view. Beside it, in the same
-//! run, what one `dpdbg bpf ct list -o json` of the same table costs, the
-//! read every refresh must at least do. Needs root and tmux.
+//! (tmux), on every view, against bpftop (Netflix/bpftop, the program view
+//! an operator would leave running instead) on the same node in the same
+//! rounds when DPDBG_BPFTOP names a bpftop built from its source. Also what
+//! one `dpdbg bpf ct list -o json` of the same table costs.
+//! DPDBG_BENCH_BASELINE_BIN names another dpdbg (the build before a change)
+//! to measure in the same rounds. Needs root and tmux.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -21,7 +24,10 @@ use etherparse::PacketBuilder;
 mod common;
 
 const ENTRIES: u32 = 10_000;
+/// Each view's window in a round (DPDBG_BENCH_WINDOW=seconds for another).
 const WINDOW: Duration = Duration::from_secs(10);
+/// Rounds of every view and bpftop in turns: the figures are their medians.
+const ROUNDS: usize = 3;
 /// Drop events per second from the generator.
 const EVENTS_PER_S: u32 = 2_000;
 
@@ -62,22 +68,68 @@ fn tmux(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// The dashboard's CPU, as a percentage of one core, over WINDOW on `view`.
-fn dashboard(bpffs: &Path, view: &str) -> f64 {
-    let name = format!("dpdbg-tui-bench-{}", std::process::id());
-    let cmd = format!("exec {} --bpffs {} tui", env!("CARGO_BIN_EXE_dpdbg"), bpffs.display());
-    tmux(&["new-session", "-d", "-s", &name, "-x", "200", "-y", "50", &cmd]);
-    let pid: u32 = tmux(&["display-message", "-p", "-t", &name, "#{pane_pid}"]).trim().parse().unwrap();
-    std::thread::sleep(Duration::from_secs(2));
-    tmux(&["send-keys", "-t", &name, view]);
-    std::thread::sleep(Duration::from_secs(2));
-    let (c0, t0) = (common::cpu_ns(pid), Instant::now());
-    std::thread::sleep(WINDOW);
-    let pct = (common::cpu_ns(pid) - c0) as f64 / t0.elapsed().as_nanos() as f64 * 100.0;
-    let screen = tmux(&["capture-pane", "-p", "-t", &name]);
-    let _ = tmux(&["kill-session", "-t", &name]);
-    assert!(screen.contains("dpdbg"), "the dashboard ran:\n{screen}");
-    pct
+/// The views, by the key that shows each.
+const VIEWS: [(&str, &str); 6] =
+    [("Overview", "1"), ("Endpoints", "2"), ("Policy", "3"), ("Conntrack", "4"), ("Drops", "5"), ("Programs", "6")];
+
+/// A program running in a tmux session of its own (200x50), and its pid.
+struct Session {
+    name: String,
+    pid: u32,
+}
+
+impl Session {
+    fn start(what: &str, cmd: &str) -> Session {
+        let name = format!("dpdbg-tui-bench-{}-{what}", std::process::id());
+        tmux(&["new-session", "-d", "-s", &name, "-x", "200", "-y", "50", cmd]);
+        let pid: u32 = tmux(&["display-message", "-p", "-t", &name, "#{pane_pid}"]).trim().parse().unwrap();
+        // Started, its first reads done.
+        std::thread::sleep(Duration::from_secs(2));
+        Session { name, pid }
+    }
+
+    /// The session's CPU over `window`, as a percentage of one core.
+    fn cpu(&self, window: Duration) -> f64 {
+        let (c0, t0) = (common::cpu_ns(self.pid), Instant::now());
+        std::thread::sleep(window);
+        (common::cpu_ns(self.pid) - c0) as f64 / t0.elapsed().as_nanos() as f64 * 100.0
+    }
+
+    fn keys(&self, keys: &str) {
+        tmux(&["send-keys", "-t", &self.name, keys]);
+        // The view's first refresh (the Programs view asks for one at once).
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+
+    fn screen(&self) -> String {
+        tmux(&["capture-pane", "-p", "-t", &self.name])
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["kill-session", "-t", &self.name]).output();
+    }
+}
+
+/// A dashboard's CPU on each view in turn, `window` each.
+fn dashboard(bin: &str, bpffs: &Path, window: Duration) -> Vec<f64> {
+    let s = Session::start("dpdbg", &format!("exec {bin} --bpffs {} tui", bpffs.display()));
+    VIEWS
+        .iter()
+        .map(|(title, key)| {
+            s.keys(key);
+            let pct = s.cpu(window);
+            let screen = s.screen();
+            assert!(screen.contains("dpdbg") && screen.contains(title), "{bin} shows the {title} view:\n{screen}");
+            pct
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn main() {
@@ -106,18 +158,50 @@ fn run(bpffs: &Path) {
         .unwrap();
     assert!(o.status.success());
     let list = t.elapsed();
+    // bpftop (Netflix/bpftop), built by hand from its source: its path here.
+    let bpftop = std::env::var("DPDBG_BPFTOP").ok().filter(|p| !p.is_empty());
+    // Another dpdbg build (the commit before a change) measured in the same rounds.
+    let before = std::env::var("DPDBG_BENCH_BASELINE_BIN").ok().filter(|p| !p.is_empty());
+    let window = Duration::from_secs(
+        std::env::var("DPDBG_BENCH_WINDOW").ok().and_then(|w| w.parse().ok()).unwrap_or(WINDOW.as_secs()),
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let g = generator(bpffs, Arc::clone(&stop));
-    let overview = dashboard(bpffs, "1");
-    let conntrack = dashboard(bpffs, "4");
+    // In turns, so the machine's load moves all of them alike.
+    let (mut ours, mut theirs, mut base) = (vec![vec![]; VIEWS.len()], vec![], vec![vec![]; VIEWS.len()]);
+    for _ in 0..ROUNDS {
+        for (i, p) in dashboard(env!("CARGO_BIN_EXE_dpdbg"), bpffs, window).into_iter().enumerate() {
+            ours[i].push(p);
+        }
+        if let Some(bin) = &before {
+            for (i, p) in dashboard(bin, bpffs, window).into_iter().enumerate() {
+                base[i].push(p);
+            }
+        }
+        if let Some(b) = &bpftop {
+            let s = Session::start("bpftop", &format!("exec {b}"));
+            theirs.push(s.cpu(window));
+            assert!(s.screen().contains("eBPF programs"), "bpftop ran:\n{}", s.screen());
+        }
+    }
     stop.store(true, Ordering::Relaxed);
     let sent = g.join().unwrap();
     println!(
-        "dpdbg tui, default 1 s refresh, {ENTRIES} conntrack entries, ~{EVENTS_PER_S} drop events/s ({sent} sent), {}s each:",
-        WINDOW.as_secs()
+        "dpdbg tui, default 1 s refresh, {ENTRIES} conntrack entries, ~{EVENTS_PER_S} drop events/s ({sent} sent), in tmux, {ROUNDS} rounds of {}s per view (medians, % of one core):",
+        window.as_secs()
     );
-    println!("  Overview view    {overview:.2} % of one core (target <= 2 %)");
-    println!("  Conntrack view   {conntrack:.2} % of one core (target <= 2 %)");
+    let bpftop_pct = (!theirs.is_empty()).then(|| median(theirs.clone()));
+    match bpftop_pct {
+        Some(b) => println!("  bpftop (programs only)   {b:>5.2} %  (rounds {theirs:.2?})"),
+        None => println!("  bpftop: not given (DPDBG_BPFTOP=path of a bpftop built from its source)"),
+    }
+    for (i, (title, _)) in VIEWS.iter().enumerate() {
+        let m = median(ours[i].clone());
+        let ratio = bpftop_pct.map_or(String::new(), |b| format!(", {:.2}x bpftop (target <= 1x)", m / b.max(1e-9)));
+        let was =
+            if base[i].is_empty() { String::new() } else { format!(", before: {:.2} %", median(base[i].clone())) };
+        println!("  {title:<24} {m:>5.2} %{ratio}{was}  (rounds {:.2?})", ours[i]);
+    }
     println!(
         "  one `dpdbg bpf ct list -o json` of the same table: {:.1} ms, {:.2} % of a core if run every second",
         list.as_secs_f64() * 1e3,
