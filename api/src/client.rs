@@ -311,9 +311,13 @@ pub fn run_blocking(server: &str, args: Vec<String>, output: &str) -> Result<(i3
         let ch = connect(server).await.map_err(|e| e.to_string())?;
         let mut client = crate::events::commands_client::CommandsClient::new(ch);
         let req = RunRequest { args, output: output.to_string() };
+        let line = req.args.join(" ");
         let mut stream = client.run(req).await.map_err(|s| format!("{server}: {}", status_text(&s)))?.into_inner();
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        while let Some(m) = stream.message().await.map_err(|s| format!("{server}: {}", status_text(&s)))? {
+        let gone = |s: tonic::Status| {
+            format!("the server at {server} went away in the middle of `dpdbg {line}`: {}", status_text(&s))
+        };
+        while let Some(m) = stream.message().await.map_err(gone)? {
             match m.item {
                 Some(Item::Stdout(b)) => out.extend(b),
                 Some(Item::Stderr(b)) => err.extend(b),
@@ -321,7 +325,7 @@ pub fn run_blocking(server: &str, args: Vec<String>, output: &str) -> Result<(i3
                 None => {}
             }
         }
-        Err(format!("{server} ended the command without its exit status"))
+        Err(format!("the server at {server} ended `dpdbg {line}` without its exit status"))
     })
 }
 

@@ -555,38 +555,8 @@ fn chrono_free_stamp() -> String {
 /// Runs `dpdbg ARGS -o json` on the server's node and returns its stdout;
 /// its stderr is copied here, its exit code kept.
 fn capture(server: &str, args: Vec<String>) -> anyhow::Result<Vec<u8>> {
-    use dpdbg_api::events::RunRequest;
-    use dpdbg_api::events::commands_client::CommandsClient;
-    use dpdbg_api::events::run_output::Item;
-    let line = args.join(" ");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let (out, code) = rt.block_on(async {
-        let ch = dpdbg_api::client::connect(server).await?;
-        let refused = |s: dpdbg_api::tonic::Status| anyhow::anyhow!("{server}: {}", dpdbg_api::client::status_text(&s));
-        let mut stream = CommandsClient::new(ch)
-            .run(RunRequest { args, output: "json".into() })
-            .await
-            .map_err(refused)?
-            .into_inner();
-        let mut out = Vec::new();
-        loop {
-            let m = stream.message().await.map_err(|s| {
-                anyhow::anyhow!(
-                    "the server at {server} went away in the middle of `dpdbg {line}`: {}",
-                    dpdbg_api::client::status_text(&s)
-                )
-            })?;
-            let Some(m) = m else {
-                anyhow::bail!("the server at {server} ended `dpdbg {line}` without its exit status");
-            };
-            match m.item {
-                Some(Item::Stdout(b)) => out.extend_from_slice(&b),
-                Some(Item::Stderr(b)) => std::io::stderr().write_all(&b)?,
-                Some(Item::ExitCode(c)) => return Ok::<_, anyhow::Error>((out, c)),
-                None => {}
-            }
-        }
-    })?;
+    let (code, out, err) = dpdbg_api::client::run_blocking(server, args, "json").map_err(anyhow::Error::msg)?;
+    std::io::stderr().write_all(&err)?;
     if code != 0 {
         return Err(Exit(code.clamp(1, 255) as u8).into());
     }

@@ -951,37 +951,8 @@ impl VerifyCmd {
 /// Runs `dpdbg ARGS -o json` on the server's node: its stdout, stderr and
 /// exit code.
 fn remote(server: &str, args: Vec<String>) -> anyhow::Result<(Vec<u8>, Vec<u8>, i32)> {
-    use dpdbg_api::events::RunRequest;
-    use dpdbg_api::events::commands_client::CommandsClient;
-    use dpdbg_api::events::run_output::Item;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(async {
-        let ch = dpdbg_api::client::connect(server).await?;
-        let refused = |s: dpdbg_api::tonic::Status| anyhow::anyhow!("{server}: {}", dpdbg_api::client::status_text(&s));
-        let mut stream = CommandsClient::new(ch)
-            .run(RunRequest { args, output: "json".into() })
-            .await
-            .map_err(refused)?
-            .into_inner();
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        loop {
-            let m = stream.message().await.map_err(|s| {
-                anyhow::anyhow!(
-                    "the server at {server} went away in the middle of `dpdbg verify`: {}",
-                    dpdbg_api::client::status_text(&s)
-                )
-            })?;
-            let Some(m) = m else {
-                anyhow::bail!("the server at {server} ended `dpdbg verify` without its exit status");
-            };
-            match m.item {
-                Some(Item::Stdout(b)) => out.extend_from_slice(&b),
-                Some(Item::Stderr(b)) => err.extend_from_slice(&b),
-                Some(Item::ExitCode(c)) => return Ok((out, err, c)),
-                None => {}
-            }
-        }
-    })
+    let (code, out, err) = dpdbg_api::client::run_blocking(server, args, "json").map_err(anyhow::Error::msg)?;
+    Ok((out, err, code))
 }
 
 #[cfg(test)]
