@@ -431,11 +431,13 @@ impl FlowExplainer {
     async fn ask(&mut self, line: String) -> Result<Value, String> {
         use dpdbg_api::events::RunRequest;
         use dpdbg_api::events::run_output::Item;
-        if self.client.is_none() {
-            let ch = dpdbg_api::client::connect(&self.server).await.map_err(|e| e.to_string())?;
-            self.client = Some(dpdbg_api::events::commands_client::CommandsClient::new(ch));
-        }
-        let client = self.client.as_mut().expect("connected above");
+        let client = match &mut self.client {
+            Some(c) => c,
+            None => {
+                let ch = dpdbg_api::client::connect(&self.server).await.map_err(|e| e.to_string())?;
+                self.client.insert(dpdbg_api::events::commands_client::CommandsClient::new(ch))
+            }
+        };
         let req = RunRequest { args: vec!["explain".into(), line], output: "json".into() };
         let mut stream = client
             .run(req)
