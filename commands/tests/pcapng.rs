@@ -11,22 +11,13 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{Bpffs, LabGuard, Server};
+use common::{Bpffs, LabGuard, Server, show};
 use serde_json::Value;
 
 fn dpdbg(bpffs: &Path, state: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dpdbg"));
     c.arg("--bpffs").arg(bpffs).env("DPDBG_LAB_STATE", state);
     c
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// One packet as tshark reads it back.
